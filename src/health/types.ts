@@ -1,0 +1,81 @@
+/**
+ * Shapes of the health stage. The reducers (thresholds.ts, breaker.ts, classify.ts) are pure:
+ * `step(state, event, now) -> { state, transition? }`; registry.ts holds one of each per backend.
+ */
+import type { BreakerStatus, HealthStatus, ProbeResult } from '../model.js';
+
+/** The seed's FailureType values. Issue 2 detects the ones a probe can tell apart. */
+export type FailureType =
+  | 'health_check_failed'
+  | 'health_check_timeout'
+  | 'health_check_error'
+  | 'high_response_time'
+  | 'high_error_rate'
+  | 'high_resource_usage'
+  | 'container_stopped'
+  | 'container_restart_loop'
+  | 'container_oom_killed'
+  | 'network_unreachable'
+  | 'port_not_listening'
+  | 'dns_resolution_failed'
+  | 'application_startup_failed'
+  | 'application_deadlock'
+  | 'application_memory_leak';
+
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
+
+/** The seed's FailureEvent. */
+export interface FailureEvent {
+  failureType: FailureType;
+  backendId: string;
+  app: string;
+  severity: Severity;
+  message: string;
+  details: Record<string, unknown>;
+  timestamp: number;
+  consecutiveCount: number;
+  totalCount: number;
+  firstOccurrence: number;
+  critical: boolean;
+}
+
+/** A change of one backend's health state or breaker state. Only these flow downstream. */
+export type Transition =
+  | {
+      kind: 'health';
+      backendId: string;
+      app: string;
+      from: HealthStatus;
+      to: HealthStatus;
+      at: number;
+      reason: string;
+    }
+  | {
+      kind: 'breaker';
+      backendId: string;
+      app: string;
+      from: BreakerStatus;
+      to: BreakerStatus;
+      at: number;
+      reason: string;
+    };
+
+/** Read-only view of one backend for the upstream builder, API and metrics. */
+export interface BackendView {
+  backendId: string;
+  app: string;
+  host: string;
+  port: number;
+  weight: number;
+  backup: boolean;
+  health: HealthStatus;
+  breaker: BreakerStatus;
+  /** Unhealthy or breaker not closed. */
+  ejected: boolean;
+  consecutiveFailures: number;
+  consecutiveSuccesses: number;
+  lastProbe: ProbeResult | null;
+  lastFailure: FailureEvent | null;
+  /** Epoch ms of the last health or breaker change. */
+  since: number;
+}

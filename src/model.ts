@@ -1,0 +1,72 @@
+/**
+ * Domain types shared by the pipeline stages (vocabulary in ARCHITECTURE.md). Stages exchange
+ * only these plain data shapes; none of them carries behaviour.
+ */
+import type { HealthCheckConfig } from './config/types.js';
+
+/** One address of an app, as a discovery source sees it now. */
+export interface Backend {
+  /** Stable key: `${app}/${host}:${port}`. */
+  id: string;
+  app: string;
+  host: string;
+  port: number;
+  weight: number;
+  backup: boolean;
+  health: HealthCheckConfig;
+  /** Name of the discovery source that reported it. */
+  source: string;
+}
+
+export function backendId(app: string, host: string, port: number): string {
+  return `${app}/${formatAddress(host, port)}`;
+}
+
+/** host:port, with IPv6 hosts bracketed as nginx expects. */
+export function formatAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The full set of backends one discovery source sees now. Sources never send deltas. */
+export interface Snapshot {
+  source: string;
+  backends: Backend[];
+}
+
+/** Why a probe failed, as far as the prober can tell. */
+export type ProbeErrorClass =
+  | 'timeout'
+  | 'connection_refused'
+  | 'connection_reset'
+  | 'network_unreachable'
+  | 'dns'
+  | 'tls'
+  | 'unexpected_status'
+  | 'unexpected_body'
+  | 'unexpected_response'
+  | 'error';
+
+/** One probe's outcome. Data, never an exception. */
+export interface ProbeResult {
+  backendId: string;
+  app: string;
+  checkType: 'http' | 'tcp';
+  healthy: boolean;
+  /** Wall time from start to outcome, milliseconds. */
+  responseTimeMs: number;
+  statusCode: number | null;
+  /** First 1000 characters of an HTTP body. */
+  body: string | null;
+  errorClass: ProbeErrorClass | null;
+  /** Human-readable detail, e.g. `connect ECONNREFUSED 127.0.0.1:8002`. */
+  error: string | null;
+  /** Epoch ms when the probe started. */
+  startedAt: number;
+  /** Epoch ms when it finished. */
+  finishedAt: number;
+  /** Retries used (max_retries). */
+  attempts: number;
+}
+
+export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy';
+export type BreakerStatus = 'closed' | 'open' | 'half_open';

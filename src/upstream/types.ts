@@ -1,0 +1,26 @@
+/**
+ * The pipeline's decision of what nginx should route to, independent of how nginx is told
+ * (render + reload today; DNS SRV answers later).
+ */
+export interface DesiredServer {
+  /** host:port as nginx writes it (IPv6 bracketed). */
+  address: string;
+  weight: number;
+  backup: boolean;
+  /** Ejected but kept as `down` (eject mode `down`). Omitted servers are not listed at all. */
+  down: boolean;
+}
+
+export interface DesiredUpstream {
+  /** App name, also the nginx upstream name. */
+  name: string;
+  servers: DesiredServer[];
+  /** Every server was ejected, so all are routed to anyway (never render an empty upstream). */
+  panic: boolean;
+  keepalive: number;
+  balance: 'round_robin' | 'least_conn' | 'ip_hash' | 'random';
+}
+
+export interface DesiredSet {
+  upstreams: DesiredUpstream[];
+}
