@@ -1,0 +1,127 @@
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, expect, test } from 'vitest';
+import { loadConfigFile } from '../../src/config/load.js';
+import type { SidecarConfig } from '../../src/config/types.js';
+import { createConfigWatcher, type ConfigWatcher } from '../../src/config/watch.js';
+import { ConfigError } from '../../src/errors.js';
+
+let dir: string;
+let path: string;
+let watcher: ConfigWatcher | undefined;
+const changes: SidecarConfig[] = [];
+const errors: Error[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'orchestry-watch-'));
+  path = join(dir, 'sidecar.yaml');
+  changes.length = 0;
+  errors.length = 0;
+});
+
+afterEach(async () => {
+  await watcher?.close();
+  watcher = undefined;
+  await rm(dir, { recursive: true, force: true });
+});
+
+function yaml(...backends: string[]): string {
+  return `apps:\n  web:\n    backends: [${backends.join(', ')}]\n`;
+}
+
+/** Saves the way many editors do: write a sibling temp file, then rename it over the original. */
+async function saveByRename(text: string): Promise<void> {
+  const temp = join(dir, '.sidecar.yaml.swp');
+  await writeFile(temp, text);
+  await rename(temp, path);
+}
+
+/** Polls until `condition` holds; real file events arrive on their own schedule. */
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function start(initial?: SidecarConfig): ConfigWatcher {
+  watcher = createConfigWatcher({
+    path,
+    env: {},
+    ...(initial ? { initial } : {}),
+    debounceMs: 20,
+    onChange: (config) => changes.push(config),
+    onError: (err) => errors.push(err),
+  });
+  return watcher;
+}
+
+const ports = (config: SidecarConfig | undefined) => config?.apps[0]?.backends.map((b) => b.port);
+
+test('reports the current config once ready when no initial config is given', async () => {
+  await writeFile(path, yaml('127.0.0.1:8001'));
+  await start().ready;
+  expect(changes.map(ports)).toEqual([[8001]]);
+});
+
+test('reloads on edits, keeps the last good config through an invalid one, and recovers', async () => {
+  await writeFile(path, yaml('127.0.0.1:8001'));
+  await start(await loadConfigFile(path, {})).ready;
+  expect(changes).toEqual([]);
+
+  await saveByRename(yaml('127.0.0.1:8001', '127.0.0.1:8002'));
+  await waitFor(() => changes.length === 1, 'the new backend');
+  expect(ports(changes[0])).toEqual([8001, 8002]);
+
+  await writeFile(path, 'apps:\n  web:\n    backends: [127.0.0.1:8001]\n    health: { port: 0 }\n');
+  await waitFor(() => errors.length === 1, 'the validation error');
+  expect(errors[0]).toBeInstanceOf(ConfigError);
+  expect(errors[0]?.message).toContain('apps.web.health.port: must be between 1 and 65535 (got 0)');
+  expect(changes).toHaveLength(1);
+
+  await saveByRename(yaml('127.0.0.1:8003'));
+  await waitFor(() => changes.length === 2, 'the fixed config');
+  expect(ports(changes[1])).toEqual([8003]);
+  expect(errors).toHaveLength(1);
+});
+
+test('does not report a change when the file still means the same config', async () => {
+  await writeFile(path, yaml('127.0.0.1:8001'));
+  const initial = await loadConfigFile(path, {});
+  // Same meaning, different text: the watcher's first load must compare structurally.
+  await writeFile(path, `# edited\n${yaml('127.0.0.1:8001')}`);
+  await start(initial).ready;
+  expect(changes).toEqual([]);
+  expect(errors).toEqual([]);
+});
+
+test('notices an edit made between the caller loading the file and the watcher starting', async () => {
+  await writeFile(path, yaml('127.0.0.1:8001'));
+  const initial = await loadConfigFile(path, {});
+  await writeFile(path, yaml('127.0.0.1:8009'));
+  await start(initial).ready;
+  expect(changes.map(ports)).toEqual([[8009]]);
+});
+
+test('reports an unreadable file through onError and ignores other files in the directory', async () => {
+  await writeFile(path, yaml('127.0.0.1:8001'));
+  await start().ready;
+  await writeFile(join(dir, 'other.yaml'), 'not: [valid');
+  await rm(path);
+  await waitFor(() => errors.length === 1, 'the read error');
+  expect(errors[0]?.message).toBe(`cannot read config file ${path}: no such file (ENOENT)`);
+  expect(changes).toHaveLength(1);
+});
+
+test('ends on the final content after a rapid burst of saves', async () => {
+  await writeFile(path, yaml('127.0.0.1:8001'));
+  await start().ready;
+  await saveByRename(yaml('127.0.0.1:8002'));
+  await writeFile(path, yaml('127.0.0.1:8003'));
+  await saveByRename(yaml('127.0.0.1:8004'));
+  await writeFile(path, yaml('127.0.0.1:8005'));
+  await waitFor(() => ports(changes.at(-1))?.[0] === 8005, 'the last save');
+  expect(errors).toEqual([]);
+});
