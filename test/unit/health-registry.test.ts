@@ -1,0 +1,248 @@
+import { describe, expect, it } from 'vitest';
+import { createManualClock } from '../../src/clock.js';
+import { DEFAULT_BREAKER_CONFIG, NO_TICKET } from '../../src/health/breaker.js';
+import { createHealthRegistry } from '../../src/health/registry.js';
+import type { FailureDetectionConfig, HealthCheckConfig } from '../../src/config/types.js';
+import { backendId, type Backend, type ProbeResult } from '../../src/model.js';
+
+const health: HealthCheckConfig = {
+  protocol: 'HTTP',
+  scheme: 'http',
+  path: '/health',
+  port: 8000,
+  method: 'GET',
+  headers: {},
+  body: null,
+  expected_status_codes: [200],
+  expected_body: null,
+  probe_data: null,
+  expected_response: null,
+  initial_delay_seconds: 0,
+  period_seconds: 5,
+  timeout_seconds: 2,
+  failure_threshold: 3,
+  success_threshold: 1,
+  enabled: true,
+  follow_redirects: false,
+  verify_ssl: true,
+  max_retries: 0,
+};
+
+const detection: FailureDetectionConfig = {
+  max_response_time_ms: 5000,
+  max_error_rate_percent: 5,
+  consecutive_failure_limit: 3,
+  failure_rate_window_minutes: 10,
+};
+
+function backend(app: string, port: number, over: Partial<Backend> = {}): Backend {
+  return { id: backendId(app, '127.0.0.1', port), app, host: '127.0.0.1', port, weight: 1, backup: false, health, source: 'test', ...over };
+}
+
+function probe(b: Backend, healthy: boolean, over: Partial<ProbeResult> = {}): ProbeResult {
+  return {
+    backendId: b.id,
+    app: b.app,
+    checkType: 'http',
+    healthy,
+    responseTimeMs: 4,
+    statusCode: healthy ? 200 : null,
+    body: healthy ? 'ok' : null,
+    errorClass: healthy ? null : 'connection_refused',
+    error: healthy ? null : `connect ECONNREFUSED 127.0.0.1:${b.port}`,
+    startedAt: 0,
+    finishedAt: 4,
+    attempts: 1,
+    ...over,
+  };
+}
+
+function setup() {
+  const clock = createManualClock(1_000_000);
+  const registry = createHealthRegistry({ clock, breaker: { ...DEFAULT_BREAKER_CONFIG }, detection });
+  /** Admit, then record; returns everything both steps emitted. */
+  const run = (b: Backend, healthy: boolean, over: Partial<ProbeResult> = {}) => {
+    const a = registry.admit(b.id);
+    if (!a.admit) return { admitted: false, transitions: a.transitions, failures: [] };
+    const r = registry.record(probe(b, healthy, over), a.ticket);
+    return { admitted: true, transitions: [...a.transitions, ...r.transitions], failures: r.failures };
+  };
+  return { clock, registry, run };
+}
+
+describe('health registry', () => {
+  it('starts new backends unknown, closed and routed', () => {
+    const { registry } = setup();
+    const b = backend('web', 8001);
+    expect(registry.sync([b])).toEqual({ added: [b.id], removed: [] });
+    expect(registry.view(b.id)).toEqual({
+      backendId: b.id,
+      app: 'web',
+      host: '127.0.0.1',
+      port: 8001,
+      weight: 1,
+      backup: false,
+      health: 'unknown',
+      breaker: 'closed',
+      ejected: false,
+      consecutiveFailures: 0,
+      consecutiveSuccesses: 0,
+      lastProbe: null,
+      lastFailure: null,
+      since: 1_000_000,
+    });
+  });
+
+  it('drops backends missing from the next snapshot and keeps the state of those still present', () => {
+    const { registry, run } = setup();
+    const a = backend('web', 8001);
+    const b = backend('web', 8002);
+    registry.sync([a, b]);
+    run(a, true);
+    const c = backend('web', 8003);
+    expect(registry.sync([{ ...a, weight: 5 }, c])).toEqual({ added: [c.id], removed: [b.id] });
+    expect(registry.view(b.id)).toBeUndefined();
+    expect(registry.view(a.id)).toMatchObject({ health: 'healthy', weight: 5 });
+    expect(registry.view(c.id)).toMatchObject({ health: 'unknown' });
+  });
+
+  it('applies a changed failure_threshold from the next snapshot to the existing streak', () => {
+    const { registry, run } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    run(b, false);
+    expect(registry.view(b.id)?.health).toBe('unknown');
+    const stricter = { ...b, health: { ...health, failure_threshold: 2 } };
+    registry.sync([stricter]);
+    expect(run(stricter, false).transitions.map((t) => t.to)).toEqual(['unhealthy']);
+  });
+
+  it('lists views by app, then in the order the snapshot gave them', () => {
+    const { registry } = setup();
+    const backends = [backend('web', 8002), backend('api', 9001), backend('web', 8001), backend('api', 9000)];
+    registry.sync(backends);
+    expect(registry.views().map((v) => v.backendId)).toEqual([
+      'api/127.0.0.1:9001',
+      'api/127.0.0.1:9000',
+      'web/127.0.0.1:8002',
+      'web/127.0.0.1:8001',
+    ]);
+  });
+
+  it('emits the health transition once, at failure_threshold, and ejects the backend', () => {
+    const { registry, run, clock } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    expect(run(b, false).transitions).toEqual([]);
+    expect(run(b, false).transitions).toEqual([]);
+    clock.advance(5000);
+    const third = run(b, false);
+    expect(third.transitions).toEqual([
+      {
+        kind: 'health',
+        backendId: b.id,
+        app: 'web',
+        from: 'unknown',
+        to: 'unhealthy',
+        at: 1_005_000,
+        reason: '3 consecutive failures: connect ECONNREFUSED 127.0.0.1:8001',
+      },
+    ]);
+    expect(run(b, false).transitions).toEqual([]);
+    expect(registry.view(b.id)).toMatchObject({ health: 'unhealthy', ejected: true, consecutiveFailures: 4, since: 1_005_000 });
+  });
+
+  it('opens the breaker at its own failure_threshold and then refuses probes until the recovery timeout', () => {
+    const { registry, run, clock } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    for (let i = 0; i < 4; i++) run(b, false);
+    const fifth = run(b, false);
+    expect(fifth.transitions).toEqual([
+      expect.objectContaining({ kind: 'breaker', from: 'closed', to: 'open', reason: '5 consecutive failures: connect ECONNREFUSED 127.0.0.1:8001' }),
+    ]);
+    expect(registry.admit(b.id)).toEqual({ admit: false, ticket: NO_TICKET, transitions: [] });
+    clock.advance(60_000);
+    const trial = registry.admit(b.id);
+    expect(trial.admit).toBe(true);
+    expect(trial.transitions).toEqual([
+      expect.objectContaining({ kind: 'breaker', backendId: b.id, from: 'open', to: 'half_open', at: 1_060_000 }),
+    ]);
+    expect(registry.view(b.id)).toMatchObject({ breaker: 'half_open', ejected: true, since: 1_060_000 });
+  });
+
+  it('readmits a backend once health is healthy and the breaker has closed again', () => {
+    const { registry, run, clock } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    for (let i = 0; i < 5; i++) run(b, false);
+    clock.advance(60_000);
+    const first = run(b, true);
+    expect(first.transitions.map((t) => `${t.kind}:${t.to}`)).toEqual(['breaker:half_open', 'health:healthy']);
+    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', breaker: 'half_open', ejected: true });
+    run(b, true);
+    const third = run(b, true);
+    expect(third.transitions.map((t) => `${t.kind}:${t.to}`)).toEqual(['breaker:closed']);
+    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', breaker: 'closed', ejected: false });
+  });
+
+  it('does not eject a backend whose health is still unknown', () => {
+    const { registry, run } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    run(b, false);
+    expect(registry.view(b.id)).toMatchObject({ health: 'unknown', breaker: 'closed', ejected: false });
+  });
+
+  it('counts a stale ticket towards health but not towards the breaker', () => {
+    const { registry, run } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    for (let i = 0; i < 4; i++) run(b, false);
+    const stale = registry.admit(b.id);
+    run(b, false); // opens the breaker, moving its epoch on
+    const late = registry.record(probe(b, true), stale.ticket);
+    expect(late.transitions.map((t) => `${t.kind}:${t.to}`)).toEqual(['health:healthy']);
+    expect(registry.view(b.id)?.breaker).toBe('open');
+  });
+
+  it('returns failure events and remembers the last probe and failure', () => {
+    const { registry, run } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    const out = run(b, false);
+    expect(out.failures.map((f) => [f.failureType, f.consecutiveCount])).toEqual([['port_not_listening', 1]]);
+    run(b, true);
+    const view = registry.view(b.id)!;
+    expect(view.lastProbe?.healthy).toBe(true);
+    expect(view.lastFailure?.failureType).toBe('port_not_listening');
+  });
+
+  it('reports a slow but healthy probe as high_response_time without ejecting', () => {
+    const { registry, run } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    const out = run(b, true, { responseTimeMs: 7000 });
+    expect(out.failures.map((f) => f.failureType)).toEqual(['high_response_time']);
+    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', ejected: false });
+  });
+
+  it('ignores results and admissions for backends it does not know', () => {
+    const { registry } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    registry.sync([]);
+    expect(registry.record(probe(b, false), 0)).toEqual({ transitions: [], failures: [] });
+    expect(registry.admit(b.id)).toEqual({ admit: false, ticket: NO_TICKET, transitions: [] });
+    expect(registry.views()).toEqual([]);
+  });
+
+  it('uses updated breaker settings from the next probe on', () => {
+    const { registry, run } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    run(b, false);
+    registry.updateConfig({ ...DEFAULT_BREAKER_CONFIG, failure_threshold: 2 }, detection);
+    expect(run(b, false).transitions).toContainEqual(expect.objectContaining({ kind: 'breaker', to: 'open' }));
+  });
+});
