@@ -1,0 +1,191 @@
+/**
+ * Bringing nginx in line with a DesiredSet. The pipeline decides *what* (DesiredSet); an
+ * UpstreamApplier decides *how nginx is told*. This one renders a file and reloads nginx; a
+ * DNS SRV applier (no reloads, nginx >= 1.27.3 `resolve`) can implement the same interface.
+ */
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { NginxConfig } from '../config/types.js';
+import { SidecarError, describeError } from '../errors.js';
+import type { DesiredSet } from '../upstream/types.js';
+import { reloadNginx } from './reload.js';
+import type { Renderer } from './render.js';
+import { validateNginx } from './validate.js';
+import { toViewModel } from './view-model.js';
+
+export type ApplyStage = 'render' | 'write' | 'validate' | 'reload';
+
+/** What one apply() did. Data, never an exception. */
+export interface ApplyOutcome {
+  result: 'unchanged' | 'applied' | 'failed';
+  /** Where a failed apply stopped. */
+  stage?: ApplyStage;
+  error?: string;
+  /** SidecarError code of the failure, e.g. NGINX_NOT_RUNNING. */
+  code?: string;
+  /** Wall time of the whole apply, milliseconds. */
+  durationMs: number;
+  /** A reload signal was delivered. */
+  reloaded: boolean;
+  /** The rendered text, when rendering succeeded. */
+  text?: string;
+  /** Per-stage wall times of the stages that ran, milliseconds (for benchmarks). */
+  timings?: Partial<Record<ApplyStage, number>>;
+}
+
+/** Tells nginx about a DesiredSet. */
+export interface UpstreamApplier {
+  /** Never rejects; concurrent calls run one after another. */
+  apply(set: DesiredSet): Promise<ApplyOutcome>;
+  /** The text last validated and reloaded by this applier (or carried over from `previous`). */
+  readonly lastGood: string | null;
+}
+
+export interface RenderReloadApplierOptions {
+  nginx: NginxConfig;
+  /** A loaded renderer. */
+  renderer: Renderer;
+  /** An applier this one replaces (e.g. after a template change): its lastGood is kept, so an
+   *  identical rendering is still 'unchanged'. */
+  previous?: Pick<UpstreamApplier, 'lastGood'>;
+}
+
+/**
+ * render -> compare with last good -> write temp + fsync -> rename over output_path ->
+ * `nginx -t` -> reload; on a failed test the previous file content is put back.
+ *
+ * Why swap-then-test instead of testing a copy of the main config that includes the temp file:
+ * `nginx -t` on the real main config checks exactly what nginx will load, whatever the include
+ * style (globs, nested includes, relative paths), and the same steps work when nginx runs in
+ * another container (run `nginx -t` there). The cost is a short window in which the untested
+ * file is on disk; nginx only reads it on a reload or start, and we restore it before reloading.
+ */
+export function createRenderReloadApplier(opts: RenderReloadApplierOptions): UpstreamApplier {
+  const { nginx, renderer } = opts;
+  const output = nginx.output_path;
+  // Must not end in .conf: an `include conf.d/*.conf` would otherwise pick up a half-written file.
+  const tempPath = join(dirname(output), `.${basename(output)}.tmp-${process.pid}`);
+  let lastGood: string | null = opts.previous?.lastGood ?? null;
+  // What output_path holds now: undefined until first read, null when there is no file.
+  let onDisk: string | null | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const writeAtomically = async (text: string) => {
+    const handle = await open(tempPath, 'w', 0o644);
+    try {
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tempPath, output);
+  };
+
+  const restore = async (previous: string | null) => {
+    if (previous === null) await unlink(output).catch(ignoreMissing);
+    else await writeAtomically(previous);
+    onDisk = previous;
+  };
+
+  const applyOnce = async (set: DesiredSet): Promise<ApplyOutcome> => {
+    const started = performance.now();
+    const timings: Partial<Record<ApplyStage, number>> = {};
+    let stageStart = started;
+    const lap = (stage: ApplyStage) => {
+      const now = performance.now();
+      timings[stage] = now - stageStart;
+      stageStart = now;
+    };
+    const done = (o: Omit<ApplyOutcome, 'durationMs' | 'timings'>): ApplyOutcome => ({
+      ...o,
+      durationMs: performance.now() - started,
+      timings,
+    });
+    const failed = (stage: ApplyStage, err: unknown, text?: string) =>
+      done({
+        result: 'failed',
+        stage,
+        error: describeError(err),
+        ...(err instanceof SidecarError ? { code: err.code } : {}),
+        reloaded: false,
+        ...(text === undefined ? {} : { text }),
+      });
+
+    let text: string;
+    try {
+      text = renderer.render(toViewModel(set));
+    } catch (err) {
+      return failed('render', err);
+    }
+    lap('render');
+    if (text === lastGood) return done({ result: 'unchanged', reloaded: false, text });
+
+    let previous: string | null;
+    try {
+      if (onDisk === undefined) onDisk = await readFile(output, 'utf8').catch(nullIfMissing);
+      previous = onDisk;
+      await writeAtomically(text);
+      onDisk = text;
+    } catch (err) {
+      await unlink(tempPath).catch(() => undefined);
+      return failed('write', err, text);
+    }
+    lap('write');
+
+    if (nginx.validate) {
+      try {
+        await validateNginx(nginx);
+      } catch (err) {
+        lap('validate');
+        try {
+          await restore(previous);
+        } catch (restoreErr) {
+          onDisk = undefined; // unknown now; read it again next time
+          return failed(
+            'validate',
+            new SidecarError(
+              'RESTORE_FAILED',
+              `${describeError(err)}; restoring ${output} also failed: ${describeError(restoreErr)}`,
+            ),
+            text,
+          );
+        }
+        return failed('validate', err, text);
+      }
+      lap('validate');
+    }
+
+    try {
+      await reloadNginx(nginx);
+    } catch (err) {
+      // The file stays: it passed `nginx -t` (unless validation is off), so it is what nginx
+      // should load at its next start or reload. lastGood is not updated, so the same set is retried on the next apply.
+      lap('reload');
+      return failed('reload', err, text);
+    }
+    lap('reload');
+    lastGood = text;
+    return done({ result: 'applied', reloaded: true, text });
+  };
+
+  return {
+    apply(set) {
+      const run = queue.then(() => applyOnce(set));
+      queue = run.catch(() => undefined);
+      return run;
+    },
+    get lastGood() {
+      return lastGood;
+    },
+  };
+}
+
+function nullIfMissing(err: unknown): null {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+  throw err;
+}
+
+function ignoreMissing(err: unknown): void {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+}

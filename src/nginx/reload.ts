@@ -1,0 +1,74 @@
+import { readFile } from 'node:fs/promises';
+import type { NginxConfig } from '../config/types.js';
+import { SidecarError, describeError } from '../errors.js';
+import { runNginx, targetArgs } from './run.js';
+
+/**
+ * Tells nginx to re-read its config. With `pid_path`: SIGHUP to the master named in that file
+ * (no nginx binary needed, works across a shared pid namespace); otherwise `nginx -s reload`.
+ * Both only deliver the signal: nginx loads the new config asynchronously.
+ * Throws SidecarError: NGINX_NOT_RUNNING (missing, garbage or stale pid), NGINX_RELOAD_FAILED,
+ * or runNginx's errors.
+ */
+export async function reloadNginx(
+  nginx: Pick<NginxConfig, 'binary' | 'prefix' | 'config_path' | 'pid_path'>,
+  opts: { timeoutMs?: number } = {},
+): Promise<void> {
+  if (!nginx.pid_path) {
+    await runNginx(nginx.binary, ['-s', 'reload', ...targetArgs(nginx)], opts);
+    return;
+  }
+  const pid = await readPid(nginx.pid_path);
+  await signalNginx(pid, nginx.pid_path);
+}
+
+async function readPid(path: string): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw notRunning(`pid file ${path} does not exist`);
+    }
+    const detail = `cannot read nginx pid file ${path}: ${describeError(err)}`;
+    throw new SidecarError('NGINX_RELOAD_FAILED', detail, { cause: err });
+  }
+  const trimmed = text.trim();
+  // pid 0 or a negative pid would signal a whole process group, ours included.
+  if (!/^\d+$/.test(trimmed) || Number(trimmed) < 1) {
+    throw notRunning(`pid file ${path} holds ${JSON.stringify(trimmed.slice(0, 40))}, not a pid`);
+  }
+  return Number(trimmed);
+}
+
+async function signalNginx(pid: number, path: string): Promise<void> {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') {
+      throw notRunning(`pid file ${path} names pid ${pid}, which does not exist`);
+    }
+    throw cannotSignal(pid, path, err);
+  }
+  // A stale pid file can name a pid the kernel has since given to another process, for which
+  // SIGHUP usually means "terminate". Where /proc exists, make sure it is nginx.
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+  if (cmdline !== null && !cmdline.includes('nginx')) {
+    const name = cmdline.split('\0').join(' ').trim().slice(0, 60);
+    throw notRunning(`pid file ${path} names pid ${pid}, which is not nginx (${JSON.stringify(name)})`);
+  }
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch (err) {
+    throw cannotSignal(pid, path, err);
+  }
+}
+
+function cannotSignal(pid: number, path: string, err: unknown): SidecarError {
+  const detail = `cannot signal nginx pid ${pid} (from ${path}): ${describeError(err)}`;
+  return new SidecarError('NGINX_RELOAD_FAILED', detail, { cause: err });
+}
+
+function notRunning(detail: string): SidecarError {
+  return new SidecarError('NGINX_NOT_RUNNING', `nginx is not running: ${detail}`);
+}

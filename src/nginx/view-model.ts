@@ -1,0 +1,126 @@
+/**
+ * DesiredSet -> template context. Every value is checked again here, whatever validated it
+ * before: names and addresses can come from Docker labels, and anything that reaches the
+ * template is written verbatim into nginx's config (the template runs with noEscape).
+ */
+import { isIPv6 } from 'node:net';
+import { SidecarError } from '../errors.js';
+import type { DesiredSet, DesiredUpstream } from '../upstream/types.js';
+
+/** What every upstreams template is rendered with. */
+export interface UpstreamsContext {
+  generatedBy: string;
+  upstreams: UpstreamContext[];
+}
+
+export interface UpstreamContext {
+  name: string;
+  /** Directive without `;` (`least_conn`), or '' for nginx's default round robin. */
+  balanceDirective: string;
+  /** 0 means no keepalive directive. */
+  keepalive: number;
+  panic: boolean;
+  /** The app has no backends; templates render a `down` placeholder (see the default). */
+  empty: boolean;
+  servers: ServerContext[];
+}
+
+export interface ServerContext {
+  address: string;
+  weight: number;
+  backup: boolean;
+  down: boolean;
+  /** Ready-made server parameters with a leading space, e.g. ` weight=2 backup down`. */
+  params: string;
+}
+
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const HOST_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const BALANCE: Record<DesiredUpstream['balance'], string> = {
+  round_robin: '',
+  least_conn: 'least_conn',
+  ip_hash: 'ip_hash',
+  random: 'random',
+};
+/** nginx rejects `backup` under these methods. */
+const NO_BACKUP = new Set(['ip_hash', 'random']);
+
+/** Builds the template context; throws SidecarError('RENDER_INVALID_VALUE') on any bad value. */
+export function toViewModel(set: DesiredSet): UpstreamsContext {
+  const seen = new Set<string>();
+  const upstreams = set.upstreams.map((u): UpstreamContext => {
+    if (typeof u.name !== 'string' || !NAME.test(u.name)) {
+      invalid(`invalid upstream name ${show(u.name)}`);
+    }
+    if (seen.has(u.name)) invalid(`duplicate upstream name ${show(u.name)}`);
+    seen.add(u.name);
+    const where = `upstream ${show(u.name)}`;
+    if (!Object.hasOwn(BALANCE, u.balance)) invalid(`${where}: invalid balance ${show(u.balance)}`);
+    if (!isIntIn(u.keepalive, 0, 10_000)) {
+      invalid(`${where}: invalid keepalive ${show(u.keepalive)} (integer 0..10000)`);
+    }
+    if (typeof u.panic !== 'boolean') invalid(`${where}: invalid panic flag ${show(u.panic)}`);
+    const servers = u.servers.map((s): ServerContext => {
+      if (!isAddress(s.address)) {
+        const expected = 'IPv4:port, [IPv6]:port or hostname:port';
+        invalid(`${where}: invalid server address ${show(s.address)} (${expected})`);
+      }
+      const server = `${where}: server ${s.address}`;
+      if (!isIntIn(s.weight, 1, 1000)) invalid(`${server}: invalid weight ${show(s.weight)} (integer 1..1000)`);
+      if (typeof s.backup !== 'boolean') invalid(`${server}: invalid backup flag ${show(s.backup)}`);
+      if (typeof s.down !== 'boolean') invalid(`${server}: invalid down flag ${show(s.down)}`);
+      if (s.backup && NO_BACKUP.has(u.balance)) {
+        invalid(`${server}: backup is not supported with balance ${show(u.balance)}`);
+      }
+      const params =
+        (s.weight === 1 ? '' : ` weight=${s.weight}`) + (s.backup ? ' backup' : '') + (s.down ? ' down' : '');
+      return { address: s.address, weight: s.weight, backup: s.backup, down: s.down, params };
+    });
+    if (servers.length > 0 && servers.every((s) => s.backup)) {
+      invalid(`${where}: every server is a backup; nginx needs at least one non-backup server`);
+    }
+    return {
+      name: u.name,
+      balanceDirective: BALANCE[u.balance],
+      keepalive: u.keepalive,
+      panic: u.panic,
+      empty: servers.length === 0,
+      servers,
+    };
+  });
+  return { generatedBy: 'orchestry-sidecar', upstreams };
+}
+
+function isAddress(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  const bracketed = /^\[([^\]]+)\]:(\d{1,5})$/.exec(value);
+  if (bracketed) return isIPv6(bracketed[1]!) && isPort(bracketed[2]!);
+  const plain = /^([^:]+):(\d{1,5})$/.exec(value);
+  if (!plain) return false;
+  const host = plain[1]!;
+  return isPort(plain[2]!) && (IPV4.test(host) || isHostname(host));
+}
+
+function isHostname(host: string): boolean {
+  // A dotted all-numeric name is a malformed IPv4 address, not a hostname.
+  if (host.length > 253 || /^[\d.]+$/.test(host)) return false;
+  return host.split('.').every((label) => HOST_LABEL.test(label));
+}
+
+function isPort(text: string): boolean {
+  const n = Number(text);
+  return n >= 1 && n <= 65535;
+}
+
+function isIntIn(value: unknown, min: number, max: number): boolean {
+  return Number.isInteger(value) && (value as number) >= min && (value as number) <= max;
+}
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+
+function invalid(message: string): never {
+  throw new SidecarError('RENDER_INVALID_VALUE', message);
+}

@@ -1,0 +1,230 @@
+/**
+ * A private nginx for integration tests: everything it writes (pid, logs, temp dirs) lives in
+ * one temp dir, it listens on a free 127.0.0.1 port, runs in the foreground as our child and is
+ * stopped by its pid. Never touches the system nginx.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NginxConfig } from '../../src/config/types.js';
+import { waitFor } from './wait.js';
+
+export const NGINX_BIN = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
+
+/** A temp dir for one nginx, readable by its workers (they may run as nobody under root). */
+export async function makeNginxDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'orchestry-nginx-'));
+  await chmod(dir, 0o755);
+  await mkdir(join(dir, 'conf.d'));
+  await mkdir(join(dir, 'logs'));
+  await mkdir(join(dir, 'tmp'));
+  return dir;
+}
+
+/** http-level directives that keep every temp path inside `dir`. */
+export function privateTempPaths(dir: string): string {
+  return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+    .map((t) => `    ${t}_temp_path ${join(dir, 'tmp', t)};`)
+    .join('\n');
+}
+
+/**
+ * A port that was free a moment ago on 127.0.0.1, chosen below the kernel's ephemeral range:
+ * a port from that range (what listen(0) returns) can be taken by any outgoing connection,
+ * e.g. nginx's own to a backend, before nginx gets to bind it.
+ */
+export async function freePort(): Promise<number> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768');
+  const low = Number(range.trim().split(/\s+/)[0]) || 32768;
+  const base = Math.min(20_000, low - 1000);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = base + Math.floor(Math.random() * (low - base));
+    if (await canListen(port)) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
+}
+
+function canListen(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+export interface NginxInstance {
+  dir: string;
+  port: number;
+  configPath: string;
+  pidPath: string;
+  /** The generated upstreams file the main config includes. */
+  outputPath: string;
+  /** The master's pid. */
+  pid: number;
+  /** An NginxConfig pointing at this instance. */
+  config(overrides?: Partial<NginxConfig>): NginxConfig;
+  /** GET through nginx; `body` is the backend's name (see backend-server.ts). */
+  get(path?: string, host?: string): Promise<{ status: number; body: string }>;
+  /** How many reload signals the master has logged so far. */
+  reloadCount(): Promise<number>;
+  /**
+   * Waits until at least `reloads` reloads were logged and every worker they replaced has
+   * exited: until then an old worker can still accept a connection with the old upstreams.
+   */
+  settle(reloads: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `nginx -p dir -c dir/nginx.conf` proxying `/` to upstream `app`, with `upstreams`
+ * as the initial content of the included upstreams file.
+ */
+export async function startNginx(opts: { upstreams: string; app?: string }): Promise<NginxInstance> {
+  const dir = await makeNginxDir();
+  const port = await freePort();
+  const configPath = join(dir, 'nginx.conf');
+  const pidPath = join(dir, 'nginx.pid');
+  const outputPath = join(dir, 'conf.d', 'orchestry-upstreams.conf');
+  const errorLog = join(dir, 'logs', 'error.log');
+  await writeFile(outputPath, opts.upstreams);
+  await writeFile(
+    configPath,
+    `pid ${pidPath};
+error_log ${errorLog} notice;
+worker_processes 1;
+events { worker_connections 64; }
+http {
+    access_log ${join(dir, 'logs', 'access.log')};
+${privateTempPaths(dir)}
+    include conf.d/*.conf;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    server {
+        listen 127.0.0.1:${port};
+        location / { proxy_pass http://${opts.app ?? 'web'}; }
+    }
+}
+`,
+  );
+  const logCounts = async () => {
+    const lines = (await readFile(errorLog, 'utf8').catch(() => '')).split('\n');
+    return {
+      reloads: lines.filter((l) => l.endsWith(': reconfiguring')).length,
+      exitedWorkers: lines.filter((l) => /: worker process \d+ exited/.test(l)).length,
+    };
+  };
+  const proc = await launchNginx({ dir, configPath, pidPath, probePort: port }).catch(async (err: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  });
+  return {
+    dir,
+    port,
+    configPath,
+    pidPath,
+    outputPath,
+    pid: proc.pid,
+    config: (overrides = {}) => ({
+      mode: 'local',
+      binary: NGINX_BIN,
+      config_path: configPath,
+      prefix: dir,
+      output_path: outputPath,
+      template_path: null,
+      pid_path: pidPath,
+      ejected: 'down',
+      coalesce_min_wait_seconds: 0.2,
+      coalesce_max_wait_seconds: 2,
+      validate: true,
+      ...overrides,
+    }),
+    get: (path = '/', host) => httpGet(port, path, host),
+    async reloadCount() {
+      return (await logCounts()).reloads;
+    },
+    async settle(reloads) {
+      await waitFor(
+        async () => {
+          const counts = await logCounts();
+          // worker_processes 1: each reload replaces exactly one worker.
+          return counts.reloads >= reloads && counts.exitedWorkers >= counts.reloads;
+        },
+        { what: `${reloads} reload(s) to complete` },
+      );
+    },
+    async stop() {
+      await proc.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Runs `nginx -p dir -c configPath` in the foreground as our child and waits until it wrote
+ * its pid and answers on `probePort`. stop() sends SIGTERM to that pid and waits for the exit.
+ */
+export async function launchNginx(opts: {
+  dir: string;
+  configPath: string;
+  pidPath: string;
+  probePort: number;
+}): Promise<{ pid: number; stop(): Promise<void> }> {
+  const child: ChildProcess = spawn(NGINX_BIN, ['-p', opts.dir, '-c', opts.configPath, '-g', 'daemon off;'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  let running = true;
+  const exited = new Promise<void>((r) =>
+    child.once('exit', () => {
+      running = false;
+      r();
+    }),
+  );
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not start ${NGINX_BIN}`);
+  const stop = async () => {
+    if (running) {
+      process.kill(pid, 'SIGTERM');
+      await exited;
+    }
+  };
+  try {
+    await Promise.race([
+      waitFor(
+        async () => {
+          const pidText = await readFile(opts.pidPath, 'utf8').catch(() => '');
+          return pidText.trim() === String(pid) && (await httpGet(opts.probePort).then(() => true));
+        },
+        { what: 'private nginx to start', timeoutMs: 10_000 },
+      ),
+      exited.then(() => {
+        throw new Error(`nginx exited: ${stderr.trim()}`);
+      }),
+    ]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { pid, stop };
+}
+
+/** GET http://127.0.0.1:port/path with an optional Host header. */
+export function httpGet(port: number, path = '/', host?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, headers: host ? { host } : {}, agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('request timed out')));
+    req.end();
+  });
+}

@@ -1,0 +1,182 @@
+import { describe, expect, it } from 'vitest';
+import { createManualClock } from '../../src/clock.js';
+import { createCoalescer } from '../../src/nginx/coalescer.js';
+
+/** A run() whose calls are recorded and, when `manual`, finish only when released. */
+function recorder(manual = false) {
+  const calls: Array<{ value: number; at: number }> = [];
+  const releases: Array<() => void> = [];
+  let active = 0;
+  let maxActive = 0;
+  return {
+    calls,
+    maxActive: () => maxActive,
+    release() {
+      releases.shift()?.();
+    },
+    make(clock: { now(): number }) {
+      return async (value: number) => {
+        calls.push({ value, at: clock.now() });
+        active++;
+        maxActive = Math.max(maxActive, active);
+        if (manual) await new Promise<void>((r) => releases.push(r));
+        active--;
+      };
+    },
+  };
+}
+
+/** Lets promise callbacks (run completion) settle. */
+const settle = () => new Promise<void>((r) => setImmediate(r));
+
+describe('createCoalescer', () => {
+  it('collapses a burst into one run with the latest value, minWait after the last push', async () => {
+    const clock = createManualClock(1000);
+    const rec = recorder();
+    const c = createCoalescer({ clock, minWaitMs: 200, maxWaitMs: 2000, run: rec.make(clock) });
+    c.push(1);
+    clock.advance(100);
+    c.push(2);
+    clock.advance(100);
+    c.push(3);
+    clock.advance(199);
+    expect(rec.calls).toEqual([]);
+    expect(c.pending()).toBe(true);
+    clock.advance(1);
+    await settle();
+    expect(rec.calls).toEqual([{ value: 3, at: 1400 }]);
+    expect(c.pending()).toBe(false);
+  });
+
+  it('runs no later than maxWait after the first push of a continuous stream', async () => {
+    const clock = createManualClock(0);
+    const rec = recorder();
+    const c = createCoalescer({ clock, minWaitMs: 200, maxWaitMs: 1000, run: rec.make(clock) });
+    for (let i = 1; i <= 25; i++) {
+      c.push(i);
+      clock.advance(100);
+      await settle();
+    }
+    // Pushes every 100 ms (value i at (i-1)*100) never leave 200 ms of quiet: the cap fires at
+    // 1000 with value 10 and at 2000 (1000 after value 11) with value 20; values 21..25
+    // (2000..2400) then wait for the quiet after the last one.
+    expect(rec.calls).toEqual([
+      { value: 10, at: 1000 },
+      { value: 20, at: 2000 },
+    ]);
+    clock.advance(1000);
+    await settle();
+    expect(rec.calls.slice(2)).toEqual([{ value: 25, at: 2600 }]);
+  });
+
+  it('never runs twice at once: a push during a run waits for it, then follows the same timing', async () => {
+    const clock = createManualClock(0);
+    const rec = recorder(true);
+    const c = createCoalescer({ clock, minWaitMs: 100, maxWaitMs: 500, run: rec.make(clock) });
+    c.push(1);
+    clock.advance(100);
+    expect(rec.calls.map((x) => x.value)).toEqual([1]);
+    c.push(2);
+    clock.advance(50);
+    c.push(3);
+    clock.advance(1000); // well past both waits, but run 1 is still going
+    await settle();
+    expect(rec.calls.map((x) => x.value)).toEqual([1]);
+    expect(c.pending()).toBe(true);
+    rec.release();
+    await settle();
+    // Its time had already come, so it runs as soon as the previous run ends.
+    expect(rec.calls).toEqual([
+      { value: 1, at: 100 },
+      { value: 3, at: 1150 },
+    ]);
+    rec.release();
+    await settle();
+    expect(rec.maxActive()).toBe(1);
+  });
+
+  it('waits minWait after a run when the held push is recent', async () => {
+    const clock = createManualClock(0);
+    const rec = recorder(true);
+    const c = createCoalescer({ clock, minWaitMs: 100, maxWaitMs: 500, run: rec.make(clock) });
+    c.push(1);
+    clock.advance(100);
+    c.push(2);
+    rec.release();
+    await settle();
+    expect(rec.calls.map((x) => x.value)).toEqual([1]);
+    clock.advance(100);
+    expect(rec.calls).toEqual([
+      { value: 1, at: 100 },
+      { value: 2, at: 200 },
+    ]);
+    rec.release();
+  });
+
+  it('flush runs a pending value now and waits for it', async () => {
+    const clock = createManualClock(0);
+    const rec = recorder();
+    const c = createCoalescer({ clock, minWaitMs: 200, maxWaitMs: 2000, run: rec.make(clock) });
+    c.push(1);
+    c.push(2);
+    await c.flush();
+    expect(rec.calls).toEqual([{ value: 2, at: 0 }]);
+    expect(c.pending()).toBe(false);
+    expect(clock.pendingTimers()).toBe(0);
+  });
+
+  it('flush waits for the run in flight and then runs the value held behind it', async () => {
+    const clock = createManualClock(0);
+    const rec = recorder(true);
+    const c = createCoalescer({ clock, minWaitMs: 100, maxWaitMs: 500, run: rec.make(clock) });
+    c.push(1);
+    clock.advance(100);
+    c.push(2);
+    let flushed = false;
+    const flushing = c.flush().then(() => (flushed = true));
+    await settle();
+    expect(flushed).toBe(false);
+    rec.release();
+    await settle();
+    expect(rec.calls.map((x) => x.value)).toEqual([1, 2]);
+    expect(flushed).toBe(false);
+    rec.release();
+    await flushing;
+    expect(rec.maxActive()).toBe(1);
+  });
+
+  it('stop drops the pending value and ignores later pushes', async () => {
+    const clock = createManualClock(0);
+    const rec = recorder();
+    const c = createCoalescer({ clock, minWaitMs: 100, maxWaitMs: 500, run: rec.make(clock) });
+    c.push(1);
+    c.stop();
+    c.push(2);
+    clock.advance(1000);
+    await c.flush();
+    expect(rec.calls).toEqual([]);
+    expect(c.pending()).toBe(false);
+  });
+
+  it('keeps going after a run rejects, reporting the error', async () => {
+    const clock = createManualClock(0);
+    const errors: unknown[] = [];
+    const seen: number[] = [];
+    const c = createCoalescer<number>({
+      clock,
+      minWaitMs: 10,
+      maxWaitMs: 100,
+      run: async (v) => {
+        seen.push(v);
+        if (v === 1) throw new Error('boom');
+      },
+      onError: (err) => errors.push(err),
+    });
+    c.push(1);
+    await c.flush();
+    c.push(2);
+    await c.flush();
+    expect(seen).toEqual([1, 2]);
+    expect(errors.map((e) => (e as Error).message)).toEqual(['boom']);
+  });
+});
