@@ -1,0 +1,162 @@
+/**
+ * The admin HTTP server (node:http): Prometheus metrics, liveness and readiness probes, and a
+ * read-only JSON view of apps and backends. Everything it shows comes from callbacks, so it holds
+ * no state of its own.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ConfigError, SidecarError, describeError } from '../errors.js';
+import type { Logger } from './logger.js';
+
+export interface AdminServerOptions {
+  /** `host:port` (IPv6 as `[::1]:9180`); port 0 picks a free port. */
+  listen: string;
+  logger: Logger;
+  metrics: { render(): Promise<string>; contentType: string };
+  /** JSON-ready view of every app. */
+  getApps(): unknown;
+  /** JSON-ready view of one app, or undefined when there is no such app. */
+  getApp(name: string): unknown | undefined;
+  readiness(): { ready: boolean; reasons: string[] };
+}
+
+export interface AdminServer {
+  /** Listens; resolves with the bound address, rejects with a one-line reason naming it. */
+  start(): Promise<{ host: string; port: number }>;
+  /** Stops listening and drops open (keep-alive) connections. */
+  close(): Promise<void>;
+}
+
+interface Reply {
+  status: number;
+  contentType: string;
+  body: string;
+  headers?: Record<string, string>;
+}
+
+const ALLOWED_METHODS = 'GET, HEAD';
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** Common listen failures, worded for an operator. */
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'address not available on this host',
+  EACCES: 'permission denied',
+};
+
+/** Splits `host:port` / `[v6]:port`; throws a ConfigError naming admin.listen otherwise. */
+export function parseListenAddress(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]\s]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new ConfigError([
+      {
+        path: 'admin.listen',
+        message: `expected "host:port" with a port from 0 to 65535 (e.g. "127.0.0.1:9180" or "[::1]:9180"), got ${JSON.stringify(listen)}`,
+      },
+    ]);
+  }
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+/** Creates the admin server; `listen` is checked here, before anything binds. */
+export function createAdminServer(opts: AdminServerOptions): AdminServer {
+  const address = parseListenAddress(opts.listen);
+  const server = createServer((req, res) => {
+    void handle(req, res);
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let reply: Reply;
+    try {
+      reply = await respond(req.method ?? 'GET', req.url ?? '/');
+    } catch (err) {
+      opts.logger.error({ err, method: req.method, url: req.url }, 'admin request failed');
+      reply = json(500, { error: `internal error: ${describeError(err)}` });
+    }
+    res.writeHead(reply.status, {
+      'Content-Type': reply.contentType,
+      'Content-Length': Buffer.byteLength(reply.body),
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      ...reply.headers,
+    });
+    // node:http drops the body of a HEAD response by itself, keeping Content-Length.
+    res.end(reply.body);
+  }
+
+  async function respond(method: string, url: string): Promise<Reply> {
+    // The raw path, not `new URL(url, base)`: that would read `//host/x` as another origin.
+    const path = url.split('?', 1)[0] as string;
+    const handler = route(path);
+    if (!handler) return json(404, { error: `no such path ${JSON.stringify(path)}` });
+    if (method !== 'GET' && method !== 'HEAD') {
+      return { ...json(405, { error: `method ${method} not allowed` }), headers: { Allow: ALLOWED_METHODS } };
+    }
+    return handler();
+  }
+
+  function route(path: string): (() => Reply | Promise<Reply>) | undefined {
+    switch (path) {
+      case '/metrics':
+        return async () => ({ status: 200, contentType: opts.metrics.contentType, body: await opts.metrics.render() });
+      case '/healthz':
+        return () => json(200, { status: 'ok' });
+      case '/readyz':
+        return () => {
+          const { ready, reasons } = opts.readiness();
+          return ready ? json(200, { ready: true }) : json(503, { ready: false, reasons });
+        };
+      case '/api/v1/apps':
+        return () => json(200, opts.getApps());
+    }
+    const m = /^\/api\/v1\/apps\/([^/]+)$/.exec(path);
+    if (!m) return undefined;
+    return () => {
+      let name: string;
+      try {
+        name = decodeURIComponent(m[1] as string);
+      } catch {
+        return json(400, { error: `malformed app name ${JSON.stringify(m[1])}` });
+      }
+      const app = opts.getApp(name);
+      return app === undefined ? json(404, { error: `unknown app ${JSON.stringify(name)}` }) : json(200, app);
+    };
+  }
+
+  return {
+    start() {
+      return new Promise((resolve, reject) => {
+        const onError = (err: NodeJS.ErrnoException) => {
+          const reason = LISTEN_ERRORS[err.code ?? ''] ?? describeError(err);
+          const code = err.code ? ` (${err.code})` : '';
+          reject(
+            new SidecarError('ADMIN_LISTEN_FAILED', `admin.listen: cannot listen on ${opts.listen}: ${reason}${code}`, {
+              cause: err,
+            }),
+          );
+        };
+        server.once('error', onError);
+        server.listen(address.port, address.host, () => {
+          server.off('error', onError);
+          const bound = server.address() as AddressInfo;
+          resolve({ host: bound.address, port: bound.port });
+        });
+      });
+    },
+
+    close() {
+      if (!server.listening) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        // close() alone waits for idle keep-alive connections to time out.
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function json(status: number, value: unknown): Reply {
+  // JSON.stringify(undefined) is undefined, not a string; answer `null` instead.
+  return { status, contentType: JSON_TYPE, body: `${JSON.stringify(value) ?? 'null'}\n` };
+}

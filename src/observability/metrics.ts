@@ -1,0 +1,323 @@
+/**
+ * Prometheus metrics (prom-client). A listener: main.ts feeds it plain data (probe results,
+ * transitions, apply outcomes, backend views); no core module imports prom-client.
+ */
+import * as prom from 'prom-client';
+import type { LabelValues } from 'prom-client';
+import type { FailureEvent, Transition, BackendView } from '../health/types.js';
+import { formatAddress, type BreakerStatus, type HealthStatus, type ProbeResult } from '../model.js';
+
+const HEALTH_STATES: readonly HealthStatus[] = ['unknown', 'healthy', 'unhealthy'];
+const BREAKER_STATES: readonly BreakerStatus[] = ['closed', 'open', 'half_open'];
+
+/** Probes take from under a millisecond (loopback TCP) up to their timeout (seconds). */
+const PROBE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** render + `nginx -t` + reload: tens of milliseconds normally, seconds on a loaded host. */
+const APPLY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Label value for "no error" and "no stage", so every series carries every label. */
+const NONE = 'none';
+
+/** The daemon's metrics, in a registry of their own. */
+export interface Metrics {
+  registry: prom.Registry;
+  /** Content-Type of `render()`'s text. */
+  contentType: string;
+  /** The exposition text for a `/metrics` response. */
+  render(): Promise<string>;
+  onProbe(result: ProbeResult, protocol: 'http' | 'tcp'): void;
+  onFailures(events: FailureEvent[]): void;
+  onTransition(t: Transition): void;
+  /** One attempt to bring nginx in line; `stage` is where a failed one stopped. */
+  onApply(outcome: {
+    result: 'unchanged' | 'applied' | 'failed';
+    stage?: string;
+    durationMs: number;
+    reloaded: boolean;
+  }): void;
+  onConfigReload(result: 'success' | 'failure'): void;
+  /**
+   * The full set of current backends; series of backends and apps not in it are removed (a
+   * probe result landing after its backend left re-creates its series until the next call).
+   */
+  setBackends(views: BackendView[]): void;
+  setDegraded(degraded: boolean): void;
+  setPanic(app: string, panic: boolean): void;
+}
+
+/**
+ * Creates the metrics. Each call has its own Registry, so tests and several instances never
+ * collide on prom-client's global one. `collectDefault` (default true) adds the standard
+ * process_* and nodejs_* metrics.
+ */
+export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics {
+  const registry = new prom.Registry();
+  if (opts.collectDefault ?? true) {
+    prom.collectDefaultMetrics({ register: registry });
+    // Gauges named like counters fail `promtool check metrics`; each is only the sum of the
+    // nodejs_active_*{type} gauge that stays.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      registry.removeSingleMetric(name);
+    }
+  }
+  const registers = [registry];
+
+  const probesTotal = new prom.Counter({
+    name: 'orchestry_probes_total',
+    help: 'Active probes completed, by result and error class (error_class="none" on success).',
+    labelNames: ['app', 'backend', 'protocol', 'result', 'error_class'] as const,
+    registers,
+  });
+  const probeDuration = new prom.Histogram({
+    name: 'orchestry_probe_duration_seconds',
+    help: 'Wall time of active probes, retries included.',
+    labelNames: ['app', 'protocol'] as const,
+    buckets: PROBE_BUCKETS,
+    registers,
+  });
+  const backendUp = new prom.Gauge({
+    name: 'orchestry_backend_up',
+    help: 'Whether the backend is routed (1) or ejected from its upstream (0).',
+    labelNames: ['app', 'backend'] as const,
+    registers,
+  });
+  const healthState = new prom.Gauge({
+    name: 'orchestry_backend_health_state',
+    help: 'Health state of the backend; the series of the current state is 1, the others 0.',
+    labelNames: ['app', 'backend', 'state'] as const,
+    registers,
+  });
+  const breakerState = new prom.Gauge({
+    name: 'orchestry_breaker_state',
+    help: 'Circuit breaker state of the backend; the series of the current state is 1, the others 0.',
+    labelNames: ['app', 'backend', 'state'] as const,
+    registers,
+  });
+  const transitionsTotal = new prom.Counter({
+    name: 'orchestry_transitions_total',
+    help: 'Health and breaker state changes, by the state entered.',
+    labelNames: ['app', 'kind', 'to'] as const,
+    registers,
+  });
+  const failuresTotal = new prom.Counter({
+    name: 'orchestry_failures_total',
+    help: 'Failure events detected, by type and severity.',
+    labelNames: ['app', 'failure_type', 'severity'] as const,
+    registers,
+  });
+  const ejectedBackends = new prom.Gauge({
+    name: 'orchestry_ejected_backends',
+    help: 'Backends of the app currently ejected from its upstream.',
+    labelNames: ['app'] as const,
+    registers,
+  });
+  const backendsGauge = new prom.Gauge({
+    name: 'orchestry_backends',
+    help: 'Backends of the app currently known from discovery.',
+    labelNames: ['app'] as const,
+    registers,
+  });
+  const upstreamPanic = new prom.Gauge({
+    name: 'orchestry_upstream_panic',
+    help: 'Whether the app is rendered in panic mode (every backend down, routing to all or the fallback).',
+    labelNames: ['app'] as const,
+    registers,
+  });
+  const reloadsTotal = new prom.Counter({
+    name: 'orchestry_nginx_reloads_total',
+    help: 'nginx configuration changes attempted: reloaded (success) or failed at any stage (failure).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const appliesTotal = new prom.Counter({
+    name: 'orchestry_nginx_applies_total',
+    help: 'Applies of the desired upstream set, by result and the stage a failed one stopped at.',
+    labelNames: ['result', 'stage'] as const,
+    registers,
+  });
+  const reloadDuration = new prom.Histogram({
+    name: 'orchestry_nginx_reload_duration_seconds',
+    help: 'Duration of applies that reloaded nginx: render, validate and reload.',
+    buckets: APPLY_BUCKETS,
+    registers,
+  });
+  const configReloadsTotal = new prom.Counter({
+    name: 'orchestry_config_reloads_total',
+    help: 'Reloads of the sidecar configuration file, by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const degradedGauge = new prom.Gauge({
+    name: 'orchestry_degraded',
+    help: 'Whether the last nginx apply failed (nginx keeps running the last good configuration).',
+    registers,
+  });
+
+  // Both results exist from the start, so rate() and alerts work before the first event.
+  for (const result of ['success', 'failure']) {
+    reloadsTotal.inc({ result }, 0);
+    configReloadsTotal.inc({ result }, 0);
+  }
+  degradedGauge.set(0);
+
+  // Per-backend series, keyed by backendId; per-app series, keyed by app name.
+  const probeChildren = createChildCache(probesTotal);
+  const durationChildren = createChildCache(probeDuration);
+  const upChildren = createChildCache(backendUp);
+  const healthChildren = createChildCache(healthState);
+  const breakerChildren = createChildCache(breakerState);
+  const backendCaches = [probeChildren, upChildren, healthChildren, breakerChildren];
+  const transitionChildren = createChildCache(transitionsTotal);
+  const failureChildren = createChildCache(failuresTotal);
+  const ejectedChildren = createChildCache(ejectedBackends);
+  const backendsChildren = createChildCache(backendsGauge);
+  const panicChildren = createChildCache(upstreamPanic);
+  const appCaches = [
+    durationChildren,
+    transitionChildren,
+    failureChildren,
+    ejectedChildren,
+    backendsChildren,
+    panicChildren,
+  ];
+
+  function setOneHot<S extends string>(
+    cache: ChildCache<prom.Gauge.Internal<'app' | 'backend' | 'state'>, 'app' | 'backend' | 'state'>,
+    view: BackendView,
+    backend: string,
+    states: readonly S[],
+    current: S,
+  ): void {
+    for (const state of states) {
+      const child =
+        cache.get(view.backendId, state) ??
+        cache.add(view.backendId, state, { app: view.app, backend, state });
+      child.set(state === current ? 1 : 0);
+    }
+  }
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+
+    onProbe(result, protocol) {
+      const errorClass = result.healthy ? NONE : (result.errorClass ?? 'error');
+      const key = `${protocol}/${errorClass}`;
+      const counter =
+        probeChildren.get(result.backendId, key) ??
+        probeChildren.add(result.backendId, key, {
+          app: result.app,
+          // backendId is `${app}/${host:port}` (model.ts), so the address needs no lookup.
+          backend: result.backendId.slice(result.app.length + 1),
+          protocol,
+          result: result.healthy ? 'success' : 'failure',
+          error_class: errorClass,
+        });
+      counter.inc();
+      const histogram =
+        durationChildren.get(result.app, protocol) ??
+        durationChildren.add(result.app, protocol, { app: result.app, protocol });
+      histogram.observe(result.responseTimeMs / 1000);
+    },
+
+    onFailures(events) {
+      for (const e of events) {
+        const key = `${e.failureType}/${e.severity}`;
+        const child =
+          failureChildren.get(e.app, key) ??
+          failureChildren.add(e.app, key, { app: e.app, failure_type: e.failureType, severity: e.severity });
+        child.inc();
+      }
+    },
+
+    onTransition(t) {
+      const key = `${t.kind}/${t.to}`;
+      const child =
+        transitionChildren.get(t.app, key) ??
+        transitionChildren.add(t.app, key, { app: t.app, kind: t.kind, to: t.to });
+      child.inc();
+    },
+
+    onApply(outcome) {
+      appliesTotal.inc({ result: outcome.result, stage: outcome.stage ?? NONE });
+      if (outcome.result === 'failed') reloadsTotal.inc({ result: 'failure' });
+      else if (outcome.reloaded) reloadsTotal.inc({ result: 'success' });
+      if (outcome.reloaded) reloadDuration.observe(outcome.durationMs / 1000);
+    },
+
+    onConfigReload(result) {
+      configReloadsTotal.inc({ result });
+    },
+
+    setBackends(views) {
+      const ids = new Set<string>();
+      const perApp = new Map<string, { total: number; ejected: number }>();
+      for (const view of views) {
+        ids.add(view.backendId);
+        const counts = perApp.get(view.app) ?? { total: 0, ejected: 0 };
+        counts.total += 1;
+        if (view.ejected) counts.ejected += 1;
+        perApp.set(view.app, counts);
+
+        const backend = formatAddress(view.host, view.port);
+        const up =
+          upChildren.get(view.backendId, '') ??
+          upChildren.add(view.backendId, '', { app: view.app, backend });
+        up.set(view.ejected ? 0 : 1);
+        setOneHot(healthChildren, view, backend, HEALTH_STATES, view.health);
+        setOneHot(breakerChildren, view, backend, BREAKER_STATES, view.breaker);
+      }
+      for (const [app, counts] of perApp) {
+        (backendsChildren.get(app, '') ?? backendsChildren.add(app, '', { app })).set(counts.total);
+        (ejectedChildren.get(app, '') ?? ejectedChildren.add(app, '', { app })).set(counts.ejected);
+      }
+      for (const cache of backendCaches) cache.retain(ids);
+      for (const cache of appCaches) cache.retain(perApp);
+    },
+
+    setDegraded(degraded) {
+      degradedGauge.set(degraded ? 1 : 0);
+    },
+
+    setPanic(app, panic) {
+      (panicChildren.get(app, '') ?? panicChildren.add(app, '', { app })).set(panic ? 1 : 0);
+    },
+  };
+}
+
+interface ChildCache<C, L extends string> {
+  get(owner: string, key: string): C | undefined;
+  add(owner: string, key: string, labels: LabelValues<L>): C;
+  /** Removes every series of owners not in `keep`. */
+  retain(keep: { has(owner: string): boolean }): void;
+}
+
+/**
+ * Label children of one metric, grouped by owner (a backend or an app). Hot paths reuse a child
+ * instead of building a label object per event, and an owner that disappears takes all of its
+ * series with it.
+ */
+function createChildCache<C, L extends string>(metric: {
+  labels(labels: LabelValues<L>): C;
+  remove(labels: LabelValues<L>): void;
+}): ChildCache<C, L> {
+  const owners = new Map<string, Map<string, { child: C; labels: LabelValues<L> }>>();
+  return {
+    get: (owner, key) => owners.get(owner)?.get(key)?.child,
+    add(owner, key, labels) {
+      let children = owners.get(owner);
+      if (!children) owners.set(owner, (children = new Map()));
+      const child = metric.labels(labels);
+      children.set(key, { child, labels });
+      return child;
+    },
+    retain(keep) {
+      for (const [owner, children] of owners) {
+        if (keep.has(owner)) continue;
+        for (const { labels } of children.values()) metric.remove(labels);
+        owners.delete(owner);
+      }
+    },
+  };
+}

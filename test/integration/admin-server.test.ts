@@ -1,0 +1,275 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
+import { createAdminServer, parseListenAddress, type AdminServerOptions } from '../../src/observability/admin-server.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createMetrics } from '../../src/observability/metrics.js';
+
+const servers: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+interface Harness {
+  base: string;
+  port: number;
+  logLines: Record<string, unknown>[];
+  state: { ready: boolean; reasons: string[]; apps: Record<string, unknown> };
+}
+
+async function startAdmin(over: Partial<AdminServerOptions> = {}): Promise<Harness> {
+  const logLines: Record<string, unknown>[] = [];
+  const state = {
+    ready: true,
+    reasons: [] as string[],
+    apps: { web: { name: 'web', backends: [{ address: '127.0.0.1:8001', health: 'healthy' }] } } as Record<string, unknown>,
+  };
+  const metrics = createMetrics({ collectDefault: false });
+  metrics.setDegraded(true);
+  const server = createAdminServer({
+    listen: '127.0.0.1:0',
+    logger: createLogger({ level: 'info', destination: { write: (line: string) => void logLines.push(JSON.parse(line)) } }),
+    metrics,
+    getApps: () => ({ apps: Object.values(state.apps) }),
+    getApp: (name) => state.apps[name],
+    readiness: () => ({ ready: state.ready, reasons: state.reasons }),
+    ...over,
+  });
+  servers.push(server);
+  const address = await server.start();
+  return { base: `http://127.0.0.1:${address.port}`, port: address.port, logLines, state };
+}
+
+function expectCommonHeaders(res: Response): void {
+  expect(res.headers.get('cache-control')).toBe('no-store');
+  expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+}
+
+/** The `error` field of a JSON error response. */
+async function errorOf(res: Response): Promise<string> {
+  return ((await res.json()) as { error: string }).error;
+}
+
+async function expectJson(res: Response, status: number, body: unknown): Promise<void> {
+  expect(res.status).toBe(status);
+  expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+  expectCommonHeaders(res);
+  expect(await res.json()).toEqual(body);
+}
+
+describe('admin server', () => {
+  it('listens on an ephemeral loopback port when asked for port 0', async () => {
+    const server = createAdminServer({
+      listen: '127.0.0.1:0',
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ collectDefault: false }),
+      getApps: () => [],
+      getApp: () => undefined,
+      readiness: () => ({ ready: true, reasons: [] }),
+    });
+    servers.push(server);
+    const address = await server.start();
+    expect(address.host).toBe('127.0.0.1');
+    expect(address.port).toBeGreaterThan(0);
+  });
+
+  it('serves the Prometheus exposition on /metrics', async () => {
+    const { base } = await startAdmin();
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    expectCommonHeaders(res);
+    const text = await res.text();
+    expect(text).toContain('# TYPE orchestry_degraded gauge');
+    expect(text).toMatch(/^orchestry_degraded 1$/m);
+  });
+
+  it('answers /healthz with status ok', async () => {
+    const { base } = await startAdmin();
+    await expectJson(await fetch(`${base}/healthz`), 200, { status: 'ok' });
+  });
+
+  it('answers /readyz with 200 when ready and 503 with the reasons when not', async () => {
+    const { base, state } = await startAdmin();
+    await expectJson(await fetch(`${base}/readyz`), 200, { ready: true });
+
+    state.ready = false;
+    state.reasons = ['nginx upstreams not yet written'];
+    await expectJson(await fetch(`${base}/readyz`), 503, { ready: false, reasons: ['nginx upstreams not yet written'] });
+  });
+
+  it('lists apps and shows one app as JSON', async () => {
+    const { base, state } = await startAdmin();
+    await expectJson(await fetch(`${base}/api/v1/apps`), 200, { apps: [state.apps.web] });
+    await expectJson(await fetch(`${base}/api/v1/apps/web`), 200, state.apps.web);
+  });
+
+  it('decodes percent-encoded app names', async () => {
+    const { base, state } = await startAdmin();
+    state.apps['my app'] = { name: 'my app' };
+    await expectJson(await fetch(`${base}/api/v1/apps/my%20app`), 200, { name: 'my app' });
+  });
+
+  it('answers 404 naming an unknown app', async () => {
+    const { base } = await startAdmin();
+    await expectJson(await fetch(`${base}/api/v1/apps/nope`), 404, { error: 'unknown app "nope"' });
+  });
+
+  it('answers 400 for an app name that is not valid percent-encoding', async () => {
+    const { base } = await startAdmin();
+    const res = await fetch(`${base}/api/v1/apps/%E0%A4%A`);
+    expect(res.status).toBe(400);
+    expectCommonHeaders(res);
+    expect(await errorOf(res)).toContain('%E0%A4%A');
+  });
+
+  it('answers 404 JSON for unknown paths', async () => {
+    const { base } = await startAdmin();
+    for (const path of ['/', '/nope', '/metrics/', '/api/v1/apps/web/extra', '/api/v1/apps/']) {
+      const res = await fetch(`${base}${path}`);
+      expect(res.status, path).toBe(404);
+      expect(res.headers.get('content-type'), path).toBe('application/json; charset=utf-8');
+      expect(await errorOf(res), path).toContain(path);
+    }
+  });
+
+  it('ignores the query string when routing', async () => {
+    const { base } = await startAdmin();
+    await expectJson(await fetch(`${base}/healthz?verbose=1`), 200, { status: 'ok' });
+  });
+
+  it('answers 405 with an Allow header to methods other than GET and HEAD', async () => {
+    const { base } = await startAdmin();
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+      const res = await fetch(`${base}/api/v1/apps`, { method });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get('allow'), method).toBe('GET, HEAD');
+      expectCommonHeaders(res);
+      expect(await errorOf(res), method).toBe(`method ${method} not allowed`);
+    }
+  });
+
+  it('answers HEAD with the headers of GET and no body', async () => {
+    const { base } = await startAdmin();
+    const res = await fetch(`${base}/healthz`, { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength('{"status":"ok"}\n')));
+    expect(await res.text()).toBe('');
+  });
+
+  it('turns a throwing handler into a 500 logged as a JSON line and keeps serving', async () => {
+    const { base, logLines } = await startAdmin({
+      getApps: () => {
+        throw new Error('registry exploded');
+      },
+    });
+    await expectJson(await fetch(`${base}/api/v1/apps`), 500, { error: 'internal error: registry exploded' });
+    expect(logLines).toContainEqual(
+      expect.objectContaining({
+        name: 'orchestry-sidecar',
+        level: 'error',
+        time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        msg: 'admin request failed',
+        url: '/api/v1/apps',
+      }),
+    );
+    await expectJson(await fetch(`${base}/healthz`), 200, { status: 'ok' });
+  });
+
+  it('turns a failing metrics render into a 500', async () => {
+    const { base } = await startAdmin({
+      metrics: { contentType: 'text/plain', render: () => Promise.reject(new Error('collector failed')) },
+    });
+    await expectJson(await fetch(`${base}/metrics`), 500, { error: 'internal error: collector failed' });
+  });
+
+  it('turns an unserialisable app view into a 500', async () => {
+    const { base } = await startAdmin({ getApp: () => ({ big: 1n }) });
+    const res = await fetch(`${base}/api/v1/apps/web`);
+    expect(res.status).toBe(500);
+    expect(await errorOf(res)).toMatch(/^internal error: .*BigInt/);
+  });
+
+  it('fails to start with one line naming the address when it is already in use', async () => {
+    const { port } = await startAdmin();
+    const second = createAdminServer({
+      listen: `127.0.0.1:${port}`,
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ collectDefault: false }),
+      getApps: () => [],
+      getApp: () => undefined,
+      readiness: () => ({ ready: true, reasons: [] }),
+    });
+    servers.push(second);
+    await expect(second.start()).rejects.toThrow(
+      `admin.listen: cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`,
+    );
+  });
+
+  it('drops connections with requests still in flight on close()', async () => {
+    let rendering!: () => void;
+    const started = new Promise<void>((resolve) => (rendering = resolve));
+    const server = createAdminServer({
+      listen: '127.0.0.1:0',
+      logger: createLogger({ level: 'silent' }),
+      metrics: {
+        contentType: 'text/plain',
+        render: () => {
+          rendering();
+          return new Promise<string>(() => {});
+        },
+      },
+      getApps: () => [],
+      getApp: () => undefined,
+      readiness: () => ({ ready: true, reasons: [] }),
+    });
+    const { port } = await server.start();
+    const request = fetch(`http://127.0.0.1:${port}/metrics`);
+    await started;
+    await server.close();
+    await expect(request).rejects.toThrow();
+  });
+
+  it('closes cleanly when it was never started', async () => {
+    const server = createAdminServer({
+      listen: '127.0.0.1:0',
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ collectDefault: false }),
+      getApps: () => [],
+      getApp: () => undefined,
+      readiness: () => ({ ready: true, reasons: [] }),
+    });
+    await expect(server.close()).resolves.toBeUndefined();
+  });
+});
+
+describe('admin listen address', () => {
+  it('parses IPv4, host names and bracketed IPv6', () => {
+    expect(parseListenAddress('127.0.0.1:9180')).toEqual({ host: '127.0.0.1', port: 9180 });
+    expect(parseListenAddress('localhost:0')).toEqual({ host: 'localhost', port: 0 });
+    expect(parseListenAddress('[::1]:9180')).toEqual({ host: '::1', port: 9180 });
+  });
+
+  it.each(['9180', '127.0.0.1', ':9180', '127.0.0.1:http', '127.0.0.1:65536', '::1:9180', '[::1]', ' 127.0.0.1:9180'])(
+    'rejects %j with an error naming admin.listen',
+    (listen) => {
+      let caught: unknown;
+      try {
+        createAdminServer({
+          listen,
+          logger: createLogger({ level: 'silent' }),
+          metrics: createMetrics({ collectDefault: false }),
+          getApps: () => [],
+          getApp: () => undefined,
+          readiness: () => ({ ready: true, reasons: [] }),
+        });
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(ConfigError);
+      expect((caught as ConfigError).issues).toEqual([
+        { path: 'admin.listen', message: expect.stringContaining(JSON.stringify(listen)) },
+      ]);
+    },
+  );
+});

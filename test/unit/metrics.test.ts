@@ -1,0 +1,345 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import type { BackendView, FailureEvent, Transition } from '../../src/health/types.js';
+import type { ProbeResult } from '../../src/model.js';
+import { createMetrics } from '../../src/observability/metrics.js';
+
+type Labels = Record<string, string>;
+interface Sample {
+  name: string;
+  labels: Labels;
+  value: number;
+}
+
+/** Parses the sample lines of a text exposition (enough for prom-client's output). */
+function parseSamples(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`unparsable exposition line: ${line}`);
+    const labels: Labels = {};
+    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+/** Samples of `name` whose labels include `labels`. */
+function find(text: string, name: string, labels: Labels = {}): Sample[] {
+  return parseSamples(text).filter(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
+}
+
+/** The value of the one sample of `name` with exactly these labels; undefined if absent. */
+function value(text: string, name: string, labels: Labels = {}): number | undefined {
+  const matches = parseSamples(text).filter(
+    (s) =>
+      s.name === name &&
+      Object.keys(s.labels).length === Object.keys(labels).length &&
+      Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
+  expect(matches.length).toBeLessThanOrEqual(1);
+  return matches[0]?.value;
+}
+
+function probe(app: string, address: string, over: Partial<ProbeResult> = {}): ProbeResult {
+  return {
+    backendId: `${app}/${address}`,
+    app,
+    checkType: 'http',
+    healthy: true,
+    responseTimeMs: 4,
+    statusCode: 200,
+    body: null,
+    errorClass: null,
+    error: null,
+    startedAt: 1_000,
+    finishedAt: 1_004,
+    attempts: 1,
+    ...over,
+  };
+}
+
+function view(app: string, host: string, port: number, over: Partial<BackendView> = {}): BackendView {
+  return {
+    backendId: `${app}/${host.includes(':') ? `[${host}]` : host}:${port}`,
+    app,
+    host,
+    port,
+    weight: 1,
+    backup: false,
+    health: 'healthy',
+    breaker: 'closed',
+    ejected: false,
+    consecutiveFailures: 0,
+    consecutiveSuccesses: 1,
+    lastProbe: null,
+    lastFailure: null,
+    since: 0,
+    ...over,
+  };
+}
+
+function failure(app: string, over: Partial<FailureEvent> = {}): FailureEvent {
+  return {
+    failureType: 'port_not_listening',
+    backendId: `${app}/127.0.0.1:8001`,
+    app,
+    severity: 'high',
+    message: 'connection refused',
+    details: {},
+    timestamp: 0,
+    consecutiveCount: 1,
+    totalCount: 1,
+    firstOccurrence: 0,
+    critical: false,
+    ...over,
+  };
+}
+
+/** Runs `promtool check metrics` on the text; the tool must exist (CI installs it). */
+function promtoolCheck(text: string): { status: number | null; output: string } {
+  const run = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  if (run.error) throw new Error(`promtool is required for this test (apt-get install prometheus): ${run.error.message}`);
+  return { status: run.status, output: `${run.stdout}${run.stderr}`.trim() };
+}
+
+/** A metrics instance that has seen one of everything. */
+async function busyExposition(collectDefault: boolean): Promise<string> {
+  const m = createMetrics({ collectDefault });
+  m.onProbe(probe('web', '127.0.0.1:8001'), 'http');
+  m.onProbe(
+    probe('web', '127.0.0.1:8002', { healthy: false, errorClass: 'connection_refused', responseTimeMs: 1 }),
+    'http',
+  );
+  m.onProbe(probe('db', '[::1]:5432', { checkType: 'tcp', responseTimeMs: 0.4 }), 'tcp');
+  m.onFailures([failure('web')]);
+  m.onTransition({ kind: 'health', backendId: 'web/127.0.0.1:8002', app: 'web', from: 'healthy', to: 'unhealthy', at: 1, reason: 'x' });
+  m.onTransition({ kind: 'breaker', backendId: 'web/127.0.0.1:8002', app: 'web', from: 'closed', to: 'open', at: 1, reason: 'x' });
+  m.onApply({ result: 'applied', durationMs: 42, reloaded: true });
+  m.onApply({ result: 'failed', stage: 'validate', durationMs: 12, reloaded: false });
+  m.onApply({ result: 'unchanged', durationMs: 1, reloaded: false });
+  m.onConfigReload('success');
+  m.setBackends([
+    view('web', '127.0.0.1', 8001),
+    view('web', '127.0.0.1', 8002, { health: 'unhealthy', breaker: 'open', ejected: true }),
+    view('db', '::1', 5432),
+  ]);
+  m.setPanic('web', false);
+  m.setDegraded(true);
+  return m.render();
+}
+
+describe('metrics', () => {
+  it('counts probes per backend with result and error class, and times them per app', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.onProbe(probe('web', '127.0.0.1:8001'), 'http');
+    m.onProbe(probe('web', '127.0.0.1:8001', { responseTimeMs: 30 }), 'http');
+    m.onProbe(probe('web', '127.0.0.1:8001', { healthy: false, errorClass: 'timeout', responseTimeMs: 2000 }), 'http');
+    const text = await m.render();
+
+    const base = { app: 'web', backend: '127.0.0.1:8001', protocol: 'http' };
+    expect(value(text, 'orchestry_probes_total', { ...base, result: 'success', error_class: 'none' })).toBe(2);
+    expect(value(text, 'orchestry_probes_total', { ...base, result: 'failure', error_class: 'timeout' })).toBe(1);
+    const hist = { app: 'web', protocol: 'http' };
+    expect(value(text, 'orchestry_probe_duration_seconds_count', hist)).toBe(3);
+    expect(value(text, 'orchestry_probe_duration_seconds_sum', hist)).toBeCloseTo(2.034, 6);
+    expect(value(text, 'orchestry_probe_duration_seconds_bucket', { ...hist, le: '0.005' })).toBe(1);
+    expect(value(text, 'orchestry_probe_duration_seconds_bucket', { ...hist, le: '0.05' })).toBe(2);
+    expect(value(text, 'orchestry_probe_duration_seconds_bucket', { ...hist, le: '2.5' })).toBe(3);
+  });
+
+  it('labels a failed probe without an error class as "error"', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.onProbe(probe('web', '127.0.0.1:8001', { healthy: false, errorClass: null }), 'tcp');
+    const text = await m.render();
+    expect(find(text, 'orchestry_probes_total', { result: 'failure' }).map((s) => s.labels.error_class)).toEqual([
+      'error',
+    ]);
+  });
+
+  it('sets up, one-hot health and breaker states, and per-app counts from backend views', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.setBackends([
+      view('web', '127.0.0.1', 8001),
+      view('web', '127.0.0.1', 8002, { health: 'unhealthy', breaker: 'open', ejected: true }),
+      view('db', '::1', 5432, { health: 'unknown', breaker: 'half_open', ejected: true }),
+    ]);
+    const text = await m.render();
+
+    const a = { app: 'web', backend: '127.0.0.1:8001' };
+    const b = { app: 'web', backend: '127.0.0.1:8002' };
+    const c = { app: 'db', backend: '[::1]:5432' };
+    expect(value(text, 'orchestry_backend_up', a)).toBe(1);
+    expect(value(text, 'orchestry_backend_up', b)).toBe(0);
+    expect(value(text, 'orchestry_backend_up', c)).toBe(0);
+    expect(value(text, 'orchestry_backend_health_state', { ...a, state: 'healthy' })).toBe(1);
+    expect(value(text, 'orchestry_backend_health_state', { ...a, state: 'unhealthy' })).toBe(0);
+    expect(value(text, 'orchestry_backend_health_state', { ...a, state: 'unknown' })).toBe(0);
+    expect(value(text, 'orchestry_backend_health_state', { ...b, state: 'unhealthy' })).toBe(1);
+    expect(value(text, 'orchestry_backend_health_state', { ...c, state: 'unknown' })).toBe(1);
+    expect(value(text, 'orchestry_breaker_state', { ...a, state: 'closed' })).toBe(1);
+    expect(value(text, 'orchestry_breaker_state', { ...b, state: 'open' })).toBe(1);
+    expect(value(text, 'orchestry_breaker_state', { ...b, state: 'closed' })).toBe(0);
+    expect(value(text, 'orchestry_breaker_state', { ...c, state: 'half_open' })).toBe(1);
+    expect(find(text, 'orchestry_breaker_state', c).reduce((sum, s) => sum + s.value, 0)).toBe(1);
+    expect(value(text, 'orchestry_backends', { app: 'web' })).toBe(2);
+    expect(value(text, 'orchestry_ejected_backends', { app: 'web' })).toBe(1);
+    expect(value(text, 'orchestry_backends', { app: 'db' })).toBe(1);
+    expect(value(text, 'orchestry_ejected_backends', { app: 'db' })).toBe(1);
+  });
+
+  it('flips the one-hot state series when a backend changes state', async () => {
+    const m = createMetrics({ collectDefault: false });
+    const labels = { app: 'web', backend: '127.0.0.1:8001' };
+    m.setBackends([view('web', '127.0.0.1', 8001)]);
+    m.setBackends([view('web', '127.0.0.1', 8001, { health: 'unhealthy', breaker: 'half_open', ejected: true })]);
+    const text = await m.render();
+
+    const health = Object.fromEntries(
+      find(text, 'orchestry_backend_health_state', labels).map((s) => [s.labels.state, s.value]),
+    );
+    expect(health).toEqual({ unknown: 0, healthy: 0, unhealthy: 1 });
+    const breaker = Object.fromEntries(find(text, 'orchestry_breaker_state', labels).map((s) => [s.labels.state, s.value]));
+    expect(breaker).toEqual({ closed: 0, open: 0, half_open: 1 });
+    expect(value(text, 'orchestry_backend_up', labels)).toBe(0);
+  });
+
+  it('removes every series of backends and apps that are no longer reported', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.onProbe(probe('web', '127.0.0.1:8001'), 'http');
+    m.onProbe(probe('web', '127.0.0.1:8002'), 'http');
+    m.onProbe(probe('api', '127.0.0.1:9001'), 'tcp');
+    m.onTransition({ kind: 'health', backendId: 'api/127.0.0.1:9001', app: 'api', from: 'unknown', to: 'healthy', at: 1, reason: 'x' });
+    m.onFailures([failure('api')]);
+    m.setBackends([view('web', '127.0.0.1', 8001), view('web', '127.0.0.1', 8002), view('api', '127.0.0.1', 9001)]);
+    m.setPanic('api', true);
+    expect(find(await m.render(), 'orchestry_upstream_panic', { app: 'api' })).toHaveLength(1);
+
+    m.setBackends([view('web', '127.0.0.1', 8001)]);
+    const text = await m.render();
+
+    for (const s of parseSamples(text)) {
+      expect(s.labels.backend, `${s.name} ${JSON.stringify(s.labels)}`).not.toBe('127.0.0.1:8002');
+      expect(s.labels.app, `${s.name} ${JSON.stringify(s.labels)}`).not.toBe('api');
+    }
+    expect(value(text, 'orchestry_backends', { app: 'web' })).toBe(1);
+    expect(find(text, 'orchestry_probes_total', { backend: '127.0.0.1:8001' })).toHaveLength(1);
+    expect(find(text, 'orchestry_backend_health_state', { backend: '127.0.0.1:8001' })).toHaveLength(3);
+  });
+
+  it('counts a backend again from zero when it comes back after removal', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.onProbe(probe('web', '127.0.0.1:8001'), 'http');
+    m.setBackends([view('web', '127.0.0.1', 8001)]);
+    m.setBackends([]);
+    m.onProbe(probe('web', '127.0.0.1:8001'), 'http');
+    m.setBackends([view('web', '127.0.0.1', 8001)]);
+    const text = await m.render();
+    const labels = { app: 'web', backend: '127.0.0.1:8001', protocol: 'http', result: 'success', error_class: 'none' };
+    expect(value(text, 'orchestry_probes_total', labels)).toBe(1);
+    expect(value(text, 'orchestry_backend_up', { app: 'web', backend: '127.0.0.1:8001' })).toBe(1);
+  });
+
+  it('counts transitions by kind and target state, and failures by type and severity', async () => {
+    const m = createMetrics({ collectDefault: false });
+    const t: Transition = { kind: 'breaker', backendId: 'web/127.0.0.1:8001', app: 'web', from: 'closed', to: 'open', at: 1, reason: 'x' };
+    m.onTransition(t);
+    m.onTransition({ ...t, from: 'open', to: 'half_open' });
+    m.onTransition({ ...t, from: 'half_open', to: 'open' });
+    m.onTransition({ kind: 'health', backendId: t.backendId, app: 'web', from: 'healthy', to: 'unhealthy', at: 1, reason: 'x' });
+    m.onFailures([failure('web'), failure('web'), failure('web', { failureType: 'health_check_timeout', severity: 'medium' })]);
+    const text = await m.render();
+
+    expect(value(text, 'orchestry_transitions_total', { app: 'web', kind: 'breaker', to: 'open' })).toBe(2);
+    expect(value(text, 'orchestry_transitions_total', { app: 'web', kind: 'breaker', to: 'half_open' })).toBe(1);
+    expect(value(text, 'orchestry_transitions_total', { app: 'web', kind: 'health', to: 'unhealthy' })).toBe(1);
+    expect(value(text, 'orchestry_failures_total', { app: 'web', failure_type: 'port_not_listening', severity: 'high' })).toBe(2);
+    expect(
+      value(text, 'orchestry_failures_total', { app: 'web', failure_type: 'health_check_timeout', severity: 'medium' }),
+    ).toBe(1);
+  });
+
+  it('counts reloads and applies, times only applies that reloaded, and tracks degraded', async () => {
+    const m = createMetrics({ collectDefault: false });
+    let text = await m.render();
+    expect(value(text, 'orchestry_nginx_reloads_total', { result: 'success' })).toBe(0);
+    expect(value(text, 'orchestry_nginx_reloads_total', { result: 'failure' })).toBe(0);
+    expect(value(text, 'orchestry_config_reloads_total', { result: 'failure' })).toBe(0);
+    expect(value(text, 'orchestry_degraded')).toBe(0);
+
+    m.onApply({ result: 'applied', durationMs: 40, reloaded: true });
+    m.onApply({ result: 'applied', durationMs: 60, reloaded: true });
+    m.onApply({ result: 'unchanged', durationMs: 2, reloaded: false });
+    m.onApply({ result: 'failed', stage: 'validate', durationMs: 15, reloaded: false });
+    m.onConfigReload('success');
+    m.onConfigReload('failure');
+    m.onConfigReload('failure');
+    m.setDegraded(true);
+    text = await m.render();
+
+    expect(value(text, 'orchestry_nginx_reloads_total', { result: 'success' })).toBe(2);
+    expect(value(text, 'orchestry_nginx_reloads_total', { result: 'failure' })).toBe(1);
+    expect(value(text, 'orchestry_nginx_applies_total', { result: 'applied', stage: 'none' })).toBe(2);
+    expect(value(text, 'orchestry_nginx_applies_total', { result: 'unchanged', stage: 'none' })).toBe(1);
+    expect(value(text, 'orchestry_nginx_applies_total', { result: 'failed', stage: 'validate' })).toBe(1);
+    expect(value(text, 'orchestry_nginx_reload_duration_seconds_count')).toBe(2);
+    expect(value(text, 'orchestry_nginx_reload_duration_seconds_sum')).toBeCloseTo(0.1, 9);
+    expect(value(text, 'orchestry_config_reloads_total', { result: 'success' })).toBe(1);
+    expect(value(text, 'orchestry_config_reloads_total', { result: 'failure' })).toBe(2);
+    expect(value(text, 'orchestry_degraded')).toBe(1);
+
+    m.setDegraded(false);
+    expect(value(await m.render(), 'orchestry_degraded')).toBe(0);
+  });
+
+  it('reports panic per app', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.setBackends([view('web', '127.0.0.1', 8001, { health: 'unhealthy', ejected: true })]);
+    m.setPanic('web', true);
+    expect(value(await m.render(), 'orchestry_upstream_panic', { app: 'web' })).toBe(1);
+    m.setPanic('web', false);
+    expect(value(await m.render(), 'orchestry_upstream_panic', { app: 'web' })).toBe(0);
+  });
+
+  it('keeps instances apart and includes process and nodejs metrics by default', async () => {
+    const a = createMetrics();
+    const b = createMetrics();
+    a.onConfigReload('success');
+    expect(value(await b.render(), 'orchestry_config_reloads_total', { result: 'success' })).toBe(0);
+    const text = await a.render();
+    expect(find(text, 'process_cpu_seconds_total')).toHaveLength(1);
+    expect(find(text, 'nodejs_heap_size_used_bytes')).toHaveLength(1);
+    expect(a.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+  });
+
+  it('leaves process and nodejs metrics out when collectDefault is false', async () => {
+    const text = await createMetrics({ collectDefault: false }).render();
+    expect(parseSamples(text).filter((s) => !s.name.startsWith('orchestry_'))).toEqual([]);
+  });
+
+  it('every own metric is prefixed orchestry_ and documented with HELP and TYPE', async () => {
+    const text = await busyExposition(false);
+    const names = new Set(parseSamples(text).map((s) => s.name.replace(/_(bucket|sum|count)$/, '')));
+    expect(names.size).toBeGreaterThanOrEqual(15);
+    for (const name of names) {
+      expect(name).toMatch(/^orchestry_/);
+      expect(text).toContain(`# HELP ${name} `);
+      expect(text).toContain(`# TYPE ${name} `);
+    }
+  });
+
+  it('passes promtool check metrics, default metrics included', async () => {
+    const result = promtoolCheck(await busyExposition(true));
+    expect(result.output).toBe('');
+    expect(result.status).toBe(0);
+  });
+
+  it('promtool rejects a badly named counter (the check is live)', () => {
+    const result = promtoolCheck('# HELP bad_counter x\n# TYPE bad_counter counter\nbad_counter 1\n');
+    expect(result.status).not.toBe(0);
+    expect(result.output).toContain('_total');
+  });
+});
