@@ -1,0 +1,336 @@
+/**
+ * Probe scheduler: when each backend is probed, and how many probes run at once.
+ *
+ * Each backend is due first at initial_delay_seconds plus a random jitter, then every
+ * period_seconds at a fixed rate (a slow probe does not push the schedule back). Due times live
+ * in a binary min-heap served by ONE timer armed for the earliest of them, so thousands of
+ * backends cost O(log n) per probe and no timer each. Due probes beyond maxConcurrency wait in
+ * a FIFO queue.
+ */
+import type { Clock, TimerHandle } from '../clock.js';
+import type { HealthCheckConfig } from '../config/types.js';
+import type { Backend, ProbeResult } from '../model.js';
+import type { Prober } from './types.js';
+
+/**
+ * The timer fires at most once per TICK_MS and starts everything due by then. Due times are
+ * spread out by jitter, so without this the process would wake once per probe; batching them
+ * costs up to TICK_MS of lateness and saves a wake-up (and a socket-event round) per probe.
+ */
+const TICK_MS = 10;
+
+export type SkipReason = 'in_flight' | 'not_admitted';
+
+export interface ProbeSchedulerOptions {
+  clock: Clock;
+  /** Most probes in flight at once (probes.max_concurrency). */
+  maxConcurrency: number;
+  /** First-probe spread as a fraction of the period (probes.jitter_fraction). */
+  jitterFraction: number;
+  /** Uniform in [0, 1); Math.random by default. */
+  random?: () => number;
+  proberFor(backend: Backend): Prober;
+  /** False skips this tick (the backend's breaker is open). */
+  admit?(backend: Backend): boolean;
+  /** A result for a backend still scheduled with the config it was probed with. */
+  onResult(result: ProbeResult, backend: Backend): void;
+  onSkip?(backend: Backend, reason: SkipReason): void;
+  /** Called as each probe starts, with how late it starts relative to its due time. */
+  onProbeStart?(backend: Backend, latenessMs: number): void;
+}
+
+export interface ProbeSchedulerStats {
+  /** Backends scheduled (enabled health checks). */
+  targets: number;
+  inFlight: number;
+  /** Due probes waiting for a concurrency slot. */
+  queued: number;
+  started: number;
+  completed: number;
+  skipped: number;
+}
+
+export interface ProbeScheduler {
+  /** Reconciles the scheduled set with these backends (the full set, not a delta). */
+  setTargets(backends: Backend[]): void;
+  start(): void;
+  /**
+   * Cancels the timer and queued probes, then waits for probes in flight, whose results are
+   * dropped: no callback runs after stop() is called. Final: start() does nothing afterwards.
+   */
+  stop(): Promise<void>;
+  stats(): ProbeSchedulerStats;
+}
+
+interface Entry {
+  backend: Backend;
+  /** Next due time, epoch ms. */
+  due: number;
+  periodMs: number;
+  /** When this backend was (re)added; the initial delay counts from here. */
+  addedAt: number;
+  /** Creation order; breaks ties between equal due times so order is deterministic. */
+  seq: number;
+  /** Position in the heap, -1 when not scheduled. */
+  pos: number;
+  /** Bumped when the backend is removed or its config changes; stale results are dropped. */
+  gen: number;
+  active: boolean;
+  pending: boolean;
+  inFlight: boolean;
+}
+
+interface QueuedProbe {
+  entry: Entry;
+  gen: number;
+  due: number;
+}
+
+/** Creates a scheduler; nothing is probed before start(). */
+export function createProbeScheduler(opts: ProbeSchedulerOptions): ProbeScheduler {
+  const { clock } = opts;
+  const random = opts.random ?? Math.random;
+  const entries = new Map<string, Entry>();
+  const heap: Entry[] = [];
+  const queue: QueuedProbe[] = [];
+  let queueHead = 0;
+  const probesInFlight = new Set<Promise<void>>();
+  let timer: TimerHandle | undefined;
+  let armedFor = Infinity;
+  let lastFiredAt = -Infinity;
+  let live = false;
+  let stopped = false;
+  let seq = 0;
+  let targets = 0;
+  let inFlight = 0;
+  let started = 0;
+  let completed = 0;
+  let skipped = 0;
+
+  // --- binary min-heap on (due, seq), with positions kept in the entries for O(log n) removal.
+  const before = (a: Entry, b: Entry): boolean => a.due < b.due || (a.due === b.due && a.seq < b.seq);
+  const place = (e: Entry, i: number): void => {
+    heap[i] = e;
+    e.pos = i;
+  };
+  const siftUp = (i: number): void => {
+    const e = heap[i]!;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(e, heap[parent]!)) break;
+      place(heap[parent]!, i);
+      i = parent;
+    }
+    place(e, i);
+  };
+  const siftDown = (i: number): void => {
+    const e = heap[i]!;
+    const n = heap.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && before(heap[r]!, heap[l]!) ? r : l;
+      if (!before(heap[c]!, e)) break;
+      place(heap[c]!, i);
+      i = c;
+    }
+    place(e, i);
+  };
+  const heapPush = (e: Entry): void => {
+    heap.push(e);
+    siftUp(heap.length - 1);
+  };
+  const heapRemove = (e: Entry): void => {
+    const i = e.pos;
+    if (i < 0) return;
+    e.pos = -1;
+    const last = heap.pop()!;
+    if (last === e) return;
+    place(last, i);
+    siftUp(i);
+    siftDown(last.pos);
+  };
+  const heapFix = (e: Entry): void => {
+    siftUp(e.pos);
+    siftDown(e.pos);
+  };
+
+  const periodOf = (h: HealthCheckConfig): number => Math.max(1, h.period_seconds * 1000);
+  const firstDue = (e: Entry, now: number): number =>
+    Math.max(e.addedAt + e.backend.health.initial_delay_seconds * 1000, now) + random() * opts.jitterFraction * e.periodMs;
+
+  const arm = (): void => {
+    const top = heap[0];
+    const at = live && top ? Math.max(top.due, lastFiredAt + TICK_MS) : Infinity;
+    if (at === armedFor) return;
+    if (timer !== undefined) clock.clearTimeout(timer);
+    timer = undefined;
+    armedFor = at;
+    if (at !== Infinity) timer = clock.setTimeout(onTimer, Math.max(0, at - clock.now()));
+  };
+
+  const onTimer = (): void => {
+    timer = undefined;
+    armedFor = Infinity;
+    const now = clock.now();
+    lastFiredAt = now;
+    for (let top = heap[0]; top && top.due <= now; top = heap[0]) tick(top);
+    drain(now);
+    arm();
+  };
+
+  const skip = (e: Entry, reason: SkipReason): void => {
+    skipped++;
+    opts.onSkip?.(e.backend, reason);
+  };
+
+  const tick = (e: Entry): void => {
+    const due = e.due;
+    // Fixed rate: the next due time follows from this one, not from when the probe ends.
+    e.due = due + e.periodMs;
+    heapFix(e);
+    if (e.inFlight || e.pending) return skip(e, 'in_flight');
+    if (opts.admit && !opts.admit(e.backend)) return skip(e, 'not_admitted');
+    e.pending = true;
+    queue.push({ entry: e, gen: e.gen, due });
+  };
+
+  const drain = (now: number): void => {
+    while (inFlight < opts.maxConcurrency && queueHead < queue.length) {
+      const item = queue[queueHead]!;
+      queue[queueHead++] = undefined as unknown as QueuedProbe;
+      if (item.gen === item.entry.gen) launch(item, now);
+    }
+    if (queueHead === queue.length) {
+      queue.length = 0;
+      queueHead = 0;
+    } else if (queueHead > 1024 && queueHead * 2 > queue.length) {
+      queue.splice(0, queueHead);
+      queueHead = 0;
+    }
+  };
+
+  const launch = (item: QueuedProbe, now: number): void => {
+    const e = item.entry;
+    const backend = e.backend;
+    e.pending = false;
+    e.inFlight = true;
+    inFlight++;
+    started++;
+    opts.onProbeStart?.(backend, now - item.due);
+    const settle = (result: ProbeResult | undefined): void => {
+      e.inFlight = false;
+      inFlight--;
+      completed++;
+      probesInFlight.delete(done);
+      if (!e.active) {
+        if (entries.get(backend.id) === e) entries.delete(backend.id);
+      } else if (result && e.gen === item.gen) {
+        opts.onResult(result, backend);
+      }
+      if (!stopped) drain(clock.now());
+    };
+    // Probers never reject; a bug that makes one reject must still free the slot.
+    const done: Promise<void> = opts.proberFor(backend).probe(backend).then(settle, () => settle(undefined));
+    probesInFlight.add(done);
+  };
+
+  const deactivate = (e: Entry): void => {
+    e.active = false;
+    e.pending = false;
+    e.gen++;
+    targets--;
+    heapRemove(e);
+    if (!e.inFlight) entries.delete(e.backend.id);
+  };
+
+  return {
+    setTargets(backends) {
+      if (stopped) return;
+      const now = clock.now();
+      const seen = new Set<string>();
+      for (const backend of backends) {
+        if (!backend.health.enabled) continue;
+        seen.add(backend.id);
+        const e = entries.get(backend.id);
+        if (!e) {
+          const fresh: Entry = {
+            backend,
+            due: 0,
+            periodMs: periodOf(backend.health),
+            addedAt: now,
+            seq: seq++,
+            pos: -1,
+            gen: 0,
+            active: true,
+            pending: false,
+            inFlight: false,
+          };
+          fresh.due = firstDue(fresh, now);
+          entries.set(backend.id, fresh);
+          targets++;
+          heapPush(fresh);
+        } else if (!e.active) {
+          // Came back while its last probe is still running: a new schedule, same no-overlap guard.
+          e.backend = backend;
+          e.active = true;
+          e.addedAt = now;
+          e.periodMs = periodOf(backend.health);
+          e.due = firstDue(e, now);
+          targets++;
+          heapPush(e);
+        } else if (sameConfig(e.backend.health, backend.health)) {
+          e.backend = backend;
+        } else {
+          // New config, new schedule. The initial delay still counts from when the backend was
+          // first seen, so a running backend is not held back again; a result probed with the
+          // old config is dropped (gen).
+          e.backend = backend;
+          e.gen++;
+          e.pending = false;
+          e.periodMs = periodOf(backend.health);
+          e.due = firstDue(e, now);
+          heapFix(e);
+        }
+      }
+      for (const e of entries.values()) if (e.active && !seen.has(e.backend.id)) deactivate(e);
+      arm();
+    },
+    start() {
+      if (stopped || live) return;
+      live = true;
+      arm();
+    },
+    async stop() {
+      stopped = true;
+      live = false;
+      arm();
+      for (const e of entries.values()) if (e.active) deactivate(e);
+      queue.length = 0;
+      queueHead = 0;
+      while (probesInFlight.size > 0) await Promise.all(probesInFlight);
+    },
+    stats: () => ({
+      targets,
+      inFlight,
+      queued: queue.length - queueHead,
+      started,
+      completed,
+      skipped,
+    }),
+  };
+}
+
+/** Structural equality of two health configs (plain JSON-like data). */
+function sameConfig(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    if (!sameConfig((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}

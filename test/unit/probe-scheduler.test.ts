@@ -1,0 +1,308 @@
+import { describe, expect, it } from 'vitest';
+import { createManualClock } from '../../src/clock.js';
+import type { HealthCheckConfig } from '../../src/config/types.js';
+import type { Backend, ProbeResult } from '../../src/model.js';
+import { createProbeScheduler, type ProbeSchedulerOptions, type SkipReason } from '../../src/probe/scheduler.js';
+import type { Prober } from '../../src/probe/types.js';
+import { probeBackend } from '../helpers/probe-servers.js';
+
+/** A prober whose probes finish only when the test says so. */
+function fakeProber(now: () => number) {
+  const calls: { backend: Backend; at: number; finish(): void }[] = [];
+  const prober: Prober = {
+    probe: (backend) =>
+      new Promise<ProbeResult>((resolve) => {
+        const at = now();
+        calls.push({
+          backend,
+          at,
+          finish: () =>
+            resolve({
+              backendId: backend.id,
+              app: backend.app,
+              checkType: 'http',
+              healthy: true,
+              responseTimeMs: 1,
+              statusCode: 200,
+              body: '',
+              errorClass: null,
+              error: null,
+              startedAt: at,
+              finishedAt: now(),
+              attempts: 1,
+            }),
+        });
+      }),
+  };
+  return { prober, calls };
+}
+
+/** Lets promise callbacks (probe completions) run. */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+const target = (port: number, health: Partial<HealthCheckConfig> = {}) =>
+  probeBackend(port, { initial_delay_seconds: 0, period_seconds: 10, ...health });
+
+function setup(over: Partial<ProbeSchedulerOptions> = {}) {
+  const clock = createManualClock(1_000_000);
+  const t0 = clock.now();
+  const fake = fakeProber(() => clock.now() - t0);
+  const results: { id: string; backend: Backend }[] = [];
+  const skips: { id: string; reason: SkipReason; at: number }[] = [];
+  const lateness: number[] = [];
+  const scheduler = createProbeScheduler({
+    clock,
+    maxConcurrency: 100,
+    jitterFraction: 0,
+    random: () => 0,
+    proberFor: () => fake.prober,
+    onResult: (r, backend) => results.push({ id: r.backendId, backend }),
+    onSkip: (b, reason) => skips.push({ id: b.id, reason, at: clock.now() - t0 }),
+    onProbeStart: (_b, late) => lateness.push(late),
+    ...over,
+  });
+  /** Lets finished probes report, moves to `ms` after the start, and lets timers' work settle. */
+  const at = async (ms: number) => {
+    await settle();
+    clock.set(t0 + ms);
+    await settle();
+  };
+  const startTimes = (id?: string) => fake.calls.filter((c) => !id || c.backend.id === id).map((c) => c.at);
+  return { clock, scheduler, calls: fake.calls, results, skips, lateness, at, startTimes };
+}
+
+describe('probe scheduler', () => {
+  it('probes a new backend first after initial_delay_seconds', async () => {
+    const s = setup();
+    s.scheduler.setTargets([target(1, { initial_delay_seconds: 30 })]);
+    s.scheduler.start();
+    await s.at(29_999);
+    expect(s.calls).toHaveLength(0);
+    await s.at(30_000);
+    expect(s.startTimes()).toEqual([30_000]);
+  });
+
+  it('adds a first-probe jitter in [0, jitterFraction × period)', async () => {
+    const randoms = [0, 0.5, 0.999];
+    const s = setup({ jitterFraction: 0.2, random: () => randoms.shift()! });
+    const backends = [target(1, { initial_delay_seconds: 5 }), target(2, { initial_delay_seconds: 5 }), target(3, { initial_delay_seconds: 5 })];
+    s.scheduler.setTargets(backends);
+    s.scheduler.start();
+    for (let ms = 0; ms <= 8_000; ms += 10) await s.at(ms);
+    // 0.2 × 10 s period = up to 2 s after the 5 s initial delay.
+    expect(backends.map((b) => s.startTimes(b.id)[0])).toEqual([5_000, 6_000, 7_000]);
+  });
+
+  it('keeps a fixed rate when probes are slow (no drift from probe duration)', async () => {
+    const s = setup();
+    s.scheduler.setTargets([target(1)]);
+    s.scheduler.start();
+    for (let ms = 0; ms <= 40_000; ms += 1_000) {
+      await s.at(ms);
+      // Each probe takes 3 s.
+      for (const c of s.calls) if (ms === c.at + 3_000) c.finish();
+    }
+    expect(s.startTimes()).toEqual([0, 10_000, 20_000, 30_000, 40_000]);
+    expect(s.lateness.every((l) => l === 0)).toBe(true);
+  });
+
+  it('batches probes due within 10 ms into one timer wake-up', async () => {
+    const randoms = [0, 0.0003, 0.0012];
+    const s = setup({ jitterFraction: 1, random: () => randoms.shift()! });
+    s.scheduler.setTargets([target(1), target(2), target(3)]);
+    s.scheduler.start();
+    // Due at 0, 3 and 12 ms.
+    for (let ms = 0; ms <= 30; ms++) await s.at(ms);
+    expect(s.startTimes()).toEqual([0, 10, 20]);
+    expect(s.lateness).toEqual([0, 7, 8]);
+  });
+
+  it('never runs two probes of one backend at once: a tick during a probe is skipped', async () => {
+    const s = setup();
+    s.scheduler.setTargets([target(1)]);
+    s.scheduler.start();
+    await s.at(0);
+    await s.at(10_000);
+    await s.at(20_000);
+    expect(s.calls).toHaveLength(1);
+    expect(s.skips.map((k) => [k.reason, k.at])).toEqual([
+      ['in_flight', 10_000],
+      ['in_flight', 20_000],
+    ]);
+    s.calls[0]!.finish();
+    await s.at(25_000);
+    await s.at(30_000);
+    expect(s.startTimes()).toEqual([0, 30_000]);
+    expect(s.scheduler.stats()).toMatchObject({ started: 2, completed: 1, skipped: 2, inFlight: 1 });
+  });
+
+  it('runs at most maxConcurrency probes and starts waiting ones in due order', async () => {
+    // Due at 3000, 2000, 1000 and 0 ms: the reverse of the order they were added in.
+    const randoms = [0.3, 0.2, 0.1, 0];
+    const s = setup({ maxConcurrency: 2, jitterFraction: 1, random: () => randoms.shift()! });
+    s.scheduler.setTargets([target(1), target(2), target(3), target(4)]);
+    s.scheduler.start();
+    await s.at(3_000);
+    const ports = () => s.calls.map((c) => c.backend.port);
+    expect(ports()).toEqual([4, 3]);
+    expect(s.scheduler.stats()).toMatchObject({ inFlight: 2, queued: 2 });
+    await s.at(3_500);
+    s.calls[1]!.finish();
+    await s.at(3_500);
+    expect(ports()).toEqual([4, 3, 2]);
+    await s.at(4_000);
+    s.calls[0]!.finish();
+    await s.at(4_000);
+    expect(ports()).toEqual([4, 3, 2, 1]);
+    // Waiting for a slot counts as lateness.
+    expect(s.lateness).toEqual([3_000, 2_000, 1_500, 1_000]);
+  });
+
+  it('skips a tick when admit() refuses the backend (breaker open)', async () => {
+    let open = true;
+    const s = setup({ admit: () => !open });
+    s.scheduler.setTargets([target(1)]);
+    s.scheduler.start();
+    await s.at(0);
+    await s.at(10_000);
+    expect(s.calls).toHaveLength(0);
+    expect(s.skips.map((k) => k.reason)).toEqual(['not_admitted', 'not_admitted']);
+    open = false;
+    await s.at(20_000);
+    expect(s.startTimes()).toEqual([20_000]);
+  });
+
+  it('cancels a removed backend and drops its late result', async () => {
+    const s = setup();
+    s.scheduler.setTargets([target(1), target(2)]);
+    s.scheduler.start();
+    await s.at(0);
+    expect(s.calls).toHaveLength(2);
+    s.scheduler.setTargets([target(2)]);
+    for (const c of s.calls) c.finish();
+    await s.at(10_000);
+    expect(s.results.map((r) => r.id)).toEqual(['web/127.0.0.1:2']);
+    expect(s.calls.map((c) => c.backend.port)).toEqual([1, 2, 2]);
+    expect(s.scheduler.stats().targets).toBe(1);
+  });
+
+  it('does not overlap a backend removed and re-added while its probe still runs', async () => {
+    const s = setup();
+    s.scheduler.setTargets([target(1)]);
+    s.scheduler.start();
+    await s.at(0);
+    s.scheduler.setTargets([]);
+    s.scheduler.setTargets([target(1)]);
+    await s.at(1_000);
+    expect(s.calls).toHaveLength(1);
+    expect(s.skips.map((k) => [k.id, k.reason])).toEqual([['web/127.0.0.1:1', 'in_flight']]);
+    s.calls[0]!.finish();
+    await s.at(10_000);
+    expect(s.results).toHaveLength(0);
+    expect(s.startTimes()).toEqual([0, 10_000]);
+  });
+
+  it('keeps the schedule of a backend whose health config is unchanged, and reports the newest backend object', async () => {
+    const s = setup();
+    s.scheduler.setTargets([target(1)]);
+    s.scheduler.start();
+    await s.at(0);
+    s.calls[0]!.finish();
+    await s.at(3_000);
+    const updated = { ...target(1), weight: 5 };
+    s.scheduler.setTargets([updated]);
+    await s.at(9_999);
+    expect(s.calls).toHaveLength(1);
+    await s.at(10_000);
+    s.calls[1]!.finish();
+    await s.at(10_000);
+    expect(s.startTimes()).toEqual([0, 10_000]);
+    expect(s.results[1]!.backend).toBe(updated);
+  });
+
+  it('reschedules a backend whose health config changed and drops the result probed with the old one', async () => {
+    const s = setup();
+    s.scheduler.setTargets([target(1)]);
+    s.scheduler.start();
+    await s.at(0);
+    await s.at(3_000);
+    s.scheduler.setTargets([target(1, { period_seconds: 5, path: '/ready' })]);
+    s.calls[0]!.finish();
+    await settle();
+    expect(s.results).toHaveLength(0);
+    for (let ms = 3_000; ms <= 13_000; ms += 1_000) {
+      await s.at(ms);
+      for (const c of s.calls) c.finish();
+    }
+    expect(s.startTimes()).toEqual([0, 3_000, 8_000, 13_000]);
+    expect(s.calls[1]!.backend.health.path).toBe('/ready');
+  });
+
+  it('does not probe a backend whose health check is disabled', async () => {
+    const s = setup();
+    s.scheduler.setTargets([target(1, { enabled: false }), target(2)]);
+    s.scheduler.start();
+    await s.at(0);
+    expect(s.calls.map((c) => c.backend.port)).toEqual([2]);
+    s.scheduler.setTargets([target(1, { enabled: false }), target(2, { enabled: false })]);
+    s.calls[0]!.finish();
+    await s.at(30_000);
+    expect(s.calls).toHaveLength(1);
+    expect(s.scheduler.stats().targets).toBe(0);
+  });
+
+  it('serves thousands of backends with one timer', async () => {
+    const s = setup({ jitterFraction: 1, random: Math.random });
+    s.scheduler.setTargets(Array.from({ length: 5_000 }, (_, i) => target(i + 1)));
+    s.scheduler.start();
+    expect(s.clock.pendingTimers()).toBe(1);
+    await s.at(9_999);
+    expect(s.clock.pendingTimers()).toBe(1);
+    expect(s.calls.length).toBeGreaterThan(0);
+  });
+
+  it('keeps every backend on its own period with hundreds of targets coming and going', async () => {
+    const starts = new Map<number, number[]>();
+    let seed = 42;
+    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const s = setup({ jitterFraction: 1, random });
+    const all = Array.from({ length: 300 }, (_, i) => target(i + 1, { period_seconds: 1 + (i % 5) }));
+    s.scheduler.setTargets(all.slice(0, 200));
+    s.scheduler.start();
+    for (let ms = 0; ms <= 30_000; ms += 5) {
+      if (ms === 10_000) s.scheduler.setTargets(all.slice(100, 300));
+      await s.at(ms);
+      for (const c of s.calls.splice(0)) {
+        c.finish();
+        starts.set(c.backend.port, [...(starts.get(c.backend.port) ?? []), c.at]);
+      }
+    }
+    expect(s.lateness.every((l) => l >= 0 && l <= 10)).toBe(true);
+    for (const b of all) {
+      const times = starts.get(b.port) ?? [];
+      const periodMs = b.health.period_seconds * 1000;
+      // Removed at 10 s, present throughout, or added at 10 s: each probed about every period.
+      const span = b.port <= 100 ? 10_000 : b.port <= 200 ? 30_000 : 20_000;
+      expect(Math.abs(times.length - span / periodMs)).toBeLessThanOrEqual(1);
+      for (let i = 1; i < times.length; i++) expect(Math.abs(times[i]! - times[i - 1]! - periodMs)).toBeLessThanOrEqual(10);
+    }
+  });
+
+  it('stop() cancels the timer and waits for probes in flight, whose results are dropped', async () => {
+    const s = setup();
+    s.scheduler.setTargets([target(1)]);
+    s.scheduler.start();
+    await s.at(0);
+    let stopped = false;
+    const stopping = s.scheduler.stop().then(() => (stopped = true));
+    await settle();
+    expect(stopped).toBe(false);
+    expect(s.clock.pendingTimers()).toBe(0);
+    s.calls[0]!.finish();
+    await stopping;
+    expect(stopped).toBe(true);
+    expect(s.results).toHaveLength(0);
+    await s.at(60_000);
+    expect(s.calls).toHaveLength(1);
+  });
+});
