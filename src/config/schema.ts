@@ -505,7 +505,7 @@ function parseNginx(value: unknown, baseDir: string | undefined, report: Report)
     template_path: [null, nullable(fsPath)],
     pid_path: [null, nullable(fsPath)],
     ejected: ['down', oneOf(EJECTED)],
-    coalesce_min_wait_seconds: [0.2, num({ min: 0, max: 60 })],
+    coalesce_min_wait_seconds: [0.1, num({ min: 0, max: 60 })],
     coalesce_max_wait_seconds: [2, num({ min: 0, max: 60 })],
     validate: [true, bool],
   }, report);

@@ -93,7 +93,7 @@ export interface NginxConfig {
   pid_path: string | null; // null
   ejected: EjectMode; // 'down'
   /** Wait this long after a change for more changes before reloading. */
-  coalesce_min_wait_seconds: number; // 0.2
+  coalesce_min_wait_seconds: number; // 0.1
   /** Never hold a change longer than this, however busy. */
   coalesce_max_wait_seconds: number; // 2
   /** Run `nginx -t` before every swap. Off only for nginx builds that cannot test. */

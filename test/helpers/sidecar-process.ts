@@ -1,0 +1,89 @@
+/**
+ * Runs the built CLI (`dist/cli.js run`) as a real child process, the way users run it, and
+ * talks to it through its admin HTTP server.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+export interface SidecarProcess {
+  readonly child: ChildProcess;
+  readonly adminUrl: string;
+  /** Every JSON log line so far, parsed. */
+  logs(): Array<Record<string, unknown>>;
+  api<T = unknown>(path: string): Promise<{ status: number; body: T }>;
+  /** The value of one metric series from /metrics (sum over matching series), or 0. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  stop(): Promise<number | null>;
+}
+
+export async function startSidecarProcess(configPath: string, adminUrl: string): Promise<SidecarProcess> {
+  const child = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ORCHESTRY_CONFIG: '' },
+  });
+  const lines: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ msg: line });
+      }
+    }
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const api = async <T>(path: string) => {
+    const res = await fetch(adminUrl + path);
+    const text = await res.text();
+    let body: unknown = text;
+    if ((res.headers.get('content-type') ?? '').includes('json')) body = JSON.parse(text);
+    return { status: res.status, body: body as T };
+  };
+  const sidecar: SidecarProcess = {
+    child,
+    adminUrl,
+    logs: () => lines,
+    api,
+    async metric(name, labels = {}) {
+      const { body } = await api<string>('/metrics');
+      let sum = 0;
+      for (const line of body.split('\n')) {
+        if (!line.startsWith(name)) continue;
+        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+        if (!m || m[1] !== name) continue;
+        const lbl = m[2] ?? '';
+        if (Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) sum += Number(m[3]);
+      }
+      return sum;
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+  try {
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`sidecar exited ${child.exitCode}: ${stderr}`);
+        return (await fetch(`${adminUrl}/healthz`)).ok;
+      },
+      { timeoutMs: 15_000, what: 'sidecar /healthz' },
+    );
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}\nstderr: ${stderr}\nlogs: ${JSON.stringify(lines.slice(-10))}`);
+  }
+  return sidecar;
+}
