@@ -199,7 +199,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     if (lastDesired) coalescer.push(lastDesired);
   };
 
-  const configWatcher = createConfigWatcher({
+  const watchConfig = () => createConfigWatcher({
     path: opts.configPath,
     env,
     initial: config,
@@ -226,7 +226,6 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       log.error({ path: opts.configPath, err: err.message }, 'configuration rejected; running configuration kept');
     },
   });
-  watchTemplate();
 
   // --- admin -----------------------------------------------------------------------------------
   const admin = createAdminServer({
@@ -249,10 +248,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     },
   });
 
+  // The admin address is the one start-up step that can fail on the host (address in use):
+  // take it first, before anything probes or touches nginx.
+  const address = await admin.start();
   applySnapshot();
   scheduler.start();
   await coalescer.flush();
-  const address = await admin.start();
+  const configWatcher = watchConfig();
+  watchTemplate();
   await configWatcher.ready;
   log.info({ admin: `${address.host}:${address.port}`, version: VERSION }, 'orchestry-sidecar started');
 

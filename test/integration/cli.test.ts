@@ -1,0 +1,159 @@
+/**
+ * The CLI as users run it (dist/cli.js in a child process): exit codes and one-line errors for
+ * bad input, and a daemon that stays up when nginx is missing or not running.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/nginx-instance.js';
+import { startSidecarProcess } from '../helpers/sidecar-process.js';
+import { waitFor } from '../helpers/wait.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ORCHESTRY_CONFIG: '', ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'orchestry-cli-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const write = async (name: string, text: string) => {
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+};
+
+describe('orchestry-sidecar CLI', () => {
+  it('prints its version', async () => {
+    const { code, stdout } = await cli(['--version']);
+    expect(code).toBe(0);
+    expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('check-config accepts a valid file and summarises it', async () => {
+    const path = await write('ok.yaml', 'apps:\n  web:\n    backends: ["127.0.0.1:8001", "127.0.0.1:8002"]\n');
+    const { code, stdout } = await cli(['check-config', '--config', path]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('valid (1 apps, 2 backends)');
+  });
+
+  it('check-config reports every error with its path and value, and exits 1', async () => {
+    const path = await write(
+      'bad.yaml',
+      'apps:\n  web:\n    backends: ["127.0.0.1:8001"]\n    health: { timeout_seconds: 10, period_seconds: 5, protocol: UDP }\n    bogus: 1\n',
+    );
+    const { code, stderr } = await cli(['check-config', '--config', path]);
+    expect(code).toBe(1);
+    expect(stderr).toContain('apps.web.health.timeout_seconds: must be less than period_seconds (got 10 >= 5)');
+    expect(stderr).toContain('apps.web.health.protocol: must be one of HTTP, TCP (got "UDP")');
+    expect(stderr).toContain('apps.web.bogus: unknown key');
+    expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('says clearly when the config file cannot be read or is not given', async () => {
+    const missing = await cli(['check-config', '--config', join(dir, 'nope.yaml')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toContain(join(dir, 'nope.yaml'));
+    const none = await cli(['check-config']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/--config|ORCHESTRY_CONFIG/);
+  });
+
+  it('takes the config path from ORCHESTRY_CONFIG', async () => {
+    const path = await write('env.yaml', 'apps:\n  web:\n    backends: ["127.0.0.1:8001"]\n');
+    const { code } = await cli(['check-config'], { ORCHESTRY_CONFIG: path });
+    expect(code).toBe(0);
+  });
+
+  it('render prints the upstreams without touching nginx', async () => {
+    const path = await write(
+      'render.yaml',
+      'apps:\n  web:\n    backends: ["127.0.0.1:8001", { address: "127.0.0.1:8002", weight: 3 }]\nnginx:\n  binary: /nonexistent/nginx\n',
+    );
+    const { code, stdout } = await cli(['render', '--config', path]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('upstream web {');
+    expect(stdout).toContain('server 127.0.0.1:8001;');
+    expect(stdout).toContain('server 127.0.0.1:8002 weight=3;');
+  });
+
+  it('rejects unknown commands with usage and exit 2', async () => {
+    const { code, stderr } = await cli(['frobnicate']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('unknown command: frobnicate');
+  });
+
+  it('keeps running and reports not ready when nginx is not running and a backend is unreachable', async () => {
+    const adminPort = await freePort();
+    const path = await write(
+      'daemon.yaml',
+      `apps:
+  web:
+    backends: ["127.0.0.1:9"]
+    health: { initial_delay_seconds: 0, period_seconds: 2, timeout_seconds: 1, failure_threshold: 1 }
+nginx:
+  binary: /usr/sbin/nginx
+  config_path: ${join(dir, 'nginx.conf')}
+  output_path: ${join(dir, 'upstreams.conf')}
+  pid_path: ${join(dir, 'nginx.pid')}
+  validate: false
+admin: { listen: "127.0.0.1:${adminPort}" }
+`,
+    );
+    const sidecar = await startSidecarProcess(path, `http://127.0.0.1:${adminPort}`);
+    try {
+      const ready = await waitFor(
+        async () => {
+          const r = await sidecar.api<{ ready: boolean; reasons: string[] }>('/readyz');
+          return r.status === 503 && r.body.reasons.some((x) => x.includes('nginx is not running')) && r;
+        },
+        { what: '/readyz naming nginx not running' },
+      );
+      expect(ready.body.ready).toBe(false);
+      // The unreachable backend is probed and classified, not thrown.
+      await waitFor(
+        async () => {
+          const { body } = await sidecar.api<{ backends: Array<{ last_failure: { type: string } | null }> }>('/api/v1/apps/web');
+          return body.backends[0]?.last_failure?.type === 'port_not_listening';
+        },
+        { what: 'port_not_listening classified' },
+      );
+      expect((await sidecar.api('/healthz')).status).toBe(200);
+      expect(sidecar.child.exitCode).toBeNull();
+    } finally {
+      expect(await sidecar.stop()).toBe(0);
+    }
+  });
+
+  it('refuses to start with a clear error when the admin address is taken', async () => {
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    const port = await freePort();
+    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', () => r()));
+    try {
+      const path = await write(
+        'busy.yaml',
+        `apps:\n  web:\n    backends: ["127.0.0.1:9"]\nnginx:\n  output_path: ${join(dir, 'busy-upstreams.conf')}\n  pid_path: ${join(dir, 'busy.pid')}\n  validate: false\nadmin: { listen: "127.0.0.1:${port}" }\n`,
+      );
+      const { code, stderr } = await cli(['run', '--config', path]);
+      expect(code).toBe(1);
+      expect(stderr).toContain(`cannot listen on 127.0.0.1:${port}`);
+    } finally {
+      blocker.close();
+    }
+  });
+});
