@@ -119,7 +119,7 @@ admin: { listen: "127.0.0.1:${adminPort}" }
       const ready = await waitFor(
         async () => {
           const r = await sidecar.api<{ ready: boolean; reasons: string[] }>('/readyz');
-          return r.status === 503 && r.body.reasons.some((x) => x.includes('nginx is not running')) && r;
+          return r.status === 503 && r.body.reasons.some((x) => x.includes('nginx is not running')) ? r : null;
         },
         { what: '/readyz naming nginx not running' },
       );
