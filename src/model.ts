@@ -16,6 +16,31 @@ export interface Backend {
   health: HealthCheckConfig;
   /** Name of the discovery source that reported it. */
   source: string;
+  /** The container behind this backend, when a Docker source found it. */
+  container?: ContainerRef;
+  /** Being stopped (Docker `kill`/`stop` seen): eject at once, before the process exits. */
+  draining?: boolean;
+}
+
+/** What the pipeline knows of the container behind a backend (from `docker inspect`). */
+export interface ContainerRef {
+  id: string;
+  /** Without the leading '/'. */
+  name: string;
+  image: string;
+  /** `orchestry.replica` label, if any. */
+  replica: number | null;
+  /** running, restarting, exited, paused, ... */
+  state: string;
+  /** Docker HEALTHCHECK status: starting, healthy, unhealthy; null without a HEALTHCHECK. */
+  dockerHealth: string | null;
+  restartCount: number;
+  oomKilled: boolean;
+  exitCode: number | null;
+  /** Epoch ms of the container's last start. */
+  startedAt: number;
+  /** All labels, as Docker reports them (already validated where they matter). */
+  labels: Record<string, string>;
 }
 
 export function backendId(app: string, host: string, port: number): string {

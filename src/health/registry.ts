@@ -160,7 +160,10 @@ function toView(e: Entry): BackendView {
     breaker: e.breaker.status,
     // 'unknown' is routed, like HAProxy's default initial state: before the first verdict we have
     // no evidence against a backend, and a sidecar restart must not eject every backend at once.
-    ejected: e.health.status === 'unhealthy' || e.breaker.status !== 'closed',
+    // A draining backend (its container is being stopped) goes at once, whatever its probes say.
+    ejected: e.health.status === 'unhealthy' || e.breaker.status !== 'closed' || e.backend.draining === true,
+    draining: e.backend.draining === true,
+    container: e.backend.container ?? null,
     consecutiveFailures: e.health.consecutiveFailures,
     consecutiveSuccesses: e.health.consecutiveSuccesses,
     lastProbe: e.lastProbe,

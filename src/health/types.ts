@@ -2,7 +2,7 @@
  * Shapes of the health stage. The reducers (thresholds.ts, breaker.ts, classify.ts) are pure:
  * `step(state, event, now) -> { state, transition? }`; registry.ts holds one of each per backend.
  */
-import type { BreakerStatus, HealthStatus, ProbeResult } from '../model.js';
+import type { BreakerStatus, ContainerRef, HealthStatus, ProbeResult } from '../model.js';
 
 /** The seed's FailureType values. Issue 2 detects the ones a probe can tell apart. */
 export type FailureType =
@@ -70,8 +70,12 @@ export interface BackendView {
   backup: boolean;
   health: HealthStatus;
   breaker: BreakerStatus;
-  /** Unhealthy or breaker not closed. */
+  /** Unhealthy, breaker not closed, or draining. */
   ejected: boolean;
+  /** Its container is being stopped. */
+  draining: boolean;
+  /** The container behind it, when discovered from Docker. */
+  container: ContainerRef | null;
   consecutiveFailures: number;
   consecutiveSuccesses: number;
   lastProbe: ProbeResult | null;

@@ -61,6 +61,8 @@ export function views(a: AppConfig, ejected: string[] = []): BackendView[] {
       health: out ? 'unhealthy' : 'healthy',
       breaker: 'closed',
       ejected: out,
+      draining: false,
+      container: null,
       consecutiveFailures: out ? 3 : 0,
       consecutiveSuccesses: out ? 0 : 1,
       lastProbe: null,

@@ -85,12 +85,24 @@ describe('health registry', () => {
       health: 'unknown',
       breaker: 'closed',
       ejected: false,
+      draining: false,
+      container: null,
       consecutiveFailures: 0,
       consecutiveSuccesses: 0,
       lastProbe: null,
       lastFailure: null,
       since: 1_000_000,
     });
+  });
+
+  it('ejects a draining backend at once, whatever its probes say', () => {
+    const { registry } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    registry.sync([{ ...b, draining: true }]);
+    expect(registry.view(b.id)).toMatchObject({ health: 'unknown', breaker: 'closed', draining: true, ejected: true });
+    registry.sync([b]);
+    expect(registry.view(b.id)).toMatchObject({ draining: false, ejected: false });
   });
 
   it('drops backends missing from the next snapshot and keeps the state of those still present', () => {

@@ -73,6 +73,8 @@ function view(app: string, host: string, port: number, over: Partial<BackendView
     health: 'healthy',
     breaker: 'closed',
     ejected: false,
+    draining: false,
+    container: null,
     consecutiveFailures: 0,
     consecutiveSuccesses: 1,
     lastProbe: null,
