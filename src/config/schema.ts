@@ -11,13 +11,16 @@ import { formatAddress } from '../model.js';
 import type {
   AdminConfig,
   AppConfig,
+  AppDockerOptions,
   BackendConfig,
   BreakerConfig,
+  DockerConfig,
   FailureDetectionConfig,
   HealthCheckConfig,
   LoggingConfig,
   NginxConfig,
   ProbeSettings,
+  RecoveryConfig,
   SidecarConfig,
   UpstreamOptions,
 } from './types.js';
@@ -428,6 +431,8 @@ function parseBackends(
 const BALANCE = ['round_robin', 'least_conn', 'ip_hash', 'random'] as const;
 const EJECTED = ['down', 'omit'] as const;
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+const ADDRESS_MODES = ['network', 'host'] as const;
+const RECOVERY_MODES = ['off', 'dry-run', 'on'] as const;
 
 function parseApp(
   name: string,
@@ -438,7 +443,7 @@ function parseApp(
   report: Report,
   issues: readonly FieldIssue[],
 ): AppConfig | undefined {
-  const raw = readMap(value, path, ['backends', 'health', 'upstream'], report);
+  const raw = readMap(value, path, ['backends', 'health', 'upstream', 'docker'], report);
   if (!raw) return undefined;
   const healthPath = join(path, 'health');
   const own = parseHealthFields(raw.health, healthPath, report);
@@ -476,7 +481,50 @@ function parseApp(
       `cannot be used with backup backends, nginx rejects it (got ${show(balance)})`,
     );
   }
-  return { name, backends, health, upstream };
+  const docker = parseAppDocker(raw.docker, join(path, 'docker'), report);
+  return { name, docker, backends, health, upstream };
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+const envName: Check<string> = (value, path, report) => {
+  if (typeof value !== 'string' || !ENV_NAME.test(value)) {
+    return report(path, `must be an environment variable name (got ${show(value)})`);
+  }
+  return value;
+};
+
+/** `"20000-20099"` or `[20000, 20099]`: an inclusive port range. */
+export const portRange: Check<[number, number]> = (value, path, report) => {
+  let pair: unknown[] | null = null;
+  if (typeof value === 'string') {
+    const m = /^(\d{1,5})-(\d{1,5})$/.exec(value.trim());
+    if (m) pair = [Number(m[1]), Number(m[2])];
+  } else if (Array.isArray(value) && value.length === 2) {
+    pair = value;
+  }
+  const ok = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+  if (!pair || !ok(pair[0]) || !ok(pair[1]) || pair[0] > pair[1]) {
+    return report(path, `must be a port range "low-high" within 1..65535 (got ${show(value)})`);
+  }
+  return [pair[0], pair[1]];
+};
+
+/** Defaults of an app's Docker options. */
+export const DEFAULT_APP_DOCKER: AppDockerOptions = Object.freeze({
+  address_mode: null,
+  port_range: null,
+  port_env: 'PORT',
+  max_replicas: null,
+}) as AppDockerOptions;
+
+function parseAppDocker(value: unknown, path: string, report: Report): AppDockerOptions {
+  return readSection<AppDockerOptions>(value, path, {
+    address_mode: [null, nullable(oneOf(ADDRESS_MODES))],
+    port_range: [null, nullable(portRange)],
+    port_env: ['PORT', envName],
+    max_replicas: [null, nullable(num({ int: true, min: 1, max: 1000 }))],
+  }, report);
 }
 
 // ---- top level ----------------------------------------------------------------------------
@@ -497,7 +545,9 @@ function readSection<T>(value: unknown, path: string, spec: Spec<T>, report: Rep
 
 function parseNginx(value: unknown, baseDir: string | undefined, report: Report): NginxConfig {
   const nginx = readSection<NginxConfig>(value, 'nginx', {
-    mode: ['local', oneOf(['local'])],
+    mode: ['local', oneOf(['local', 'docker'] as const)],
+    container: [null, nullable(str)],
+    container_label: [null, nullable(str)],
     binary: ['nginx', fsPath],
     config_path: ['/etc/nginx/nginx.conf', fsPath],
     prefix: [null, nullable(fsPath)],
@@ -515,6 +565,9 @@ function parseNginx(value: unknown, baseDir: string | undefined, report: Report)
       'nginx.coalesce_max_wait_seconds',
       `must be at least coalesce_min_wait_seconds (got ${max} < ${min})`,
     );
+  }
+  if (nginx.mode === 'docker' && nginx.container === null && nginx.container_label === null) {
+    report('nginx.container', 'must be set (or nginx.container_label) when nginx.mode is docker');
   }
   const abs = <T extends string | null>(p: T): T =>
     (p !== null && baseDir && !isAbsolute(p) ? resolve(baseDir, p) : p) as T;
@@ -550,8 +603,55 @@ const token: Check<string> = (value, path, report) => {
 };
 
 const TOP_KEYS = [
-  'defaults', 'apps', 'breaker', 'failure_detection', 'nginx', 'admin', 'probes', 'logging',
+  'defaults', 'apps', 'docker', 'recovery', 'breaker', 'failure_detection', 'nginx', 'admin', 'probes',
+  'logging',
 ];
+
+function parseDocker(value: unknown, report: Report): DockerConfig {
+  const docker = readSection<DockerConfig>(value, 'docker', {
+    enabled: [false, bool],
+    socket_path: ['/var/run/docker.sock', fsPath],
+    address_mode: ['network', oneOf(ADDRESS_MODES)],
+    network: [null, nullable(str)],
+    host_address: ['127.0.0.1', str],
+    startup_grace_seconds: [60, num({ min: 0, max: MAX_SECONDS })],
+    reconnect_min_seconds: [0.5, num({ above: 0, max: 3600 })],
+    reconnect_max_seconds: [30, num({ above: 0, max: 3600 })],
+  }, report);
+  const hostProblem = checkHost(docker.host_address);
+  if (hostProblem) report('docker.host_address', `${hostProblem} (got ${show(docker.host_address)})`);
+  if (docker.reconnect_max_seconds < docker.reconnect_min_seconds) {
+    report(
+      'docker.reconnect_max_seconds',
+      `must be at least reconnect_min_seconds (got ${docker.reconnect_max_seconds} < ${docker.reconnect_min_seconds})`,
+    );
+  }
+  return docker;
+}
+
+function parseRecovery(value: unknown, report: Report): RecoveryConfig {
+  const r = readSection<RecoveryConfig>(value, 'recovery', {
+    mode: ['dry-run', oneOf(RECOVERY_MODES)],
+    max_restarts: [3, num({ int: true, min: 0, max: 1000 })],
+    restart_window_seconds: [300, num({ above: 0, max: MAX_SECONDS })],
+    backoff_min_seconds: [10, num({ min: 0, max: MAX_SECONDS })],
+    backoff_max_seconds: [300, num({ min: 0, max: MAX_SECONDS })],
+    budget_per_app: [10, num({ int: true, min: 0, max: 10_000 })],
+    budget_window_seconds: [600, num({ above: 0, max: MAX_SECONDS })],
+    max_unavailable_fraction: [0.5, num({ above: 0, max: 1 })],
+    min_healthy_replicas: [1, num({ int: true, min: 0, max: 1000 })],
+    max_replicas: [5, num({ int: true, min: 1, max: 1000 })],
+    scale_in_after_seconds: [300, num({ min: 0, max: MAX_SECONDS })],
+    stop_timeout_seconds: [10, num({ min: 0, max: 3600 })],
+  }, report);
+  if (r.backoff_max_seconds < r.backoff_min_seconds) {
+    report(
+      'recovery.backoff_max_seconds',
+      `must be at least backoff_min_seconds (got ${r.backoff_max_seconds} < ${r.backoff_min_seconds})`,
+    );
+  }
+  return r;
+}
 
 /**
  * Validates raw parsed YAML into a defaulted SidecarConfig, collecting every issue. Relative
@@ -597,6 +697,8 @@ export function parseConfig(
     }
   }
 
+  const docker = parseDocker(top.docker, report);
+  const recovery = parseRecovery(top.recovery, report);
   const breaker = readSection<BreakerConfig>(top.breaker, 'breaker', {
     failure_threshold: [5, num({ int: true, min: 1 })],
     success_threshold: [3, num({ int: true, min: 1 })],
@@ -633,6 +735,6 @@ export function parseConfig(
   if (issues.length > 0) return { ok: false, issues };
   return {
     ok: true,
-    config: { apps, breaker, failure_detection: failureDetection, nginx, admin, probes, logging },
+    config: { apps, docker, recovery, breaker, failure_detection: failureDetection, nginx, admin, probes, logging },
   };
 }

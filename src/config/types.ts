@@ -54,8 +54,21 @@ export interface UpstreamOptions {
   balance: 'round_robin' | 'least_conn' | 'ip_hash' | 'random';
 }
 
+/** Per-app Docker settings (YAML `apps.<name>.docker`, or `orchestry.*` labels). */
+export interface AppDockerOptions {
+  /** Overrides docker.address_mode for this app. */
+  address_mode: 'network' | 'host' | null; // null
+  /** Host networking: ports scale_out may give new replicas, inclusive, e.g. [20000, 20099]. */
+  port_range: [number, number] | null; // null
+  /** Environment variable that tells a new replica its port. */
+  port_env: string; // 'PORT'
+  /** scale_out never goes above this many replicas; null = recovery.max_replicas. */
+  max_replicas: number | null; // null
+}
+
 export interface AppConfig {
   name: string;
+  docker: AppDockerOptions;
   backends: BackendConfig[];
   health: HealthCheckConfig;
   upstream: UpstreamOptions;
@@ -78,7 +91,12 @@ export interface FailureDetectionConfig {
 }
 
 export interface NginxConfig {
-  mode: 'local';
+  /** local: nginx on this host (signal/`nginx -s`); docker: nginx in a container (exec + HUP via the API). */
+  mode: 'local' | 'docker'; // 'local'
+  /** mode docker: the nginx container, by name or id. */
+  container: string | null; // null
+  /** mode docker: or found by this label (`key=value`), when container is null. */
+  container_label: string | null; // null
   /** nginx binary used for `nginx -t` and `nginx -s reload`. */
   binary: string; // 'nginx'
   /** The main nginx.conf, which `include`s output_path. */
@@ -118,8 +136,56 @@ export interface LoggingConfig {
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'; // 'info'
 }
 
+/** Discovery of backends from Docker containers by label, and nginx in a container. */
+export interface DockerConfig {
+  enabled: boolean; // false
+  /** The Docker Engine's unix socket. */
+  socket_path: string; // '/var/run/docker.sock'
+  /**
+   * How a container's address is found: `network` uses its IP on `network` (compose), `host`
+   * uses `host_address` and the label port (containers on host networking).
+   */
+  address_mode: 'network' | 'host'; // 'network'
+  /** Docker network for address_mode network; null = the container's only/first network. */
+  network: string | null; // null
+  /** Address of containers on host networking (address_mode host). */
+  host_address: string; // '127.0.0.1'
+  /** A container that is not healthy this long after starting is application_startup_failed. */
+  startup_grace_seconds: number; // 60
+  /** Event stream reconnect backoff, doubling from min to max. */
+  reconnect_min_seconds: number; // 0.5
+  reconnect_max_seconds: number; // 30
+}
+
+/** Recovery through the Docker Engine: the seed's RecoveryManager with safety limits. */
+export interface RecoveryConfig {
+  /** off: nothing; dry-run: plan and record, act on nothing; on: act. */
+  mode: 'off' | 'dry-run' | 'on'; // 'dry-run'
+  /** The seed's rule: at most this many restarts of one container in restart_window_seconds. */
+  max_restarts: number; // 3
+  restart_window_seconds: number; // 300
+  /** Backoff between disruptive actions on one container: min, doubling, capped at max. */
+  backoff_min_seconds: number; // 10
+  backoff_max_seconds: number; // 300
+  /** Disruptive actions per app within budget_window_seconds. */
+  budget_per_app: number; // 10
+  budget_window_seconds: number; // 600
+  /** Never act on more than this share of an app's replicas at once (at least one). */
+  max_unavailable_fraction: number; // 0.5
+  /** Never take an app below this many healthy replicas with a disruptive action. */
+  min_healthy_replicas: number; // 1
+  /** Upper bound on replicas for scale_out (label orchestry.recovery.max_replicas overrides). */
+  max_replicas: number; // 5
+  /** Remove replicas that recovery added once the app has been healthy this long. */
+  scale_in_after_seconds: number; // 300
+  /** Grace given to a container's process on stop/restart before SIGKILL. */
+  stop_timeout_seconds: number; // 10
+}
+
 export interface SidecarConfig {
   apps: AppConfig[];
+  docker: DockerConfig;
+  recovery: RecoveryConfig;
   breaker: BreakerConfig;
   failure_detection: FailureDetectionConfig;
   nginx: NginxConfig;

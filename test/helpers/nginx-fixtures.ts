@@ -3,30 +3,10 @@ import type { AppConfig, BackendConfig, HealthCheckConfig, UpstreamOptions } fro
 import type { BackendView } from '../../src/health/types.js';
 import { backendId } from '../../src/model.js';
 import { buildDesiredSet } from '../../src/upstream/desired.js';
+import { DEFAULT_APP_DOCKER, DEFAULT_HEALTH } from '../../src/config/schema.js';
 import type { DesiredSet } from '../../src/upstream/types.js';
 
-const HEALTH: HealthCheckConfig = {
-  protocol: 'HTTP',
-  scheme: 'http',
-  path: '/health',
-  port: 8000,
-  method: 'GET',
-  headers: {},
-  body: null,
-  expected_status_codes: [200],
-  expected_body: null,
-  probe_data: null,
-  expected_response: null,
-  initial_delay_seconds: 30,
-  period_seconds: 30,
-  timeout_seconds: 5,
-  failure_threshold: 3,
-  success_threshold: 1,
-  enabled: true,
-  follow_redirects: false,
-  verify_ssl: true,
-  max_retries: 0,
-};
+const HEALTH: HealthCheckConfig = DEFAULT_HEALTH;
 
 /** An app; backends as `host:port` strings or full configs. */
 export function app(
@@ -36,6 +16,7 @@ export function app(
 ): AppConfig {
   return {
     name,
+    docker: DEFAULT_APP_DOCKER,
     backends: backends.map((b) => {
       if (typeof b !== 'string') return { weight: 1, backup: false, ...b };
       const i = b.lastIndexOf(':');

@@ -128,6 +128,8 @@ ${privateTempPaths(dir)}
     pid: proc.pid,
     config: (overrides = {}) => ({
       mode: 'local',
+      container: null,
+      container_label: null,
       binary: NGINX_BIN,
       config_path: configPath,
       prefix: dir,
