@@ -140,28 +140,8 @@ async function runPhase() {
 
   const clock = createSystemClock();
   const prober = createHttpProber({ version: 'bench', clock });
-  const health = {
-    protocol: 'HTTP',
-    scheme: 'http',
-    path: '/health',
-    port: 8000,
-    method: 'GET',
-    headers: {},
-    body: null,
-    expected_status_codes: [200],
-    expected_body: null,
-    probe_data: null,
-    expected_response: null,
-    initial_delay_seconds: 0,
-    period_seconds: phase.period,
-    timeout_seconds: 1,
-    failure_threshold: 3,
-    success_threshold: 1,
-    enabled: true,
-    follow_redirects: false,
-    verify_ssl: true,
-    max_retries: 0,
-  };
+  const { DEFAULT_HEALTH } = await import('../dist/config/schema.js');
+  const health = { ...DEFAULT_HEALTH, initial_delay_seconds: 0, period_seconds: phase.period, timeout_seconds: 1 };
   const backends = ports.map((port) => ({
     id: `bench/127.0.0.1:${port}`,
     app: 'bench',

@@ -2,30 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.js';
 import { DEFAULT_BREAKER_CONFIG, NO_TICKET } from '../../src/health/breaker.js';
 import { createHealthRegistry } from '../../src/health/registry.js';
+import { DEFAULT_HEALTH } from '../../src/config/schema.js';
 import type { FailureDetectionConfig, HealthCheckConfig } from '../../src/config/types.js';
 import { backendId, type Backend, type ProbeResult } from '../../src/model.js';
 
 const health: HealthCheckConfig = {
-  protocol: 'HTTP',
-  scheme: 'http',
-  path: '/health',
-  port: 8000,
-  method: 'GET',
-  headers: {},
-  body: null,
-  expected_status_codes: [200],
-  expected_body: null,
-  probe_data: null,
-  expected_response: null,
+  ...DEFAULT_HEALTH,
   initial_delay_seconds: 0,
   period_seconds: 5,
   timeout_seconds: 2,
-  failure_threshold: 3,
-  success_threshold: 1,
-  enabled: true,
-  follow_redirects: false,
-  verify_ssl: true,
-  max_retries: 0,
 };
 
 const detection: FailureDetectionConfig = {
