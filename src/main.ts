@@ -18,6 +18,7 @@ import type { ApplyOutcome, UpstreamApplier } from './nginx/applier.js';
 import { createCoalescer } from './nginx/coalescer.js';
 import { createRenderer } from './nginx/render.js';
 import { createAdminServer } from './observability/admin-server.js';
+import { createEventLog } from './observability/event-log.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { createHttpProber } from './probe/http.js';
@@ -48,6 +49,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   let config = await loadConfigFile(opts.configPath, env);
   const log = opts.logger ?? createLogger({ level: config.logging.level });
   const metrics = createMetrics();
+  const events = createEventLog();
 
   const registry = createHealthRegistry({
     clock,
@@ -76,6 +78,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       // The template did not compile: keep the last good file, stay not ready.
       lastOutcome = { result: 'failed', stage: 'render', error: templateError, durationMs: 0, reloaded: false };
       metrics.onApply(lastOutcome);
+      events.push('nginx', clock.now(), 'nginx update failed at render', { result: 'failed', stage: 'render', error: templateError });
       metrics.setDegraded(true);
       return;
     }
@@ -83,6 +86,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     lastOutcome = outcome;
     metrics.onApply(outcome);
     metrics.setDegraded(outcome.result === 'failed');
+    if (outcome.result !== 'unchanged') {
+      events.push('nginx', clock.now(), outcome.result === 'failed' ? `nginx update failed at ${outcome.stage}` : 'nginx upstreams updated', {
+        result: outcome.result,
+        stage: outcome.stage,
+        error: outcome.error,
+        duration_ms: Math.round(outcome.durationMs),
+      });
+    }
     if (outcome.result === 'failed') {
       log.error({ stage: outcome.stage, err: outcome.error }, 'nginx update failed; last good config kept');
     } else {
@@ -114,8 +125,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       const now = panics.includes(app);
       if (now && !panicking.has(app)) {
         log.error({ app }, 'every backend of the app is ejected: routing to all of them (panic)');
+        events.push('transition', clock.now(), 'panic: every backend ejected, routing to all', { app });
       } else if (!now && panicking.has(app)) {
         log.warn({ app }, 'panic over: routing to healthy backends only');
+        events.push('transition', clock.now(), 'panic over', { app });
       }
       if (now) panicking.add(app);
       else panicking.delete(app);
@@ -132,6 +145,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     if (transitions.length === 0) return;
     for (const t of transitions) {
       metrics.onTransition(t);
+      events.push('transition', t.at, `${t.kind} ${t.from} -> ${t.to}`, {
+        app: t.app,
+        backend: t.backendId,
+        kind: t.kind,
+        from: t.from,
+        to: t.to,
+        reason: t.reason,
+      });
       log.info(
         { app: t.app, backend: t.backendId, kind: t.kind, from: t.from, to: t.to, reason: t.reason },
         `${t.kind} ${t.from} -> ${t.to}`,
@@ -158,7 +179,20 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     onResult: (result: ProbeResult, b: Backend) => {
       const { transitions, failures } = registry.record(result, tickets.get(b.id) ?? -1);
       metrics.onProbe(result, result.checkType);
-      if (failures.length > 0) metrics.onFailures(failures);
+      if (failures.length > 0) {
+        metrics.onFailures(failures);
+        // The first of a streak is news; the rest are counted in metrics and the API.
+        for (const f of failures) {
+          if (f.consecutiveCount !== 1) continue;
+          events.push('failure', f.timestamp, f.message, {
+            app: f.app,
+            backend: f.backendId,
+            failure_type: f.failureType,
+            severity: f.severity,
+            critical: f.critical,
+          });
+        }
+      }
       onTransitions(transitions);
     },
   });
@@ -207,6 +241,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       const prev = config;
       config = next;
       metrics.onConfigReload('success');
+      events.push('config', clock.now(), 'configuration reloaded', { path: opts.configPath });
       log.info({ path: opts.configPath }, 'configuration reloaded');
       if (next.admin.listen !== prev.admin.listen) {
         log.warn({ listen: next.admin.listen }, 'admin.listen changes take effect after a restart');
@@ -223,6 +258,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     },
     onError: (err: Error) => {
       metrics.onConfigReload('failure');
+      events.push('config', clock.now(), 'configuration rejected; running configuration kept', { error: err.message });
       log.error({ path: opts.configPath, err: err.message }, 'configuration rejected; running configuration kept');
     },
   });
@@ -237,6 +273,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       const app = config.apps.find((a) => a.name === name);
       return app ? appJson(app, registry.views(), panicking.has(app.name)) : undefined;
     },
+    getEvents: (q) => events.list(q),
     readiness: () => {
       const reasons: string[] = [];
       if (!firstApplyDone) reasons.push('nginx upstreams not yet written');

@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, SidecarError, describeError } from '../errors.js';
+import { EVENT_KINDS, type EventKind, type EventQuery, type LoggedEvent } from './event-log.js';
 import type { Logger } from './logger.js';
 
 export interface AdminServerOptions {
@@ -18,6 +19,8 @@ export interface AdminServerOptions {
   /** JSON-ready view of one app, or undefined when there is no such app. */
   getApp(name: string): unknown | undefined;
   readiness(): { ready: boolean; reasons: string[] };
+  /** Recent events for `/api/v1/events`. */
+  getEvents?(query: EventQuery): LoggedEvent[];
 }
 
 export interface AdminServer {
@@ -87,8 +90,8 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
 
   async function respond(method: string, url: string): Promise<Reply> {
     // The raw path, not `new URL(url, base)`: that would read `//host/x` as another origin.
-    const path = url.split('?', 1)[0] as string;
-    const handler = route(path);
+    const [path, query = ''] = url.split('?', 2) as [string, string?];
+    const handler = route(path, new URLSearchParams(query));
     if (!handler) return json(404, { error: `no such path ${JSON.stringify(path)}` });
     if (method !== 'GET' && method !== 'HEAD') {
       return { ...json(405, { error: `method ${method} not allowed` }), headers: { Allow: ALLOWED_METHODS } };
@@ -96,7 +99,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
     return handler();
   }
 
-  function route(path: string): (() => Reply | Promise<Reply>) | undefined {
+  function route(path: string, query: URLSearchParams): (() => Reply | Promise<Reply>) | undefined {
     switch (path) {
       case '/metrics':
         return async () => ({ status: 200, contentType: opts.metrics.contentType, body: await opts.metrics.render() });
@@ -109,6 +112,8 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
         };
       case '/api/v1/apps':
         return () => json(200, opts.getApps());
+      case '/api/v1/events':
+        return opts.getEvents ? () => events(opts.getEvents!, query) : undefined;
     }
     const m = /^\/api\/v1\/apps\/([^/]+)$/.exec(path);
     if (!m) return undefined;
@@ -154,6 +159,31 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
       });
     },
   };
+}
+
+/** `/api/v1/events?after=SEQ&kind=K&app=A&limit=N`; a bad parameter is a 400 naming it. */
+function events(get: (q: EventQuery) => LoggedEvent[], params: URLSearchParams): Reply {
+  const q: EventQuery = {};
+  for (const [key, value] of params) {
+    if (key === 'after' || key === 'limit') {
+      const n = Number(value);
+      const max = key === 'limit' ? 1000 : Number.MAX_SAFE_INTEGER;
+      if (!/^\d+$/.test(value) || n > max || (key === 'limit' && n === 0)) {
+        return json(400, { error: `query parameter ${key}: must be an integer${key === 'limit' ? ' from 1 to 1000' : ' >= 0'} (got ${JSON.stringify(value)})` });
+      }
+      q[key] = n;
+    } else if (key === 'kind') {
+      if (!EVENT_KINDS.includes(value as EventKind)) {
+        return json(400, { error: `query parameter kind: must be one of ${EVENT_KINDS.join(', ')} (got ${JSON.stringify(value)})` });
+      }
+      q.kind = value as EventKind;
+    } else if (key === 'app') {
+      q.app = value;
+    } else {
+      return json(400, { error: `unknown query parameter ${JSON.stringify(key)}` });
+    }
+  }
+  return json(200, { events: get(q) });
 }
 
 function json(status: number, value: unknown): Reply {

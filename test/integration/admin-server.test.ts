@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { createAdminServer, parseListenAddress, type AdminServerOptions } from '../../src/observability/admin-server.js';
+import { createEventLog } from '../../src/observability/event-log.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 
@@ -272,4 +273,51 @@ describe('admin listen address', () => {
       ]);
     },
   );
+});
+
+describe('admin server /api/v1/events', () => {
+  async function withEvents() {
+    const log = createEventLog(50);
+    log.push('transition', Date.UTC(2026, 0, 1), 'health healthy -> unhealthy', { app: 'web', backend: 'web/127.0.0.1:8001', to: 'unhealthy' });
+    log.push('nginx', Date.UTC(2026, 0, 1, 0, 0, 1), 'nginx upstreams updated', { result: 'applied' });
+    log.push('transition', Date.UTC(2026, 0, 1, 0, 0, 2), 'health unknown -> healthy', { app: 'api', backend: 'api/127.0.0.1:9001' });
+    return startAdmin({ getEvents: (q) => log.list(q) });
+  }
+
+  it('lists recent events oldest first, with their sequence numbers', async () => {
+    const h = await withEvents();
+    const res = await fetch(`${h.base}/api/v1/events`);
+    const body = (await res.json()) as { events: Array<{ seq: number; kind: string; app: string | null; at: string; data: Record<string, unknown> }> };
+    expect(res.status).toBe(200);
+    expect(body.events.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(body.events[0]).toMatchObject({ kind: 'transition', app: 'web', at: '2026-01-01T00:00:00.000Z', data: { to: 'unhealthy' } });
+    expect(body.events[1]).toMatchObject({ kind: 'nginx', app: null });
+  });
+
+  it('filters by after, kind, app and limit', async () => {
+    const h = await withEvents();
+    const seqs = async (q: string) =>
+      ((await (await fetch(`${h.base}/api/v1/events?${q}`)).json()) as { events: Array<{ seq: number }> }).events.map((e) => e.seq);
+    expect(await seqs('after=1')).toEqual([2, 3]);
+    expect(await seqs('kind=transition')).toEqual([1, 3]);
+    expect(await seqs('app=api')).toEqual([3]);
+    expect(await seqs('limit=1')).toEqual([3]);
+  });
+
+  it('rejects a bad query parameter naming it and the value', async () => {
+    const h = await withEvents();
+    expect(await errorOf(await fetch(`${h.base}/api/v1/events?limit=0`))).toBe('query parameter limit: must be an integer from 1 to 1000 (got "0")');
+    expect(await errorOf(await fetch(`${h.base}/api/v1/events?kind=bogus`))).toContain('query parameter kind: must be one of transition');
+    expect(await errorOf(await fetch(`${h.base}/api/v1/events?after=-1`))).toBe('query parameter after: must be an integer >= 0 (got "-1")');
+    const res = await fetch(`${h.base}/api/v1/events?x=1`);
+    expect(res.status).toBe(400);
+    expect(await errorOf(res)).toBe('unknown query parameter "x"');
+  });
+
+  it('keeps only the newest events within its capacity', () => {
+    const log = createEventLog(3);
+    for (let i = 0; i < 5; i++) log.push('config', i, `event ${i}`);
+    expect(log.list().map((e) => e.message)).toEqual(['event 2', 'event 3', 'event 4']);
+    expect(log.list().map((e) => e.seq)).toEqual([3, 4, 5]);
+  });
 });

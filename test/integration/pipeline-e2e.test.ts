@@ -200,6 +200,8 @@ describe('end to end with a real nginx', () => {
     expect(b2.last_failure?.type).toBe('health_check_failed');
     expect(await sidecar.metric('orchestry_backend_up', { app: 'web', backend: web[1]!.address })).toBe(0);
     expect(sidecar.logs().some((l) => l.msg === 'health healthy -> unhealthy' && l.backend === `web/${web[1]!.address}`)).toBe(true);
+    const { body: ev } = await sidecar.api<{ events: Array<{ kind: string; backend: string | null; message: string }> }>('/api/v1/events?kind=transition');
+    expect(ev.events.some((e) => e.backend === `web/${web[1]!.address}` && e.message === 'health healthy -> unhealthy')).toBe(true);
   });
 
   it('routes to the backend again once it heals', async () => {
