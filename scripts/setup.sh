@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# One-time set-up of a fresh clone: system packages the tests use (nginx, promtool), Node 24
-# when the machine's node is older than the project needs, then the npm dependencies and a build.
+# One-time set-up of a fresh clone: system packages the tests use (nginx, promtool, the Docker
+# Engine, a static busybox for the test images), a running dockerd, Node 24 when the machine's
+# node is older than the project needs, then the npm dependencies and a build. Idempotent: run it
+# on a fresh CI machine or again where everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The CLI alone (e.g. /usr/local/bin/docker) is not enough: the tests need the engine.
+command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
+# Copied into the FROM-scratch test images as /bin/sh and /bin/wget: it must be the static one.
+installed busybox-static || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install these Debian packages first: ${missing[*]}" >&2
@@ -15,6 +23,32 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The Docker tests need a running engine. Started the way ENVIRONMENT.md says: no bridge, no
+# iptables (test containers use host networking on loopback). Left running for later test runs;
+# stop it with: kill "$(cat /tmp/orchestry-dockerd.pid)".
+if ! docker info >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: the Docker Engine does not answer (not running, or no access to its socket); the Docker tests will fail until it does. As root:" >&2
+    echo "  dockerd --bridge=none --iptables=false --ip-masq=false >/tmp/orchestry-dockerd.log 2>&1 &" >&2
+  else
+    echo "setup: starting dockerd (log /tmp/orchestry-dockerd.log)"
+    PATH="$PATH:/usr/sbin" setsid dockerd --bridge=none --iptables=false --ip-masq=false \
+      >/tmp/orchestry-dockerd.log 2>&1 </dev/null &
+    echo $! >/tmp/orchestry-dockerd.pid
+    for _ in $(seq 120); do
+      docker info >/dev/null 2>&1 && break
+      if ! kill -0 "$(cat /tmp/orchestry-dockerd.pid)" 2>/dev/null; then
+        echo "setup: dockerd exited; last lines of /tmp/orchestry-dockerd.log:" >&2
+        tail -n 20 /tmp/orchestry-dockerd.log >&2
+        exit 1
+      fi
+      sleep 0.5
+    done
+    docker info >/dev/null 2>&1 || { echo "setup: dockerd did not answer within 60 s (see /tmp/orchestry-dockerd.log)" >&2; exit 1; }
+    echo "setup: dockerd running (pid $(cat /tmp/orchestry-dockerd.pid))"
+  fi
 fi
 
 # shellcheck source=scripts/node-env.sh

@@ -1,0 +1,147 @@
+/**
+ * Small shared helpers for tests against the real Docker Engine: one client, a check that the
+ * engine answers (tests that need Docker fail, never skip, without it), labels that mark what a
+ * test file created, clean-up by those labels, and waits on container state.
+ *
+ * Workplace rules baked in here: every container runs with host networking (dockerd runs with
+ * no bridge; servers bind 127.0.0.1 and get their port by env), and carries
+ * `orchestry.test=1` plus `orchestry.test.suite=<suite>` so a test file removes only its own.
+ */
+import Dockerode from 'dockerode';
+import { request } from 'node:http';
+import { waitFor } from './wait.js';
+
+export const DOCKER_SOCKET = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock';
+
+/** The tests' Docker client. Creating it opens nothing; each call is one request. */
+export const docker = new Dockerode({ socketPath: DOCKER_SOCKET });
+
+/** Label on everything a test creates; `SUITE_LABEL` names the test file that did. */
+export const TEST_LABEL = 'orchestry.test';
+export const SUITE_LABEL = 'orchestry.test.suite';
+
+/** The labels that mark a container as created by the test file `suite`. */
+export function testLabels(suite: string): Record<string, string> {
+  return { [TEST_LABEL]: '1', [SUITE_LABEL]: suite };
+}
+
+/** Throws a clear error when the Docker Engine does not answer (tests must fail, not skip). */
+export async function requireDocker(client: Dockerode = docker): Promise<void> {
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000);
+    });
+    await Promise.race([client.ping(), timeout]).finally(() => clearTimeout(timer));
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `Docker Engine unreachable at ${DOCKER_SOCKET} (${why}). These tests need a running dockerd: ` +
+        'run scripts/setup.sh as root, which starts one.',
+    );
+  }
+}
+
+/** Force-removes every container (running or not) that carries `orchestry.test.suite=suite`. */
+export async function removeTestContainers(suite: string, client: Dockerode = docker): Promise<void> {
+  const list = await client.listContainers({ all: true, filters: { label: [`${SUITE_LABEL}=${suite}`] } });
+  await Promise.all(
+    list.map((c) =>
+      client
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch((err: { statusCode?: number }) => {
+          // Already gone (e.g. AutoRemove, or removed by the code under test) is fine.
+          if (err.statusCode !== 404 && err.statusCode !== 409) throw err;
+        }),
+    ),
+  );
+}
+
+export interface RunContainerOptions {
+  image: string;
+  /** Test file marker, see testLabels(). */
+  suite: string;
+  name?: string;
+  env?: Record<string, string>;
+  /** More labels, e.g. `orchestry.*` ones for discovery. */
+  labels?: Record<string, string>;
+  /** Bind mounts, `host:container[:ro]`. */
+  binds?: string[];
+  cmd?: string[];
+}
+
+/** Creates and starts a container with host networking and the suite's labels. */
+export async function runContainer(opts: RunContainerOptions, client: Dockerode = docker): Promise<Dockerode.Container> {
+  const container = await client.createContainer({
+    Image: opts.image,
+    ...(opts.name ? { name: opts.name } : {}),
+    ...(opts.cmd ? { Cmd: opts.cmd } : {}),
+    Env: Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+    Labels: { ...opts.labels, ...testLabels(opts.suite) },
+    HostConfig: { NetworkMode: 'host', ...(opts.binds ? { Binds: opts.binds } : {}) },
+  });
+  await container.start();
+  return container;
+}
+
+/** Polls `docker inspect` until `check` accepts the container's state. */
+export async function waitForContainer(
+  container: Dockerode.Container,
+  check: (info: Dockerode.ContainerInspectInfo) => boolean,
+  opts: { what: string; timeoutMs?: number },
+): Promise<Dockerode.ContainerInspectInfo> {
+  return waitFor(
+    async (): Promise<Dockerode.ContainerInspectInfo | null> => {
+      const info = await container.inspect();
+      return check(info) ? info : null;
+    },
+    { what: opts.what, timeoutMs: opts.timeoutMs ?? 30_000, intervalMs: 100 },
+  );
+}
+
+/** Waits until Docker's HEALTHCHECK reports `status` (healthy, unhealthy). */
+export function waitForHealthStatus(
+  container: Dockerode.Container,
+  status: 'healthy' | 'unhealthy',
+  timeoutMs?: number,
+): Promise<Dockerode.ContainerInspectInfo> {
+  return waitForContainer(container, (info) => info.State.Health?.Status === status, {
+    what: `container ${container.id.slice(0, 12)} to become ${status}`,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
+}
+
+/** POST /control/<action> to the test app (test/fixtures/app-server.mjs) on 127.0.0.1:port. */
+export function controlApp(port: number, action: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path: `/control/${action}`, method: 'POST', agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        // exit and crash end the process right after answering; the body may be cut short.
+        res.on('error', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('request timed out')));
+    req.end();
+  });
+}
+
+/** The last `tail` lines a container wrote to stdout and stderr, as text (for error messages). */
+export async function containerLogs(container: Dockerode.Container, tail = 20): Promise<string> {
+  const buf = await container.logs({ stdout: true, stderr: true, tail }).catch(() => null);
+  if (!buf) return '(no logs)';
+  // Without a TTY each chunk has an 8-byte header: stream type, 3 zero bytes, length (BE).
+  let text = '';
+  for (let at = 0; at + 8 <= buf.length; ) {
+    const size = buf.readUInt32BE(at + 4);
+    text += buf.subarray(at + 8, at + 8 + size).toString('utf8');
+    at += 8 + size;
+  }
+  return text.trim();
+}
