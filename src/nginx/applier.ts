@@ -1,7 +1,8 @@
 /**
  * Bringing nginx in line with a DesiredSet. The pipeline decides *what* (DesiredSet); an
- * UpstreamApplier decides *how nginx is told*. This one renders a file and reloads nginx; a
- * DNS SRV applier (no reloads, nginx >= 1.27.3 `resolve`) can implement the same interface.
+ * UpstreamApplier decides *how nginx is told*. This one renders a file and reloads nginx (on
+ * this host or in a container, through an NginxControl); a DNS SRV applier (no reloads,
+ * nginx >= 1.27.3 `resolve`) can implement the same interface.
  */
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -9,9 +10,8 @@ import { performance } from 'node:perf_hooks';
 import type { NginxConfig } from '../config/types.js';
 import { SidecarError, describeError } from '../errors.js';
 import type { DesiredSet } from '../upstream/types.js';
-import { reloadNginx } from './reload.js';
+import { createLocalNginxControl, type NginxControl } from './control.js';
 import type { Renderer } from './render.js';
-import { validateNginx } from './validate.js';
 import { toViewModel } from './view-model.js';
 
 export type ApplyStage = 'render' | 'write' | 'validate' | 'reload';
@@ -44,6 +44,9 @@ export interface UpstreamApplier {
 
 export interface RenderReloadApplierOptions {
   nginx: NginxConfig;
+  /** Tests and reloads nginx; default: the local nginx described by `nginx`. Whatever the
+   *  control, the file is written at nginx.output_path on this side. */
+  control?: NginxControl;
   /** A loaded renderer. */
   renderer: Renderer;
   /** An applier this one replaces (e.g. after a template change): its lastGood is kept, so an
@@ -63,6 +66,7 @@ export interface RenderReloadApplierOptions {
  */
 export function createRenderReloadApplier(opts: RenderReloadApplierOptions): UpstreamApplier {
   const { nginx, renderer } = opts;
+  const control = opts.control ?? createLocalNginxControl(nginx);
   const output = nginx.output_path;
   // Must not end in .conf: an `include conf.d/*.conf` would otherwise pick up a half-written file.
   const tempPath = join(dirname(output), `.${basename(output)}.tmp-${process.pid}`);
@@ -135,7 +139,7 @@ export function createRenderReloadApplier(opts: RenderReloadApplierOptions): Ups
 
     if (nginx.validate) {
       try {
-        await validateNginx(nginx);
+        await control.validate();
       } catch (err) {
         lap('validate');
         try {
@@ -157,7 +161,7 @@ export function createRenderReloadApplier(opts: RenderReloadApplierOptions): Ups
     }
 
     try {
-      await reloadNginx(nginx);
+      await control.reload();
     } catch (err) {
       // The file stays: it passed `nginx -t` (unless validation is off), so it is what nginx
       // should load at its next start or reload. lastGood is not updated, so the same set is retried on the next apply.

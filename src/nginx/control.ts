@@ -1,0 +1,49 @@
+/**
+ * How the applier talks to nginx once the file is written: test the config, then make nginx
+ * load it. Local nginx (a binary and a pid on this host) and nginx in a container (exec and a
+ * signal through the Docker API) are two implementations of one interface.
+ */
+import type Dockerode from 'dockerode';
+import type { NginxConfig } from '../config/types.js';
+import { SidecarError } from '../errors.js';
+import { createDockerNginxControl } from './docker-control.js';
+import { reloadNginx } from './reload.js';
+import { validateNginx } from './validate.js';
+
+/** Tests and reloads one nginx. Both methods reject with a SidecarError saying what failed. */
+export interface NginxControl {
+  /** `nginx -t` on the main config; the error carries nginx's own error lines. */
+  validate(): Promise<void>;
+  /** Delivers the reload signal (nginx loads the config asynchronously). */
+  reload(): Promise<void>;
+  /** Which nginx this is, for logs and errors. */
+  describe(): string;
+}
+
+/** nginx on this host: `nginx -t` by its binary, reload by SIGHUP to its pid or `nginx -s reload`. */
+export function createLocalNginxControl(nginx: NginxConfig): NginxControl {
+  return {
+    validate: () => validateNginx(nginx),
+    reload: () => reloadNginx(nginx),
+    describe: () => `local nginx (${nginx.config_path})`,
+  };
+}
+
+/**
+ * The control for `nginx.mode`. Mode docker needs a Docker client; binary, prefix and
+ * config_path then name nginx's binary and main config inside its container.
+ */
+export function createNginxControl(nginx: NginxConfig, docker?: Dockerode): NginxControl {
+  if (nginx.mode === 'local') return createLocalNginxControl(nginx);
+  if (!docker) {
+    throw new SidecarError('NGINX_DOCKER_REQUIRED', 'nginx.mode is docker, but no Docker client was given');
+  }
+  return createDockerNginxControl({
+    docker,
+    container: nginx.container,
+    label: nginx.container_label,
+    binary: nginx.binary,
+    prefix: nginx.prefix,
+    configPath: nginx.config_path,
+  });
+}

@@ -1,0 +1,151 @@
+/**
+ * nginx in a container from the local orchestry-test/nginx image, for nginx.mode docker tests.
+ * It runs with host networking on a free 127.0.0.1 port. Its config lives in a temp dir on
+ * this side, mounted the way users deploy it: nginx.conf as /etc/nginx/nginx.conf, the
+ * directory of the generated file as /etc/nginx/conf.d (a directory mount, so a rename on this
+ * side is seen inside), logs as /var/log/nginx (read here to count reloads).
+ */
+import type Dockerode from 'dockerode';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { containerLogs, runContainer, waitForContainer } from './docker.js';
+import { ensureTestImages } from './docker-images.js';
+import { freePort, httpGet, makeNginxDir } from './nginx-instance.js';
+import { waitFor } from './wait.js';
+
+/** Where nginx, inside its container, sees the generated file. */
+export const INCLUDED_PATH = '/etc/nginx/conf.d/orchestry-upstreams.conf';
+
+export interface NginxContainer {
+  /** The container now running (replaced by recreate()). */
+  readonly container: Dockerode.Container;
+  readonly name: string;
+  readonly dir: string;
+  readonly port: number;
+  /** The generated upstreams file on this side (nginx.output_path). */
+  readonly outputPath: string;
+  /** GET through nginx; `body` is the backend's name. */
+  get(path?: string): Promise<{ status: number; body: string }>;
+  /** Reload signals the master has logged since the current container started. */
+  reloadCount(): Promise<number>;
+  /** Waits until `reloads` reloads were logged and the workers they replaced have exited. */
+  settle(reloads: number): Promise<void>;
+  /** `docker stop`: the container stays, not running. */
+  stop(): Promise<void>;
+  /** Removes the container and starts a new one (new id) with the same name, labels and files. */
+  recreate(): Promise<void>;
+  /** Removes the container and the temp dir. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Starts an nginx container proxying `/` to upstream `web`, with `upstreams` as the initial
+ * content of the generated file, and waits until it answers.
+ */
+export async function startNginxContainer(opts: {
+  suite: string;
+  upstreams: string;
+  name?: string;
+  labels?: Record<string, string>;
+}): Promise<NginxContainer> {
+  const { nginx: image } = await ensureTestImages();
+  const dir = await makeNginxDir();
+  const port = await freePort();
+  const name = opts.name ?? `orchestry-test-nginx-${port}`;
+  const outputPath = join(dir, 'conf.d', 'orchestry-upstreams.conf');
+  const errorLog = join(dir, 'logs', 'error.log');
+  await writeFile(outputPath, opts.upstreams);
+  await writeFile(
+    join(dir, 'nginx.conf'),
+    `error_log /var/log/nginx/error.log notice;
+worker_processes 1;
+events { worker_connections 64; }
+http {
+    access_log /var/log/nginx/access.log;
+    include /etc/nginx/conf.d/*.conf;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    server {
+        listen 127.0.0.1:${port};
+        location / { proxy_pass http://web; }
+    }
+}
+`,
+  );
+
+  const logCounts = async () => {
+    const lines = (await readFile(errorLog, 'utf8').catch(() => '')).split('\n');
+    return {
+      reloads: lines.filter((l) => l.endsWith(': reconfiguring')).length,
+      exitedWorkers: lines.filter((l) => /: worker process \d+ exited/.test(l)).length,
+    };
+  };
+
+  const start = async () => {
+    await writeFile(errorLog, ''); // counts start again with each container
+    const container = await runContainer({
+      image,
+      suite: opts.suite,
+      name,
+      ...(opts.labels ? { labels: opts.labels } : {}),
+      binds: [
+        `${join(dir, 'nginx.conf')}:/etc/nginx/nginx.conf:ro`,
+        `${join(dir, 'conf.d')}:/etc/nginx/conf.d`,
+        `${join(dir, 'logs')}:/var/log/nginx`,
+      ],
+    });
+    try {
+      await waitFor(
+        async () => {
+          const info = await container.inspect();
+          if (!info.State.Running) throw new Error(`nginx container exited: ${await containerLogs(container)}`);
+          return httpGet(port).then(() => true);
+        },
+        { what: 'nginx container to answer', timeoutMs: 15_000 },
+      );
+    } catch (err) {
+      await container.remove({ force: true }).catch(() => undefined);
+      throw err;
+    }
+    return container;
+  };
+
+  let container = await start().catch(async (err: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  });
+  return {
+    get container() {
+      return container;
+    },
+    name,
+    dir,
+    port,
+    outputPath,
+    get: (path = '/') => httpGet(port, path),
+    async reloadCount() {
+      return (await logCounts()).reloads;
+    },
+    async settle(reloads) {
+      await waitFor(
+        async () => {
+          const counts = await logCounts();
+          return counts.reloads >= reloads && counts.exitedWorkers >= counts.reloads;
+        },
+        { what: `${reloads} reload(s) to complete` },
+      );
+    },
+    async stop() {
+      await container.stop({ t: 5 });
+      await waitForContainer(container, (i) => !i.State.Running, { what: 'nginx container to stop' });
+    },
+    async recreate() {
+      await container.remove({ force: true });
+      container = await start();
+    },
+    async remove() {
+      await container.remove({ force: true }).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,261 @@
+/**
+ * nginx in a container (nginx.mode docker): the shared NginxControl suite, lookups by name and
+ * by label, clear errors, and the render-reload applier driving containerised nginx.
+ */
+import Dockerode from 'dockerode';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createRenderReloadApplier } from '../../src/nginx/applier.js';
+import { createNginxControl } from '../../src/nginx/control.js';
+import { createDockerNginxControl } from '../../src/nginx/docker-control.js';
+import { createRenderer, type Renderer } from '../../src/nginx/render.js';
+import type { DesiredSet } from '../../src/upstream/types.js';
+import { startBackend, type TestBackend } from '../helpers/backend-server.js';
+import { ensureTestImages } from '../helpers/docker-images.js';
+import { docker, removeTestContainers, requireDocker } from '../helpers/docker.js';
+import { nginxConfig, runNginxControlSuite, upstreamFile } from '../helpers/nginx-control-suite.js';
+import { INCLUDED_PATH, startNginxContainer, type NginxContainer } from '../helpers/nginx-container.js';
+
+const SUITE = 'nginx-control-docker';
+/** Unique per run, so a label lookup only ever sees this file's containers. */
+const LABEL = `orchestry.test.nginx=${process.pid}-${Date.now()}`;
+const labelled = (value = LABEL) => {
+  const [key, v] = value.split('=') as [string, string];
+  return { [key]: v };
+};
+
+beforeAll(async () => {
+  await requireDocker();
+  await removeTestContainers(SUITE);
+  await ensureTestImages();
+}, 180_000);
+afterAll(async () => {
+  await removeTestContainers(SUITE);
+});
+
+runNginxControlSuite('nginx in a container, by name', async (upstreams) => {
+  const n = await startNginxContainer({ suite: SUITE, upstreams });
+  return harness(n, createDockerNginxControl({ docker, container: n.name }));
+});
+
+runNginxControlSuite('nginx in a container, by label', async (upstreams) => {
+  const n = await startNginxContainer({ suite: SUITE, upstreams, labels: labelled() });
+  return harness(n, createDockerNginxControl({ docker, label: LABEL }));
+});
+
+function harness(n: NginxContainer, control: ReturnType<typeof createDockerNginxControl>) {
+  return {
+    control,
+    outputPath: n.outputPath,
+    includedPath: INCLUDED_PATH,
+    get: () => n.get(),
+    settle: (reloads: number) => n.settle(reloads),
+    stopNginx: () => n.stop(),
+    close: () => n.remove(),
+  };
+}
+
+describe('docker nginx control', () => {
+  let a: TestBackend;
+  let b: TestBackend;
+  const started: NginxContainer[] = [];
+  const start = async (opts: { labels?: Record<string, string> } = {}) => {
+    const n = await startNginxContainer({ suite: SUITE, upstreams: upstreamFile(a.address), ...opts });
+    started.push(n);
+    return n;
+  };
+
+  beforeAll(async () => {
+    a = await startBackend('a');
+    b = await startBackend('b');
+  });
+  afterAll(async () => {
+    await a.close();
+    await b.close();
+  });
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((n) => n.remove()));
+  });
+
+  it('needs a container name or a label', () => {
+    expect(() => createDockerNginxControl({ docker })).toThrow(
+      'nginx.container: must be set (or nginx.container_label) when nginx.mode is docker',
+    );
+  });
+
+  it('reports a container that does not exist, naming the setting', async () => {
+    const control = createDockerNginxControl({ docker, container: 'orchestry-test-no-such-nginx' });
+    const expected = {
+      code: 'NGINX_CONTAINER_NOT_FOUND',
+      message: 'nginx container "orchestry-test-no-such-nginx" not found (nginx.container)',
+    };
+    await expect(control.validate()).rejects.toMatchObject(expected);
+    await expect(control.reload()).rejects.toMatchObject(expected);
+    expect(control.describe()).toBe('nginx in container "orchestry-test-no-such-nginx"');
+  });
+
+  it('reports a stopped container as not running, for validate as well as reload', async () => {
+    const n = await start();
+    await n.stop();
+    const control = createDockerNginxControl({ docker, container: n.name });
+    const expected = {
+      code: 'NGINX_NOT_RUNNING',
+      message: `nginx is not running: container "${n.name}" is exited (nginx.container)`,
+    };
+    await expect(control.validate()).rejects.toMatchObject(expected);
+    await expect(control.reload()).rejects.toMatchObject(expected);
+  });
+
+  it('by label: none, none running, or more than one running is a clear error', async () => {
+    const label = `${LABEL}-lookup`;
+    const control = createDockerNginxControl({ docker, label });
+    await expect(control.reload()).rejects.toMatchObject({
+      code: 'NGINX_CONTAINER_NOT_FOUND',
+      message: `nginx container with label "${label}" not found (nginx.container_label)`,
+    });
+
+    const first = await start({ labels: labelled(label) });
+    await expect(control.validate()).resolves.toBeUndefined();
+    const second = await start({ labels: labelled(label) });
+    const ambiguous = await control.reload().then(() => null, (e: unknown) => e);
+    expect(ambiguous).toMatchObject({ code: 'NGINX_CONTAINER_AMBIGUOUS' });
+    expect((ambiguous as Error).message).toMatch(/^2 running containers have label ".+" \(.+, .+\); nginx.container_label must match exactly one$/);
+    expect((ambiguous as Error).message).toContain(first.name);
+    expect((ambiguous as Error).message).toContain(second.name);
+
+    await first.stop();
+    await second.stop();
+    await expect(control.reload()).rejects.toMatchObject({
+      code: 'NGINX_NOT_RUNNING',
+      message: expect.stringMatching(/^nginx is not running: no container labelled ".+" is running \(.+ exited, .+ exited\) \(nginx.container_label\)$/),
+    });
+  });
+
+  it('finds an nginx container again after it was recreated with the same name', async () => {
+    const n = await start();
+    const control = createDockerNginxControl({ docker, container: n.name });
+    await control.validate();
+    const oldId = n.container.id;
+
+    await n.recreate();
+    expect(n.container.id).not.toBe(oldId);
+    await writeFile(n.outputPath, upstreamFile(b.address));
+    await control.validate();
+    await control.reload();
+
+    await n.settle(1);
+    expect((await n.get()).body).toBe('b');
+  });
+
+  it('reports an nginx binary the container does not have', async () => {
+    const n = await start();
+    const control = createDockerNginxControl({ docker, container: n.name, binary: 'no-such-nginx' });
+    await expect(control.validate()).rejects.toMatchObject({
+      code: 'NGINX_NOT_FOUND',
+      message: expect.stringContaining(`cannot run nginx binary "no-such-nginx" in nginx container "${n.name}" (nginx.binary)`),
+    });
+  });
+
+  it('reports an unreachable Docker Engine as DOCKER_UNAVAILABLE', async () => {
+    const socketPath = join(tmpdir(), `orchestry-no-docker-${process.pid}.sock`);
+    const control = createDockerNginxControl({ docker: new Dockerode({ socketPath }), container: 'nginx' });
+    await expect(control.reload()).rejects.toMatchObject({
+      code: 'DOCKER_UNAVAILABLE',
+      message: expect.stringContaining('cannot inspect nginx container "nginx": cannot reach the Docker Engine'),
+    });
+  });
+
+  it('createNginxControl maps nginx.mode docker, passing config_path as -c inside the container', async () => {
+    const n = await start();
+    const good = createNginxControl(nginxConfig({ mode: 'docker', container: n.name }), docker);
+    expect(good.describe()).toBe(`nginx in container "${n.name}"`);
+    await expect(good.validate()).resolves.toBeUndefined();
+
+    const wrong = createNginxControl(
+      nginxConfig({ mode: 'docker', container_label: LABEL, config_path: '/etc/nginx/missing.conf' }),
+      docker,
+    );
+    expect(wrong.describe()).toBe(`nginx in the container labelled "${LABEL}"`);
+    await expect(wrong.validate()).rejects.toMatchObject({ code: 'NGINX_CONTAINER_NOT_FOUND' });
+    const labelledNginx = await start({ labels: labelled() });
+    const err = await wrong.validate().then(() => null, (e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NGINX_FAILED' });
+    expect((err as Error).message).toBe(
+      `nginx -t -c /etc/nginx/missing.conf in nginx container "${labelledNginx.name}" failed (exit 1): ` +
+        '[emerg] open() "/etc/nginx/missing.conf" failed (2: No such file or directory)',
+    );
+  });
+});
+
+describe('render-reload applier with nginx in a container', () => {
+  let a: TestBackend;
+  let b: TestBackend;
+  let renderer: Renderer;
+  let scratch: string;
+  let n: NginxContainer | null = null;
+
+  beforeAll(async () => {
+    a = await startBackend('a');
+    b = await startBackend('b');
+    renderer = createRenderer({ templatePath: null });
+    await renderer.load();
+    scratch = await mkdtemp(join(tmpdir(), 'orchestry-docker-applier-'));
+  });
+  afterAll(async () => {
+    await a.close();
+    await b.close();
+    await rm(scratch, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    await n?.remove();
+    n = null;
+  });
+
+  const setFor = (address: string): DesiredSet => ({
+    upstreams: [
+      {
+        name: 'web',
+        keepalive: 8,
+        balance: 'round_robin',
+        panic: false,
+        servers: [{ address, weight: 1, backup: false, down: false }],
+      },
+    ],
+  });
+
+  const applierFor = (container: NginxContainer, r: Renderer) => {
+    const cfg = nginxConfig({ mode: 'docker', container: container.name, output_path: container.outputPath });
+    return createRenderReloadApplier({ nginx: cfg, renderer: r, control: createNginxControl(cfg, docker) });
+  };
+
+  it('writes the shared file, validates by exec, reloads by SIGHUP, and traffic reaches the new backend', async () => {
+    n = await startNginxContainer({ suite: SUITE, upstreams: upstreamFile(a.address) });
+    expect((await n.get()).body).toBe('a');
+
+    const outcome = await applierFor(n, renderer).apply(setFor(b.address));
+
+    expect(outcome).toMatchObject({ result: 'applied', reloaded: true });
+    expect(await readFile(n.outputPath, 'utf8')).toBe(outcome.text);
+    await n.settle(1);
+    expect((await n.get()).body).toBe('b');
+  });
+
+  it('puts back the previous file when nginx -t in the container rejects the rendering, and nginx keeps serving', async () => {
+    n = await startNginxContainer({ suite: SUITE, upstreams: upstreamFile(a.address) });
+    const badPath = join(scratch, 'bad.hbs');
+    await writeFile(badPath, '{{#each upstreams}}upstream {{name}} {\n    bogus_directive on;\n}\n{{/each}}');
+    const bad = createRenderer({ templatePath: badPath });
+    await bad.load();
+
+    const outcome = await applierFor(n, bad).apply(setFor(b.address));
+
+    expect(outcome).toMatchObject({ result: 'failed', stage: 'validate', code: 'NGINX_FAILED', reloaded: false });
+    expect(outcome.error).toContain(`unknown directive "bogus_directive" in ${INCLUDED_PATH}:2`);
+    expect(await readFile(n.outputPath, 'utf8')).toBe(upstreamFile(a.address));
+    expect(await readdir(join(n.dir, 'conf.d'))).toEqual(['orchestry-upstreams.conf']);
+    expect((await n.get()).body).toBe('a');
+    expect(await n.reloadCount()).toBe(0);
+  });
+});
