@@ -145,12 +145,12 @@ export function compileExpectedBody(text: string): ((body: string) => boolean) |
 
 type Raw = Record<string, unknown>;
 /** Records one issue; returns undefined so a check can `return report(...)`. */
-type Report = (path: string, message: string) => undefined;
+export type Report = (path: string, message: string) => undefined;
 /** Validates one value; returns it (possibly normalised), or undefined after reporting. */
-type Check<T> = (value: unknown, path: string, report: Report) => T | undefined;
+export type Check<T> = (value: unknown, path: string, report: Report) => T | undefined;
 
 /** The bad value for an error message: JSON-quoted so control characters stay visible. */
-function show(value: unknown): string {
+export function show(value: unknown): string {
   if (typeof value === 'string') {
     const json = JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
     // JSON leaves DEL, C1 controls and line separators raw; escape them too for log safety.
@@ -212,7 +212,8 @@ function field<T>(
   return checked === undefined ? fallback : checked;
 }
 
-function num(rule: { int?: boolean; min?: number; max?: number; above?: number }): Check<number> {
+/** A number within the rule's bounds. */
+export function num(rule: { int?: boolean; min?: number; max?: number; above?: number }): Check<number> {
   return (value, path, report) => {
     const kind = rule.int ? 'an integer' : 'a number';
     if (typeof value !== 'number' || Number.isNaN(value)) {
@@ -234,7 +235,7 @@ function num(rule: { int?: boolean; min?: number; max?: number; above?: number }
 }
 
 /** Case-insensitive enum; the value is normalised to the listed spelling. */
-function oneOf<T extends string>(values: readonly T[]): Check<T> {
+export function oneOf<T extends string>(values: readonly T[]): Check<T> {
   return (value, path, report) => {
     const match =
       typeof value === 'string'
@@ -244,7 +245,7 @@ function oneOf<T extends string>(values: readonly T[]): Check<T> {
   };
 }
 
-const bool: Check<boolean> = (value, path, report) =>
+export const bool: Check<boolean> = (value, path, report) =>
   typeof value === 'boolean' ? value : report(path, `must be true or false (got ${show(value)})`);
 
 const str: Check<string> = (value, path, report) =>
@@ -372,7 +373,93 @@ function parseHealthFields(
   return out as Partial<HealthCheckConfig>;
 }
 
+/**
+ * Rules between health fields. `set` names the fields the caller's layer wrote itself: a
+ * conflict is then blamed on the field the layer set (labels set one field over a YAML base);
+ * without it (the YAML) the rule's own subject is blamed.
+ */
+function checkHealthCombination(
+  health: HealthCheckConfig,
+  path: string,
+  valid: (key: string) => boolean,
+  report: Report,
+  set?: (key: string) => boolean,
+): void {
+  const { timeout_seconds: timeout, period_seconds: period } = health;
+  if (timeout >= period && valid('timeout_seconds') && valid('period_seconds')) {
+    if (set && !set('timeout_seconds') && set('period_seconds')) {
+      report(join(path, 'period_seconds'), `must be greater than timeout_seconds (got ${period} <= ${timeout})`);
+    } else {
+      report(join(path, 'timeout_seconds'), `must be less than period_seconds (got ${timeout} >= ${period})`);
+    }
+  }
+  if (health.method === 'HEAD' && health.expected_body !== null) {
+    if (set && !set('expected_body') && set('method')) {
+      report(join(path, 'method'), 'must not be HEAD when expected_body is set (a HEAD response has no body)');
+    } else {
+      report(
+        join(path, 'expected_body'),
+        'must not be set when method is HEAD (a HEAD response has no body)',
+      );
+    }
+  }
+}
+
+/**
+ * Validates a map of health fields with the YAML's rules (each field, then the rules between
+ * fields) and layers it over `base`, a complete valid health config. Issue paths start at
+ * `path`, e.g. `orchestry.health` gives `orchestry.health.timeout_seconds`.
+ */
+export function parseHealthOverlay(
+  raw: Record<string, unknown>,
+  path: string,
+  base: HealthCheckConfig,
+): { ok: true; health: HealthCheckConfig } | { ok: false; issues: FieldIssue[] } {
+  const issues: FieldIssue[] = [];
+  const report: Report = (at, message) => {
+    issues.push({ path: at, message });
+    return undefined;
+  };
+  const own = parseHealthFields(raw, path, report);
+  const health: HealthCheckConfig = structuredClone({ ...base, ...own });
+  const valid = (key: string) => !issues.some((i) => i.path === join(path, key));
+  checkHealthCombination(health, path, valid, report, (key) => raw[key] !== undefined);
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, health };
+}
+
 // ---- apps ---------------------------------------------------------------------------------
+
+/** Why `name` cannot be an app name (it doubles as an nginx upstream name), or null. */
+export function appNameProblem(name: string): string | null {
+  if (APP_NAME.test(name)) return null;
+  return (
+    "app name must start with a letter, digit or '_' and contain only letters, digits, " +
+    `'_', '.', '-' (at most 64 characters) (got ${show(name)})`
+  );
+}
+
+/** Upstream options of an app that sets none. */
+const DEFAULT_KEEPALIVE = 32;
+const DEFAULT_BALANCE = 'round_robin';
+
+/**
+ * An app the YAML does not define (e.g. one found only in Docker labels): no static backends,
+ * the given health and Docker options, and every upstream option at its default.
+ */
+export function defaultApp(
+  name: string,
+  nginx: NginxConfig,
+  health: HealthCheckConfig,
+  docker: AppDockerOptions = DEFAULT_APP_DOCKER,
+): AppConfig {
+  return {
+    name,
+    docker: { ...docker },
+    backends: [],
+    health: structuredClone(health),
+    upstream: { ejected: nginx.ejected, keepalive: DEFAULT_KEEPALIVE, balance: DEFAULT_BALANCE },
+  };
+}
 
 const backendEntry = (defaultPort: number): Check<BackendConfig> => (value, path, report) => {
   let address: unknown = value;
@@ -452,27 +539,15 @@ function parseApp(
   // A field that was itself invalid fell back to its default; comparing that would mislead.
   const valid = (key: string) =>
     !issues.some((i) => i.path === join(healthPath, key) || i.path === `defaults.health.${key}`);
-  const { timeout_seconds: timeout, period_seconds: period } = health;
-  if (timeout >= period && valid('timeout_seconds') && valid('period_seconds')) {
-    report(
-      join(healthPath, 'timeout_seconds'),
-      `must be less than period_seconds (got ${timeout} >= ${period})`,
-    );
-  }
-  if (health.method === 'HEAD' && health.expected_body !== null) {
-    report(
-      join(healthPath, 'expected_body'),
-      'must not be set when method is HEAD (a HEAD response has no body)',
-    );
-  }
+  checkHealthCombination(health, healthPath, valid, report);
 
   const backends = parseBackends(raw.backends, join(path, 'backends'), health.port, report);
 
   const upstreamPath = join(path, 'upstream');
   const upstream = readSection<UpstreamOptions>(raw.upstream, upstreamPath, {
     ejected: [nginx.ejected, oneOf(EJECTED)],
-    keepalive: [32, num({ int: true, min: 0, max: 10_000 })],
-    balance: ['round_robin', oneOf(BALANCE)],
+    keepalive: [DEFAULT_KEEPALIVE, num({ int: true, min: 0, max: 10_000 })],
+    balance: [DEFAULT_BALANCE, oneOf(BALANCE)],
   }, report);
   const { balance } = upstream;
   if ((balance === 'ip_hash' || balance === 'random') && backends.some((b) => b.backup)) {
@@ -487,7 +562,8 @@ function parseApp(
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
-const envName: Check<string> = (value, path, report) => {
+/** An environment variable name, e.g. PORT. */
+export const envName: Check<string> = (value, path, report) => {
   if (typeof value !== 'string' || !ENV_NAME.test(value)) {
     return report(path, `must be an environment variable name (got ${show(value)})`);
   }
@@ -685,13 +761,8 @@ export function parseConfig(
   } else {
     for (const [name, body] of Object.entries(top.apps)) {
       const path = join('apps', name);
-      if (!APP_NAME.test(name)) {
-        report(
-          path,
-          "app name must start with a letter, digit or '_' and contain only letters, digits, " +
-            `'_', '.', '-' (at most 64 characters) (got ${show(name)})`,
-        );
-      }
+      const nameProblem = appNameProblem(name);
+      if (nameProblem) report(path, nameProblem);
       const app = parseApp(name, body, path, healthDefaults, nginx, report, issues);
       if (app) apps.push(app);
     }

@@ -1,0 +1,293 @@
+/**
+ * Docker's own failure signals, as data. The Docker source parses each event of the Engine's
+ * stream (parseDockerEvent), resyncs, and hands the event with the container as inspected after
+ * it to the pure detector below, which tells the failures apart the way the seed names them.
+ * The detector is a reducer, `(state, event, now) -> { state, failures }`: a restart loop and
+ * "was this stop asked for" need memory across events, and keeping it in the state keeps the
+ * function pure and testable without Docker or timers.
+ */
+import { constants } from 'node:os';
+import type { SidecarConfig } from '../config/types.js';
+import type { ContainerRef } from '../model.js';
+
+/** The container actions the Docker source reacts to; `sync` is an observation on a resync. */
+export type ContainerAction =
+  | 'start'
+  | 'die'
+  | 'kill'
+  | 'stop'
+  | 'destroy'
+  | 'health_status'
+  | 'oom'
+  | 'pause'
+  | 'unpause'
+  | 'restart'
+  | 'sync';
+
+const ACTIONS: ReadonlySet<string> = new Set<ContainerAction>([
+  'start', 'die', 'kill', 'stop', 'destroy', 'health_status', 'oom', 'pause', 'unpause', 'restart',
+]);
+
+/** One Docker container event (or resync observation), with the container as seen after it. */
+export interface ContainerEvent {
+  action: ContainerAction;
+  containerId: string;
+  /** Without the leading '/'. */
+  name: string;
+  /** The container's `orchestry.app` label, if it has one. */
+  app: string | null;
+  /** Epoch ms when Docker reported it (when observed, for `sync`). */
+  at: number;
+  /** die: the process's exit code. */
+  exitCode: number | null;
+  /** kill: the signal number sent. */
+  signal: number | null;
+  /** health_status: the new HEALTHCHECK status (starting, healthy, unhealthy). */
+  health: string | null;
+  /** The container as inspected after the event; absent once it is gone. */
+  container?: ContainerRef;
+}
+
+/** Failure types that Docker itself can tell (the seed's names). */
+export type ContainerFailureType =
+  | 'container_stopped'
+  | 'container_oom_killed'
+  | 'container_restart_loop'
+  | 'application_startup_failed';
+
+export interface ContainerFailure {
+  failureType: ContainerFailureType;
+  containerId: string;
+  app: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface DetectorConfig {
+  /** Restarts counted within this window... */
+  restartWindowMs: number;
+  /** ...reaching this many is a restart loop. */
+  restartLoopThreshold: number;
+  /** A HEALTHCHECK not healthy this long after the start is a failed startup. */
+  startupGraceMs: number;
+}
+
+/** Restarts within recovery.restart_window_seconds reaching this many make a restart loop. */
+export const RESTART_LOOP_THRESHOLD = 3;
+
+/** The detector's settings from the config. */
+export function detectorConfig(config: SidecarConfig): DetectorConfig {
+  return {
+    restartWindowMs: config.recovery.restart_window_seconds * 1000,
+    restartLoopThreshold: RESTART_LOOP_THRESHOLD,
+    startupGraceMs: config.docker.startup_grace_seconds * 1000,
+  };
+}
+
+/** What the detector remembers of one container. */
+export interface ContainerTrack {
+  /** Docker's RestartCount when last seen. */
+  restartCount: number;
+  /** When each restart counted in the window was seen. */
+  restarts: number[];
+  /** A graceful stop signal was sent since the last start: the next die is no failure. */
+  stopRequested: boolean;
+  /** Docker reported an OOM kill since the last start. */
+  oomSeen: boolean;
+  /** startedAt of the run the flags below are about. */
+  startedAt: number;
+  healthySeen: boolean;
+  startupReported: boolean;
+}
+
+export type DetectorState = ReadonlyMap<string, ContainerTrack>;
+
+/**
+ * Signals `docker stop` sends first (SIGTERM by default; SIGINT and SIGQUIT are common stop
+ * signals): after one of these, a die was asked for. SIGKILL alone is `docker kill`: a failure.
+ */
+const STOP_SIGNALS: ReadonlySet<number> = new Set([constants.signals.SIGTERM, constants.signals.SIGINT, constants.signals.SIGQUIT]);
+/** Signals after which the container will be gone: drain it at once. */
+const TERMINATING_SIGNALS: ReadonlySet<number> = new Set([...STOP_SIGNALS, constants.signals.SIGKILL]);
+
+/** Whether a `kill` with this signal means the container is about to stop (HUP etc. do not). */
+export function isTerminatingSignal(signal: number | null): boolean {
+  return signal !== null && TERMINATING_SIGNALS.has(signal);
+}
+
+/**
+ * One JSON object of the Engine's event stream, as a ContainerEvent without `container`; null
+ * for anything else (other types, actions discovery ignores such as exec_start).
+ */
+export function parseDockerEvent(raw: unknown): Omit<ContainerEvent, 'container'> | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const e = raw as {
+    Type?: unknown;
+    Action?: unknown;
+    Actor?: { ID?: unknown; Attributes?: Record<string, unknown> };
+    time?: unknown;
+    timeNano?: unknown;
+  };
+  if (e.Type !== 'container' || typeof e.Action !== 'string') return null;
+  // health_status comes as "health_status: healthy"; exec_* as "exec_start: sh -c ...".
+  const colon = e.Action.indexOf(':');
+  const action = colon < 0 ? e.Action : e.Action.slice(0, colon);
+  const id = e.Actor?.ID;
+  if (!ACTIONS.has(action) || typeof id !== 'string' || id === '') return null;
+  const attrs = e.Actor?.Attributes ?? {};
+  const text = (key: string) => (typeof attrs[key] === 'string' ? (attrs[key] as string) : null);
+  const int = (key: string) => {
+    const v = text(key);
+    return v !== null && /^-?\d+$/.test(v) ? Number(v) : null;
+  };
+  const at =
+    typeof e.timeNano === 'number' ? Math.floor(e.timeNano / 1e6) : typeof e.time === 'number' ? e.time * 1000 : 0;
+  return {
+    action: action as ContainerAction,
+    containerId: id,
+    name: (text('name') ?? '').replace(/^\//, ''),
+    app: text('orchestry.app'),
+    at,
+    exitCode: action === 'die' ? int('exitCode') : null,
+    signal: action === 'kill' ? int('signal') : null,
+    health: action === 'health_status' ? e.Action.slice(colon + 1).trim() || null : null,
+  };
+}
+
+/**
+ * Folds one event into the detector state and returns the failures it reveals:
+ * - container_stopped: a die without a graceful stop asked for (docker stop, restart, SIGTERM);
+ *   `docker kill` (SIGKILL) and a process that exits by itself are failures, whatever the code.
+ * - container_oom_killed: a die after Docker's `oom` event, or with OOMKilled set.
+ * - container_restart_loop: RestartCount rose restartLoopThreshold times within the window
+ *   (reported on each further rise while it stays there).
+ * - application_startup_failed: a HEALTHCHECK still starting/unhealthy startupGraceMs after
+ *   the start, having never been healthy in this run (once per run).
+ */
+export function detectContainerFailures(
+  state: DetectorState,
+  event: ContainerEvent,
+  now: number,
+  cfg: DetectorConfig,
+): { state: DetectorState; failures: ContainerFailure[] } {
+  const { containerId, container } = event;
+  const app = event.app ?? container?.labels['orchestry.app'] ?? null;
+  const failures: ContainerFailure[] = [];
+  const fail = (failureType: ContainerFailureType, details: Record<string, unknown>) =>
+    failures.push({ failureType, containerId, app, details });
+
+  const previous = state.get(containerId);
+  const track: ContainerTrack = previous
+    ? { ...previous, restarts: previous.restarts.filter((t) => now - t < cfg.restartWindowMs) }
+    : {
+        restartCount: container?.restartCount ?? 0,
+        restarts: [],
+        stopRequested: false,
+        oomSeen: false,
+        startedAt: container?.startedAt ?? 0,
+        healthySeen: false,
+        startupReported: false,
+      };
+
+  switch (event.action) {
+    case 'kill':
+      if (event.signal !== null && STOP_SIGNALS.has(event.signal)) track.stopRequested = true;
+      break;
+    case 'stop':
+      track.stopRequested = true;
+      break;
+    case 'oom':
+      track.oomSeen = true;
+      break;
+    case 'die': {
+      const exitCode = event.exitCode ?? container?.exitCode ?? null;
+      if (!track.stopRequested) {
+        if (track.oomSeen || container?.oomKilled) fail('container_oom_killed', { exitCode });
+        else fail('container_stopped', { exitCode, removed: container === undefined });
+      }
+      track.stopRequested = false;
+      track.oomSeen = false;
+      break;
+    }
+    case 'start':
+      track.stopRequested = false;
+      track.oomSeen = false;
+      break;
+    default:
+      break;
+  }
+
+  if (container) {
+    if (container.restartCount > track.restartCount) {
+      const rises = container.restartCount - track.restartCount;
+      for (let i = 0; i < rises; i++) track.restarts.push(now);
+      if (track.restarts.length >= cfg.restartLoopThreshold) {
+        fail('container_restart_loop', {
+          restartCount: container.restartCount,
+          restartsInWindow: track.restarts.length,
+          windowMs: cfg.restartWindowMs,
+        });
+      }
+    }
+    track.restartCount = container.restartCount;
+    if (container.startedAt !== track.startedAt) {
+      track.startedAt = container.startedAt;
+      track.healthySeen = false;
+      track.startupReported = false;
+    }
+    if (container.dockerHealth === 'healthy') track.healthySeen = true;
+    if (startupOverdue(track, container, now, cfg)) {
+      track.startupReported = true;
+      fail('application_startup_failed', {
+        dockerHealth: container.dockerHealth,
+        sinceStartMs: now - container.startedAt,
+        startupGraceMs: cfg.startupGraceMs,
+      });
+    }
+  }
+
+  const next = new Map(state);
+  if (event.action === 'destroy') next.delete(containerId);
+  else next.set(containerId, track);
+  return { state: next, failures };
+}
+
+function startupOverdue(track: ContainerTrack, c: ContainerRef, now: number, cfg: DetectorConfig): boolean {
+  return (
+    c.state === 'running' &&
+    (c.dockerHealth === 'starting' || c.dockerHealth === 'unhealthy') &&
+    !track.healthySeen &&
+    !track.startupReported &&
+    c.startedAt > 0 &&
+    now - c.startedAt >= cfg.startupGraceMs
+  );
+}
+
+/**
+ * When the next startup grace runs out among these containers (epoch ms), so the source can
+ * look again then; null when none is waiting.
+ */
+export function nextStartupDeadline(
+  state: DetectorState,
+  containers: readonly ContainerRef[],
+  cfg: DetectorConfig,
+): number | null {
+  let next: number | null = null;
+  for (const c of containers) {
+    const track = state.get(c.id);
+    const waiting =
+      c.state === 'running' &&
+      (c.dockerHealth === 'starting' || c.dockerHealth === 'unhealthy') &&
+      c.startedAt > 0 &&
+      !(track && track.startedAt === c.startedAt && (track.healthySeen || track.startupReported));
+    if (waiting) {
+      const at = c.startedAt + cfg.startupGraceMs;
+      if (next === null || at < next) next = at;
+    }
+  }
+  return next;
+}
+
+/** The state without containers that are gone (a destroy missed while disconnected). */
+export function forgetGone(state: DetectorState, liveIds: ReadonlySet<string>): DetectorState {
+  return new Map([...state].filter(([id]) => liveIds.has(id)));
+}

@@ -1,0 +1,231 @@
+/**
+ * The Docker source against the real Engine: labelled containers of the test image (host
+ * networking, app on 127.0.0.1:$PORT) become backends; bad labels are rejected; `docker stop`
+ * drains before the container dies; an unreachable Engine is reported, retried, never thrown.
+ * Other test files may run containers at the same time, so every check looks only at this
+ * file's own containers (app names starting with `dd-`).
+ */
+import Dockerode from 'dockerode';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createSystemClock } from '../../src/clock.js';
+import { parseConfig } from '../../src/config/schema.js';
+import type { SidecarConfig } from '../../src/config/types.js';
+import type { ContainerEvent, ContainerFailure } from '../../src/discovery/docker-events.js';
+import { createDockerSource, type DockerSource, type DockerStatus } from '../../src/discovery/docker-source.js';
+import type { Snapshot } from '../../src/model.js';
+import { discoverySourceSuite } from '../helpers/discovery-suite.js';
+import { ensureTestImages } from '../helpers/docker-images.js';
+import { docker, removeTestContainers, requireDocker, runContainer } from '../helpers/docker.js';
+import { closedPort } from '../helpers/probe-servers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const SUITE = 'docker-discovery';
+let image = '';
+let serial = 0;
+
+function config(docker: Record<string, unknown> = {}): SidecarConfig {
+  const result = parseConfig({
+    apps: { 'dd-web': { health: { path: '/health', period_seconds: 10, timeout_seconds: 2 } } },
+    docker: { enabled: true, address_mode: 'host', ...docker },
+  });
+  if (!result.ok) throw new Error(JSON.stringify(result.issues));
+  return result.config;
+}
+
+/** Runs the test app on a free loopback port with `orchestry.*` labels. */
+async function startApp(app: string, labels: Record<string, string> = {}) {
+  const port = await closedPort();
+  const name = `${SUITE}-${process.pid}-${++serial}`;
+  const container = await runContainer({
+    image,
+    suite: SUITE,
+    name,
+    env: { PORT: String(port), NAME: name, GRACE_MS: '1500' },
+    labels: { 'orchestry.enable': 'true', 'orchestry.app': app, 'orchestry.port': String(port), ...labels },
+  });
+  return { container, port, name, backendId: `${app}/127.0.0.1:${port}` };
+}
+
+/** Until the app answers: before that its SIGTERM handler may not be installed yet. */
+async function ready(port: number): Promise<void> {
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, { what: `the app on port ${port}` });
+}
+
+function watch(opts: { docker?: Dockerode; config?: SidecarConfig } = {}) {
+  const snapshots: Snapshot[] = [];
+  const statuses: DockerStatus[] = [];
+  const events: Array<{ event: ContainerEvent; failures: ContainerFailure[] }> = [];
+  const log: Array<{ snapshot: Snapshot } | { event: ContainerEvent }> = [];
+  const cfg = opts.config ?? config();
+  const source = createDockerSource({
+    docker: opts.docker ?? docker,
+    config: () => cfg,
+    clock: createSystemClock(),
+    onStatus: (s) => statuses.push(s),
+    onContainerEvent: (event, failures) => {
+      events.push({ event, failures });
+      log.push({ event });
+    },
+  });
+  const record = (snapshot: Snapshot) => {
+    snapshots.push(snapshot);
+    log.push({ snapshot });
+  };
+  const latest = () => snapshots[snapshots.length - 1];
+  const backend = (id: string) => latest()?.backends.find((b) => b.id === id);
+  return { source, snapshots, statuses, events, log, record, latest, backend };
+}
+
+const sources: DockerSource[] = [];
+const tracked = <T extends { source: DockerSource }>(w: T): T => {
+  sources.push(w.source);
+  return w;
+};
+
+beforeAll(async () => {
+  await requireDocker();
+  image = (await ensureTestImages()).nodeApp;
+  await removeTestContainers(SUITE);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(sources.map((s) => s.stop()));
+  await removeTestContainers(SUITE);
+});
+
+discoverySourceSuite('docker source (real Engine)', async () => {
+  const first = await startApp('dd-suite');
+  const made = [first.container];
+  const w = tracked(watch());
+  return {
+    source: w.source,
+    initial: (s) => s.backends.some((b) => b.id === first.backendId),
+    async change() {
+      const next = await startApp('dd-suite');
+      made.push(next.container);
+      return (s) => s.backends.some((b) => b.id === next.backendId) && s.backends.some((b) => b.id === first.backendId);
+    },
+    quietMs: 500,
+    async close() {
+      await w.source.stop();
+      await Promise.all(made.map((c) => c.remove({ force: true }).catch(() => undefined)));
+    },
+  };
+});
+
+describe('docker source against the real Engine', () => {
+  test('labelled containers appear as backends with health labels layered over the YAML app', async () => {
+    const app = await startApp('dd-web', {
+      'orchestry.weight': '3',
+      'orchestry.replica': '1',
+      'orchestry.health.failure_threshold': '2',
+      'orchestry.health.expected_status_codes': '200,204',
+      'orchestry.health.headers': '{"X-Probe":"1"}',
+    });
+    const w = tracked(watch());
+    await w.source.start(w.record);
+    const backend = await waitFor(() => w.backend(app.backendId), { what: 'the labelled container as a backend' });
+    expect(backend).toMatchObject({
+      app: 'dd-web',
+      host: '127.0.0.1',
+      port: app.port,
+      weight: 3,
+      backup: false,
+      source: 'docker',
+      health: {
+        path: '/health', // YAML app
+        period_seconds: 10, // YAML app
+        timeout_seconds: 2, // YAML app
+        failure_threshold: 2, // label
+        expected_status_codes: [200, 204], // label
+        headers: { 'X-Probe': '1' }, // label
+        protocol: 'HTTP', // default
+      },
+      container: { id: app.container.id, name: app.name, image, replica: 1, state: 'running', restartCount: 0 },
+    });
+    expect(w.statuses).toEqual([{ connected: true }]);
+  });
+
+  test('a container with bad labels is rejected with all its errors and the others still appear', async () => {
+    const good = await startApp('dd-web');
+    const bad = await startApp('web;}', { 'orchestry.port': '80;', 'orchestry.health.timeout_seconds': 'abc' });
+    const w = tracked(watch());
+    await w.source.start(w.record);
+    await waitFor(() => w.backend(good.backendId), { what: 'the good container as a backend' });
+    const rejected = w.source.state().rejected.find((r) => r.containerId === bad.container.id);
+    expect(rejected).toEqual({
+      containerId: bad.container.id,
+      containerName: bad.name,
+      errors: [
+        expect.stringMatching(/^orchestry\.app: app name must .*\(got "web;}"\)$/),
+        'orchestry.port: must be an integer (got "80;")',
+        'orchestry.health.timeout_seconds: must be a number (got "abc")',
+      ],
+    });
+    expect(JSON.stringify(w.snapshots)).not.toContain('web;}');
+  });
+
+  test('docker stop: the backend is drained before the container dies, then removed', async () => {
+    const app = await startApp('dd-web');
+    await ready(app.port);
+    const w = tracked(watch());
+    await w.source.start(w.record);
+    await waitFor(() => w.backend(app.backendId), { what: 'the container as a backend' });
+    const from = w.log.length;
+
+    await app.container.stop({ t: 5 });
+    const dieAt = await waitFor(
+      () => {
+        const i = w.log.findIndex((e, at) => at >= from && 'event' in e && e.event.action === 'die' && e.event.containerId === app.container.id);
+        return i >= 0 ? i : null;
+      },
+      { what: 'the die event' },
+    );
+    const drainedAt = w.log.findIndex((e, at) => at >= from && 'snapshot' in e && e.snapshot.backends.some((b) => b.id === app.backendId && b.draining));
+    expect(drainedAt).toBeGreaterThanOrEqual(from);
+    expect(drainedAt).toBeLessThan(dieAt);
+    const drained = (w.log[drainedAt] as { snapshot: Snapshot }).snapshot.backends.find((b) => b.id === app.backendId);
+    expect(drained?.container?.state).toBe('running');
+    await waitFor(() => !w.backend(app.backendId), { what: 'the stopped container to leave the snapshot' });
+    // A stop someone asked for is no failure; the app shut down on its own (graceful, exit 0).
+    const die = w.events.find((e) => e.event.action === 'die' && e.event.containerId === app.container.id);
+    expect(die?.event.exitCode).toBe(0);
+    expect(die?.failures).toEqual([]);
+  });
+
+  test('docker kill (SIGKILL) drains the backend and is reported as container_stopped', async () => {
+    const app = await startApp('dd-web');
+    const w = tracked(watch());
+    await w.source.start(w.record);
+    await waitFor(() => w.backend(app.backendId), { what: 'the container as a backend' });
+    await app.container.kill();
+    const die = await waitFor(
+      () => w.events.find((e) => e.event.action === 'die' && e.event.containerId === app.container.id),
+      { what: 'the die event' },
+    );
+    expect(die.failures).toEqual([
+      { failureType: 'container_stopped', containerId: app.container.id, app: 'dd-web', details: { exitCode: 137, removed: false } },
+    ]);
+    expect(w.snapshots.some((s) => s.backends.some((b) => b.id === app.backendId && b.draining))).toBe(true);
+  });
+
+  test('an Engine that cannot be reached is reported and retried with backoff; nothing is thrown or emitted', async () => {
+    const missing = new Dockerode({ socketPath: `/nonexistent-${process.pid}/docker.sock` });
+    const attempts: number[] = [];
+    const counting = Object.create(missing) as Dockerode;
+    counting.getEvents = ((...args: Parameters<Dockerode['getEvents']>) => {
+      attempts.push(Date.now());
+      return (missing.getEvents as (...a: unknown[]) => unknown)(...args);
+    }) as Dockerode['getEvents'];
+    const w = tracked(watch({ docker: counting, config: config({ reconnect_min_seconds: 0.05, reconnect_max_seconds: 0.2 }) }));
+    await expect(w.source.start(w.record)).resolves.toBeUndefined();
+    expect(w.statuses[0]).toEqual({ connected: false, error: expect.stringContaining('ENOENT') });
+    await waitFor(() => attempts.length >= 5, { what: 'five connection attempts' });
+    expect(w.snapshots).toEqual([]);
+    expect(w.source.state()).toMatchObject({ connected: false, apps: [], rejected: [] });
+    await w.source.stop();
+    const after = attempts.length;
+    await new Promise((r) => setTimeout(r, 400));
+    expect(attempts.length).toBe(after);
+  });
+});
