@@ -1,0 +1,183 @@
+import { describe, expect, it } from 'vitest';
+import { createManualClock } from '../../src/clock.js';
+import { createLogger } from '../../src/observability/logger.js';
+import type { DockerActionResult, DockerActions } from '../../src/recovery/docker-actions.js';
+import { createRecoveryExecutor, resultInput, type ActionRecord } from '../../src/recovery/executor.js';
+import type { PlannedAction } from '../../src/recovery/planner.js';
+
+const silent = createLogger({ level: 'silent' });
+
+/** DockerActions that log each call and answer from `answer`, advancing the clock by 2 s. */
+function fakeActions(clock: ReturnType<typeof createManualClock>, answer: Partial<DockerActionResult> = { ok: true }) {
+  const calls: unknown[][] = [];
+  const act = (name: string) => async (...args: unknown[]) => {
+    calls.push([name, ...args]);
+    clock.advance(2000);
+    return { ok: true, containerId: String(args[0]), durationMs: 2000, ...answer };
+  };
+  const actions: DockerActions = {
+    restart: act('restart'),
+    recreate: act('recreate'),
+    replace: act('replace'),
+    scaleOut: act('scaleOut'),
+    scaleIn: act('scaleIn'),
+  };
+  return { actions, calls };
+}
+
+function action(over: Partial<PlannedAction> = {}): PlannedAction {
+  return {
+    id: '1-1',
+    strategy: 'restart_container',
+    failureType: 'health_check_failed',
+    app: 'web',
+    backendId: 'web/127.0.0.1:8001',
+    containerId: 'c1',
+    containerName: 'web-1',
+    reason: 'health_check_failed: HTTP 500; restart 1 of 3 in 300s',
+    dryRun: false,
+    disruptive: true,
+    drainFirst: false,
+    spawn: null,
+    at: 1,
+    ...over,
+  };
+}
+
+const spawn = { name: 'web-recovery-4', replica: 3, portRange: [20000, 20009] as [number, number], portEnv: 'PORT', usedPorts: [20000] };
+
+describe('recovery executor', () => {
+  it('runs each strategy through its docker action and records the outcome and duration', async () => {
+    const clock = createManualClock(1000);
+    const { actions, calls } = fakeActions(clock, { ok: true, newContainerId: 'n1' });
+    const records: ActionRecord[] = [];
+    const ex = createRecoveryExecutor({ actions, clock, logger: silent, onRecord: (r) => records.push(r), pickPort: async () => 20001 });
+    await ex.run(action({ id: 'a', strategy: 'restart_container' }));
+    await ex.run(action({ id: 'b', strategy: 'recreate_container' }));
+    await ex.run(action({ id: 'c', strategy: 'scale_in' }));
+    await ex.run(action({ id: 'd', strategy: 'scale_out', containerId: 't1', spawn }));
+    await ex.run(action({ id: 'e', strategy: 'replace_instance', spawn: { ...spawn, replica: null } }));
+    expect(calls).toEqual([
+      ['restart', 'c1'],
+      ['recreate', 'c1'],
+      ['scaleIn', 'c1'],
+      ['scaleOut', 't1', { name: 'web-recovery-4', portEnv: 'PORT', port: 20001, replica: 3 }],
+      ['replace', 'c1', { name: 'web-recovery-4', portEnv: 'PORT', port: 20001 }],
+    ]);
+    expect(records[0]).toEqual({
+      id: 'a',
+      strategy: 'restart_container',
+      failureType: 'health_check_failed',
+      app: 'web',
+      backendId: 'web/127.0.0.1:8001',
+      containerId: 'c1',
+      newContainerId: 'n1',
+      ok: true,
+      dryRun: false,
+      reason: 'health_check_failed: HTTP 500; restart 1 of 3 in 300s',
+      startedAt: 1000,
+      durationMs: 2000,
+    });
+    expect(records.map((r) => r.id)).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('passes no port when the app has no port range', async () => {
+    const clock = createManualClock();
+    const { actions, calls } = fakeActions(clock);
+    const ex = createRecoveryExecutor({ actions, clock, logger: silent, pickPort: async () => 1 });
+    await ex.run(action({ strategy: 'scale_out', spawn: { ...spawn, portRange: null, replica: null } }));
+    expect(calls).toEqual([['scaleOut', 'c1', { name: 'web-recovery-4', portEnv: 'PORT' }]]);
+  });
+
+  it('fails a host-mode spawn when no port of the range is free, without calling docker', async () => {
+    const clock = createManualClock();
+    const { actions, calls } = fakeActions(clock);
+    const ex = createRecoveryExecutor({ actions, clock, logger: silent, pickPort: async () => null });
+    const r = await ex.run(action({ strategy: 'scale_out', spawn }));
+    expect(r).toMatchObject({ ok: false, error: 'no free port in 20000-20009' });
+    expect(calls).toEqual([]);
+  });
+
+  it('records dry-run and remove_from_lb actions without acting', async () => {
+    const clock = createManualClock();
+    const { actions, calls } = fakeActions(clock);
+    let drained = 0;
+    const ex = createRecoveryExecutor({ actions, clock, logger: silent, drain: async () => void drained++ });
+    const dry = await ex.run(action({ dryRun: true, drainFirst: true }));
+    const noop = await ex.run(action({ strategy: 'remove_from_lb', disruptive: false }));
+    expect(calls).toEqual([]);
+    expect(drained).toBe(0);
+    expect(dry).toMatchObject({ ok: true, dryRun: true, durationMs: 0 });
+    expect(noop).toMatchObject({ ok: true, strategy: 'remove_from_lb' });
+  });
+
+  it('drains before a stopping action when the plan says so, and stops anyway if draining fails', async () => {
+    const clock = createManualClock();
+    const { actions, calls } = fakeActions(clock);
+    const order: string[] = [];
+    const ex = createRecoveryExecutor({
+      actions: { ...actions, scaleIn: async (id) => (order.push('stop'), actions.scaleIn(id)) },
+      clock,
+      logger: silent,
+      drain: async (a) => {
+        order.push(`drain ${a.backendId}`);
+        if (order.length > 2) throw new Error('nginx did not confirm');
+      },
+    });
+    await ex.run(action({ strategy: 'scale_in', drainFirst: true }));
+    const second = await ex.run(action({ strategy: 'scale_in', drainFirst: true }));
+    await ex.run(action({ strategy: 'scale_in', drainFirst: false }));
+    expect(order).toEqual(['drain web/127.0.0.1:8001', 'stop', 'drain web/127.0.0.1:8001', 'stop', 'stop']);
+    expect(second.ok).toBe(true);
+    expect(calls).toHaveLength(3);
+  });
+
+  it('reports a failed action with its error and feeds it back to the planner', async () => {
+    const clock = createManualClock();
+    const { actions } = fakeActions(clock, { ok: false, error: 'No such container: c1' });
+    const ex = createRecoveryExecutor({ actions, clock, logger: silent });
+    const r = await ex.run(action());
+    expect(r).toMatchObject({ ok: false, error: 'No such container: c1' });
+    expect(resultInput(r)).toEqual({
+      kind: 'action_result',
+      actionId: '1-1',
+      app: 'web',
+      ok: false,
+      error: 'No such container: c1',
+      newContainerId: null,
+    });
+  });
+
+  it('counts actions in flight while they run', async () => {
+    const clock = createManualClock();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const { actions } = fakeActions(clock);
+    const ex = createRecoveryExecutor({
+      actions: { ...actions, restart: async (id) => (await gate, actions.restart(id)) },
+      clock,
+      logger: silent,
+    });
+    const pending = ex.run(action());
+    expect(ex.inFlight()).toBe(1);
+    release();
+    await pending;
+    expect(ex.inFlight()).toBe(0);
+  });
+
+  it('keeps a bounded history, newest first, filtered by app, backend, strategy and time', async () => {
+    const clock = createManualClock();
+    const { actions } = fakeActions(clock);
+    const ex = createRecoveryExecutor({ actions, clock, logger: silent, historySize: 3 });
+    await ex.run(action({ id: 'a', app: 'web' }));
+    await ex.run(action({ id: 'b', app: 'api', backendId: 'api/x' }));
+    await ex.run(action({ id: 'c', app: 'web', strategy: 'scale_in' }));
+    await ex.run(action({ id: 'd', app: 'web' }));
+    expect(ex.history().map((r) => r.id)).toEqual(['d', 'c', 'b']);
+    expect(ex.history({ app: 'web' }).map((r) => r.id)).toEqual(['d', 'c']);
+    expect(ex.history({ backendId: 'api/x' }).map((r) => r.id)).toEqual(['b']);
+    expect(ex.history({ strategy: 'scale_in' }).map((r) => r.id)).toEqual(['c']);
+    expect(ex.history({ since: 4000 }).map((r) => r.id)).toEqual(['d', 'c']);
+    expect(ex.history({ limit: 1 }).map((r) => r.id)).toEqual(['d']);
+  });
+});

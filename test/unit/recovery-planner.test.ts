@@ -1,0 +1,690 @@
+import { describe, expect, it } from 'vitest';
+import type { BackendView, FailureEvent, FailureType } from '../../src/health/types.js';
+import type { ContainerRef } from '../../src/model.js';
+import {
+  STRATEGY_MAP,
+  createPlannerState,
+  plan,
+  plannerConfig,
+  type AppSnapshot,
+  type PlanResult,
+  type PlannedAction,
+  type PlannerConfig,
+  type PlannerInput,
+  type PlannerState,
+} from '../../src/recovery/planner.js';
+
+const T0 = 1_700_000_000_000;
+const S = 1000;
+
+function config(over: Partial<PlannerConfig> = {}): PlannerConfig {
+  return {
+    mode: 'on',
+    max_restarts: 3,
+    restart_window_seconds: 300,
+    backoff_min_seconds: 10,
+    backoff_max_seconds: 300,
+    budget_per_app: 10,
+    budget_window_seconds: 600,
+    max_unavailable_fraction: 0.5,
+    min_healthy_replicas: 1,
+    max_replicas: 5,
+    scale_in_after_seconds: 300,
+    stop_timeout_seconds: 10,
+    startup_grace_seconds: 60,
+    action_timeout_seconds: 80,
+    ...over,
+  };
+}
+
+type ReplicaOver = Partial<Omit<BackendView, 'container'>> & { ctr?: Partial<ContainerRef> | null };
+
+/** Replica n of app `web`: healthy, running, started long ago, on port 8000 + n. */
+function replica(n: number, over: ReplicaOver = {}): BackendView {
+  const { ctr, ...rest } = over;
+  const port = 8000 + n;
+  return {
+    backendId: `web/127.0.0.1:${port}`,
+    app: 'web',
+    host: '127.0.0.1',
+    port,
+    weight: 1,
+    backup: false,
+    health: 'healthy',
+    breaker: 'closed',
+    ejected: false,
+    draining: false,
+    container:
+      ctr === null
+        ? null
+        : {
+            id: `id-${n}`,
+            name: `web-${n}`,
+            image: 'app:1',
+            replica: n,
+            state: 'running',
+            dockerHealth: null,
+            restartCount: 0,
+            oomKilled: false,
+            exitCode: null,
+            startedAt: T0 - 3600 * S,
+            labels: {},
+            ...ctr,
+          },
+    consecutiveFailures: 0,
+    consecutiveSuccesses: 1,
+    lastProbe: null,
+    lastFailure: null,
+    since: T0,
+    ...rest,
+  };
+}
+
+function sick(n: number, over: ReplicaOver = {}): BackendView {
+  return replica(n, { health: 'unhealthy', ejected: true, ...over });
+}
+
+function snapshot(replicas: BackendView[], over: Partial<AppSnapshot> = {}): AppSnapshot {
+  return { name: 'web', maxReplicas: 5, portRange: null, portEnv: 'PORT', replicas, ...over };
+}
+
+function event(type: FailureType, backend: BackendView, consecutive: number, at: number): FailureEvent {
+  return {
+    failureType: type,
+    backendId: backend.backendId,
+    app: backend.app,
+    severity: 'low',
+    message: `${type}: test`,
+    details: {},
+    timestamp: at,
+    consecutiveCount: consecutive,
+    totalCount: consecutive,
+    firstOccurrence: at,
+    critical: false,
+  };
+}
+
+/** Drives the planner like main would: one state, a manual `now`, results fed back. */
+function driver(cfg: PlannerConfig = config()) {
+  let state: PlannerState = createPlannerState();
+  let now = T0;
+  const step = (input: PlannerInput): PlanResult => {
+    const r = plan(state, input, cfg, now);
+    state = r.state;
+    return r;
+  };
+  return {
+    get state() {
+      return state;
+    },
+    set state(s: PlannerState) {
+      state = s;
+    },
+    get now() {
+      return now;
+    },
+    advance(seconds: number) {
+      now += seconds * S;
+    },
+    fail(type: FailureType, backend: BackendView, app: AppSnapshot, consecutive = 3) {
+      return step({ kind: 'failure', event: event(type, backend, consecutive, now), backend, app });
+    },
+    result(action: PlannedAction, ok = true, extra: { error?: string; newContainerId?: string } = {}) {
+      return step({ kind: 'action_result', actionId: action.id, app: action.app, ok, ...extra });
+    },
+    tick(...apps: AppSnapshot[]) {
+      return step({ kind: 'tick', apps });
+    },
+  };
+}
+
+const disruptive = (r: PlanResult) => r.actions.filter((a) => a.disruptive);
+const strategies = (r: PlanResult) => r.actions.map((a) => a.strategy);
+
+describe('strategy map', () => {
+  it('copies the seed order for every mapped failure type', () => {
+    expect(STRATEGY_MAP).toEqual({
+      health_check_failed: ['remove_from_lb', 'restart_container', 'recreate_container'],
+      health_check_timeout: ['remove_from_lb', 'restart_container'],
+      high_response_time: ['remove_from_lb', 'scale_out', 'restart_container'],
+      high_resource_usage: ['scale_out', 'restart_container', 'replace_instance'],
+      container_stopped: ['recreate_container', 'replace_instance'],
+      container_oom_killed: ['replace_instance', 'scale_out'],
+      network_unreachable: ['remove_from_lb', 'recreate_container'],
+      port_not_listening: ['remove_from_lb', 'restart_container', 'recreate_container'],
+      health_check_error: [],
+      high_error_rate: [],
+      container_restart_loop: [],
+      dns_resolution_failed: [],
+      application_startup_failed: [],
+      application_deadlock: [],
+      application_memory_leak: [],
+    });
+  });
+
+  it.each(['health_check_error', 'container_restart_loop', 'dns_resolution_failed', 'application_startup_failed'] as const)(
+    'plans nothing for %s and says why',
+    (type) => {
+      const d = driver();
+      const b = sick(1);
+      const r = d.fail(type, b, snapshot([b, replica(2)]));
+      expect(r.actions).toEqual([]);
+      expect(r.decisions).toEqual([expect.objectContaining({ outcome: 'skipped', reason: `no recovery strategy for ${type}` })]);
+    },
+  );
+
+  it('walks the strategies in order: remove_from_lb as a no-op, then the first applicable disruptive one', () => {
+    const d = driver();
+    const b = sick(1);
+    const r = d.fail('health_check_failed', b, snapshot([b, replica(2)]));
+    expect(strategies(r)).toEqual(['remove_from_lb', 'restart_container']);
+    expect(r.actions[0]).toMatchObject({ disruptive: false, reason: 'already ejected by the health stage' });
+    expect(r.actions[1]).toMatchObject({
+      disruptive: true,
+      app: 'web',
+      backendId: b.backendId,
+      containerId: 'id-1',
+      containerName: 'web-1',
+      failureType: 'health_check_failed',
+      dryRun: false,
+      drainFirst: false,
+      at: T0,
+    });
+    expect(r.decisions.map((x) => [x.strategy, x.outcome])).toEqual([
+      ['remove_from_lb', 'planned'],
+      ['restart_container', 'planned'],
+    ]);
+  });
+
+  it('records remove_from_lb once per ejection, and again after the backend was readmitted', () => {
+    const d = driver(config({ backoff_min_seconds: 1 }));
+    const b = sick(1);
+    const first = d.fail('health_check_failed', b, snapshot([b, replica(2)]));
+    d.result(first.actions[1]!);
+    d.advance(2);
+    const again = d.fail('health_check_failed', b, snapshot([b, replica(2)]));
+    expect(strategies(again)).toEqual(['restart_container']);
+    expect(again.decisions[0]).toMatchObject({ strategy: 'remove_from_lb', outcome: 'skipped' });
+    d.tick(snapshot([replica(1), replica(2)]));
+    d.advance(2);
+    expect(strategies(d.fail('health_check_failed', b, snapshot([b, replica(2)])))).toContain('remove_from_lb');
+  });
+
+  it('does not claim remove_from_lb for a backend the health stage has not ejected', () => {
+    const d = driver();
+    const slow = replica(1);
+    const r = d.fail('high_response_time', slow, snapshot([slow, replica(2)]), 1);
+    expect(r.actions).toEqual([]);
+    expect(r.decisions[0]).toMatchObject({ strategy: 'remove_from_lb', outcome: 'skipped', reason: expect.stringContaining('not ejected') });
+  });
+
+  it('never restarts on single probe failures of a backend that is still in the upstream', () => {
+    const d = driver();
+    const b = replica(1, { consecutiveFailures: 1 });
+    const r = d.fail('health_check_failed', b, snapshot([b, replica(2)]), 1);
+    expect(disruptive(r)).toEqual([]);
+    expect(r.decisions.find((x) => x.strategy === 'restart_container')?.reason).toContain('not ejected');
+  });
+
+  it('leaves alone a container being stopped or no longer running when only probes fail', () => {
+    const d = driver();
+    const stopping = sick(1, { draining: true });
+    const r = d.fail('port_not_listening', stopping, snapshot([stopping, replica(2)]));
+    expect(disruptive(r)).toEqual([]);
+    expect(r.decisions.find((x) => x.strategy === 'restart_container')?.reason).toBe('container is being stopped (draining): not recovered');
+    const exited = sick(1, { ctr: { state: 'exited', exitCode: 0 } });
+    const r2 = d.fail('port_not_listening', exited, snapshot([exited, replica(2)]));
+    expect(disruptive(r2)).toEqual([]);
+    expect(r2.decisions.find((x) => x.strategy === 'restart_container')?.reason).toBe(
+      'container is exited: probe failures act only on running containers',
+    );
+  });
+
+  it('only remove_from_lb for a backend without a container', () => {
+    const d = driver();
+    const b = sick(1, { ctr: null });
+    const r = d.fail('health_check_failed', b, snapshot([b, replica(2)]));
+    expect(strategies(r)).toEqual(['remove_from_lb']);
+    expect(r.actions[0]).toMatchObject({ containerId: null });
+    expect(r.decisions.find((x) => x.strategy === 'restart_container')?.reason).toContain('no container');
+  });
+});
+
+describe('the seed\'s rules', () => {
+  it('restarts at most max_restarts times in the window, then recreates', () => {
+    const d = driver(config({ backoff_min_seconds: 1, backoff_max_seconds: 1 }));
+    const b = sick(1);
+    const app = snapshot([b, replica(2)]);
+    const done: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const [action] = disruptive(d.fail('health_check_failed', b, app));
+      done.push(action!.strategy);
+      d.result(action!);
+      d.advance(5);
+    }
+    expect(done).toEqual(['restart_container', 'restart_container', 'restart_container', 'recreate_container', 'recreate_container']);
+  });
+
+  it('restarts again once the earlier restarts have left the window', () => {
+    const d = driver(config({ backoff_min_seconds: 1, backoff_max_seconds: 1 }));
+    const b = sick(1);
+    const app = snapshot([b, replica(2)]);
+    for (let i = 0; i < 3; i++) {
+      d.result(disruptive(d.fail('health_check_failed', b, app))[0]!);
+      d.advance(5);
+    }
+    const limited = d.fail('health_check_failed', b, app);
+    expect(limited.decisions.find((x) => x.strategy === 'restart_container')?.reason).toBe('restart limit reached: 3 of 3 in 300s');
+    d.result(disruptive(limited)[0]!);
+    d.advance(300);
+    expect(disruptive(d.fail('health_check_failed', b, app))[0]?.strategy).toBe('restart_container');
+  });
+
+  it('counts a failed restart toward the limit, as the seed records failed actions', () => {
+    const d = driver(config({ backoff_min_seconds: 1, backoff_max_seconds: 1, max_restarts: 1 }));
+    const b = sick(1);
+    const app = snapshot([b, replica(2)]);
+    d.result(disruptive(d.fail('health_check_failed', b, app))[0]!, false, { error: 'boom' });
+    d.advance(5);
+    expect(disruptive(d.fail('health_check_failed', b, app))[0]?.strategy).toBe('recreate_container');
+  });
+
+  it('does not recreate before a restart was tried', () => {
+    const d = driver();
+    const b = sick(1);
+    const r = d.fail('network_unreachable', b, snapshot([b, replica(2)]));
+    expect(disruptive(r)).toEqual([]);
+    expect(r.decisions.find((x) => x.strategy === 'recreate_container')).toMatchObject({
+      outcome: 'skipped',
+      reason: 'no restart tried in the last 300s: restart first',
+    });
+  });
+
+  it('recreates a stopped container without a restart first', () => {
+    const d = driver();
+    const b = sick(1, { ctr: { state: 'exited', exitCode: 137, startedAt: T0 - 5 * S } });
+    const r = d.fail('container_stopped', b, snapshot([b, replica(2)]), 1);
+    expect(strategies(r)).toEqual(['recreate_container']);
+    expect(r.actions[0]!.reason).toContain('container stopped');
+  });
+
+  it('scales out only after 2 consecutive failures', () => {
+    const d = driver();
+    const b = sick(1);
+    const app = snapshot([b, replica(2)]);
+    const once = d.fail('high_response_time', b, app, 1);
+    expect(once.decisions.find((x) => x.strategy === 'scale_out')?.reason).toBe('only 1 consecutive failure(s); scale_out needs 2');
+    expect(disruptive(once).map((a) => a.strategy)).toEqual(['restart_container']);
+    const d2 = driver();
+    expect(disruptive(d2.fail('high_response_time', b, app, 2))[0]?.strategy).toBe('scale_out');
+  });
+
+  it('scales out at most once per window per app, cloning a healthy replica', () => {
+    const d = driver(config({ backoff_min_seconds: 1, backoff_max_seconds: 1 }));
+    const slow = sick(1);
+    const app = snapshot([slow, replica(2), replica(3)]);
+    const first = disruptive(d.fail('high_response_time', slow, app, 2))[0]!;
+    expect(first).toMatchObject({ strategy: 'scale_out', containerId: 'id-2', backendId: slow.backendId });
+    d.result(first, true, { newContainerId: 'new' });
+    d.advance(5);
+    const other = sick(3);
+    const r = d.fail('high_response_time', other, snapshot([slow, replica(2), other]), 2);
+    expect(r.decisions.find((x) => x.strategy === 'scale_out')?.reason).toBe('already scaled out in the last 300s');
+    expect(disruptive(r)[0]?.strategy).toBe('restart_container');
+    d.advance(300);
+    expect(disruptive(d.fail('high_response_time', slow, app, 2))[0]?.strategy).toBe('scale_out');
+  });
+
+  it('never scales out above the app\'s max replicas', () => {
+    const d = driver();
+    const b = sick(1, { ctr: { state: 'exited', oomKilled: true } });
+    const r = d.fail('container_oom_killed', b, snapshot([b, replica(2)], { maxReplicas: 2 }), 2);
+    expect(strategies(r)).toEqual(['replace_instance']);
+    // The new replica takes the old one's place, labels included.
+    expect(r.actions[0]!.spawn).toMatchObject({ name: 'web-recovery-1', replica: null, usedPorts: [8001, 8002] });
+    // Replace comes first; with it impossible (no container), scale_out meets the cap.
+    const bare = sick(1, { ctr: null });
+    const r2 = driver().fail('container_oom_killed', bare, snapshot([bare, replica(2)], { maxReplicas: 2 }), 2);
+    expect(r2.actions).toEqual([]);
+    expect(r2.decisions.find((x) => x.strategy === 'scale_out')?.reason).toBe('at max replicas (2 of 2)');
+  });
+
+  it('does not scale out without a healthy running replica to clone', () => {
+    const d = driver();
+    const b = sick(1);
+    const r = d.fail('high_resource_usage', b, snapshot([b, sick(2)]), 2);
+    expect(r.decisions[0]).toMatchObject({ strategy: 'scale_out', outcome: 'skipped', reason: 'no healthy running replica to clone' });
+  });
+
+  it('describes the new replica: name, next replica number, ports in use, port range and env', () => {
+    const d = driver();
+    const b = sick(1);
+    const app = snapshot([b, replica(2), replica(7)], { portRange: [20000, 20010], portEnv: 'APP_PORT' });
+    const a = disruptive(d.fail('high_response_time', b, app, 2))[0]!;
+    expect(a.spawn).toEqual({
+      name: `web-recovery-${a.id.split('-')[1]}`,
+      replica: 8,
+      portRange: [20000, 20010],
+      portEnv: 'APP_PORT',
+      usedPorts: [8001, 8002, 8007],
+    });
+  });
+});
+
+describe('safety beyond the seed', () => {
+  it('backs off between disruptive actions on one container: doubling, capped, from the end of the last', () => {
+    const d = driver(config({ backoff_min_seconds: 10, backoff_max_seconds: 40, max_restarts: 100 }));
+    const b = sick(1);
+    const app = snapshot([b, replica(2)]);
+    const waits: number[] = [];
+    let action = disruptive(d.fail('health_check_failed', b, app))[0]!;
+    for (let i = 0; i < 4; i++) {
+      d.advance(3); // the action took 3 s; backoff runs from its result
+      d.result(action);
+      let waited = 0;
+      for (;;) {
+        const next = disruptive(d.fail('health_check_failed', b, app))[0];
+        if (next) {
+          action = next;
+          break;
+        }
+        d.advance(1);
+        waited++;
+      }
+      waits.push(waited);
+    }
+    expect(waits).toEqual([10, 20, 40, 40]);
+    const refused = d.fail('health_check_failed', b, app);
+    expect(refused.decisions.at(-1)?.reason).toMatch(/^(backoff|.*in flight)/);
+  });
+
+  it('says how long the backoff still holds', () => {
+    const d = driver();
+    const b = sick(1);
+    const app = snapshot([b, replica(2)]);
+    d.result(disruptive(d.fail('health_check_failed', b, app))[0]!);
+    d.advance(4);
+    const r = d.fail('health_check_failed', b, app);
+    expect(disruptive(r)).toEqual([]);
+    expect(r.decisions.at(-1)?.reason).toBe('backoff: no disruptive action on web-1 for 6s more (10s after the last one)');
+  });
+
+  it('resets the backoff once the container has been healthy for twice the longest backoff', () => {
+    const cfg = config({ backoff_min_seconds: 10, backoff_max_seconds: 60, max_restarts: 100, restart_window_seconds: 60 });
+    const d = driver(cfg);
+    const b = sick(1);
+    const app = snapshot([b, replica(2)]);
+    for (let i = 0; i < 3; i++) {
+      d.result(disruptive(d.fail('health_check_failed', b, app))[0]!);
+      d.advance(60);
+    }
+    expect(d.state.instances['web-1']!.backoffMs).toBe(40_000);
+    const healthy = snapshot([replica(1), replica(2)]);
+    d.tick(healthy);
+    d.advance(119);
+    d.tick(healthy);
+    expect(d.state.instances['web-1']!.backoffMs).toBe(40_000);
+    d.advance(1);
+    d.tick(healthy);
+    expect(d.state.instances['web-1']!.backoffMs).toBe(0);
+  });
+
+  it('keeps one disruptive action in flight per app; other apps are not held up', () => {
+    const d = driver();
+    const a1 = sick(1);
+    const a2 = sick(2);
+    const app = snapshot([a1, a2, replica(3), replica(4)]);
+    const first = disruptive(d.fail('health_check_failed', a1, app))[0]!;
+    const blocked = d.fail('health_check_failed', a2, app);
+    expect(disruptive(blocked)).toEqual([]);
+    expect(blocked.decisions.at(-1)?.reason).toBe(`restart_container (${first.id}) is in flight for app web: one disruptive action at a time`);
+
+    const api = { ...sick(1), backendId: 'api/127.0.0.1:9001', app: 'api', container: { ...sick(1).container!, id: 'api-id', name: 'api-1' } };
+    const apiApp = { ...snapshot([api, { ...replica(2), app: 'api', backendId: 'api/x', container: { ...replica(2).container!, name: 'api-2' } }]), name: 'api' };
+    expect(disruptive(d.fail('health_check_failed', api, apiApp))[0]?.app).toBe('api');
+
+    d.result(first);
+    expect(disruptive(d.fail('health_check_failed', a2, app))[0]?.containerName).toBe('web-2');
+  });
+
+  it('frees an app whose action never reported back after action_timeout_seconds', () => {
+    const d = driver();
+    const b = sick(1);
+    const app = snapshot([b, replica(2)]);
+    const lost = disruptive(d.fail('health_check_failed', b, app))[0]!;
+    d.advance(79);
+    expect(d.tick(app).decisions).toEqual([]);
+    d.advance(1);
+    const t = d.tick(app);
+    expect(t.decisions).toEqual([expect.objectContaining({ outcome: 'noted', reason: `no result for action ${lost.id} after 80s: taken as failed` })]);
+    expect(d.state.apps.web!.inFlight).toBeNull();
+    const late = d.result(lost);
+    expect(late.decisions[0]!.reason).toBe(`result of action ${lost.id} ignored: not in flight`);
+  });
+
+  it('never acts on more than the allowed share of replicas at once', () => {
+    const d = driver(config({ max_unavailable_fraction: 0.5, backoff_min_seconds: 1 }));
+    const [r1, r2, r3, r4] = [sick(1), sick(2), sick(3), replica(4)];
+    const app = snapshot([r1, r2, r3, r4]); // at most ceil(0.5 x 4) = 2
+    d.result(disruptive(d.fail('health_check_failed', r1, app))[0]!);
+    d.result(disruptive(d.fail('health_check_failed', r2, app))[0]!);
+    const third = d.fail('health_check_failed', r3, app);
+    expect(disruptive(third)).toEqual([]);
+    expect(third.decisions.find((x) => x.strategy === 'restart_container')?.reason).toBe('would act on 3 of 4 replicas at once (at most 2)');
+    // A replica already being recovered can be acted on again.
+    d.advance(11);
+    expect(disruptive(d.fail('health_check_failed', r1, app))[0]?.containerName).toBe('web-1');
+  });
+
+  it('acts on at least one replica even when the share rounds to zero', () => {
+    const d = driver(config({ max_unavailable_fraction: 0 }));
+    const b = sick(1);
+    expect(disruptive(d.fail('health_check_failed', b, snapshot([b, replica(2)])))).toHaveLength(1);
+  });
+
+  it('frees the share once a recovered replica is healthy again', () => {
+    const d = driver(config({ max_unavailable_fraction: 0.25 }));
+    const [r1, r2] = [sick(1), sick(2)];
+    d.result(disruptive(d.fail('health_check_failed', r1, snapshot([r1, r2, replica(3), replica(4)])))[0]!);
+    expect(disruptive(d.fail('health_check_failed', r2, snapshot([r1, r2, replica(3), replica(4)])))).toEqual([]);
+    expect(disruptive(d.fail('health_check_failed', r2, snapshot([replica(1), r2, replica(3), replica(4)])))).toHaveLength(1);
+  });
+
+  it('refuses to stop the last healthy replica but restarts one that is already unhealthy', () => {
+    const d = driver();
+    const busy = replica(1);
+    const r = d.fail('high_resource_usage', busy, snapshot([busy, sick(2)]), 1);
+    expect(r.actions).toEqual([]);
+    expect(r.decisions.map((x) => x.reason)).toEqual([
+      'only 1 consecutive failure(s); scale_out needs 2',
+      'would leave 0 healthy replica(s), below min_healthy_replicas 1',
+      'would leave 0 healthy replica(s), below min_healthy_replicas 1',
+      'no applicable strategy among scale_out, restart_container, replace_instance',
+    ]);
+    const only = sick(1);
+    expect(disruptive(d.fail('health_check_failed', only, snapshot([only])))[0]?.strategy).toBe('restart_container');
+  });
+
+  it('drains a container that still receives traffic before stopping it', () => {
+    const d = driver();
+    const busy = replica(1);
+    const a = disruptive(d.fail('high_resource_usage', busy, snapshot([busy, replica(2)], { maxReplicas: 2 }), 1))[0]!;
+    expect(a).toMatchObject({ strategy: 'restart_container', drainFirst: true });
+  });
+
+  it('does not restart a running container inside its startup grace', () => {
+    const d = driver(config({ startup_grace_seconds: 60 }));
+    const b = sick(1, { ctr: { startedAt: T0 - 30 * S } });
+    const r = d.fail('health_check_failed', b, snapshot([b, replica(2)]));
+    expect(disruptive(r)).toEqual([]);
+    expect(r.decisions.find((x) => x.strategy === 'restart_container')?.reason).toBe('inside startup grace: started 30s ago (< 60s)');
+    d.advance(30);
+    expect(disruptive(d.fail('health_check_failed', b, snapshot([b, replica(2)])))).toHaveLength(1);
+  });
+
+  it('recreates an exited container even if it died inside the startup grace', () => {
+    const d = driver();
+    const b = sick(1, { ctr: { state: 'exited', startedAt: T0 - 2 * S } });
+    expect(strategies(d.fail('container_stopped', b, snapshot([b, replica(2)]), 1))).toEqual(['recreate_container']);
+  });
+
+  it('stops at the recovery budget per app until old actions leave the window', () => {
+    const d = driver(config({ budget_per_app: 2, budget_window_seconds: 100, backoff_min_seconds: 1, backoff_max_seconds: 1 }));
+    const b = sick(1);
+    const app = snapshot([b, replica(2)]);
+    d.result(disruptive(d.fail('health_check_failed', b, app))[0]!);
+    d.advance(5);
+    d.result(disruptive(d.fail('health_check_failed', b, app))[0]!);
+    d.advance(5);
+    const r = d.fail('health_check_failed', b, app);
+    expect(disruptive(r)).toEqual([]);
+    expect(r.decisions.at(-1)?.reason).toBe('recovery budget exhausted: 2 of 2 disruptive actions in 100s');
+    d.advance(91);
+    expect(disruptive(d.fail('health_check_failed', b, app))).toHaveLength(1);
+  });
+});
+
+describe('scale-in of replicas recovery added', () => {
+  const added = (id: string) =>
+    replica(9, { ctr: { id, name: 'web-recovery-2', labels: { 'orchestry.recovery.added': 'true' } } });
+
+  function scaledOut() {
+    const d = driver();
+    const slow = sick(1);
+    const a = disruptive(d.fail('high_response_time', slow, snapshot([slow, replica(2)]), 2))[0]!;
+    expect(a.spawn?.name).toBe('web-recovery-2'); // sequence 1 went to the remove_from_lb record
+    d.result(a, true, { newContainerId: 'new-id' });
+    return d;
+  }
+
+  it('removes the added replica, drained first, once every original replica has been healthy long enough', () => {
+    const d = scaledOut();
+    const healthy = snapshot([replica(1), replica(2), added('new-id')]);
+    expect(d.tick(healthy).actions).toEqual([]);
+    d.advance(299);
+    expect(d.tick(healthy).actions).toEqual([]);
+    d.advance(1);
+    const r = d.tick(healthy);
+    expect(r.actions).toEqual([
+      expect.objectContaining({
+        strategy: 'scale_in',
+        failureType: null,
+        containerId: 'new-id',
+        containerName: 'web-recovery-2',
+        backendId: 'web/127.0.0.1:8009',
+        drainFirst: true,
+        disruptive: true,
+      }),
+    ]);
+    d.result(r.actions[0]!);
+    d.advance(1000);
+    expect(d.tick(snapshot([replica(1), replica(2)])).actions).toEqual([]);
+    expect(d.state.apps.web!.added).toEqual([]);
+  });
+
+  it('waits again from the start when an original replica fails meanwhile', () => {
+    const d = scaledOut();
+    d.tick(snapshot([replica(1), replica(2), added('new-id')]));
+    d.advance(200);
+    d.tick(snapshot([sick(1), replica(2), added('new-id')]));
+    d.advance(200);
+    const healthy = snapshot([replica(1), replica(2), added('new-id')]);
+    expect(d.tick(healthy).actions).toEqual([]);
+    d.advance(300);
+    expect(d.tick(healthy).actions.map((a) => a.strategy)).toEqual(['scale_in']);
+  });
+
+  it('forgets an added replica that someone else removed', () => {
+    const d = scaledOut();
+    d.advance(81);
+    d.tick(snapshot([replica(1), replica(2)]));
+    expect(d.state.apps.web!.added).toEqual([]);
+  });
+
+  it('does not scale out for real in dry-run, so there is nothing to scale in', () => {
+    const d = driver(config({ mode: 'dry-run' }));
+    const slow = sick(1);
+    const a = disruptive(d.fail('high_response_time', slow, snapshot([slow, replica(2)]), 2))[0]!;
+    expect(a).toMatchObject({ strategy: 'scale_out', dryRun: true });
+    d.result(a);
+    expect(d.state.apps.web!.added).toEqual([]);
+  });
+});
+
+describe('modes and state', () => {
+  it('dry-run plans exactly what on would, marked dryRun', () => {
+    const b = sick(1);
+    const app = snapshot([b, replica(2)]);
+    const on = driver().fail('health_check_failed', b, app);
+    const dry = driver(config({ mode: 'dry-run' })).fail('health_check_failed', b, app);
+    expect(dry.actions).toEqual(on.actions.map((a) => ({ ...a, dryRun: true })));
+    expect(dry.decisions).toEqual(on.decisions);
+  });
+
+  it('dry-run keeps the limits, as if every action had been taken', () => {
+    const d = driver(config({ mode: 'dry-run' }));
+    const b = sick(1);
+    const app = snapshot([b, replica(2)]);
+    d.result(disruptive(d.fail('health_check_failed', b, app))[0]!);
+    expect(disruptive(d.fail('health_check_failed', b, app))).toEqual([]);
+  });
+
+  it('off plans nothing and explains nothing', () => {
+    const d = driver(config({ mode: 'off' }));
+    const b = sick(1);
+    const r = d.fail('container_stopped', b, snapshot([b, replica(2)]));
+    expect(r.actions).toEqual([]);
+    expect(r.decisions).toEqual([]);
+    expect(d.tick(snapshot([b, replica(2)])).actions).toEqual([]);
+  });
+
+  it('does not mutate the state it is given', () => {
+    const state = createPlannerState();
+    const before = JSON.stringify(state);
+    const b = sick(1);
+    plan(state, { kind: 'failure', event: event('health_check_failed', b, 3, T0), backend: b, app: snapshot([b, replica(2)]) }, config(), T0);
+    expect(JSON.stringify(state)).toBe(before);
+  });
+
+  it('plans the same after a JSON round trip of its state', () => {
+    const run = (roundTrip: boolean) => {
+      const d = driver(config({ backoff_min_seconds: 1 }));
+      const b = sick(1);
+      const app = snapshot([b, replica(2), replica(3)]);
+      const out: PlannedAction[] = [];
+      for (let i = 0; i < 6; i++) {
+        const r = d.fail(i % 2 ? 'high_response_time' : 'health_check_failed', b, app, 2);
+        out.push(...r.actions);
+        const a = disruptive(r)[0];
+        if (a) d.result(a, true, { newContainerId: `n${i}` });
+        if (roundTrip) d.state = JSON.parse(JSON.stringify(d.state)) as PlannerState;
+        d.advance(30);
+      }
+      return { out, state: d.state };
+    };
+    const plain = run(false);
+    const tripped = run(true);
+    expect(tripped.out).toEqual(plain.out);
+    expect(tripped.state).toEqual(plain.state);
+    expect(plain.out.filter((a) => a.disruptive).length).toBeGreaterThan(3);
+  });
+
+  it('forgets containers that are gone once their history has expired', () => {
+    const d = driver();
+    const b = sick(1);
+    d.result(disruptive(d.fail('health_check_failed', b, snapshot([b, replica(2)])))[0]!);
+    d.tick(snapshot([replica(2)]));
+    expect(d.state.instances['web-1']).toBeDefined();
+    d.advance(301);
+    d.tick(snapshot([replica(2)]));
+    expect(d.state.instances['web-1']).toBeUndefined();
+  });
+
+  it('takes startup grace from docker and sizes the action timeout from the stop timeout', () => {
+    const cfg = plannerConfig({
+      recovery: { ...config(), mode: 'dry-run', stop_timeout_seconds: 15 },
+      docker: { startup_grace_seconds: 45 } as Parameters<typeof plannerConfig>[0]['docker'],
+    });
+    expect(cfg).toMatchObject({ mode: 'dry-run', startup_grace_seconds: 45, action_timeout_seconds: 90 });
+  });
+});
