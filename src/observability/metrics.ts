@@ -43,6 +43,13 @@ export interface Metrics {
   setBackends(views: BackendView[]): void;
   setDegraded(degraded: boolean): void;
   setPanic(app: string, panic: boolean): void;
+  /** One recovery action finished (or, in dry-run, was recorded). */
+  onRecoveryAction(record: { app: string; strategy: string; ok: boolean; dryRun: boolean; durationMs: number }): void;
+  setRecoveryInFlight(count: number): void;
+  /** Whether the Docker event stream is connected (only when Docker discovery is on). */
+  setDockerConnected(connected: boolean): void;
+  /** Containers left out because of bad labels. */
+  setRejectedContainers(count: number): void;
 }
 
 /**
@@ -152,6 +159,36 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
     help: 'Whether the last nginx apply failed (nginx keeps running the last good configuration).',
     registers,
   });
+
+  const recoveryActions = new prom.Counter({
+    name: 'orchestry_recovery_actions_total',
+    help: 'Recovery actions by app, strategy and result (success, failure, dry_run).',
+    labelNames: ['app', 'strategy', 'result'] as const,
+    registers,
+  });
+  const recoveryDuration = new prom.Histogram({
+    name: 'orchestry_recovery_action_duration_seconds',
+    help: 'Duration of recovery actions that touched Docker, by strategy.',
+    labelNames: ['strategy'] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers,
+  });
+  const recoveryInFlight = new prom.Gauge({
+    name: 'orchestry_recovery_actions_in_flight',
+    help: 'Recovery actions running now.',
+    registers,
+  });
+  const dockerConnected = new prom.Gauge({
+    name: 'orchestry_docker_connected',
+    help: 'Whether the Docker event stream is connected (1) or being reconnected (0).',
+    registers,
+  });
+  const rejectedContainers = new prom.Gauge({
+    name: 'orchestry_docker_rejected_containers',
+    help: 'Containers with orchestry.enable=true left out because of invalid labels.',
+    registers,
+  });
+  recoveryInFlight.set(0);
 
   // Both results exist from the start, so rate() and alerts work before the first event.
   for (const result of ['success', 'failure']) {
@@ -282,6 +319,24 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
 
     setPanic(app, panic) {
       (panicChildren.get(app, '') ?? panicChildren.add(app, '', { app })).set(panic ? 1 : 0);
+    },
+
+    onRecoveryAction(record) {
+      const result = record.dryRun ? 'dry_run' : record.ok ? 'success' : 'failure';
+      recoveryActions.inc({ app: record.app, strategy: record.strategy, result });
+      if (!record.dryRun) recoveryDuration.observe({ strategy: record.strategy }, record.durationMs / 1000);
+    },
+
+    setRecoveryInFlight(count) {
+      recoveryInFlight.set(count);
+    },
+
+    setDockerConnected(connected) {
+      dockerConnected.set(connected ? 1 : 0);
+    },
+
+    setRejectedContainers(count) {
+      rejectedContainers.set(count);
     },
   };
 }

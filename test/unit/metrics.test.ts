@@ -345,3 +345,24 @@ describe('metrics', () => {
     expect(result.output).toContain('_total');
   });
 });
+
+describe('recovery and docker metrics', () => {
+  it('counts recovery actions by strategy and result, dry runs apart', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.onRecoveryAction({ app: 'web', strategy: 'restart_container', ok: true, dryRun: false, durationMs: 1500 });
+    m.onRecoveryAction({ app: 'web', strategy: 'restart_container', ok: false, dryRun: false, durationMs: 200 });
+    m.onRecoveryAction({ app: 'web', strategy: 'scale_out', ok: true, dryRun: true, durationMs: 0 });
+    m.setRecoveryInFlight(1);
+    m.setDockerConnected(true);
+    m.setRejectedContainers(2);
+    const text = await m.render();
+    expect(text).toContain('orchestry_recovery_actions_total{app="web",strategy="restart_container",result="success"} 1');
+    expect(text).toContain('orchestry_recovery_actions_total{app="web",strategy="restart_container",result="failure"} 1');
+    expect(text).toContain('orchestry_recovery_actions_total{app="web",strategy="scale_out",result="dry_run"} 1');
+    expect(text).toContain('orchestry_recovery_action_duration_seconds_count{strategy="restart_container"} 2');
+    expect(text).not.toContain('orchestry_recovery_action_duration_seconds_count{strategy="scale_out"}');
+    expect(text).toContain('orchestry_recovery_actions_in_flight 1');
+    expect(text).toContain('orchestry_docker_connected 1');
+    expect(text).toContain('orchestry_docker_rejected_containers 2');
+  });
+});
