@@ -31,10 +31,10 @@ fi
 if ! docker info >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: the Docker Engine does not answer (not running, or no access to its socket); the Docker tests will fail until it does. As root:" >&2
-    echo "  dockerd --bridge=none --iptables=false --ip-masq=false >/tmp/orchestry-dockerd.log 2>&1 &" >&2
+    echo "  dockerd --bridge=none --iptables=false --ip-masq=false --live-restore >/tmp/orchestry-dockerd.log 2>&1 &" >&2
   else
     echo "setup: starting dockerd (log /tmp/orchestry-dockerd.log)"
-    PATH="$PATH:/usr/sbin" setsid dockerd --bridge=none --iptables=false --ip-masq=false \
+    PATH="$PATH:/usr/sbin" setsid dockerd --bridge=none --iptables=false --ip-masq=false --live-restore \
       >/tmp/orchestry-dockerd.log 2>&1 </dev/null &
     echo $! >/tmp/orchestry-dockerd.pid
     for _ in $(seq 120); do

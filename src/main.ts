@@ -4,18 +4,23 @@
  * upstream builder, the nginx applier (through the coalescer), metrics and logs.
  */
 import { watch, type FSWatcher } from 'chokidar';
+import Dockerode from 'dockerode';
 import { createSystemClock, type Clock } from './clock.js';
 import { loadConfigFile } from './config/load.js';
 import { createConfigWatcher } from './config/watch.js';
 import type { AppConfig, SidecarConfig } from './config/types.js';
 import { snapshotFromConfig } from './discovery/config-source.js';
+import type { ContainerEvent, ContainerFailure } from './discovery/docker-events.js';
+import { createDockerSource, type DockerSource } from './discovery/docker-source.js';
 import { describeError } from './errors.js';
+import { isCritical, severityOf } from './health/classify.js';
 import { createHealthRegistry } from './health/registry.js';
-import type { BackendView, Transition } from './health/types.js';
-import { formatAddress, type Backend, type ProbeResult } from './model.js';
+import type { BackendView, FailureEvent, Transition } from './health/types.js';
+import { formatAddress, type Backend, type ProbeResult, type Snapshot } from './model.js';
 import { createRenderReloadApplier } from './nginx/applier.js';
 import type { ApplyOutcome, UpstreamApplier } from './nginx/applier.js';
 import { createCoalescer } from './nginx/coalescer.js';
+import { createNginxControl } from './nginx/control.js';
 import { createRenderer } from './nginx/render.js';
 import { createAdminServer } from './observability/admin-server.js';
 import { createEventLog } from './observability/event-log.js';
@@ -24,6 +29,16 @@ import { createMetrics } from './observability/metrics.js';
 import { createHttpProber } from './probe/http.js';
 import { createProbeScheduler } from './probe/scheduler.js';
 import { createTcpProber } from './probe/tcp.js';
+import { createDockerActions } from './recovery/docker-actions.js';
+import { createRecoveryExecutor, resultInput, type ActionRecord } from './recovery/executor.js';
+import {
+  createPlannerState,
+  plan,
+  plannerConfig,
+  type AppSnapshot,
+  type PlannedAction,
+  type PlannerInput,
+} from './recovery/planner.js';
 import { buildDesiredSet } from './upstream/desired.js';
 import type { DesiredSet } from './upstream/types.js';
 import { VERSION } from './version.js';
@@ -57,6 +72,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     detection: config.failure_detection,
   });
 
+  // The Docker Engine is root-equivalent: only talk to it when discovery or nginx mode asks.
+  const docker =
+    config.docker.enabled || config.nginx.mode === 'docker'
+      ? new Dockerode({ socketPath: config.docker.socket_path })
+      : undefined;
+
   // --- nginx side: render -> validate -> swap -> reload, behind a coalescer -----------------
   let renderer = createRenderer({ templatePath: config.nginx.template_path });
   let templateError: string | null = null;
@@ -66,7 +87,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     templateError = describeError(err);
     log.error({ err: templateError }, 'template rejected');
   }
-  let applier: UpstreamApplier = createRenderReloadApplier({ nginx: config.nginx, renderer });
+  const makeApplier = (previous?: UpstreamApplier) =>
+    createRenderReloadApplier({
+      nginx: config.nginx,
+      renderer,
+      control: createNginxControl(config.nginx, docker),
+      ...(previous ? { previous } : {}),
+    });
+  let applier: UpstreamApplier = makeApplier();
   let lastOutcome: ApplyOutcome | null = null;
   let firstApplyDone = false;
   let lastDesiredKey = '';
@@ -116,12 +144,23 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     });
   }
 
+  let dockerSource: DockerSource | null = null;
+  /** Apps of the YAML, then apps that only Docker labels define. */
+  const allApps = (): AppConfig[] => {
+    const extra = dockerSource?.state().apps ?? [];
+    return [...config.apps, ...extra.filter((a) => !config.apps.some((c) => c.name === a.name))];
+  };
+  /** The last view of each container-backed backend, for failures of containers already gone. */
+  const lastViewByContainer = new Map<string, BackendView>();
+
   /** Recomputes the desired upstreams; hands them to nginx only when they changed. */
   const refresh = (force = false) => {
     const views = registry.views();
     metrics.setBackends(views);
-    const { set, panics } = buildDesiredSet(config.apps, views);
-    for (const app of config.apps.map((a) => a.name)) {
+    for (const v of views) if (v.container) lastViewByContainer.set(v.container.id, v);
+    const apps = allApps();
+    const { set, panics } = buildDesiredSet(apps, views);
+    for (const app of apps.map((a) => a.name)) {
       const now = panics.includes(app);
       if (now && !panicking.has(app)) {
         log.error({ app }, 'every backend of the app is ejected: routing to all of them (panic)');
@@ -181,6 +220,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       metrics.onProbe(result, result.checkType);
       if (failures.length > 0) {
         metrics.onFailures(failures);
+        const view = b.container ? registry.view(b.id) : undefined;
+        if (view) for (const f of failures) recover({ kind: 'failure', event: f, backend: view, app: appSnapshot(b.app) });
         // The first of a streak is news; the rest are counted in metrics and the API.
         for (const f of failures) {
           if (f.consecutiveCount !== 1) continue;
@@ -197,13 +238,166 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     },
   });
 
+  /** The latest full snapshot of each discovery source. */
+  const snapshots = new Map<string, Snapshot>();
+  /** Containers recovery is about to stop: ejected before the stop, like a `docker stop`. */
+  const recoveryDraining = new Set<string>();
   const applySnapshot = () => {
-    const snapshot = snapshotFromConfig(config);
-    const { added, removed } = registry.sync(snapshot.backends);
+    snapshots.set('file', snapshotFromConfig(config));
+    const seen = new Set<string>();
+    const backends: Backend[] = [];
+    for (const snap of snapshots.values()) {
+      for (const b of snap.backends) {
+        // The same address from two sources is one backend; the file source wins (it comes first).
+        if (seen.has(b.id)) continue;
+        seen.add(b.id);
+        backends.push(b.container && recoveryDraining.has(b.container.id) ? { ...b, draining: true } : b);
+      }
+    }
+    const { added, removed } = registry.sync(backends);
     for (const id of removed) tickets.delete(id);
     if (added.length || removed.length) log.info({ added, removed }, 'backends changed');
-    scheduler.setTargets(snapshot.backends);
+    scheduler.setTargets(backends);
     refresh();
+  };
+
+  // --- recovery --------------------------------------------------------------------------------
+  let plannerState = createPlannerState();
+  const executor = docker
+    ? createRecoveryExecutor({
+        actions: createDockerActions({ docker, stopTimeoutSeconds: config.recovery.stop_timeout_seconds, logger: log }),
+        clock,
+        logger: log,
+        drain: async (action: PlannedAction) => {
+          if (!action.containerId) return;
+          recoveryDraining.add(action.containerId);
+          applySnapshot();
+          await coalescer.flush();
+        },
+        onRecord: (record: ActionRecord) => {
+          metrics.onRecoveryAction(record);
+          events.push('recovery', record.startedAt, `${record.dryRun ? 'dry-run: ' : ''}${record.strategy} ${record.ok ? 'succeeded' : 'failed'}`, {
+            app: record.app,
+            backend: record.backendId,
+            strategy: record.strategy,
+            failure_type: record.failureType,
+            container: record.containerId,
+            new_container: record.newContainerId,
+            ok: record.ok,
+            dry_run: record.dryRun,
+            error: record.error,
+            reason: record.reason,
+            duration_ms: Math.round(record.durationMs),
+          });
+          const line = { app: record.app, backend: record.backendId, strategy: record.strategy, ok: record.ok, dryRun: record.dryRun, err: record.error, reason: record.reason };
+          if (record.ok) log.info(line, 'recovery action');
+          else log.warn(line, 'recovery action failed');
+        },
+      })
+    : null;
+
+  const appSnapshot = (name: string): AppSnapshot => {
+    const app = allApps().find((a) => a.name === name);
+    return {
+      name,
+      maxReplicas: app?.docker.max_replicas ?? config.recovery.max_replicas,
+      portRange: app?.docker.port_range ?? null,
+      portEnv: app?.docker.port_env ?? 'PORT',
+      replicas: registry.views().filter((v) => v.app === name),
+    };
+  };
+
+  /** Feeds the planner and runs what it plans. */
+  const recover = (input: PlannerInput) => {
+    if (!executor || config.recovery.mode === 'off') return;
+    const result = plan(plannerState, input, plannerConfig(config), clock.now());
+    plannerState = result.state;
+    for (const d of result.decisions) log.debug({ ...d }, 'recovery decision');
+    for (const action of result.actions) {
+      const running = executor.run(action);
+      metrics.setRecoveryInFlight(executor.inFlight());
+      void running.then((record) => {
+        metrics.setRecoveryInFlight(executor.inFlight());
+        if (action.containerId && recoveryDraining.delete(action.containerId)) applySnapshot();
+        recover(resultInput(record));
+      });
+    }
+  };
+
+  /** Docker's own signals (exited, OOM, restart loop, never healthy) as failure events. */
+  const onContainerEvent = (event: ContainerEvent, failures: ContainerFailure[]) => {
+    if (event.action !== 'sync') {
+      events.push('docker', event.at, `container ${event.name}: ${event.action}`, {
+        ...(event.app ? { app: event.app } : {}),
+        container: event.containerId,
+        exit_code: event.exitCode,
+        signal: event.signal,
+        health: event.health,
+      });
+    }
+    for (const f of failures) {
+      const last = lastViewByContainer.get(f.containerId);
+      if (!last || !f.app) {
+        log.warn({ container: f.containerId, failure: f.failureType }, 'failure of a container that was never routed; not acted on');
+        continue;
+      }
+      const now = clock.now();
+      const severity = severityOf(f.failureType);
+      const failure: FailureEvent = {
+        failureType: f.failureType,
+        backendId: last.backendId,
+        app: f.app,
+        severity,
+        message: `${f.failureType}: container ${event.name}`,
+        details: f.details,
+        timestamp: now,
+        consecutiveCount: 1,
+        totalCount: 1,
+        firstOccurrence: now,
+        critical: isCritical(f.failureType, severity, 1),
+      };
+      metrics.onFailures([failure]);
+      events.push('failure', now, failure.message, {
+        app: f.app,
+        backend: last.backendId,
+        failure_type: f.failureType,
+        severity,
+        critical: failure.critical,
+        details: f.details,
+      });
+      log.warn({ app: f.app, backend: last.backendId, failure: f.failureType, details: f.details }, 'container failure');
+      const backend: BackendView = registry.view(last.backendId) ?? {
+        ...last,
+        container: event.container ?? last.container,
+        ejected: true,
+      };
+      recover({ kind: 'failure', event: failure, backend, app: appSnapshot(f.app) });
+    }
+  };
+
+  let dockerConnected = true;
+  if (docker && config.docker.enabled) {
+    dockerSource = createDockerSource({
+      docker,
+      config: () => config,
+      defaultHealth: () => config.defaults.health,
+      clock,
+      logger: log,
+      onStatus: (status) => {
+        dockerConnected = status.connected;
+        metrics.setDockerConnected(status.connected);
+        events.push('docker', clock.now(), status.connected ? 'Docker Engine connected' : `Docker Engine unreachable: ${status.error ?? ''}`);
+      },
+      onContainerEvent,
+    });
+  }
+
+  // Scale-in of replicas recovery added, and timeouts of actions that never reported back.
+  let tickTimer: ReturnType<Clock['setTimeout']> | null = null;
+  const tick = () => {
+    recover({ kind: 'tick', apps: allApps().map((a) => appSnapshot(a.name)) });
+    tickTimer = clock.setTimeout(tick, 5000);
+    tickTimer.unref?.();
   };
 
   // --- config and template watching ------------------------------------------------------------
@@ -224,7 +418,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       await next.load();
       templateError = null;
       renderer = next;
-      applier = createRenderReloadApplier({ nginx: config.nginx, renderer, previous: applier });
+      applier = makeApplier(applier);
       log.info({ template: config.nginx.template_path ?? 'built-in' }, 'template loaded');
     } catch (err) {
       templateError = describeError(err);
@@ -254,6 +448,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         if (next.nginx.template_path !== prev.nginx.template_path) watchTemplate();
         void reloadTemplate();
       }
+      if (next.docker.enabled !== prev.docker.enabled || next.docker.socket_path !== prev.docker.socket_path) {
+        log.warn('docker.enabled and docker.socket_path changes take effect after a restart');
+      }
+      dockerSource?.resync();
       applySnapshot();
     },
     onError: (err: Error) => {
@@ -268,15 +466,25 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     listen: config.admin.listen,
     logger: log,
     metrics,
-    getApps: () => ({ apps: config.apps.map((a) => appJson(a, registry.views(), panicking.has(a.name))) }),
+    getApps: () => ({
+      apps: allApps().map((a) => appJson(a, registry.views(), panicking.has(a.name))),
+      rejected_containers: (dockerSource?.state().rejected ?? []).map((r) => ({
+        id: r.containerId,
+        name: r.containerName,
+        errors: r.errors,
+      })),
+    }),
     getApp: (name: string) => {
-      const app = config.apps.find((a) => a.name === name);
+      const app = allApps().find((a) => a.name === name);
       return app ? appJson(app, registry.views(), panicking.has(app.name)) : undefined;
     },
     getEvents: (q) => events.list(q),
     readiness: () => {
       const reasons: string[] = [];
       if (!firstApplyDone) reasons.push('nginx upstreams not yet written');
+      if (dockerSource && !dockerConnected) {
+        reasons.push(`Docker Engine unreachable (${config.docker.socket_path}): routing with the last known containers`);
+      }
       const last = lastOutcome as ApplyOutcome | null;
       if (last && last.result === 'failed') {
         reasons.push(`last nginx update failed at ${last.stage ?? 'unknown'}: ${last.error ?? ''}`);
@@ -290,6 +498,17 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const address = await admin.start();
   applySnapshot();
   scheduler.start();
+  if (dockerSource) {
+    const source = dockerSource;
+    await source.start((snapshot) => {
+      snapshots.set(snapshot.source, snapshot);
+      metrics.setRejectedContainers(source.state().rejected.length);
+      applySnapshot();
+      // A draining backend must leave nginx before its container stops: no coalescing wait.
+      if (snapshot.backends.some((b) => b.draining)) void coalescer.flush();
+    });
+  }
+  if (executor) tick();
   await coalescer.flush();
   const configWatcher = watchConfig();
   watchTemplate();
@@ -302,6 +521,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      if (tickTimer) clock.clearTimeout(tickTimer);
+      await dockerSource?.stop();
       await scheduler.stop();
       coalescer.stop();
       await configWatcher.close();
@@ -329,6 +550,16 @@ function appJson(app: AppConfig, views: BackendView[], panic: boolean) {
       breaker: v.breaker,
       ejected: v.ejected,
       since: new Date(v.since).toISOString(),
+      draining: v.draining,
+      container: v.container && {
+        id: v.container.id.slice(0, 12),
+        name: v.container.name,
+        image: v.container.image,
+        state: v.container.state,
+        docker_health: v.container.dockerHealth,
+        restart_count: v.container.restartCount,
+        replica: v.container.replica,
+      },
       consecutive_failures: v.consecutiveFailures,
       consecutive_successes: v.consecutiveSuccesses,
       last_probe: v.lastProbe && {

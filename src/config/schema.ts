@@ -806,6 +806,19 @@ export function parseConfig(
   if (issues.length > 0) return { ok: false, issues };
   return {
     ok: true,
-    config: { apps, docker, recovery, breaker, failure_detection: failureDetection, nginx, admin, probes, logging },
+    config: {
+      // The seed's health defaults under defaults.health: the base of apps that only Docker
+      // labels define.
+      defaults: { health: structuredClone({ ...DEFAULT_HEALTH, ...healthDefaults }) },
+      apps,
+      docker,
+      recovery,
+      breaker,
+      failure_detection: failureDetection,
+      nginx,
+      admin,
+      probes,
+      logging,
+    },
   };
 }

@@ -183,6 +183,8 @@ export interface RecoveryConfig {
 }
 
 export interface SidecarConfig {
+  /** `defaults.health` layered over the seed's defaults. */
+  defaults: { health: HealthCheckConfig };
   apps: AppConfig[];
   docker: DockerConfig;
   recovery: RecoveryConfig;

@@ -58,6 +58,7 @@ describe('defaults', () => {
 
   test('fills every section with its documented default', () => {
     expect(valid(withApp({}))).toEqual({
+      defaults: { health: DEFAULT_HEALTH },
       apps: [
         {
           name: 'web',
