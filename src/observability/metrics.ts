@@ -18,6 +18,17 @@ const APPLY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Label value for "no error" and "no stage", so every series carries every label. */
 const NONE = 'none';
 
+interface BackendSeries {
+  app: string;
+  backend: string;
+  /** null until the first setBackends that lists the backend. */
+  up: number | null;
+  health: HealthStatus | null;
+  breaker: BreakerStatus | null;
+  /** `${protocol}/${error_class}` -> count. */
+  probes: Map<string, { protocol: string; result: string; errorClass: string; count: number }>;
+}
+
 /** The daemon's metrics, in a registry of their own. */
 export interface Metrics {
   registry: prom.Registry;
@@ -69,12 +80,6 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
   }
   const registers = [registry];
 
-  const probesTotal = new prom.Counter({
-    name: 'orchestry_probes_total',
-    help: 'Active probes completed, by result and error class (error_class="none" on success).',
-    labelNames: ['app', 'backend', 'protocol', 'result', 'error_class'] as const,
-    registers,
-  });
   const probeDuration = new prom.Histogram({
     name: 'orchestry_probe_duration_seconds',
     help: 'Wall time of active probes, retries included.',
@@ -82,24 +87,63 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
     buckets: PROBE_BUCKETS,
     registers,
   });
-  const backendUp = new prom.Gauge({
-    name: 'orchestry_backend_up',
-    help: 'Whether the backend is routed (1) or ejected from its upstream (0).',
-    labelNames: ['app', 'backend'] as const,
-    registers,
+  // Per-backend series (four metrics, up to eight series a backend) are kept in one plain map and
+  // written at scrape time: with thousands of backends prom-client's label children cost ~5 KB
+  // a backend and ~6 µs a probe; this costs a map lookup per probe and nothing at rest.
+  const perBackend = new Map<string, BackendSeries>();
+  const seriesOf = (backendId: string, app: string): BackendSeries => {
+    let s = perBackend.get(backendId);
+    if (!s) {
+      // backendId is `${app}/${host:port}` (model.ts), so the address needs no lookup.
+      s = { app, backend: backendId.slice(app.length + 1), up: null, health: null, breaker: null, probes: new Map() };
+      perBackend.set(backendId, s);
+    }
+    return s;
+  };
+  const collect = (name: string, type: 'counter' | 'gauge', help: string, values: () => prom.MetricValue<string>[]) => {
+    registry.registerMetric({
+      name,
+      help,
+      type,
+      get: async () => ({ name, help, type, values: values(), aggregator: 'sum' }),
+      reset: () => {},
+    } as unknown as prom.Metric<string>);
+  };
+  collect('orchestry_probes_total', 'counter', 'Active probes completed, by result and error class (error_class="none" on success).', () => {
+    const out: prom.MetricValue<string>[] = [];
+    for (const s of perBackend.values()) {
+      for (const p of s.probes.values()) {
+        out.push({ value: p.count, labels: { app: s.app, backend: s.backend, protocol: p.protocol, result: p.result, error_class: p.errorClass } });
+      }
+    }
+    return out;
   });
-  const healthState = new prom.Gauge({
-    name: 'orchestry_backend_health_state',
-    help: 'Health state of the backend; the series of the current state is 1, the others 0.',
-    labelNames: ['app', 'backend', 'state'] as const,
-    registers,
+  collect('orchestry_backend_up', 'gauge', 'Whether the backend is routed (1) or ejected from its upstream (0).', () => {
+    const out: prom.MetricValue<string>[] = [];
+    for (const s of perBackend.values()) if (s.up !== null) out.push({ value: s.up, labels: { app: s.app, backend: s.backend } });
+    return out;
   });
-  const breakerState = new prom.Gauge({
-    name: 'orchestry_breaker_state',
-    help: 'Circuit breaker state of the backend; the series of the current state is 1, the others 0.',
-    labelNames: ['app', 'backend', 'state'] as const,
-    registers,
-  });
+  const oneHot = <S extends string>(states: readonly S[], pick: (s: BackendSeries) => S | null) => () => {
+    const out: prom.MetricValue<string>[] = [];
+    for (const s of perBackend.values()) {
+      const current = pick(s);
+      if (current === null) continue;
+      for (const state of states) out.push({ value: state === current ? 1 : 0, labels: { app: s.app, backend: s.backend, state } });
+    }
+    return out;
+  };
+  collect(
+    'orchestry_backend_health_state',
+    'gauge',
+    'Health state of the backend; the series of the current state is 1, the others 0.',
+    oneHot(HEALTH_STATES, (s) => s.health),
+  );
+  collect(
+    'orchestry_breaker_state',
+    'gauge',
+    'Circuit breaker state of the backend; the series of the current state is 1, the others 0.',
+    oneHot(BREAKER_STATES, (s) => s.breaker),
+  );
   const transitionsTotal = new prom.Counter({
     name: 'orchestry_transitions_total',
     help: 'Health and breaker state changes, by the state entered.',
@@ -197,13 +241,8 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
   }
   degradedGauge.set(0);
 
-  // Per-backend series, keyed by backendId; per-app series, keyed by app name.
-  const probeChildren = createChildCache(probesTotal);
+  // Per-app series, keyed by app name.
   const durationChildren = createChildCache(probeDuration);
-  const upChildren = createChildCache(backendUp);
-  const healthChildren = createChildCache(healthState);
-  const breakerChildren = createChildCache(breakerState);
-  const backendCaches = [probeChildren, upChildren, healthChildren, breakerChildren];
   const transitionChildren = createChildCache(transitionsTotal);
   const failureChildren = createChildCache(failuresTotal);
   const ejectedChildren = createChildCache(ejectedBackends);
@@ -218,21 +257,6 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
     panicChildren,
   ];
 
-  function setOneHot<S extends string>(
-    cache: ChildCache<prom.Gauge.Internal<'app' | 'backend' | 'state'>, 'app' | 'backend' | 'state'>,
-    view: BackendView,
-    backend: string,
-    states: readonly S[],
-    current: S,
-  ): void {
-    for (const state of states) {
-      const child =
-        cache.get(view.backendId, state) ??
-        cache.add(view.backendId, state, { app: view.app, backend, state });
-      child.set(state === current ? 1 : 0);
-    }
-  }
-
   return {
     registry,
     contentType: registry.contentType,
@@ -241,17 +265,10 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
     onProbe(result, protocol) {
       const errorClass = result.healthy ? NONE : (result.errorClass ?? 'error');
       const key = `${protocol}/${errorClass}`;
-      const counter =
-        probeChildren.get(result.backendId, key) ??
-        probeChildren.add(result.backendId, key, {
-          app: result.app,
-          // backendId is `${app}/${host:port}` (model.ts), so the address needs no lookup.
-          backend: result.backendId.slice(result.app.length + 1),
-          protocol,
-          result: result.healthy ? 'success' : 'failure',
-          error_class: errorClass,
-        });
-      counter.inc();
+      const probes = seriesOf(result.backendId, result.app).probes;
+      const count = probes.get(key);
+      if (count) count.count += 1;
+      else probes.set(key, { protocol, result: result.healthy ? 'success' : 'failure', errorClass, count: 1 });
       const histogram =
         durationChildren.get(result.app, protocol) ??
         durationChildren.add(result.app, protocol, { app: result.app, protocol });
@@ -297,19 +314,17 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
         if (view.ejected) counts.ejected += 1;
         perApp.set(view.app, counts);
 
-        const backend = formatAddress(view.host, view.port);
-        const up =
-          upChildren.get(view.backendId, '') ??
-          upChildren.add(view.backendId, '', { app: view.app, backend });
-        up.set(view.ejected ? 0 : 1);
-        setOneHot(healthChildren, view, backend, HEALTH_STATES, view.health);
-        setOneHot(breakerChildren, view, backend, BREAKER_STATES, view.breaker);
+        const s = seriesOf(view.backendId, view.app);
+        s.backend = formatAddress(view.host, view.port);
+        s.up = view.ejected ? 0 : 1;
+        s.health = view.health;
+        s.breaker = view.breaker;
       }
       for (const [app, counts] of perApp) {
         (backendsChildren.get(app, '') ?? backendsChildren.add(app, '', { app })).set(counts.total);
         (ejectedChildren.get(app, '') ?? ejectedChildren.add(app, '', { app })).set(counts.ejected);
       }
-      for (const cache of backendCaches) cache.retain(ids);
+      for (const id of perBackend.keys()) if (!ids.has(id)) perBackend.delete(id);
       for (const cache of appCaches) cache.retain(perApp);
     },
 
