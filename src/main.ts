@@ -43,6 +43,9 @@ import { buildDesiredSet } from './upstream/desired.js';
 import type { DesiredSet } from './upstream/types.js';
 import { VERSION } from './version.js';
 
+/** How long after a drain's reload signal nginx is given to stop routing to the drained backend. */
+const RELOAD_SETTLE_MS = 1000;
+
 export interface SidecarOptions {
   configPath: string;
   env?: NodeJS.ProcessEnv;
@@ -173,6 +176,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       else panicking.delete(app);
       metrics.setPanic(app, now);
     }
+    // Until Docker has answered once, the containers' servers are unknown: writing now would
+    // replace a good file with one that lacks them (502s). Keep nginx's file as it is.
+    if (dockerSource && !snapshots.has('docker')) return;
     const key = JSON.stringify(set);
     if (!force && key === lastDesiredKey) return;
     lastDesiredKey = key;
@@ -273,6 +279,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           recoveryDraining.add(action.containerId);
           applySnapshot();
           await coalescer.flush();
+          // A reload only delivers a signal: until nginx has read the new config and replaced its
+          // workers, the old ones still open new connections to this backend.
+          await new Promise<void>((resolve) => clock.setTimeout(resolve, RELOAD_SETTLE_MS));
         },
         onRecord: (record: ActionRecord) => {
           metrics.onRecoveryAction(record);
@@ -387,6 +396,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         dockerConnected = status.connected;
         metrics.setDockerConnected(status.connected);
         events.push('docker', clock.now(), status.connected ? 'Docker Engine connected' : `Docker Engine unreachable: ${status.error ?? ''}`);
+        // An update that failed while the Engine was away (nginx in a container is tested and
+        // reloaded through it) is due now: nothing else would retry an unchanged desired set.
+        const last = lastOutcome as ApplyOutcome | null;
+        if (status.connected && last?.result === 'failed' && lastDesired) coalescer.push(lastDesired);
       },
       onContainerEvent,
     });
@@ -481,6 +494,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     getEvents: (q) => events.list(q),
     readiness: () => {
       const reasons: string[] = [];
+      if (dockerSource && !snapshots.has('docker')) reasons.push('waiting for the first list of containers from Docker');
       if (!firstApplyDone) reasons.push('nginx upstreams not yet written');
       if (dockerSource && !dockerConnected) {
         reasons.push(`Docker Engine unreachable (${config.docker.socket_path}): routing with the last known containers`);
@@ -496,10 +510,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   // The admin address is the one start-up step that can fail on the host (address in use):
   // take it first, before anything probes or touches nginx.
   const address = await admin.start();
-  applySnapshot();
-  scheduler.start();
   if (dockerSource) {
     const source = dockerSource;
+    // Before the first render: an upstream rendered before Docker answered would drop every
+    // container-backed server from nginx until the first snapshot (502s at each sidecar start).
     await source.start((snapshot) => {
       snapshots.set(snapshot.source, snapshot);
       metrics.setRejectedContainers(source.state().rejected.length);
@@ -508,6 +522,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       if (snapshot.backends.some((b) => b.draining)) void coalescer.flush();
     });
   }
+  applySnapshot();
+  scheduler.start();
   if (executor) tick();
   await coalescer.flush();
   const configWatcher = watchConfig();

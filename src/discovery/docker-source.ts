@@ -118,7 +118,9 @@ export function createDockerSource(opts: DockerSourceOptions): DockerSource {
       source: DOCKER_SOURCE_NAME,
       backends: snapshotWithDraining(mapping.backends, new Set(draining.keys())),
     };
-    const key = JSON.stringify(snapshot);
+    // Rejections count as a change too: consumers read state() on each snapshot (the API, the
+    // rejected-containers metric), and a rejected container changes no backend.
+    const key = JSON.stringify({ snapshot, rejected: mapping.rejected });
     if (key === lastEmitted) return;
     lastEmitted = key;
     emit(snapshot);

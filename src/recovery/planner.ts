@@ -208,7 +208,7 @@ interface AppRecord {
   scaleOuts: number[];
   /** Replicas recovery added, oldest first; scaled in again once the app is healthy. */
   added: { name: string; at: number }[];
-  /** Every original replica healthy since (epoch ms). */
+  /** Every original replica healthy, its latest probe without failure, since (epoch ms). */
   healthySince: number | null;
 }
 
@@ -258,6 +258,16 @@ export function plan(state: PlannerState, input: PlannerInput, cfg: PlannerConfi
 
 function isHealthy(v: BackendView): boolean {
   return v.health === 'healthy' && !v.ejected;
+}
+
+/**
+ * Healthy, and its latest probe raised no failure. A replica that passes its checks too slowly
+ * (high_response_time) stays healthy and routed, but the incident that scaled its app out is not
+ * over: scale-in waits for this.
+ */
+function isSteady(v: BackendView): boolean {
+  const failedLast = v.lastFailure !== null && v.lastProbe !== null && v.lastFailure.timestamp >= v.lastProbe.finishedAt;
+  return isHealthy(v) && !failedLast;
 }
 
 function instanceKey(v: BackendView): string {
@@ -338,7 +348,7 @@ function observe(s: PlannerState, app: AppSnapshot, cfg: PlannerConfig, now: num
   rec.added = rec.added.filter((a) => present.has(a.name) || now - a.at < cfg.action_timeout_seconds * 1000);
   const addedNames = new Set(rec.added.map((a) => a.name));
   const originals = app.replicas.filter((v) => !v.container || !addedNames.has(v.container.name));
-  const allHealthy = originals.length > 0 && originals.every(isHealthy);
+  const allHealthy = originals.length > 0 && originals.every(isSteady);
   rec.healthySince = allHealthy ? (rec.healthySince ?? now) : null;
 }
 

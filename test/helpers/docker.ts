@@ -8,6 +8,8 @@
  * `orchestry.test=1` plus `orchestry.test.suite=<suite>` so a test file removes only its own.
  */
 import Dockerode from 'dockerode';
+import { execFile, spawn } from 'node:child_process';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { waitFor } from './wait.js';
 
@@ -144,4 +146,92 @@ export async function containerLogs(container: Dockerode.Container, tail = 20): 
     at += 8 + size;
   }
   return text.trim();
+}
+
+/** Where scripts/setup.sh records the pid of the dockerd it started, and its log. */
+export const DOCKERD_PID_FILE = '/tmp/orchestry-dockerd.pid';
+export const DOCKERD_LOG = '/tmp/orchestry-dockerd.log';
+/** The flags setup.sh starts dockerd with (ENVIRONMENT.md); --live-restore keeps containers up across a restart. */
+const DOCKERD_ARGS = ['--bridge=none', '--iptables=false', '--ip-masq=false', '--live-restore'];
+
+/** `docker info` succeeds. */
+function engineAnswers(): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile('docker', ['info'], { timeout: 5000 }, (err) => resolve(err === null));
+  });
+}
+
+/** The process exists and is not a zombie (an unreaped dockerd has exited all the same). */
+async function processAlive(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  // "pid (comm) S ...": the state follows the last ')', comm may itself contain one.
+  return stat !== null && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+}
+
+/**
+ * Starts dockerd the way scripts/setup.sh does: in its own session (so it outlives the test
+ * process), with the same flags, appending to the same log, its pid in the same file; resolves
+ * once `docker info` answers (at most 60 s). Starts nothing when an engine already answers.
+ */
+export async function startDockerd(): Promise<void> {
+  if (await engineAnswers()) return;
+  const log = await open(DOCKERD_LOG, 'a');
+  let child;
+  try {
+    // detached = setsid(): what `setsid dockerd` does in setup.sh, and child.pid is dockerd's own.
+    child = spawn('dockerd', DOCKERD_ARGS, {
+      detached: true,
+      stdio: ['ignore', log.fd, log.fd],
+      env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/usr/bin` },
+    });
+  } finally {
+    await log.close(); // the child holds its own copy of the descriptor
+  }
+  const started = child;
+  let spawnError: Error | null = null;
+  started.on('error', (err) => (spawnError = err));
+  started.unref();
+  if (started.pid === undefined) throw new Error('cannot start dockerd (not installed? run scripts/setup.sh)');
+  await writeFile(DOCKERD_PID_FILE, `${started.pid}\n`);
+  await waitFor(
+    async () => {
+      if (spawnError) throw spawnError;
+      if (started.exitCode !== null) throw new Error(`dockerd exited with ${started.exitCode}; see ${DOCKERD_LOG}`);
+      return engineAnswers();
+    },
+    { timeoutMs: 60_000, intervalMs: 250, what: `dockerd to answer (log ${DOCKERD_LOG})` },
+  );
+}
+
+/**
+ * Restarts the Docker Engine started by scripts/setup.sh: SIGTERM to the pid in
+ * DOCKERD_PID_FILE, waits until it has exited and `docker info` fails, runs `whileDown`, then
+ * starts dockerd again (startDockerd), even when `whileDown` throws.
+ */
+export async function restartDockerd(opts: { whileDown?: () => Promise<void> } = {}): Promise<void> {
+  const text = await readFile(DOCKERD_PID_FILE, 'utf8').catch(() => '');
+  const pid = Number(text.trim());
+  if (!Number.isInteger(pid) || pid <= 1 || !(await processAlive(pid))) {
+    throw new Error(`no running dockerd with the pid in ${DOCKERD_PID_FILE} (${JSON.stringify(text.trim())}): run scripts/setup.sh`);
+  }
+  process.kill(pid, 'SIGTERM');
+  await waitFor(async () => !(await processAlive(pid)), { timeoutMs: 60_000, intervalMs: 100, what: `dockerd (pid ${pid}) to exit` });
+  await waitFor(async () => !(await engineAnswers()), { timeoutMs: 10_000, what: '`docker info` to fail' });
+  try {
+    await opts.whileDown?.();
+  } finally {
+    await startDockerd();
+  }
+}
+
+/** Leaves a Docker Engine running: waits for one that is starting, or starts one. */
+export async function ensureDockerd(): Promise<void> {
+  if (await engineAnswers()) return;
+  const pid = Number((await readFile(DOCKERD_PID_FILE, 'utf8').catch(() => '')).trim());
+  if (Number.isInteger(pid) && pid > 1 && (await processAlive(pid))) {
+    const up = await waitFor(engineAnswers, { timeoutMs: 60_000, intervalMs: 250, what: 'dockerd to answer' }).catch(() => false);
+    if (up) return;
+    throw new Error(`dockerd (pid ${pid}) is running but does not answer; see ${DOCKERD_LOG}`);
+  }
+  await startDockerd();
 }

@@ -39,12 +39,14 @@ export interface NginxContainer {
 }
 
 /**
- * Starts an nginx container proxying `/` to upstream `web`, with `upstreams` as the initial
- * content of the generated file, and waits until it answers.
+ * Starts an nginx container proxying `/` to upstream `app` (default `web`), with `upstreams` as
+ * the initial content of the generated file, and waits until it answers.
  */
 export async function startNginxContainer(opts: {
   suite: string;
   upstreams: string;
+  /** The upstream `/` is proxied to; a unique one keeps other test files' containers out. */
+  app?: string;
   name?: string;
   labels?: Record<string, string>;
 }): Promise<NginxContainer> {
@@ -67,7 +69,7 @@ http {
     proxy_set_header Connection "";
     server {
         listen 127.0.0.1:${port};
-        location / { proxy_pass http://web; }
+        location / { proxy_pass http://${opts.app ?? 'web'}; }
     }
 }
 `,

@@ -3,7 +3,7 @@
  * bad input, and a daemon that stays up when nginx is missing or not running.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -134,6 +134,41 @@ admin: { listen: "127.0.0.1:${adminPort}" }
       );
       expect((await sidecar.api('/healthz')).status).toBe(200);
       expect(sidecar.child.exitCode).toBeNull();
+    } finally {
+      expect(await sidecar.stop()).toBe(0);
+    }
+  });
+
+  it('leaves nginx\'s file alone until Docker has listed the containers once', async () => {
+    const adminPort = await freePort();
+    const output = join(dir, 'docker-upstreams.conf');
+    const good = 'upstream web { server 127.0.0.1:9; }\n';
+    await writeFile(output, good);
+    const path = await write(
+      'docker-down.yaml',
+      `apps:
+  web:
+    backends: []
+docker: { enabled: true, socket_path: ${join(dir, 'no-such-docker.sock')} }
+nginx:
+  output_path: ${output}
+  pid_path: ${join(dir, 'docker-down.pid')}
+  validate: false
+admin: { listen: "127.0.0.1:${adminPort}" }
+`,
+    );
+    const sidecar = await startSidecarProcess(path, `http://127.0.0.1:${adminPort}`);
+    try {
+      const ready = await waitFor(
+        async () => {
+          const r = await sidecar.api<{ reasons: string[] }>('/readyz');
+          return r.status === 503 && r.body.reasons.some((x) => x.includes('Docker')) ? r : null;
+        },
+        { what: '/readyz naming Docker' },
+      );
+      expect(ready.body.reasons).toContain('waiting for the first list of containers from Docker');
+      expect(await sidecar.metric('orchestry_docker_connected')).toBe(0);
+      expect(await readFile(output, 'utf8')).toBe(good);
     } finally {
       expect(await sidecar.stop()).toBe(0);
     }

@@ -594,6 +594,26 @@ describe('scale-in of replicas recovery added', () => {
     expect(d.tick(healthy).actions.map((a) => a.strategy)).toEqual(['scale_in']);
   });
 
+  it('does not scale in while an original replica still answers too slowly, though it passes its checks', () => {
+    const d = scaledOut();
+    const probe = { finishedAt: T0 } as BackendView['lastProbe'];
+    const slowFailure = { failureType: 'high_response_time', timestamp: T0 } as BackendView['lastFailure'];
+    // Healthy and routed, but its latest probe raised high_response_time: the incident goes on.
+    const stillSlow = snapshot([replica(1, { lastProbe: probe, lastFailure: slowFailure }), replica(2), added('new-id')]);
+    d.tick(stillSlow);
+    d.advance(600);
+    expect(d.tick(stillSlow).actions).toEqual([]);
+    // Its next probe was fast: now the healthy time counts.
+    const fast = snapshot([
+      replica(1, { lastProbe: { finishedAt: T0 + 601 * S } as BackendView['lastProbe'], lastFailure: slowFailure }),
+      replica(2),
+      added('new-id'),
+    ]);
+    d.tick(fast);
+    d.advance(300);
+    expect(d.tick(fast).actions.map((a) => a.strategy)).toEqual(['scale_in']);
+  });
+
   it('forgets an added replica that someone else removed', () => {
     const d = scaledOut();
     d.advance(81);
