@@ -1,13 +1,14 @@
 /**
- * The admin HTTP server (node:http): Prometheus metrics, liveness and readiness probes, and a
- * read-only JSON view of apps and backends. Everything it shows comes from callbacks, so it holds
- * no state of its own.
+ * The admin HTTP server (node:http): Prometheus metrics, liveness and readiness probes, a
+ * read-only JSON view of apps and backends, and the status page that reads that JSON. Everything
+ * it shows comes from callbacks, so it holds no state of its own.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, SidecarError, describeError } from '../errors.js';
 import { EVENT_KINDS, type EventKind, type EventQuery, type LoggedEvent } from './event-log.js';
 import type { Logger } from './logger.js';
+import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML } from './status-page.js';
 
 export interface AdminServerOptions {
   /** `host:port` (IPv6 as `[::1]:9180`); port 0 picks a free port. */
@@ -39,6 +40,12 @@ interface Reply {
 
 const ALLOWED_METHODS = 'GET, HEAD';
 const JSON_TYPE = 'application/json; charset=utf-8';
+const STATUS_PAGE: Reply = {
+  status: 200,
+  contentType: 'text/html; charset=utf-8',
+  body: STATUS_PAGE_HTML,
+  headers: { ...STATUS_PAGE_HEADERS },
+};
 
 /** Common listen failures, worded for an operator. */
 const LISTEN_ERRORS: Record<string, string> = {
@@ -101,6 +108,9 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
 
   function route(path: string, query: URLSearchParams): (() => Reply | Promise<Reply>) | undefined {
     switch (path) {
+      case '/':
+      case '/status':
+        return () => STATUS_PAGE;
       case '/metrics':
         return async () => ({ status: 200, contentType: opts.metrics.contentType, body: await opts.metrics.render() });
       case '/healthz':

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { createAdminServer, parseListenAddress, type AdminServerOptions } from '../../src/observability/admin-server.js';
@@ -125,7 +126,7 @@ describe('admin server', () => {
 
   it('answers 404 JSON for unknown paths', async () => {
     const { base } = await startAdmin();
-    for (const path of ['/', '/nope', '/metrics/', '/api/v1/apps/web/extra', '/api/v1/apps/']) {
+    for (const path of ['/nope', '/metrics/', '/status/', '/index.html', '/api/v1/apps/web/extra', '/api/v1/apps/']) {
       const res = await fetch(`${base}${path}`);
       expect(res.status, path).toBe(404);
       expect(res.headers.get('content-type'), path).toBe('application/json; charset=utf-8');
@@ -241,6 +242,65 @@ describe('admin server', () => {
       readiness: () => ({ ready: true, reasons: [] }),
     });
     await expect(server.close()).resolves.toBeUndefined();
+  });
+});
+
+describe('admin server status page', () => {
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('base64');
+  /** The CSP as a map from directive to its sources. */
+  const directives = (csp: string) =>
+    Object.fromEntries(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...sources]) => [name, sources]));
+
+  it.each(['/', '/status'])('serves %s as HTML with a strict Content-Security-Policy', async (path) => {
+    const { base } = await startAdmin();
+    const res = await fetch(`${base}${path}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expectCommonHeaders(res);
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    const body = await res.text();
+    expect(body).toMatch(/^<!doctype html>/);
+
+    const csp = directives(res.headers.get('content-security-policy') ?? '');
+    expect(csp['default-src']).toEqual(["'none'"]);
+    expect(csp['connect-src']).toEqual(["'self'"]);
+    expect(csp['img-src']).toEqual(["'self'", 'data:']);
+    expect(csp['frame-ancestors']).toEqual(["'none'"]);
+    // Exactly the page's one inline script and one style block are allowed, by hash.
+    const scripts = [...body.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1] as string);
+    const styles = [...body.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((m) => m[1] as string);
+    expect(scripts).toHaveLength(1);
+    expect(styles).toHaveLength(1);
+    expect(csp['script-src']).toEqual([`'sha256-${sha256(scripts[0]!)}'`]);
+    expect(csp['style-src']).toEqual([`'sha256-${sha256(styles[0]!)}'`]);
+  });
+
+  it('loads nothing from another origin, so it works offline', async () => {
+    const { base } = await startAdmin();
+    const body = await (await fetch(`${base}/`)).text();
+    expect(body).not.toMatch(/(?:src|href)\s*=\s*["']?(?:[a-z]+:)?\/\//i);
+    expect(body).not.toMatch(/@import|url\(/i);
+    expect(body).not.toContain('innerHTML');
+  });
+
+  it('answers HEAD for the page with the headers of GET and no body', async () => {
+    const { base } = await startAdmin();
+    const get = await fetch(`${base}/status`);
+    const length = String(Buffer.byteLength(await get.text()));
+    const res = await fetch(`${base}/status`, { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(res.headers.get('content-length')).toBe(length);
+    expect(res.headers.get('content-security-policy')).toBe(get.headers.get('content-security-policy'));
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    expect(await res.text()).toBe('');
+  });
+
+  it('refuses POST to the page like any other route', async () => {
+    const { base } = await startAdmin();
+    const res = await fetch(`${base}/`, { method: 'POST' });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET, HEAD');
   });
 });
 
