@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One-time set-up of a fresh clone: system packages the tests use (nginx, promtool, the Docker
-# Engine, a static busybox for the test images), a running dockerd, Node 24 when the machine's
-# node is older than the project needs, then the npm dependencies and a build. Idempotent: run it
-# on a fresh CI machine or again where everything is already there.
+# One-time set-up of a fresh clone: system packages the tests use (nginx, prometheus + promtool,
+# the Docker Engine, a static busybox for the test images, debootstrap, docker-compose,
+# chromium), a running dockerd, Node 24 when the machine's node is older than the project needs,
+# then the npm dependencies and a build. Idempotent: run it on a fresh CI machine or again where
+# everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,19 +11,27 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# promtool checks /metrics; the prometheus server scrapes a sidecar in a test.
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
 # The CLI alone (e.g. /usr/local/bin/docker) is not enough: the tests need the engine.
 command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
 # Copied into the FROM-scratch test images as /bin/sh and /bin/wget: it must be the static one.
 installed busybox-static || missing+=(busybox-static)
+# The image and compose tests build a node:24-bookworm-slim stand-in from a debootstrapped root.
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+# The compose smoke test: the v2 plugin (`docker compose`) where it exists, else Debian's v1 CLI.
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+# The status page test drives a real headless browser.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install these Debian packages first: ${missing[*]}" >&2
     exit 1
   fi
   echo "setup: installing ${missing[*]}"
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Wait for another apt/dpkg run (e.g. unattended upgrades) instead of failing on its lock.
+  apt-get -o DPkg::Lock::Timeout=300 update -q
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 # The Docker tests need a running engine. Started the way ENVIRONMENT.md says: no bridge, no

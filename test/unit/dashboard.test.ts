@@ -1,0 +1,183 @@
+/**
+ * dashboards/orchestry-sidecar.json queries only what the sidecar exports: every PromQL
+ * expression (panel targets and template variables) parses (`promtool check rules`), and every
+ * metric it names is a series of a real createMetrics() exposition that has seen one of
+ * everything. Histograms are queried through their _bucket/_sum/_count series.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { createMetrics } from '../../src/observability/metrics.js';
+
+const DASHBOARD = fileURLToPath(new URL('../../dashboards/orchestry-sidecar.json', import.meta.url));
+
+interface Panel {
+  type: string;
+  title: string;
+  targets?: Array<{ expr?: string }>;
+  panels?: Panel[];
+}
+interface Dashboard {
+  schemaVersion: number;
+  __inputs: Array<{ name: string; pluginId: string }>;
+  panels: Panel[];
+  templating: { list: Array<{ name: string; query: string | { query: string } }> };
+}
+
+const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
+
+/** Every panel, rows' collapsed children included. */
+const allPanels = (panels: Panel[]): Panel[] => panels.flatMap((p) => [p, ...allPanels(p.panels ?? [])]);
+
+/** [where, PromQL] of every panel target. */
+const targetExprs = allPanels(dashboard.panels).flatMap((p) =>
+  (p.targets ?? []).map((t) => [`panel "${p.title}"`, t.expr ?? ''] as const),
+);
+/** [where, query] of every template variable (`label_values(selector, label)`). */
+const variableQueries = dashboard.templating.list.map(
+  (v) => [`variable $${v.name}`, typeof v.query === 'string' ? v.query : v.query.query] as const,
+);
+
+/** Grafana's variables replaced by values of the same kind, so the text is plain PromQL. */
+const substitute = (expr: string) =>
+  expr.replaceAll('$__rate_interval', '1m').replaceAll('$__interval', '1m').replace(/\$\{?\w+\}?/g, '.*');
+
+const KEYWORDS = new Set([
+  'and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan',
+  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right',
+]);
+
+/**
+ * The metric names an expression selects: identifiers left once strings, label matchers, ranges,
+ * grouping clauses and numbers are removed, that are neither function calls nor keywords.
+ * Enough for the dashboard's expressions (which promtool has parsed), not a PromQL parser.
+ */
+function metricNames(expr: string): string[] {
+  const bare = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+    // Numbers and durations (0.95, 1e-3, 5m, 1h30m): any token that starts with a digit.
+    .replace(/(?<![\w:])\d[\w.]*/g, ' ');
+  const names = new Set<string>();
+  for (const m of bare.matchAll(/[a-zA-Z_:][\w:]*/g)) {
+    const rest = bare.slice(m.index + m[0].length);
+    if (/^\s*\(/.test(rest) || KEYWORDS.has(m[0].toLowerCase())) continue;
+    names.add(m[0]);
+  }
+  return [...names];
+}
+
+/** The selector of `label_values(selector, label)`, the only variable query form used. */
+function variableSelector(query: string): string {
+  const m = /^label_values\((.+),\s*\w+\)$/.exec(query.trim());
+  if (!m) throw new Error(`unsupported variable query: ${query}`);
+  return m[1]!;
+}
+
+/** Series names of an exposition from metrics that have seen one of everything. */
+async function exportedSeries(): Promise<Set<string>> {
+  const m = createMetrics({ collectDefault: false });
+  const app = 'web';
+  const backendId = `${app}/127.0.0.1:8001`;
+  m.onProbe(
+    {
+      backendId, app, checkType: 'http', healthy: false, responseTimeMs: 3, statusCode: 503, body: null,
+      errorClass: 'unexpected_status', error: 'status 503', startedAt: 0, finishedAt: 3, attempts: 1,
+    },
+    'http',
+  );
+  m.onFailures([
+    {
+      failureType: 'health_check_failed', backendId, app, severity: 'low', message: 'status 503', details: {},
+      timestamp: 3, consecutiveCount: 1, totalCount: 1, firstOccurrence: 3, critical: false,
+    },
+  ]);
+  m.onTransition({ kind: 'breaker', backendId, app, from: 'closed', to: 'open', at: 3, reason: 'failures' });
+  m.onApply({ result: 'applied', durationMs: 20, reloaded: true });
+  m.onConfigReload('success');
+  m.setBackends([
+    {
+      backendId, app, host: '127.0.0.1', port: 8001, weight: 1, backup: false, health: 'unhealthy', breaker: 'open',
+      ejected: true, draining: false, container: null, consecutiveFailures: 1, consecutiveSuccesses: 0,
+      lastProbe: null, lastFailure: null, since: 3,
+    },
+  ]);
+  m.setPanic(app, true);
+  m.setDegraded(false);
+  m.onRecoveryAction({ app, strategy: 'restart_container', ok: true, dryRun: false, durationMs: 800 });
+  m.setRecoveryInFlight(0);
+  m.setDockerConnected(true);
+  m.setRejectedContainers(0);
+  const names = new Set<string>();
+  for (const line of (await m.render()).split('\n')) {
+    const name = /^([a-zA-Z_:][\w:]*)[{ ]/.exec(line)?.[1];
+    if (name) names.add(name);
+  }
+  return names;
+}
+
+describe('Grafana dashboard', () => {
+  it('is a schemaVersion 39 dashboard whose panels query ${DS_PROMETHEUS}', () => {
+    expect(dashboard.schemaVersion).toBe(39);
+    expect(dashboard.__inputs).toEqual([expect.objectContaining({ name: 'DS_PROMETHEUS', pluginId: 'prometheus' })]);
+    const raw = readFileSync(DASHBOARD, 'utf8');
+    expect(raw).not.toMatch(/"uid":\s*"(?!\$\{DS_PROMETHEUS\}|-- Grafana --|orchestry-sidecar")/);
+    expect(targetExprs.length).toBeGreaterThan(10);
+    for (const [where, expr] of targetExprs) expect(expr, where).not.toBe('');
+  });
+
+  it('has only PromQL that Prometheus parses', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'orchestry-dashboard-'));
+    try {
+      const exprs = [...targetExprs.map(([, e]) => e), ...variableQueries.map(([, q]) => variableSelector(q))];
+      // One recording rule per expression: `promtool check rules` runs Prometheus's own parser.
+      const rules = exprs.map((e, i) => `      - record: dashboard:expr_${i}\n        expr: ${JSON.stringify(substitute(e))}`);
+      writeFileSync(join(dir, 'rules.yml'), `groups:\n  - name: dashboard\n    rules:\n${rules.join('\n')}\n`);
+      const run = spawnSync('promtool', ['check', 'rules', join(dir, 'rules.yml')], { encoding: 'utf8' });
+      if (run.error) throw new Error(`promtool is required for this test (apt-get install prometheus): ${run.error.message}`);
+      expect(`${run.stdout}${run.stderr}`).toContain(`SUCCESS: ${exprs.length} rules found`);
+      expect(run.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('queries only series the sidecar exports', async () => {
+    const exported = await exportedSeries();
+    const used = new Map<string, string>();
+    for (const [where, expr] of targetExprs) for (const n of metricNames(expr)) used.set(n, where);
+    for (const [where, query] of variableQueries) for (const n of metricNames(variableSelector(query))) used.set(n, where);
+    const unknown = [...used].filter(([n]) => !exported.has(n)).map(([n, where]) => `${n} (${where})`);
+    expect(unknown).toEqual([]);
+    // The views the dashboard exists for.
+    for (const name of [
+      'orchestry_backend_up',
+      'orchestry_backends',
+      'orchestry_ejected_backends',
+      'orchestry_breaker_state',
+      'orchestry_probe_duration_seconds_bucket',
+      'orchestry_transitions_total',
+      'orchestry_nginx_reloads_total',
+      'orchestry_nginx_reload_duration_seconds_bucket',
+      'orchestry_recovery_actions_total',
+      'orchestry_upstream_panic',
+      'orchestry_degraded',
+      'orchestry_docker_connected',
+    ]) {
+      expect(used.has(name), name).toBe(true);
+    }
+  });
+
+  it('extracts metric names from PromQL, skipping functions, labels, ranges and grouping', () => {
+    expect(
+      metricNames('histogram_quantile(0.95, sum by (le, app) (rate(a_bucket{app=~"x|y", le!="1e3"}[5m])))'),
+    ).toEqual(['a_bucket']);
+    expect(metricNames('sum(up_a{b="c"}) / on (app) group_left sum(b_total) > bool 1e-3')).toEqual(['up_a', 'b_total']);
+    expect(metricNames('max by (app) (x offset 1h30m) unless y')).toEqual(['x', 'y']);
+  });
+});
