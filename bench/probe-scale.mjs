@@ -70,8 +70,13 @@ async function main() {
   console.log(`probe-scale: ${ports.length} loopback backends in pid ${backendsChild.pid}; node ${process.version}`);
   console.log(`each phase ${PHASE_SECONDS} s after ${WARMUP_SECONDS} s warm-up, in a fresh process; jitter_fraction ${JITTER}, max_concurrency 512`);
   // The flags dist/cli.js's shebang gives the daemon, so the figures are what users get.
-  const sidecarFlags = process.env.NODE_OPTIONS ? [] : ['--max-semi-space-size=16'];
-  console.log(`sidecar node flags: ${process.env.NODE_OPTIONS || sidecarFlags.join(' ')}\n`);
+  // BENCH_NODE_FLAGS tries other V8 flags (space-separated) in the phase processes.
+  const sidecarFlags = process.env.BENCH_NODE_FLAGS
+    ? process.env.BENCH_NODE_FLAGS.split(/\s+/).filter(Boolean)
+    : process.env.NODE_OPTIONS
+      ? []
+      : ['--max-semi-space-size=16'];
+  console.log(`sidecar node flags: ${[process.env.NODE_OPTIONS, ...sidecarFlags].filter(Boolean).join(' ')}\n`);
 
   const rows = [];
   try {
