@@ -45,6 +45,9 @@ import { VERSION } from './version.js';
 
 /** How long after a drain's reload signal nginx is given to stop routing to the drained backend. */
 const RELOAD_SETTLE_MS = 1000;
+/** Retry of a failed nginx update: from 1 s, doubling, at most every 30 s. */
+const APPLY_RETRY_MIN_MS = 1000;
+const APPLY_RETRY_MAX_MS = 30_000;
 
 export interface SidecarOptions {
   configPath: string;
@@ -104,6 +107,21 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   let lastDesired: DesiredSet | null = null;
   const panicking = new Set<string>();
 
+  // A failed update (nginx down, its config broken, Docker away) is tried again by itself, with
+  // backoff: otherwise nothing would retry until the desired set changed again.
+  let retryTimer: ReturnType<Clock['setTimeout']> | null = null;
+  let retryDelayMs = APPLY_RETRY_MIN_MS;
+  const scheduleRetry = () => {
+    if (retryTimer) return;
+    retryTimer = clock.setTimeout(() => {
+      retryTimer = null;
+      if (lastDesired && !stopping) coalescer.push(lastDesired);
+    }, retryDelayMs);
+    retryTimer.unref?.();
+    retryDelayMs = Math.min(retryDelayMs * 2, APPLY_RETRY_MAX_MS);
+  };
+  let stopping = false;
+
   const applyNow = async (set: DesiredSet) => {
     if (templateError) {
       // The template did not compile: keep the last good file, stay not ready.
@@ -126,8 +144,13 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       });
     }
     if (outcome.result === 'failed') {
-      log.error({ stage: outcome.stage, err: outcome.error }, 'nginx update failed; last good config kept');
+      log.error(
+        { stage: outcome.stage, err: outcome.error, retryInMs: retryTimer ? undefined : retryDelayMs },
+        'nginx update failed; last good config kept',
+      );
+      scheduleRetry();
     } else {
+      retryDelayMs = APPLY_RETRY_MIN_MS;
       firstApplyDone = true;
       if (outcome.result === 'applied') {
         log.info(
@@ -537,7 +560,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      stopping = true;
       if (tickTimer) clock.clearTimeout(tickTimer);
+      if (retryTimer) clock.clearTimeout(retryTimer);
       await dockerSource?.stop();
       await scheduler.stop();
       coalescer.stop();

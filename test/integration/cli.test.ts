@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/nginx-instance.js';
+import { startBackend } from '../helpers/backend-server.js';
+import { freePort, launchNginx, makeNginxDir, NGINX_BIN, privateTempPaths } from '../helpers/nginx-instance.js';
 import { startSidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -136,6 +137,65 @@ admin: { listen: "127.0.0.1:${adminPort}" }
       expect(sidecar.child.exitCode).toBeNull();
     } finally {
       expect(await sidecar.stop()).toBe(0);
+    }
+  });
+
+  it('recovers by itself once nginx is started after the sidecar: the failed update is retried', async () => {
+    const nginxDir = await makeNginxDir();
+    const nginxPort = await freePort();
+    const adminPort = await freePort();
+    const backend = await startBackend('late-1');
+    const output = join(nginxDir, 'conf.d', 'orchestry-upstreams.conf');
+    await writeFile(output, `upstream late { server ${backend.address}; }\n`);
+    await writeFile(
+      join(nginxDir, 'nginx.conf'),
+      `pid ${join(nginxDir, 'nginx.pid')};
+error_log ${join(nginxDir, 'logs', 'error.log')} notice;
+worker_processes 1;
+events { worker_connections 64; }
+http {
+  access_log off;
+${privateTempPaths(nginxDir)}
+  include conf.d/*.conf;
+  server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://late; } }
+}
+`,
+    );
+    const path = await write(
+      'late-nginx.yaml',
+      `apps:
+  late:
+    backends: ["${backend.address}"]
+    health: { initial_delay_seconds: 0, period_seconds: 2, timeout_seconds: 1 }
+nginx:
+  binary: ${NGINX_BIN}
+  prefix: ${nginxDir}
+  config_path: ${join(nginxDir, 'nginx.conf')}
+  output_path: ${output}
+  pid_path: ${join(nginxDir, 'nginx.pid')}
+admin: { listen: "127.0.0.1:${adminPort}" }
+`,
+    );
+    const sidecar = await startSidecarProcess(path, `http://127.0.0.1:${adminPort}`);
+    let nginx: { stop(): Promise<void> } | null = null;
+    try {
+      await waitFor(
+        async () => {
+          const r = await sidecar.api<{ reasons: string[] }>('/readyz');
+          return r.status === 503 && r.body.reasons.some((x) => x.includes('nginx is not running'));
+        },
+        { what: 'not ready while nginx is down' },
+      );
+      nginx = await launchNginx({ dir: nginxDir, configPath: join(nginxDir, 'nginx.conf'), pidPath: join(nginxDir, 'nginx.pid'), probePort: nginxPort });
+      // Nothing else changes: only the sidecar's own retry can make it ready.
+      await waitFor(async () => (await sidecar.api('/readyz')).status === 200, { timeoutMs: 20_000, what: 'ready after nginx started' });
+      expect(await sidecar.metric('orchestry_degraded')).toBe(0);
+      expect(sidecar.logs().some((l) => l.msg === 'nginx update failed; last good config kept' && typeof l.retryInMs === 'number')).toBe(true);
+    } finally {
+      expect(await sidecar.stop()).toBe(0);
+      await nginx?.stop();
+      await backend.close();
+      await rm(nginxDir, { recursive: true, force: true });
     }
   });
 
