@@ -180,7 +180,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const lastViewByContainer = new Map<string, BackendView>();
 
   /** Recomputes the desired upstreams; hands them to nginx only when they changed. */
-  const refresh = (force = false) => {
+  const refresh = () => {
     const views = registry.views();
     metrics.setBackends(views);
     for (const v of views) if (v.container) lastViewByContainer.set(v.container.id, v);
@@ -203,7 +203,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     // replace a good file with one that lacks them (502s). Keep nginx's file as it is.
     if (dockerSource && !snapshots.has('docker')) return;
     const key = JSON.stringify(set);
-    if (!force && key === lastDesiredKey) return;
+    if (key === lastDesiredKey) return;
     lastDesiredKey = key;
     lastDesired = set;
     coalescer.push(set);
