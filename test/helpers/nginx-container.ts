@@ -6,11 +6,11 @@
  * side is seen inside), logs as /var/log/nginx (read here to count reloads).
  */
 import type Dockerode from 'dockerode';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { containerLogs, runContainer, waitForContainer } from './docker.js';
 import { ensureTestImages } from './docker-images.js';
-import { freePort, httpGet, makeNginxDir } from './nginx-instance.js';
+import { freePort, httpGet, makeNginxDir, nginxLogCounts } from './nginx-instance.js';
 import { waitFor } from './wait.js';
 
 /** Where nginx, inside its container, sees the generated file. */
@@ -75,13 +75,7 @@ http {
 `,
   );
 
-  const logCounts = async () => {
-    const lines = (await readFile(errorLog, 'utf8').catch(() => '')).split('\n');
-    return {
-      reloads: lines.filter((l) => l.endsWith(': reconfiguring')).length,
-      exitedWorkers: lines.filter((l) => /: worker process \d+ exited/.test(l)).length,
-    };
-  };
+  const logCounts = () => nginxLogCounts(errorLog);
 
   const start = async () => {
     await writeFile(errorLog, ''); // counts start again with each container

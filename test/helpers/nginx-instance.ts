@@ -108,13 +108,7 @@ ${privateTempPaths(dir)}
 }
 `,
   );
-  const logCounts = async () => {
-    const lines = (await readFile(errorLog, 'utf8').catch(() => '')).split('\n');
-    return {
-      reloads: lines.filter((l) => l.endsWith(': reconfiguring')).length,
-      exitedWorkers: lines.filter((l) => /: worker process \d+ exited/.test(l)).length,
-    };
-  };
+  const logCounts = () => nginxLogCounts(errorLog);
   const proc = await launchNginx({ dir, configPath, pidPath, probePort: port }).catch(async (err: unknown) => {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -211,6 +205,19 @@ export async function launchNginx(opts: {
     throw err;
   }
   return { pid, stop };
+}
+
+/**
+ * From an nginx error log (level notice): reloads it began (`reconfiguring`) and workers that
+ * exited. Old workers keep the old upstreams until they exit, so a reload is complete when as many
+ * workers exited as reloads began (worker_processes 1).
+ */
+export async function nginxLogCounts(errorLog: string): Promise<{ reloads: number; exitedWorkers: number }> {
+  const lines = (await readFile(errorLog, 'utf8').catch(() => '')).split('\n');
+  return {
+    reloads: lines.filter((l) => l.endsWith(': reconfiguring')).length,
+    exitedWorkers: lines.filter((l) => /: worker process \d+ exited/.test(l)).length,
+  };
 }
 
 /** GET http://127.0.0.1:port/path with an optional Host header. */

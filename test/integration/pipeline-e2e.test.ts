@@ -9,7 +9,15 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import { freePort, httpGet, launchNginx, makeNginxDir, NGINX_BIN, privateTempPaths } from '../helpers/nginx-instance.js';
+import {
+  freePort,
+  httpGet,
+  launchNginx,
+  makeNginxDir,
+  NGINX_BIN,
+  nginxLogCounts,
+  privateTempPaths,
+} from '../helpers/nginx-instance.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -68,14 +76,8 @@ logging:
 `;
 }
 
-const reloadsLogged = async () =>
-  (await readFile(join(dir, 'logs', 'error.log'), 'utf8').catch(() => ''))
-    .split('\n')
-    .filter((l) => l.endsWith(': reconfiguring')).length;
-const workersExited = async () =>
-  (await readFile(join(dir, 'logs', 'error.log'), 'utf8').catch(() => ''))
-    .split('\n')
-    .filter((l) => /: worker process \d+ exited/.test(l)).length;
+const reloadsLogged = async () => (await nginxLogCounts(join(dir, 'logs', 'error.log'))).reloads;
+const workersExited = async () => (await nginxLogCounts(join(dir, 'logs', 'error.log'))).exitedWorkers;
 
 /** Waits until every worker replaced by a reload has exited (old workers still hold the old upstreams). */
 async function settled() {
@@ -209,8 +211,8 @@ describe('end to end with a real nginx', () => {
     web[1]!.setMode('ok');
     await waitFor(async () => !(await isDown('web', web[1]!)), { timeoutMs: 15_000, what: 'web-2 back in the upstream' });
     await reloadedSince(before);
-    const counts = await spread('web.test', 30);
-    expect(counts['web-2']).toBeGreaterThan(0);
+    // A reload begun for an earlier change can satisfy reloadedSince(): wait for this one to route.
+    await waitFor(async () => (await spread('web.test', 8))['web-2'], { what: 'web-2 receiving traffic' });
   });
 
   it('ejects a TCP-checked backend that stops listening, and readmits it when it listens again', async () => {
@@ -234,8 +236,8 @@ describe('end to end with a real nginx', () => {
     await writeFile(configPath, sidecarYaml([...web, extra], adminPort));
     await waitFor(async () => (await block('web')).includes(`server ${extra.address}`), { what: 'web-4 in the upstream' });
     await reloadedSince(before);
-    const counts = await spread('web.test', 40);
-    expect(counts['web-4']).toBeGreaterThan(0);
+    // A reload begun for an earlier change can satisfy reloadedSince(): wait for this one to route.
+    await waitFor(async () => (await spread('web.test', 8))['web-4'], { what: 'web-4 receiving traffic' });
     expect(sidecar.child.pid).toBe(pid);
     expect(sidecar.child.exitCode).toBeNull();
     expect(await sidecar.metric('orchestry_config_reloads_total', { result: 'success' })).toBeGreaterThanOrEqual(1);
