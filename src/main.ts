@@ -249,8 +249,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       metrics.onProbe(result, result.checkType);
       if (failures.length > 0) {
         metrics.onFailures(failures);
-        const view = b.container ? registry.view(b.id) : undefined;
-        if (view) for (const f of failures) recover({ kind: 'failure', event: f, backend: view, app: appSnapshot(b.app) });
+        // Only container-backed backends can be recovered; skip building the app's snapshot otherwise.
+        const view = b.container && executor && config.recovery.mode !== 'off' ? registry.view(b.id) : undefined;
+        if (view) {
+          const app = appSnapshot(b.app);
+          for (const f of failures) recover({ kind: 'failure', event: f, backend: view, app });
+        }
         // The first of a streak is news; the rest are counted in metrics and the API.
         for (const f of failures) {
           if (f.consecutiveCount !== 1) continue;
@@ -335,7 +339,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       maxReplicas: app?.docker.max_replicas ?? config.recovery.max_replicas,
       portRange: app?.docker.port_range ?? null,
       portEnv: app?.docker.port_env ?? 'PORT',
-      replicas: registry.views().filter((v) => v.app === name),
+      replicas: registry.viewsOf(name),
     };
   };
 

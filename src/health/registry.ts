@@ -32,6 +32,8 @@ export interface HealthRegistry {
   updateConfig(breaker: BreakerConfig, detection: FailureDetectionConfig): void;
   /** Every backend, by app name, then in the order the last sync gave them. */
   views(): BackendView[];
+  /** The backends of one app, in the order the last sync gave them (no scan of the others). */
+  viewsOf(app: string): BackendView[];
   view(backendId: string): BackendView | undefined;
 }
 
@@ -52,6 +54,8 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
   let detectionCfg = opts.detection;
   let entries = new Map<string, Entry>();
   let order: string[] = [];
+  /** Backend ids per app, in snapshot order: recovery asks for one app's replicas per failure. */
+  let byApp = new Map<string, string[]>();
 
   const healthTransition = (b: Backend, c: HealthChange): Transition => ({
     kind: 'health',
@@ -95,6 +99,13 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
       order = [...next.values()]
         .sort((a, b) => (a.backend.app < b.backend.app ? -1 : a.backend.app > b.backend.app ? 1 : 0))
         .map((e) => e.backend.id);
+      byApp = new Map();
+      for (const id of order) {
+        const app = entries.get(id)!.backend.app;
+        const ids = byApp.get(app);
+        if (ids) ids.push(id);
+        else byApp.set(app, [id]);
+      }
       return { added, removed };
     },
 
@@ -139,6 +150,10 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
 
     views() {
       return order.map((id) => toView(entries.get(id)!));
+    },
+
+    viewsOf(app) {
+      return (byApp.get(app) ?? []).map((id) => toView(entries.get(id)!));
     },
 
     view(backendId) {

@@ -80,6 +80,19 @@ describe('health registry', () => {
     });
   });
 
+  it('lists one app\'s backends in snapshot order, and follows the next sync', () => {
+    const { registry } = setup();
+    const w1 = backend('web', 8001);
+    const a1 = backend('api', 9001);
+    const w2 = backend('web', 8002);
+    registry.sync([w1, a1, w2]);
+    expect(registry.viewsOf('web').map((v) => v.backendId)).toEqual([w1.id, w2.id]);
+    expect(registry.viewsOf('api').map((v) => v.backendId)).toEqual([a1.id]);
+    expect(registry.viewsOf('nope')).toEqual([]);
+    registry.sync([w2, a1]);
+    expect(registry.viewsOf('web').map((v) => v.backendId)).toEqual([w2.id]);
+  });
+
   it('ejects a draining backend at once, whatever its probes say', () => {
     const { registry } = setup();
     const b = backend('web', 8001);
