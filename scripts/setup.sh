@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time set-up of a fresh clone: system packages the tests use (nginx, prometheus + promtool,
-# the Docker Engine, a static busybox for the test images, debootstrap, docker-compose,
+# prometheus-alertmanager, the Docker Engine, a static busybox for the test images, debootstrap, docker-compose,
 # chromium), a running dockerd, Node 24 when the machine's node is older than the project needs,
 # then the npm dependencies and a build. Idempotent: run it on a fresh CI machine or again where
 # everything is already there.
@@ -13,6 +13,8 @@ missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 # promtool checks /metrics; the prometheus server scrapes a sidecar in a test.
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
+# The alerting tests deliver to a real Alertmanager on loopback.
+command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 # The CLI alone (e.g. /usr/local/bin/docker) is not enough: the tests need the engine.
 command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
 # Copied into the FROM-scratch test images as /bin/sh and /bin/wget: it must be the static one.

@@ -15,6 +15,7 @@ const ENV_OVERRIDES = [
   { env: 'ORCHESTRY_ADMIN_TOKEN', section: 'admin', key: 'token' },
   { env: 'ORCHESTRY_ADMIN_LISTEN', section: 'admin', key: 'listen' },
   { env: 'ORCHESTRY_LOG_LEVEL', section: 'logging', key: 'level' },
+  { env: 'ORCHESTRY_STORE_PATH', section: 'store', key: 'path' },
 ] as const;
 
 const READ_ERRORS: Record<string, string> = {

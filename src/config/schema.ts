@@ -10,8 +10,13 @@ import type { FieldIssue } from '../errors.js';
 import { formatAddress } from '../model.js';
 import type {
   AdminConfig,
+  AlertingConfig,
+  AlertReceiverConfig,
+  AlertRouteConfig,
   AppConfig,
   AppDockerOptions,
+  AppRecoveryOptions,
+  ClearCacheCall,
   BackendConfig,
   BreakerConfig,
   DockerConfig,
@@ -22,6 +27,7 @@ import type {
   ProbeSettings,
   RecoveryConfig,
   SidecarConfig,
+  StoreConfig,
   UpstreamOptions,
 } from './types.js';
 
@@ -451,13 +457,15 @@ export function defaultApp(
   nginx: NginxConfig,
   health: HealthCheckConfig,
   docker: AppDockerOptions = DEFAULT_APP_DOCKER,
+  recovery: AppRecoveryOptions = DEFAULT_APP_RECOVERY,
 ): AppConfig {
   return {
     name,
     docker: { ...docker },
+    recovery: structuredClone(recovery),
     backends: [],
     health: structuredClone(health),
-    upstream: { ejected: nginx.ejected, keepalive: DEFAULT_KEEPALIVE, balance: DEFAULT_BALANCE },
+    upstream: { ejected: nginx.ejected, keepalive: DEFAULT_KEEPALIVE, balance: DEFAULT_BALANCE, backup_app: null },
   };
 }
 
@@ -530,7 +538,7 @@ function parseApp(
   report: Report,
   issues: readonly FieldIssue[],
 ): AppConfig | undefined {
-  const raw = readMap(value, path, ['backends', 'health', 'upstream', 'docker'], report);
+  const raw = readMap(value, path, ['backends', 'health', 'upstream', 'docker', 'recovery'], report);
   if (!raw) return undefined;
   const healthPath = join(path, 'health');
   const own = parseHealthFields(raw.health, healthPath, report);
@@ -548,8 +556,18 @@ function parseApp(
     ejected: [nginx.ejected, oneOf(EJECTED)],
     keepalive: [DEFAULT_KEEPALIVE, num({ int: true, min: 0, max: 10_000 })],
     balance: [DEFAULT_BALANCE, oneOf(BALANCE)],
+    backup_app: [null, nullable(appName)],
   }, report);
   const { balance } = upstream;
+  if (upstream.backup_app === name) {
+    report(join(upstreamPath, 'backup_app'), `must name another app (got ${show(name)})`);
+  }
+  if ((balance === 'ip_hash' || balance === 'random') && upstream.backup_app !== null) {
+    report(
+      join(upstreamPath, 'backup_app'),
+      `cannot be used with balance ${balance}: nginx rejects backup servers there (got ${show(upstream.backup_app)})`,
+    );
+  }
   if ((balance === 'ip_hash' || balance === 'random') && backends.some((b) => b.backup)) {
     report(
       join(upstreamPath, 'balance'),
@@ -557,7 +575,65 @@ function parseApp(
     );
   }
   const docker = parseAppDocker(raw.docker, join(path, 'docker'), report);
-  return { name, docker, backends, health, upstream };
+  const recovery = parseAppRecovery(raw.recovery, join(path, 'recovery'), report);
+  return { name, docker, recovery, backends, health, upstream };
+}
+
+/** An app name where one is referred to (it doubles as an nginx upstream name). */
+export const appName: Check<string> = (value, path, report) => {
+  if (typeof value !== 'string') return report(path, `must be a string (got ${show(value)})`);
+  const problem = appNameProblem(value);
+  return problem ? report(path, problem) : value;
+};
+
+/** Docker's container name charset. */
+const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** A list of container names, as a YAML list or a comma-separated label value. */
+export const containerNames: Check<string[]> = (value, path, report) => {
+  const list = typeof value === 'string' ? value.split(',').map((v) => v.trim()).filter((v) => v !== '') : value;
+  if (!Array.isArray(list)) return report(path, `must be a list of container names (got ${show(value)})`);
+  const bad = list.find((v) => typeof v !== 'string' || !CONTAINER_NAME.test(v));
+  if (bad !== undefined) {
+    return report(path, `must contain only container names ([A-Za-z0-9][A-Za-z0-9_.-]*) (got ${show(bad)})`);
+  }
+  return [...new Set(list as string[])];
+};
+
+const CACHE_METHODS = ['POST', 'PUT', 'DELETE', 'GET'] as const;
+
+/** `{method, path}` or the label form `"POST /admin/cache/clear"`. */
+export const clearCacheCall: Check<ClearCacheCall> = (value, path, report) => {
+  let method: unknown = 'POST';
+  let callPath: unknown = value;
+  if (typeof value === 'string') {
+    const m = /^([A-Za-z]+)\s+(\S+)$/.exec(value.trim());
+    if (m) [, method, callPath] = m;
+  } else if (isMap(value)) {
+    const raw = readMap(value, path, ['method', 'path'], report);
+    if (!raw) return undefined;
+    method = raw.method ?? 'POST';
+    callPath = raw.path;
+    if (callPath === undefined) return report(join(path, 'path'), 'is required');
+  } else {
+    return report(path, `must be "METHOD /path" or a map with method and path (got ${show(value)})`);
+  }
+  const m = oneOf(CACHE_METHODS)(method, join(path, 'method'), report);
+  const p = probePath(callPath, join(path, 'path'), report);
+  return m && p ? { method: m, path: p } : undefined;
+};
+
+/** Defaults of an app's recovery options. */
+export const DEFAULT_APP_RECOVERY: AppRecoveryOptions = Object.freeze({
+  dependencies: Object.freeze([]) as unknown as string[],
+  clear_cache: null,
+}) as AppRecoveryOptions;
+
+function parseAppRecovery(value: unknown, path: string, report: Report): AppRecoveryOptions {
+  return readSection<AppRecoveryOptions>(value, path, {
+    dependencies: [[], containerNames],
+    clear_cache: [null, nullable(clearCacheCall)],
+  }, report);
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -585,6 +661,23 @@ export const portRange: Check<[number, number]> = (value, path, report) => {
   }
   return [pair[0], pair[1]];
 };
+
+/** The seed's FailureDetector thresholds, plus the detectors it names and this project adds. */
+export const DEFAULT_FAILURE_DETECTION: FailureDetectionConfig = Object.freeze({
+  max_response_time_ms: 5000,
+  max_error_rate_percent: 5,
+  min_error_rate_samples: 20,
+  consecutive_failure_limit: 3,
+  failure_rate_window_minutes: 10,
+  max_cpu_percent: 90,
+  max_memory_percent: 90,
+  stats_interval_seconds: 10,
+  resource_samples: 3,
+  memory_leak_window_minutes: 10,
+  memory_leak_horizon_minutes: 60,
+  deadlock_timeouts: 3,
+  deadlock_cpu_percent: 5,
+});
 
 /** Defaults of an app's Docker options. */
 export const DEFAULT_APP_DOCKER: AppDockerOptions = Object.freeze({
@@ -679,9 +772,124 @@ const token: Check<string> = (value, path, report) => {
 };
 
 const TOP_KEYS = [
-  'defaults', 'apps', 'docker', 'recovery', 'breaker', 'failure_detection', 'nginx', 'admin', 'probes',
-  'logging',
+  'defaults', 'apps', 'docker', 'recovery', 'store', 'alerting', 'breaker', 'failure_detection', 'nginx',
+  'admin', 'probes', 'logging',
 ];
+
+function parseStore(value: unknown, baseDir: string | undefined, report: Report): StoreConfig {
+  const store = readSection<StoreConfig>(value, 'store', {
+    enabled: [true, bool],
+    path: ['orchestry-sidecar.db', fsPath],
+    raw_retention_hours: [24, num({ above: 0, max: 24 * 366 })],
+    rollup_retention_days: [30, num({ above: 0, max: 3660 })],
+    flush_interval_seconds: [1, num({ above: 0, max: 60 })],
+    max_queue: [200_000, num({ int: true, min: 1000, max: 10_000_000 })],
+  }, report);
+  return { ...store, path: baseDir && !isAbsolute(store.path) ? resolve(baseDir, store.path) : store.path };
+}
+
+const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+const RECEIVER_TYPES = ['webhook', 'slack', 'alertmanager'] as const;
+
+/** An http(s) URL without credentials in it (they belong in headers, which are not logged). */
+const httpUrl: Check<string> = (value, path, report) => {
+  if (typeof value !== 'string') return report(path, `must be a string (got ${show(value)})`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return report(path, `must be an http or https URL (got ${show(value)})`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return report(path, `must be an http or https URL (got ${show(value)})`);
+  }
+  if (url.username || url.password) return report(path, 'must not contain credentials (put them in headers)');
+  return value;
+};
+
+const nameList = (check: Check<string>): Check<string[]> => (value, path, report) => {
+  if (!Array.isArray(value)) return report(path, `must be a list (got ${show(value)})`);
+  const out = value.map((v, i) => check(v, join(path, i), report));
+  return out.every((v) => v !== undefined) ? (out as string[]) : undefined;
+};
+
+const FAILURE_TYPES = [
+  'health_check_failed', 'health_check_timeout', 'health_check_error', 'high_response_time',
+  'high_error_rate', 'high_resource_usage', 'container_stopped', 'container_restart_loop',
+  'container_oom_killed', 'network_unreachable', 'port_not_listening', 'dns_resolution_failed',
+  'application_startup_failed', 'application_deadlock', 'application_memory_leak',
+] as const;
+
+function parseAlerting(value: unknown, report: Report): AlertingConfig {
+  const raw = readMap(value, 'alerting', [
+    'enabled', 'receivers', 'routes', 'escalation', 'resend_interval_seconds', 'retry_min_seconds', 'retry_max_seconds',
+  ], report) ?? {};
+  const receivers: AlertReceiverConfig[] = [];
+  if (raw.receivers !== undefined && raw.receivers !== null) {
+    if (!isMap(raw.receivers)) {
+      report('alerting.receivers', `must be a map of receiver name to receiver (got ${show(raw.receivers)})`);
+    } else {
+      for (const [name, body] of Object.entries(raw.receivers)) {
+        const path = join('alerting.receivers', name);
+        if (!APP_NAME.test(name)) report(path, `receiver name must be letters, digits, '_', '.', '-' (got ${show(name)})`);
+        if (!isMap(body) || body.type === undefined) {
+          report(join(path, 'type'), 'is required (webhook, slack or alertmanager)');
+        }
+        if (isMap(body) && body.url === undefined) report(join(path, 'url'), 'is required');
+        const r = readSection<Omit<AlertReceiverConfig, 'name'>>(body, path, {
+          type: ['webhook', oneOf(RECEIVER_TYPES)],
+          url: ['', httpUrl],
+          headers: [{}, headers],
+          timeout_seconds: [5, num({ above: 0, max: 300 })],
+          max_per_minute: [30, num({ int: true, min: 1, max: 100_000 })],
+        }, report);
+        receivers.push({ name, ...r });
+      }
+    }
+  }
+  const names = new Set(receivers.map((r) => r.name));
+  const receiverName: Check<string> = (v, path, rep) =>
+    typeof v === 'string' && names.has(v) ? v : rep(path, `must name a receiver under alerting.receivers (got ${show(v)})`);
+  const routes: AlertRouteConfig[] = [];
+  if (raw.routes !== undefined && raw.routes !== null) {
+    if (!Array.isArray(raw.routes)) {
+      report('alerting.routes', `must be a list (got ${show(raw.routes)})`);
+    } else {
+      raw.routes.forEach((body, i) => {
+        const path = join('alerting.routes', i);
+        if (!isMap(body) || body.receivers === undefined) report(join(path, 'receivers'), 'is required');
+        routes.push(readSection<AlertRouteConfig>(body, path, {
+          receivers: [[], nameList(receiverName)],
+          min_severity: ['low', oneOf(SEVERITIES)],
+          apps: [[], nameList(appName)],
+          failure_types: [[], nameList(oneOf(FAILURE_TYPES))],
+        }, report));
+      });
+    }
+  }
+  const escalation = readSection<AlertingConfig['escalation']>(raw.escalation, 'alerting.escalation', {
+    after_seconds: [900, num({ above: 0, max: MAX_SECONDS })],
+    receivers: [[], nameList(receiverName)],
+  }, report);
+  const rest = readSection<Pick<AlertingConfig, 'enabled' | 'resend_interval_seconds' | 'retry_min_seconds' | 'retry_max_seconds'>>(
+    { enabled: raw.enabled, resend_interval_seconds: raw.resend_interval_seconds, retry_min_seconds: raw.retry_min_seconds, retry_max_seconds: raw.retry_max_seconds },
+    'alerting',
+    {
+      enabled: [false, bool],
+      resend_interval_seconds: [60, num({ above: 0, max: 3600 })],
+      retry_min_seconds: [1, num({ above: 0, max: 3600 })],
+      retry_max_seconds: [300, num({ above: 0, max: MAX_SECONDS })],
+    },
+    report,
+  );
+  if (rest.retry_max_seconds < rest.retry_min_seconds) {
+    report('alerting.retry_max_seconds', `must be at least retry_min_seconds (got ${rest.retry_max_seconds} < ${rest.retry_min_seconds})`);
+  }
+  if (rest.enabled && routes.length === 0) {
+    report('alerting.routes', 'must have at least one route when alerting.enabled is true');
+  }
+  return { ...rest, receivers, routes, escalation };
+}
 
 function parseDocker(value: unknown, report: Report): DockerConfig {
   const docker = readSection<DockerConfig>(value, 'docker', {
@@ -770,6 +978,8 @@ export function parseConfig(
 
   const docker = parseDocker(top.docker, report);
   const recovery = parseRecovery(top.recovery, report);
+  const store = parseStore(top.store, opts.baseDir, report);
+  const alerting = parseAlerting(top.alerting, report);
   const breaker = readSection<BreakerConfig>(top.breaker, 'breaker', {
     failure_threshold: [5, num({ int: true, min: 1 })],
     success_threshold: [3, num({ int: true, min: 1 })],
@@ -785,11 +995,21 @@ export function parseConfig(
     );
   }
   const fdPath = 'failure_detection';
+  const D = DEFAULT_FAILURE_DETECTION;
   const failureDetection = readSection<FailureDetectionConfig>(top.failure_detection, fdPath, {
-    max_response_time_ms: [5000, num({ above: 0, max: MAX_SECONDS * 1000 })],
-    max_error_rate_percent: [5, num({ min: 0, max: 100 })],
-    consecutive_failure_limit: [3, num({ int: true, min: 1 })],
-    failure_rate_window_minutes: [10, num({ above: 0, max: MAX_SECONDS / 60 })],
+    max_response_time_ms: [D.max_response_time_ms, num({ above: 0, max: MAX_SECONDS * 1000 })],
+    max_error_rate_percent: [D.max_error_rate_percent, num({ min: 0, max: 100 })],
+    min_error_rate_samples: [D.min_error_rate_samples, num({ int: true, min: 1, max: 1_000_000 })],
+    consecutive_failure_limit: [D.consecutive_failure_limit, num({ int: true, min: 1 })],
+    failure_rate_window_minutes: [D.failure_rate_window_minutes, num({ above: 0, max: MAX_SECONDS / 60 })],
+    max_cpu_percent: [D.max_cpu_percent, num({ above: 0, max: 100 })],
+    max_memory_percent: [D.max_memory_percent, num({ above: 0, max: 100 })],
+    stats_interval_seconds: [D.stats_interval_seconds, num({ min: 0, max: 3600 })],
+    resource_samples: [D.resource_samples, num({ int: true, min: 1, max: 1000 })],
+    memory_leak_window_minutes: [D.memory_leak_window_minutes, num({ above: 0, max: MAX_SECONDS / 60 })],
+    memory_leak_horizon_minutes: [D.memory_leak_horizon_minutes, num({ above: 0, max: MAX_SECONDS / 60 })],
+    deadlock_timeouts: [D.deadlock_timeouts, num({ int: true, min: 1, max: 1000 })],
+    deadlock_cpu_percent: [D.deadlock_cpu_percent, num({ min: 0, max: 100 })],
   }, report);
   const admin = readSection<AdminConfig>(top.admin, 'admin', {
     listen: ['127.0.0.1:9180', listenAddress],
@@ -813,6 +1033,8 @@ export function parseConfig(
       apps,
       docker,
       recovery,
+      store,
+      alerting,
       breaker,
       failure_detection: failureDetection,
       nginx,

@@ -52,6 +52,11 @@ export interface UpstreamOptions {
   keepalive: number; // 32
   /** Load-balancing method line: '' (round robin), least_conn, ip_hash, random, hash $x consistent. */
   balance: 'round_robin' | 'least_conn' | 'ip_hash' | 'random';
+  /**
+   * failover_to_backup: the routable servers of this other app are rendered as nginx `backup`
+   * servers of this one, used only when every server of this app is unavailable. null = none.
+   */
+  backup_app: string | null; // null
 }
 
 /** Per-app Docker settings (YAML `apps.<name>.docker`, or `orchestry.*` labels). */
@@ -66,9 +71,25 @@ export interface AppDockerOptions {
   max_replicas: number | null; // null
 }
 
+/** An HTTP call the app declares for the clear_cache recovery strategy, sent to the backend itself. */
+export interface ClearCacheCall {
+  method: 'POST' | 'PUT' | 'DELETE' | 'GET';
+  /** Path on the backend; the same rules as a health path (it can never re-target the request). */
+  path: string;
+}
+
+/** Per-app recovery settings (YAML `apps.<name>.recovery`, or `orchestry.recovery.*` labels). */
+export interface AppRecoveryOptions {
+  /** restart_dependencies: names of containers this app depends on (e.g. its cache or database). */
+  dependencies: string[]; // []
+  /** clear_cache: declared call, or null when the app has none. */
+  clear_cache: ClearCacheCall | null; // null
+}
+
 export interface AppConfig {
   name: string;
   docker: AppDockerOptions;
+  recovery: AppRecoveryOptions;
   backends: BackendConfig[];
   health: HealthCheckConfig;
   upstream: UpstreamOptions;
@@ -82,12 +103,30 @@ export interface BreakerConfig {
   max_test_requests: number; // 3
 }
 
-/** The seed's FailureDetector thresholds. */
+/** The seed's FailureDetector thresholds, plus the signals it names but does not compute. */
 export interface FailureDetectionConfig {
   max_response_time_ms: number; // 5000
+  /** high_error_rate: share of failed probes in the window above this. */
   max_error_rate_percent: number; // 5
+  /** high_error_rate needs at least this many probes in the window (one failure of 3 is not a rate). */
+  min_error_rate_samples: number; // 20
   consecutive_failure_limit: number; // 3
   failure_rate_window_minutes: number; // 10
+  /** high_resource_usage: Docker stats CPU percent of the container's limit (or of the host). */
+  max_cpu_percent: number; // 90
+  max_memory_percent: number; // 90
+  /** Docker stats samples are taken this often for every container-backed backend; 0 = never. */
+  stats_interval_seconds: number; // 10
+  /** A resource reading must stay above its threshold this many samples in a row. */
+  resource_samples: number; // 3
+  /** application_memory_leak: fit memory over this window... */
+  memory_leak_window_minutes: number; // 10
+  /** ...and report a leak when the fitted slope reaches the memory limit within this time. */
+  memory_leak_horizon_minutes: number; // 60
+  /** application_deadlock: this many HTTP timeouts in a row while TCP connects and CPU is idle. */
+  deadlock_timeouts: number; // 3
+  /** CPU percent under which a container that times out counts as idle (not busy). */
+  deadlock_cpu_percent: number; // 5
 }
 
 export interface NginxConfig {
@@ -182,12 +221,71 @@ export interface RecoveryConfig {
   stop_timeout_seconds: number; // 10
 }
 
+export type AlertSeverity = 'low' | 'medium' | 'high' | 'critical';
+
+/** Where notifications go. */
+export interface AlertReceiverConfig {
+  /** The key under alerting.receivers. */
+  name: string;
+  /** webhook: generic JSON POST; slack: Slack-compatible incoming webhook; alertmanager: API v2. */
+  type: 'webhook' | 'slack' | 'alertmanager';
+  /** http(s) URL. For alertmanager the base URL; /api/v2/alerts is appended. */
+  url: string;
+  /** Extra request headers (e.g. Authorization for a webhook). */
+  headers: Record<string, string>; // {}
+  timeout_seconds: number; // 5
+  /** Rate limit: at most this many notifications a minute to this receiver; the rest wait their turn. */
+  max_per_minute: number; // 30
+}
+
+/** Which alerts go to which receivers. An alert goes to every route it matches. */
+export interface AlertRouteConfig {
+  receivers: string[];
+  /** Only alerts of this severity or higher. */
+  min_severity: AlertSeverity; // 'low'
+  /** Only these apps; empty = every app. */
+  apps: string[]; // []
+  /** Only these failure types; empty = every type. */
+  failure_types: string[]; // []
+}
+
+/** The seed's "configurable notifications and escalation". */
+export interface AlertingConfig {
+  enabled: boolean; // false
+  receivers: AlertReceiverConfig[]; // YAML: map of name to receiver
+  routes: AlertRouteConfig[]; // []
+  /** An alert still firing this long after it started is sent to the escalation receivers. */
+  escalation: { after_seconds: number; receivers: string[] }; // { 900, [] }
+  /** Firing alerts are re-sent this often to Alertmanager (it resolves alerts it stops hearing of). */
+  resend_interval_seconds: number; // 60
+  /** Failed deliveries are retried from min, doubling, at most max apart; kept in the store meanwhile. */
+  retry_min_seconds: number; // 1
+  retry_max_seconds: number; // 300
+}
+
+/** The embedded SQLite state store (node:sqlite). */
+export interface StoreConfig {
+  enabled: boolean; // true
+  /** The database file; relative paths resolve against the config file's directory. ORCHESTRY_STORE_PATH overrides. */
+  path: string; // 'orchestry-sidecar.db'
+  /** Raw probe results are kept this long. */
+  raw_retention_hours: number; // 24
+  /** Per-minute rollups, failures, transitions, recovery actions and alerts are kept this long. */
+  rollup_retention_days: number; // 30
+  /** Queued writes are committed at least this often. */
+  flush_interval_seconds: number; // 1
+  /** Most writes held while the database lags; beyond it the oldest probe results are dropped (counted). */
+  max_queue: number; // 200000
+}
+
 export interface SidecarConfig {
   /** `defaults.health` layered over the seed's defaults. */
   defaults: { health: HealthCheckConfig };
   apps: AppConfig[];
   docker: DockerConfig;
   recovery: RecoveryConfig;
+  store: StoreConfig;
+  alerting: AlertingConfig;
   breaker: BreakerConfig;
   failure_detection: FailureDetectionConfig;
   nginx: NginxConfig;

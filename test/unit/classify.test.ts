@@ -7,11 +7,13 @@ import {
   stepFailures,
   type FailureHistory,
 } from '../../src/health/classify.js';
+import { DEFAULT_FAILURE_DETECTION } from '../../src/config/schema.js';
 import type { FailureDetectionConfig } from '../../src/config/types.js';
 import type { ProbeErrorClass, ProbeResult } from '../../src/model.js';
 import type { FailureEvent, FailureType } from '../../src/health/types.js';
 
 const detection: FailureDetectionConfig = {
+  ...DEFAULT_FAILURE_DETECTION,
   max_response_time_ms: 5000,
   max_error_rate_percent: 5,
   consecutive_failure_limit: 3,

@@ -469,9 +469,10 @@ describe('apps only labels define', () => {
       {
         name: 'api',
         docker: { address_mode: null, port_range: [20000, 20099], port_env: 'LISTEN_PORT', max_replicas: 4 },
+        recovery: { dependencies: [], clear_cache: null },
         backends: [],
         health: DEFAULT_HEALTH,
-        upstream: { ejected: 'omit', keepalive: 32, balance: 'round_robin' },
+        upstream: { ejected: 'omit', keepalive: 32, balance: 'round_robin', backup_app: null },
       },
     ]);
   });

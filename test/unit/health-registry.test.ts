@@ -3,6 +3,7 @@ import { createManualClock } from '../../src/clock.js';
 import { DEFAULT_BREAKER_CONFIG, NO_TICKET } from '../../src/health/breaker.js';
 import { createHealthRegistry } from '../../src/health/registry.js';
 import { DEFAULT_HEALTH } from '../../src/config/schema.js';
+import { DEFAULT_FAILURE_DETECTION } from '../../src/config/schema.js';
 import type { FailureDetectionConfig, HealthCheckConfig } from '../../src/config/types.js';
 import { backendId, type Backend, type ProbeResult } from '../../src/model.js';
 
@@ -14,6 +15,7 @@ const health: HealthCheckConfig = {
 };
 
 const detection: FailureDetectionConfig = {
+  ...DEFAULT_FAILURE_DETECTION,
   max_response_time_ms: 5000,
   max_error_rate_percent: 5,
   consecutive_failure_limit: 3,
