@@ -12,7 +12,7 @@ import { describeProbeFailure, stepFailures } from './classify.js';
 import type { FailureHistory } from './classify.js';
 import * as thresholds from './thresholds.js';
 import type { HealthChange, HealthState } from './thresholds.js';
-import type { BackendView, FailureEvent, Transition } from './types.js';
+import { FAILURE_TYPES, type BackendView, type FailureEvent, type FailureType, type Transition } from './types.js';
 
 export interface HealthRegistryOptions {
   clock: Clock;
@@ -35,6 +35,25 @@ export interface HealthRegistry {
   /** The backends of one app, in the order the last sync gave them (no scan of the others). */
   viewsOf(app: string): BackendView[];
   view(backendId: string): BackendView | undefined;
+  /** One backend's state as plain JSON data, for the store. */
+  exportState(backendId: string): PersistedBackendState | undefined;
+  /**
+   * States saved by a previous process. Each is validated (untrusted JSON) and used when `sync`
+   * first adds its backend, so a restart neither forgets an ejection nor resets a breaker.
+   */
+  restore(states: ReadonlyMap<string, unknown>): { restored: number; rejected: string[] };
+  /** Backends whose persisted state changed since the last call (or that were removed). */
+  takeDirty(): string[];
+}
+
+/** What the store keeps per backend; `v` versions the shape. */
+export interface PersistedBackendState {
+  v: 1;
+  health: HealthState;
+  breaker: BreakerState;
+  failures: FailureHistory;
+  lastFailure: FailureEvent | null;
+  since: number;
 }
 
 interface Entry {
@@ -56,6 +75,9 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
   let order: string[] = [];
   /** Backend ids per app, in snapshot order: recovery asks for one app's replicas per failure. */
   let byApp = new Map<string, string[]>();
+  /** Restored states not yet claimed by a backend of a snapshot. */
+  let pending = new Map<string, PersistedBackendState>();
+  const dirty = new Set<string>();
 
   const healthTransition = (b: Backend, c: HealthChange): Transition => ({
     kind: 'health',
@@ -83,17 +105,20 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
           continue;
         }
         added.push(backend.id);
+        const saved = pending.get(backend.id);
+        pending.delete(backend.id);
         next.set(backend.id, {
           backend,
-          health: thresholds.initialHealth(),
-          breaker: breaker.initialBreaker(),
-          failures: {},
+          health: saved?.health ?? thresholds.initialHealth(),
+          breaker: saved?.breaker ?? breaker.initialBreaker(),
+          failures: saved?.failures ?? {},
           lastProbe: null,
-          lastFailure: null,
-          since: now,
+          lastFailure: saved?.lastFailure ?? null,
+          since: saved?.since ?? now,
         });
       }
       const removed = [...entries.keys()].filter((id) => !next.has(id));
+      for (const id of removed) dirty.add(id);
       entries = next;
       // Map keeps first-insertion order, so a stable sort groups by app and keeps the given order.
       order = [...next.values()]
@@ -117,6 +142,7 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
       entry.breaker = r.state;
       if (!r.transition) return { admit: r.admit, ticket: r.ticket, transitions: [] };
       entry.since = now;
+      dirty.add(backendId);
       return { admit: r.admit, ticket: r.ticket, transitions: [breakerTransition(entry.backend, r.transition)] };
     },
 
@@ -136,6 +162,12 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
       if (b.transition) transitions.push(breakerTransition(entry.backend, b.transition));
 
       const f = stepFailures(entry.failures, result, detectionCfg, now);
+      // Worth saving: counts that matter after a restart moved. A run of healthy probes only
+      // grows consecutiveSuccesses past the threshold, which nothing reads, so it is not saved
+      // on every probe (at 2,000 probes/s that would be 2,000 rewrites a second).
+      if (transitions.length > 0 || !result.healthy || entry.lastProbe?.healthy === false || f.history !== entry.failures) {
+        dirty.add(result.backendId);
+      }
       entry.failures = f.history;
       entry.lastProbe = result;
       if (f.events.length > 0) entry.lastFailure = f.events[0]!;
@@ -160,7 +192,57 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
       const entry = entries.get(backendId);
       return entry ? toView(entry) : undefined;
     },
+
+    exportState(backendId) {
+      const e = entries.get(backendId);
+      if (!e) return undefined;
+      return { v: 1, health: e.health, breaker: e.breaker, failures: e.failures, lastFailure: e.lastFailure, since: e.since };
+    },
+
+    restore(states) {
+      const rejected: string[] = [];
+      const next = new Map<string, PersistedBackendState>();
+      for (const [id, json] of states) {
+        const state = restoreState(json);
+        if (state) next.set(id, state);
+        else rejected.push(id);
+      }
+      pending = next;
+      // Backends a snapshot already added (restore is meant to come first) take their state now.
+      for (const [id, state] of next) {
+        const e = entries.get(id);
+        if (!e) continue;
+        Object.assign(e, { health: state.health, breaker: state.breaker, failures: state.failures, lastFailure: state.lastFailure, since: state.since });
+        pending.delete(id);
+      }
+      return { restored: next.size, rejected };
+    },
+
+    takeDirty() {
+      const ids = [...dirty];
+      dirty.clear();
+      return ids;
+    },
   };
+}
+
+/** Validates a state saved by a previous process; null when any part is not what it should be. */
+function restoreState(json: unknown): PersistedBackendState | null {
+  if (typeof json !== 'object' || json === null) return null;
+  const o = json as Record<string, unknown>;
+  if (o.v !== 1 || typeof o.since !== 'number' || !Number.isFinite(o.since)) return null;
+  const health = thresholds.restoreHealth(o.health);
+  const br = breaker.restore(o.breaker);
+  const failures = restoreFailureHistory(o.failures);
+  if (!health || !br || !failures) return null;
+  const lastFailure = isFailureEvent(o.lastFailure) ? o.lastFailure : null;
+  return { v: 1, health, breaker: br, failures, lastFailure, since: o.since };
+}
+
+function isFailureEvent(x: unknown): x is FailureEvent {
+  if (typeof x !== 'object' || x === null) return false;
+  const o = x as Record<string, unknown>;
+  return typeof o.failureType === 'string' && typeof o.backendId === 'string' && typeof o.timestamp === 'number' && typeof o.message === 'string';
 }
 
 function toView(e: Entry): BackendView {
@@ -185,4 +267,18 @@ function toView(e: Entry): BackendView {
     lastFailure: e.lastFailure,
     since: e.since,
   };
+}
+
+/** A failure history from untrusted JSON: known types, each with times and a streak count. */
+function restoreFailureHistory(json: unknown): FailureHistory | null {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return null;
+  const out: FailureHistory = {};
+  for (const [type, h] of Object.entries(json as Record<string, unknown>)) {
+    if (!FAILURE_TYPES.has(type as FailureType) || typeof h !== 'object' || h === null) return null;
+    const { times, consecutive } = h as Record<string, unknown>;
+    if (!Array.isArray(times) || !times.every((t) => typeof t === 'number' && Number.isFinite(t))) return null;
+    if (!Number.isSafeInteger(consecutive) || (consecutive as number) < 0) return null;
+    out[type as FailureType] = { times: times as number[], consecutive: consecutive as number };
+  }
+  return out;
 }

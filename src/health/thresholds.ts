@@ -59,3 +59,13 @@ export function step(
     (event.detail ? `: ${event.detail}` : '');
   return { state: next, transition: { from: state.status, to: 'unhealthy', at: now, reason } };
 }
+
+/** Validates a health state read from untrusted JSON (e.g. the store); null when malformed. */
+export function restoreHealth(json: unknown): HealthState | null {
+  if (typeof json !== 'object' || json === null) return null;
+  const o = json as Record<string, unknown>;
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (o.status !== 'unknown' && o.status !== 'healthy' && o.status !== 'unhealthy') return null;
+  if (!count(o.consecutiveSuccesses) || !count(o.consecutiveFailures)) return null;
+  return { status: o.status, consecutiveSuccesses: o.consecutiveSuccesses as number, consecutiveFailures: o.consecutiveFailures as number };
+}

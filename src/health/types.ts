@@ -22,6 +22,25 @@ export type FailureType =
   | 'application_deadlock'
   | 'application_memory_leak';
 
+/** Every FailureType, for validating names from config, labels or the store. */
+export const FAILURE_TYPES: ReadonlySet<FailureType> = new Set<FailureType>([
+  'health_check_failed',
+  'health_check_timeout',
+  'health_check_error',
+  'high_response_time',
+  'high_error_rate',
+  'high_resource_usage',
+  'container_stopped',
+  'container_restart_loop',
+  'container_oom_killed',
+  'network_unreachable',
+  'port_not_listening',
+  'dns_resolution_failed',
+  'application_startup_failed',
+  'application_deadlock',
+  'application_memory_leak',
+]);
+
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
 
 /** The seed's FailureEvent. */

@@ -258,3 +258,78 @@ describe('health registry', () => {
     expect(run(b, false).transitions).toContainEqual(expect.objectContaining({ kind: 'breaker', to: 'open' }));
   });
 });
+
+describe('health registry state across restarts', () => {
+  /** Ejects `b` (health unhealthy and breaker open) and returns its exported, JSON round-tripped state. */
+  function ejectedState(b: Backend) {
+    const { registry, run } = setup();
+    registry.sync([b]);
+    for (let i = 0; i < 5; i++) run(b, false);
+    const view = registry.view(b.id)!;
+    expect([view.health, view.breaker, view.ejected]).toEqual(['unhealthy', 'open', true]);
+    return JSON.parse(JSON.stringify(registry.exportState(b.id)));
+  }
+
+  it('a restored ejected backend stays ejected, breaker open, until probes say otherwise', () => {
+    const b = backend('web', 8001);
+    const saved = ejectedState(b);
+    const { registry, run, clock } = setup();
+    expect(registry.restore(new Map([[b.id, saved]]))).toEqual({ restored: 1, rejected: [] });
+    registry.sync([b]);
+    const view = registry.view(b.id)!;
+    expect([view.health, view.breaker, view.ejected, view.consecutiveFailures]).toEqual(['unhealthy', 'open', true, 5]);
+    expect(view.lastFailure?.failureType).toBe('port_not_listening');
+    // Still open: the recovery timeout counts from the saved failure, not from the restart.
+    expect(run(b, true).admitted).toBe(false);
+    clock.advance(DEFAULT_BREAKER_CONFIG.recovery_timeout_seconds * 1000);
+    for (let i = 0; i < 3; i++) run(b, true);
+    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', breaker: 'closed', ejected: false });
+  });
+
+  it('keeps the failure counts of the window', () => {
+    const b = backend('web', 8001);
+    const saved = ejectedState(b);
+    const { registry, run } = setup();
+    registry.restore(new Map([[b.id, saved]]));
+    registry.sync([b]);
+    registry.admit(b.id);
+    const state = registry.exportState(b.id)!;
+    expect(state.failures.port_not_listening?.times).toHaveLength(5);
+    expect(run(b, true).admitted).toBe(false);
+  });
+
+  it('rejects malformed saved states and starts those backends fresh', () => {
+    const a = backend('web', 8001);
+    const b = backend('web', 8002);
+    const c = backend('web', 8003);
+    const { registry } = setup();
+    const good = ejectedState(a);
+    const result = registry.restore(
+      new Map<string, unknown>([
+        [a.id, good],
+        [b.id, { ...good, health: { status: 'sick', consecutiveSuccesses: 0, consecutiveFailures: 0 } }],
+        [c.id, { ...good, failures: { no_such_type: { times: [], consecutive: 0 } } }],
+      ]),
+    );
+    expect(result).toEqual({ restored: 1, rejected: [b.id, c.id] });
+    registry.sync([a, b, c]);
+    expect(registry.views().map((v) => v.health)).toEqual(['unhealthy', 'unknown', 'unknown']);
+  });
+
+  it('marks a backend dirty when its saved state changes, not on every healthy probe', () => {
+    const b = backend('web', 8001);
+    const { registry, run } = setup();
+    registry.sync([b]);
+    run(b, true);
+    expect(registry.takeDirty()).toEqual([b.id]); // unknown -> healthy
+    run(b, true);
+    run(b, true);
+    expect(registry.takeDirty()).toEqual([]);
+    run(b, false);
+    expect(registry.takeDirty()).toEqual([b.id]);
+    run(b, true); // ends the failure streak
+    expect(registry.takeDirty()).toEqual([b.id]);
+    registry.sync([]);
+    expect(registry.takeDirty()).toEqual([b.id]); // removed: its saved state goes
+  });
+});
