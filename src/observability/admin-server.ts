@@ -22,7 +22,17 @@ export interface AdminServerOptions {
   readiness(): { ready: boolean; reasons: string[] };
   /** Recent events for `/api/v1/events`. */
   getEvents?(query: EventQuery): LoggedEvent[];
+  /**
+   * The health report of one app over the last `hours` (`/api/v1/apps/{app}/report`): undefined
+   * when there is no such app; rejects with a SidecarError when the store cannot answer.
+   */
+  getReport?(app: string, hours: number): Promise<unknown | undefined>;
+  /** Alerts firing now, for `/api/v1/alerts`. */
+  getAlerts?(): unknown;
 }
+
+/** Longest report window: the default rollup retention is 30 days. */
+export const MAX_REPORT_HOURS = 24 * 366;
 
 export interface AdminServer {
   /** Listens; resolves with the bound address, rejects with a one-line reason naming it. */
@@ -124,16 +134,20 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
         return () => json(200, opts.getApps());
       case '/api/v1/events':
         return opts.getEvents ? () => events(opts.getEvents!, query) : undefined;
+      case '/api/v1/alerts':
+        return opts.getAlerts ? () => json(200, opts.getAlerts!()) : undefined;
     }
-    const m = /^\/api\/v1\/apps\/([^/]+)$/.exec(path);
+    const m = /^\/api\/v1\/apps\/([^/]+)(\/report)?$/.exec(path);
     if (!m) return undefined;
-    return () => {
+    if (m[2] && !opts.getReport) return undefined;
+    return async () => {
       let name: string;
       try {
         name = decodeURIComponent(m[1] as string);
       } catch {
         return json(400, { error: `malformed app name ${JSON.stringify(m[1])}` });
       }
+      if (m[2]) return report(opts.getReport!, name, query);
       const app = opts.getApp(name);
       return app === undefined ? json(404, { error: `unknown app ${JSON.stringify(name)}` }) : json(200, app);
     };
@@ -194,6 +208,30 @@ function events(get: (q: EventQuery) => LoggedEvent[], params: URLSearchParams):
     }
   }
   return json(200, { events: get(q) });
+}
+
+/** `/api/v1/apps/{app}/report?hours=N` (default 24). */
+async function report(
+  get: NonNullable<AdminServerOptions['getReport']>,
+  app: string,
+  params: URLSearchParams,
+): Promise<Reply> {
+  let hours = 24;
+  for (const [key, value] of params) {
+    if (key !== 'hours') return json(400, { error: `unknown query parameter ${JSON.stringify(key)}` });
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > MAX_REPORT_HOURS) {
+      return json(400, { error: `query parameter hours: must be a number above 0 and at most ${MAX_REPORT_HOURS} (got ${JSON.stringify(value)})` });
+    }
+    hours = n;
+  }
+  try {
+    const body = await get(app, hours);
+    return body === undefined ? json(404, { error: `unknown app ${JSON.stringify(app)}` }) : json(200, body);
+  } catch (err) {
+    if (err instanceof SidecarError) return json(503, { error: err.message });
+    throw err;
+  }
 }
 
 function json(status: number, value: unknown): Reply {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, SidecarError } from '../../src/errors.js';
 import { createAdminServer, parseListenAddress, type AdminServerOptions } from '../../src/observability/admin-server.js';
 import { createEventLog } from '../../src/observability/event-log.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -379,5 +379,54 @@ describe('admin server /api/v1/events', () => {
     for (let i = 0; i < 5; i++) log.push('config', i, `event ${i}`);
     expect(log.list().map((e) => e.message)).toEqual(['event 2', 'event 3', 'event 4']);
     expect(log.list().map((e) => e.seq)).toEqual([3, 4, 5]);
+  });
+});
+
+describe('admin server /api/v1/apps/{app}/report and /api/v1/alerts', () => {
+  const asked: Array<[string, number]> = [];
+  const withReports = (getReport: AdminServerOptions['getReport']) =>
+    startAdmin({
+      getReport: async (app, hours) => {
+        asked.push([app, hours]);
+        return getReport!(app, hours);
+      },
+      getAlerts: () => ({ alerts: [{ key: 'web/127.0.0.1:8001|health_check_failed' }] }),
+    });
+
+  it('answers the report of an app over hours (default 24)', async () => {
+    asked.length = 0;
+    const h = await withReports(async (app, hours) => (app === 'web' ? { app_name: app, report_period_hours: hours } : undefined));
+    expect(await (await fetch(`${h.base}/api/v1/apps/web/report`)).json()).toEqual({ app_name: 'web', report_period_hours: 24 });
+    expect(await (await fetch(`${h.base}/api/v1/apps/web/report?hours=1.5`)).json()).toEqual({ app_name: 'web', report_period_hours: 1.5 });
+    const missing = await fetch(`${h.base}/api/v1/apps/nope/report`);
+    expect(missing.status).toBe(404);
+    expect(await errorOf(missing)).toBe('unknown app "nope"');
+    expect(asked).toEqual([['web', 24], ['web', 1.5], ['nope', 24]]);
+  });
+
+  it('rejects a bad hours value naming it, without asking the store', async () => {
+    asked.length = 0;
+    const h = await withReports(async () => ({}));
+    for (const bad of ['0', '-1', 'abc', '', '100000']) {
+      const res = await fetch(`${h.base}/api/v1/apps/web/report?hours=${bad}`);
+      expect(res.status).toBe(400);
+      expect(await errorOf(res)).toBe(`query parameter hours: must be a number above 0 and at most 8784 (got ${JSON.stringify(bad)})`);
+    }
+    expect(await errorOf(await fetch(`${h.base}/api/v1/apps/web/report?days=1`))).toBe('unknown query parameter "days"');
+    expect(asked).toEqual([]);
+  });
+
+  it('answers 503 with the reason when the store cannot report', async () => {
+    const h = await withReports(async () => {
+      throw new SidecarError('STORE_UNAVAILABLE', 'state store unavailable: /data/x.db: file is not a database');
+    });
+    const res = await fetch(`${h.base}/api/v1/apps/web/report`);
+    expect(res.status).toBe(503);
+    expect(await errorOf(res)).toBe('state store unavailable: /data/x.db: file is not a database');
+  });
+
+  it('lists firing alerts', async () => {
+    const h = await withReports(async () => ({}));
+    expect(await (await fetch(`${h.base}/api/v1/alerts`)).json()).toEqual({ alerts: [{ key: 'web/127.0.0.1:8001|health_check_failed' }] });
   });
 });
