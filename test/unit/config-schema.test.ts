@@ -611,3 +611,110 @@ describe('compileExpectedBody', () => {
     expect(match('status: degraded')).toBe(false);
   });
 });
+
+describe('store', () => {
+  test('resolves a relative path against the config file directory', () => {
+    expect(valid(withApp({}), '/etc/orchestry').store.path).toBe('/etc/orchestry/orchestry-sidecar.db');
+    expect(valid(withApp({}, { store: { path: '/data/s.db' } }), '/etc/orchestry').store.path).toBe('/data/s.db');
+  });
+
+  test('rejects bad values naming each', () => {
+    expect(issues(withApp({}, { store: { enabled: 'yes', raw_retention_hours: 0, max_queue: 10, flush_interval_seconds: 61, cache: 1 } }))).toEqual([
+      'store.cache: unknown key',
+      'store.enabled: must be true or false (got "yes")',
+      'store.raw_retention_hours: must be greater than 0 (got 0)',
+      'store.flush_interval_seconds: must be at most 60 (got 61)',
+      'store.max_queue: must be between 1000 and 10000000 (got 10)',
+    ]);
+  });
+});
+
+describe('alerting', () => {
+  const receivers = {
+    am: { type: 'alertmanager', url: 'http://127.0.0.1:9093' },
+    hook: { type: 'webhook', url: 'https://hooks.example/x', headers: { Authorization: 'Bearer t' } },
+  };
+
+  test('reads receivers, routes and escalation with defaults', () => {
+    const a = valid(withApp({}, {
+      alerting: { enabled: true, receivers, routes: [{ receivers: ['am'], min_severity: 'high', apps: ['web'] }], escalation: { receivers: ['hook'] } },
+    })).alerting;
+    expect(a.receivers).toEqual([
+      { name: 'am', type: 'alertmanager', url: 'http://127.0.0.1:9093', headers: {}, timeout_seconds: 5, max_per_minute: 30 },
+      { name: 'hook', type: 'webhook', url: 'https://hooks.example/x', headers: { Authorization: 'Bearer t' }, timeout_seconds: 5, max_per_minute: 30 },
+    ]);
+    expect(a.routes).toEqual([{ receivers: ['am'], min_severity: 'high', apps: ['web'], failure_types: [] }]);
+    expect(a.escalation).toEqual({ after_seconds: 900, receivers: ['hook'] });
+  });
+
+  test('names every bad receiver, route and escalation value', () => {
+    expect(issues(withApp({}, {
+      alerting: {
+        enabled: true,
+        receivers: {
+          bad: { type: 'pager', url: 'ftp://x' },
+          creds: { type: 'slack', url: 'https://user:pw@hooks.slack.example/x' },
+          nourl: { type: 'webhook' },
+        },
+        routes: [{ receivers: ['nobody'], min_severity: 'urgent', failure_types: ['on_fire'] }],
+        escalation: { after_seconds: 0, receivers: ['ghost'] },
+      },
+    }))).toEqual([
+      'alerting.receivers.bad.type: must be one of webhook, slack, alertmanager (got "pager")',
+      'alerting.receivers.bad.url: must be an http or https URL (got "ftp://x")',
+      'alerting.receivers.creds.url: must not contain credentials (put them in headers)',
+      'alerting.receivers.nourl.url: is required',
+      'alerting.routes[0].receivers[0]: must name a receiver under alerting.receivers (got "nobody")',
+      'alerting.routes[0].min_severity: must be one of low, medium, high, critical (got "urgent")',
+      expect.stringMatching(/^alerting\.routes\[0\]\.failure_types\[0\]: must be one of health_check_failed, .* \(got "on_fire"\)$/),
+      'alerting.escalation.after_seconds: must be greater than 0 (got 0)',
+      'alerting.escalation.receivers[0]: must name a receiver under alerting.receivers (got "ghost")',
+    ]);
+  });
+
+  test('enabled without a route is an error', () => {
+    expect(issues(withApp({}, { alerting: { enabled: true } }))).toEqual([
+      'alerting.routes: must have at least one route when alerting.enabled is true',
+    ]);
+  });
+});
+
+describe('apps.<name>.recovery and upstream.backup_app', () => {
+  test('reads dependencies, the clear_cache call and a backup app', () => {
+    const app = web({
+      apps: {
+        web: {
+          backends: ['127.0.0.1:8001'],
+          recovery: { dependencies: ['redis', 'db-1'], clear_cache: 'POST /admin/cache' },
+          upstream: { backup_app: 'static' },
+        },
+        static: { backends: ['127.0.0.1:9001'] },
+      },
+    });
+    expect(app.recovery).toEqual({ dependencies: ['redis', 'db-1'], clear_cache: { method: 'POST', path: '/admin/cache' } });
+    expect(app.upstream.backup_app).toBe('static');
+  });
+
+  test('rejects names and paths that could inject or re-target', () => {
+    expect(issues(withApp({
+      recovery: { dependencies: ['redis; rm -rf /'], clear_cache: { method: 'PATCH', path: '//evil/x' } },
+      upstream: { backup_app: 'web', balance: 'ip_hash' },
+    }))).toEqual([
+      'apps.web.upstream.backup_app: must name another app (got "web")',
+      'apps.web.upstream.backup_app: cannot be used with balance ip_hash: nginx rejects backup servers there (got "web")',
+      'apps.web.recovery.dependencies: must contain only container names ([A-Za-z0-9][A-Za-z0-9_.-]*) (got "redis; rm -rf /")',
+      'apps.web.recovery.clear_cache.method: must be one of POST, PUT, DELETE, GET (got "PATCH")',
+      "apps.web.recovery.clear_cache.path: must not start with '//' (it would change the probed host) (got \"//evil/x\")",
+    ]);
+  });
+});
+
+describe('failure_detection detectors', () => {
+  test('rejects out-of-range detector thresholds naming each', () => {
+    expect(issues(withApp({}, { failure_detection: { max_cpu_percent: 101, resource_samples: 0, deadlock_timeouts: 1.5 } }))).toEqual([
+      'failure_detection.max_cpu_percent: must be at most 100 (got 101)',
+      'failure_detection.resource_samples: must be between 1 and 1000 (got 0)',
+      'failure_detection.deadlock_timeouts: must be an integer (got 1.5)',
+    ]);
+  });
+});
