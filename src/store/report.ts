@@ -1,0 +1,127 @@
+/**
+ * Pure pieces of the health report: per-minute aggregates (what a rollup row holds), check
+ * statistics from aggregates or from exact samples, and event statistics. No I/O.
+ */
+import type { ActionRecord } from '../recovery/executor.js';
+import { errorClassName } from './protocol.js';
+import { addCount, mergeCounts, sketchKey, sketchQuantile, type Counts } from './sketch.js';
+import type { CheckStats, EventStats, ReportAction, ReportTransition } from './types.js';
+
+/** Newest transitions and recovery actions listed per report (app and each backend). */
+export const REPORT_RECENT_LIMIT = 20;
+
+/** One backend's checks in one minute (or merged over many): a rollup row in memory. */
+export interface MinuteAgg {
+  n: number;
+  failures: number;
+  sumUs: number;
+  maxUs: number;
+  sketch: Counts;
+  /** Error code → failures. */
+  errors: Counts;
+}
+
+export function newAgg(): MinuteAgg {
+  return { n: 0, failures: 0, sumUs: 0, maxUs: 0, sketch: new Map(), errors: new Map() };
+}
+
+export function addSample(agg: MinuteAgg, us: number, e: number): void {
+  agg.n++;
+  agg.sumUs += us;
+  if (us > agg.maxUs) agg.maxUs = us;
+  addCount(agg.sketch, sketchKey(us));
+  if (e !== 0) {
+    agg.failures++;
+    addCount(agg.errors, e);
+  }
+}
+
+export function mergeAgg(into: MinuteAgg, from: MinuteAgg): void {
+  into.n += from.n;
+  into.failures += from.failures;
+  into.sumUs += from.sumUs;
+  if (from.maxUs > into.maxUs) into.maxUs = from.maxUs;
+  mergeCounts(into.sketch, from.sketch);
+  mergeCounts(into.errors, from.errors);
+}
+
+/** Statistics from an aggregate; p95 from its sketch. */
+export function statsFromAgg(agg: MinuteAgg): CheckStats {
+  return stats(agg, sketchQuantile(agg.sketch, 0.95));
+}
+
+/** Exact statistics from raw samples (µs, error code); p95 by nearest rank. */
+export function exactStats(us: number[], e: number[]): CheckStats {
+  const agg = newAgg();
+  for (let i = 0; i < us.length; i++) {
+    const v = us[i]!;
+    agg.n++;
+    agg.sumUs += v;
+    if (v > agg.maxUs) agg.maxUs = v;
+    if (e[i] !== 0) {
+      agg.failures++;
+      addCount(agg.errors, e[i]!);
+    }
+  }
+  const sorted = Float64Array.from(us).sort();
+  const p95 = sorted.length === 0 ? null : sorted[Math.max(1, Math.ceil(0.95 * sorted.length)) - 1]! / 1000;
+  return stats(agg, p95);
+}
+
+function stats(agg: MinuteAgg, p95: number | null): CheckStats {
+  const none = agg.n === 0;
+  const breakdown: Record<string, number> = {};
+  for (const [code, n] of [...agg.errors].sort((a, b) => a[0] - b[0])) breakdown[errorClassName(code)] = n;
+  return {
+    uptime_percent: none ? null : ((agg.n - agg.failures) / agg.n) * 100,
+    total_checks: agg.n,
+    successful_checks: agg.n - agg.failures,
+    failed_checks: agg.failures,
+    avg_response_time_ms: none ? null : agg.sumUs / agg.n / 1000,
+    p95_response_time_ms: p95,
+    max_response_time_ms: none ? null : agg.maxUs / 1000,
+    error_breakdown: breakdown,
+  };
+}
+
+/** Event rows as the report query returns them, newest first. */
+export interface EventRows {
+  failureTypes: string[];
+  transitions: ReportTransition[];
+  actions: ActionRecord[];
+}
+
+export function eventStats(rows: EventRows): EventStats {
+  const failures: Record<string, number> = {};
+  for (const t of rows.failureTypes) failures[t] = (failures[t] ?? 0) + 1;
+  const byStrategy: Record<string, number> = {};
+  for (const a of rows.actions) byStrategy[a.strategy] = (byStrategy[a.strategy] ?? 0) + 1;
+  return {
+    failure_breakdown: failures,
+    transitions: rows.transitions.length,
+    recent_transitions: rows.transitions.slice(0, REPORT_RECENT_LIMIT),
+    ejections: rows.transitions.filter(
+      (t) => (t.kind === 'health' && t.to === 'unhealthy') || (t.kind === 'breaker' && t.to === 'open'),
+    ).length,
+    recovery_actions: rows.actions.length,
+    recovery_by_strategy: byStrategy,
+    recent_recovery_actions: rows.actions.slice(0, REPORT_RECENT_LIMIT).map(reportAction),
+  };
+}
+
+function reportAction(a: ActionRecord): ReportAction {
+  return {
+    id: a.id,
+    strategy: a.strategy,
+    failure_type: a.failureType,
+    backend_id: a.backendId,
+    container_id: a.containerId,
+    new_container_id: a.newContainerId ?? null,
+    ok: a.ok,
+    dry_run: a.dryRun,
+    error: a.error ?? null,
+    reason: a.reason,
+    started_at: a.startedAt,
+    duration_ms: a.durationMs,
+  };
+}

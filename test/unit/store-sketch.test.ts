@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { eventStats, exactStats, newAgg, addSample, statsFromAgg, mergeAgg } from '../../src/store/report.js';
+import {
+  SKETCH_RELATIVE_ACCURACY,
+  decodeCounts,
+  encodeCounts,
+  sketchKey,
+  sketchQuantile,
+  type Counts,
+} from '../../src/store/sketch.js';
+
+/** Deterministic PRNG (mulberry32) so a failure can be reproduced. */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function nearestRank(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.ceil(q * sorted.length) - 1]!;
+}
+
+describe('counts codec', () => {
+  it('round-trips negative, zero and large keys and counts', () => {
+    const counts: Counts = new Map([
+      [-341, 1],
+      [-1, 300],
+      [0, 2],
+      [5, 70_000],
+      [900, 1],
+    ]);
+    const bytes = encodeCounts(counts);
+    expect(decodeCounts(bytes)).toEqual(counts);
+    // Varints: zigzag(-341)·2 2 (count 1: no count), Δ340·2+1 2 + 298 2, Δ1·2+1 1 + 0 1,
+    // Δ5·2+1 1 + 69998 3, Δ895·2 2.
+    expect(bytes.length).toBe(14);
+  });
+
+  it('decodes into an existing map by adding counts', () => {
+    const into: Counts = new Map([[3, 2]]);
+    decodeCounts(encodeCounts(new Map([[3, 5], [4, 1]])), into);
+    expect(into).toEqual(new Map([[3, 7], [4, 1]]));
+  });
+
+  it('decodes a NULL column as nothing', () => {
+    expect(decodeCounts(null)).toEqual(new Map());
+  });
+});
+
+describe('latency sketch', () => {
+  it(`reads nearest-rank percentiles within ${SKETCH_RELATIVE_ACCURACY * 100}% of the exact value`, () => {
+    const rnd = random(7);
+    const us: number[] = [];
+    for (let i = 0; i < 20_000; i++) us.push(Math.round(1000 * Math.exp(rnd() * Math.log(5000)) * (rnd() < 0.01 ? 40 : 1)));
+    const sketch: Counts = new Map();
+    for (const v of us) sketch.set(sketchKey(v), (sketch.get(sketchKey(v)) ?? 0) + 1);
+    for (const q of [0.01, 0.5, 0.9, 0.95, 0.99, 1]) {
+      const exact = nearestRank(us, q) / 1000;
+      const read = sketchQuantile(sketch, q)!;
+      expect(Math.abs(read - exact) / exact).toBeLessThanOrEqual(SKETCH_RELATIVE_ACCURACY + 1e-12);
+    }
+  });
+
+  it('gives the same percentiles from merged per-minute sketches as from one sketch of everything', () => {
+    const rnd = random(11);
+    const whole = newAgg();
+    const merged = newAgg();
+    for (let minute = 0; minute < 60; minute++) {
+      const agg = newAgg();
+      for (let i = 0; i < 30; i++) {
+        const v = Math.round(1000 + rnd() * 49_000);
+        const e = rnd() < 0.05 ? 1 : 0;
+        addSample(agg, v, e);
+        addSample(whole, v, e);
+      }
+      // Through the codec, as the rollup table stores it.
+      mergeAgg(merged, { ...agg, sketch: decodeCounts(encodeCounts(agg.sketch)) });
+    }
+    expect(statsFromAgg(merged)).toEqual(statsFromAgg(whole));
+  });
+
+  it('has no percentile when empty', () => {
+    expect(sketchQuantile(new Map(), 0.95)).toBeNull();
+  });
+});
+
+describe('report statistics', () => {
+  it('computes uptime, average, nearest-rank p95 and the error breakdown exactly from raw samples', () => {
+    // 20 checks: 1..20 ms; checks 3 and 7 failed (timeout = code 1, connection_refused = code 2).
+    const us = Array.from({ length: 20 }, (_, i) => (i + 1) * 1000);
+    const e = us.map((_, i) => (i === 2 ? 1 : i === 6 ? 2 : 0));
+    expect(exactStats(us, e)).toEqual({
+      uptime_percent: 90,
+      total_checks: 20,
+      successful_checks: 18,
+      failed_checks: 2,
+      avg_response_time_ms: 10.5,
+      p95_response_time_ms: 19,
+      max_response_time_ms: 20,
+      error_breakdown: { timeout: 1, connection_refused: 1 },
+    });
+  });
+
+  it('reports no uptime or latency, rather than zero, for a window without checks', () => {
+    expect(exactStats([], [])).toMatchObject({
+      uptime_percent: null,
+      total_checks: 0,
+      avg_response_time_ms: null,
+      p95_response_time_ms: null,
+    });
+  });
+
+  it('counts health → unhealthy and breaker → open as ejections and lists the newest first', () => {
+    const t = (kind: 'health' | 'breaker', from: string, to: string, at: number) => ({
+      backend_id: 'web/a:1',
+      kind,
+      from,
+      to,
+      at,
+      reason: '',
+    });
+    const stats = eventStats({
+      failureTypes: ['health_check_failed', 'health_check_failed', 'health_check_timeout'],
+      transitions: [
+        t('health', 'unhealthy', 'healthy', 4),
+        t('breaker', 'closed', 'open', 3),
+        t('health', 'healthy', 'unhealthy', 2),
+        t('breaker', 'open', 'half_open', 1),
+      ],
+      actions: [],
+    });
+    expect(stats.ejections).toBe(2);
+    expect(stats.transitions).toBe(4);
+    expect(stats.recent_transitions.map((x) => x.at)).toEqual([4, 3, 2, 1]);
+    expect(stats.failure_breakdown).toEqual({ health_check_failed: 2, health_check_timeout: 1 });
+  });
+});
