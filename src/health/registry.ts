@@ -8,7 +8,7 @@ import type { BreakerConfig, FailureDetectionConfig } from '../config/types.js';
 import type { Backend, ProbeResult } from '../model.js';
 import * as breaker from './breaker.js';
 import type { BreakerChange, BreakerState } from './breaker.js';
-import { describeProbeFailure, stepFailures } from './classify.js';
+import { describeProbeFailure, restoreProbeCounts, stepFailures } from './classify.js';
 import type { FailureHistory } from './classify.js';
 import * as thresholds from './thresholds.js';
 import type { HealthChange, HealthState } from './thresholds.js';
@@ -274,6 +274,13 @@ function restoreFailureHistory(json: unknown): FailureHistory | null {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return null;
   const out: FailureHistory = {};
   for (const [type, h] of Object.entries(json as Record<string, unknown>)) {
+    if (type === 'probes') {
+      // high_error_rate's probe counts over the window.
+      const probes = restoreProbeCounts(h);
+      if (!probes) return null;
+      out.probes = probes;
+      continue;
+    }
     if (!FAILURE_TYPES.has(type as FailureType) || typeof h !== 'object' || h === null) return null;
     const { times, consecutive } = h as Record<string, unknown>;
     if (!Array.isArray(times) || !times.every((t) => typeof t === 'number' && Number.isFinite(t))) return null;

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   MAX_HISTORY_PER_TYPE,
+  RATE_SLICES,
   failureTypeOf,
   isCritical,
+  restoreProbeCounts,
   severityOf,
   stepFailures,
   type FailureHistory,
@@ -248,7 +250,7 @@ describe('failure tracker', () => {
       [result(), 1000],
       [result(), WINDOW_MS + 1],
     ]);
-    expect(history).toEqual({});
+    expect(Object.keys(history)).toEqual(['probes']);
   });
 
   it('keeps at most MAX_HISTORY_PER_TYPE timestamps per type', () => {
@@ -262,12 +264,21 @@ describe('failure tracker', () => {
     expect(events.at(-1)?.[0]).toMatchObject({ totalCount: MAX_HISTORY_PER_TYPE, consecutiveCount: MAX_HISTORY_PER_TYPE + 6 });
   });
 
-  it('does not change the history it was given', () => {
+  it('counts a healthy probe in place, keeping the history object (nothing allocated per probe)', () => {
+    const history = stepFailures({}, result(), detection, 1000).history;
+    const probes = history.probes!;
+    const out = stepFailures(history, result(), detection, 2000);
+    expect(out.history).toBe(history);
+    expect(out.history.probes).toBe(probes);
+    expect(probes).toMatchObject({ sumTotal: 2, sumFailed: 0 });
+  });
+
+  it('does not change the failure types of the history it was given', () => {
     const first = stepFailures({}, failed('timeout'), detection, 1000).history;
-    const copy = JSON.parse(JSON.stringify(first));
+    const copy = JSON.parse(JSON.stringify(first.health_check_timeout));
     stepFailures(first, failed('timeout'), detection, 2000);
     stepFailures(first, result(), detection, 3000);
-    expect(first).toEqual(copy);
+    expect(first.health_check_timeout).toEqual(copy);
   });
 
   it('keeps the history plain JSON', () => {
@@ -276,5 +287,122 @@ describe('failure tracker', () => {
       [result(), 2000],
     ]);
     expect(JSON.parse(JSON.stringify(history))).toEqual(history);
+  });
+});
+
+describe('high_error_rate', () => {
+  // 20 probes at least, more than 5% failed, over the last 10 minutes.
+  const cfg: FailureDetectionConfig = { ...detection, max_error_rate_percent: 5, min_error_rate_samples: 20 };
+  const SLICE_MS = WINDOW_MS / RATE_SLICES;
+
+  /** One probe a second from `start`: failed where `fail(i)`; returns every high_error_rate event. */
+  function run(n: number, fail: (i: number) => boolean, opts: { start?: number; stepMs?: number; from?: FailureHistory } = {}) {
+    const { start = 0, stepMs = 1000 } = opts;
+    let history = opts.from ?? {};
+    const rateEvents: Array<{ i: number; event: FailureEvent }> = [];
+    for (let i = 0; i < n; i++) {
+      const out = stepFailures(history, fail(i) ? failed('unexpected_status') : result(), cfg, start + i * stepMs);
+      history = out.history;
+      for (const event of out.events) if (event.failureType === 'high_error_rate') rateEvents.push({ i, event });
+    }
+    return { history, rateEvents };
+  }
+
+  it('fires once, on the probe that takes the failed share above max_error_rate_percent', () => {
+    // 19 healthy, then failures: 20 probes with 1 failed is 5% (not above), 21 with 2 is 9.5%.
+    const { rateEvents } = run(30, (i) => i >= 19);
+    expect(rateEvents.map((r) => r.i)).toEqual([20]);
+    expect(rateEvents[0]!.event).toMatchObject({
+      failureType: 'high_error_rate',
+      severity: 'low',
+      consecutiveCount: 1,
+      totalCount: 1,
+      critical: false,
+      message: 'high_error_rate: 2 of 21 probes failed (9.5%) in 10 min > 5%',
+      details: { failed_probes: 2, total_probes: 21, threshold: 5, window_minutes: 10 },
+    });
+    expect(rateEvents[0]!.event.details.error_rate_percent).toBeCloseTo(9.52, 2);
+  });
+
+  it('does not fire before min_error_rate_samples probes are in the window, however many fail', () => {
+    expect(run(19, () => true).rateEvents).toEqual([]);
+    expect(run(20, () => true).rateEvents.map((r) => r.i)).toEqual([19]);
+  });
+
+  it('does not fire while the failed share stays at or below the threshold', () => {
+    // One failure in every 20 probes: exactly 5% at best, never above.
+    expect(run(400, (i) => i % 20 === 19).rateEvents).toEqual([]);
+  });
+
+  it('does not fire for a short burst of failures in a long healthy window', () => {
+    // 300 healthy probes, then 10 failures in a row: 10 of 310 = 3.2%.
+    expect(run(310, (i) => i >= 300).rateEvents).toEqual([]);
+  });
+
+  it('fires again after the rate has fallen to half the threshold, counting the crossings as a streak', () => {
+    // 10% failing for 100 s, healthy until the rate is 2.5% (10 of 400) while those failures are
+    // still in the window, then 30% failing.
+    const failing = (i: number) => (i < 100 ? i % 10 === 0 : i >= 450 && i % 10 < 3);
+    const { rateEvents } = run(600, failing);
+    expect(rateEvents.map((r) => [r.event.consecutiveCount, r.event.totalCount])).toEqual([
+      [1, 1],
+      [2, 2],
+    ]);
+    expect(rateEvents[1]!.i).toBeGreaterThan(450);
+  });
+
+  it('treats a rate hovering around the threshold as one episode', () => {
+    // Falls back to about 5% (not to half of it), then climbs over it again, dipping on the way.
+    const failing = (i: number) => (i < 100 ? i % 10 === 0 : i >= 300 && i % 10 < 3);
+    expect(run(400, failing).rateEvents.map((r) => r.i)).toEqual([19]);
+  });
+
+  it('restarts the crossing streak once a whole window passed without a failed probe', () => {
+    const failing = (i: number) => (i < 100 || i >= 800) && i % 10 < 3;
+    const { rateEvents } = run(900, failing);
+    expect(rateEvents.map((r) => r.event.consecutiveCount)).toEqual([1, 1]);
+  });
+
+  it('counts only the window: failures older than the window no longer count towards the rate', () => {
+    // 40 failures, then one healthy probe per slice for a whole window: the failures age out.
+    const { history } = run(40, () => true);
+    const after = run(RATE_SLICES + 1, () => false, { start: 40_000 + SLICE_MS, stepMs: SLICE_MS, from: history });
+    expect(after.history.probes).toMatchObject({ sumFailed: 0, above: false });
+    expect(after.history.probes!.sumTotal).toBe(RATE_SLICES);
+  });
+
+  it('fires when old healthy probes leave the window and the remaining failures are over the threshold', () => {
+    // 200 healthy probes in the first slice, then 2 failures of 30 in a later slice: 2 of 232 is
+    // 0.9%; once the healthy slice ages out, 2 of 32 (6.3%) is above.
+    let { history } = run(200, () => false, { stepMs: 100 });
+    const later = run(30, (i) => i < 2, { start: 5 * SLICE_MS, from: history });
+    expect(later.rateEvents).toEqual([]);
+    history = later.history;
+    const { rateEvents } = run(1, () => false, { start: WINDOW_MS + 1000, from: history });
+    expect(rateEvents).toHaveLength(1);
+    expect(rateEvents[0]!.event.details).toMatchObject({ failed_probes: 2, total_probes: 31 });
+  });
+
+  it('empties at most one ring of slices after a long gap', () => {
+    const { history } = run(50, () => true);
+    const out = stepFailures(history, result(), cfg, 10 * 365 * 24 * 3_600_000);
+    expect(out.history.probes).toMatchObject({ sumTotal: 1, sumFailed: 0 });
+  });
+
+  it('starts counting over when failure_rate_window_minutes changes', () => {
+    const { history } = run(30, () => true);
+    const shorter = { ...cfg, failure_rate_window_minutes: 1 };
+    const out = stepFailures(history, result(), shorter, 31_000);
+    expect(out.history.probes).toMatchObject({ sliceMs: 6000, sumTotal: 1, sumFailed: 0 });
+  });
+
+  it('restores saved probe counts and rejects malformed ones', () => {
+    const { history } = run(30, (i) => i % 3 === 0);
+    const saved = JSON.parse(JSON.stringify(history.probes));
+    expect(restoreProbeCounts(saved)).toEqual(history.probes);
+    expect(restoreProbeCounts({ ...saved, total: [1, 2] })).toBeUndefined();
+    expect(restoreProbeCounts({ ...saved, failed: saved.total.map((t: number) => t + 1) })).toBeUndefined();
+    expect(restoreProbeCounts({ ...saved, sliceMs: 0 })).toBeUndefined();
+    expect(restoreProbeCounts('x')).toBeUndefined();
   });
 });
