@@ -3,11 +3,13 @@
  * worker: every method may block on disk. Throws on any database error; the worker turns
  * errors into a degraded status.
  */
-import { statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { ActionRecord } from '../recovery/executor.js';
 import type { Batch } from './protocol.js';
 import {
+  addSample,
   exactStats,
   eventStats,
   mergeAgg,
@@ -29,6 +31,11 @@ import {
 import { decodeCounts, encodeCounts } from './sketch.js';
 import type { BackendReport, CheckStats, HealthReport, ReportSource, ReportTransition, RestoredState } from './types.js';
 
+/** State keys the store keeps for itself (not restored to the daemon). */
+const STORE_KEY_PREFIX = '_store:';
+/** The last minute whose rollups are written: raw rows after it are rolled up again after a crash. */
+const ROLLUPS_THROUGH = `${STORE_KEY_PREFIX}rollups_through`;
+
 export interface Retention {
   rawMs: number;
   rollupMs: number;
@@ -49,8 +56,17 @@ export interface StoreDatabase {
    * raw retention (by batch.now) are not written. `backendOf(index)` names a probe's backend.
    */
   writeBatch(batch: Batch, backendOf: (index: number) => [key: string, app: string]): void;
-  /** Adds closed minutes to the rollup tables (merging with rows already there), one transaction. */
-  writeRollups(entries: RollupEntry[]): void;
+  /**
+   * Adds closed minutes to the rollup tables (merging with rows already there), one transaction,
+   * and records that every minute up to `throughMinute` is rolled up.
+   */
+  writeRollups(entries: RollupEntry[], throughMinute: number): void;
+  /**
+   * After a crash, the minutes the previous process held in memory exist only as raw rows: rolls
+   * up every raw row after the recorded watermark. Call once, when the worker first opens the
+   * file, before any new result is aggregated in memory. Returns the minutes rebuilt.
+   */
+  rebuildRollups(): number;
   /** Drops raw hours and rollup days wholly past retention; deletes old events. */
   enforceRetention(now: number): void;
   restore(): RestoredState;
@@ -80,8 +96,19 @@ const ROLLUP_UPSERT = (table: string) => `INSERT INTO ${table} (b, m, n, failure
     sum_us = sum_us + excluded.sum_us, max_us = max(max_us, excluded.max_us),
     sketch = counts_merge(sketch, excluded.sketch), errors = counts_merge(errors, excluded.errors)`;
 
-/** Opens (creating if missing) and migrates the database. Throws what SQLite says is wrong. */
+/**
+ * Opens (creating it and its directory if missing) and migrates the database. Throws what
+ * SQLite or the file system says is wrong.
+ */
 export function openStoreDatabase(path: string, retention: Retention): StoreDatabase {
+  // A fresh data directory (a new volume, a first run) is normal; a parent that is a file is not,
+  // and fails here with ENOTDIR/EEXIST.
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new Error(`cannot create its directory ${dirname(path)} (${code})`);
+  }
   const db = new DatabaseSync(path);
   let schemaVersion: number;
   try {
@@ -152,6 +179,14 @@ export function openStoreDatabase(path: string, retention: Retention): StoreData
     'INSERT INTO alerts (id, json, updated_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at',
   );
   const deleteAlert = db.prepare('DELETE FROM alerts WHERE id = ?');
+
+  const readState = db.prepare('SELECT json FROM state WHERE key = ?');
+  /** The last minute whose rollups are written, or null on a database that has none yet. */
+  const watermark = (): number | null => {
+    const row = readState.get(ROLLUPS_THROUGH) as { json: string } | undefined;
+    const value = row ? Number(JSON.parse(row.json)) : NaN;
+    return Number.isSafeInteger(value) ? value : null;
+  };
 
   const transaction = (fn: () => void) => {
     db.exec('BEGIN IMMEDIATE');
@@ -226,8 +261,10 @@ export function openStoreDatabase(path: string, retention: Retention): StoreData
       });
     },
 
-    writeRollups(entries) {
+    writeRollups(entries, throughMinute) {
       transaction(() => {
+        const prev = watermark();
+        if (prev === null || throughMinute > prev) upsertState.run(ROLLUPS_THROUGH, JSON.stringify(throughMinute), throughMinute * MINUTE_MS);
         for (const { minute, key, app, agg } of entries) {
           const day = Math.floor((minute * MINUTE_MS) / DAY_MS);
           rollupUpsert(day).run(
@@ -242,6 +279,42 @@ export function openStoreDatabase(path: string, retention: Retention): StoreData
           );
         }
       });
+    },
+
+    rebuildRollups() {
+      // No watermark: no minute was ever rolled up, so every raw row is still to do (a file with
+      // rollups but no watermark predates it: leave it alone rather than count twice).
+      const from = watermark() ?? (listPartitions(db, 'rollup').length === 0 ? -1 : null);
+      if (from === null) return 0;
+      const firstMs = (from + 1) * MINUTE_MS;
+      const byMinute = new Map<number, Map<number, MinuteAgg>>();
+      for (const hour of listPartitions(db, 'raw')) {
+        const base = hour * HOUR_MS;
+        if (base + HOUR_MS <= firstMs) continue;
+        const stmt = db.prepare(`SELECT t, b, us, e FROM ${rawTable(hour)} WHERE t >= ?`);
+        stmt.setReturnArrays(true);
+        for (const [t, b, us, e] of stmt.iterate(Math.max(0, firstMs - base)) as Iterable<[number, number, number, number]>) {
+          const minute = Math.floor((base + t) / MINUTE_MS);
+          let aggs = byMinute.get(minute);
+          if (!aggs) byMinute.set(minute, (aggs = new Map()));
+          let agg = aggs.get(b);
+          if (!agg) aggs.set(b, (agg = newAgg()));
+          addSample(agg, us, e);
+        }
+      }
+      if (byMinute.size === 0) return 0;
+      const names = new Map(
+        (db.prepare('SELECT id, key, app FROM backends').all() as { id: number; key: string; app: string }[]).map((r) => [r.id, r]),
+      );
+      const entries: RollupEntry[] = [];
+      for (const [minute, aggs] of byMinute) {
+        for (const [b, agg] of aggs) {
+          const name = names.get(b);
+          if (name) entries.push({ minute, key: name.key, app: name.app, agg });
+        }
+      }
+      this.writeRollups(entries, Math.max(...byMinute.keys()));
+      return byMinute.size;
     },
 
     enforceRetention(now) {
@@ -266,6 +339,7 @@ export function openStoreDatabase(path: string, retention: Retention): StoreData
     restore() {
       const states = new Map<string, unknown>();
       for (const row of db.prepare('SELECT key, json FROM state ORDER BY key').all() as { key: string; json: string }[]) {
+        if (row.key.startsWith(STORE_KEY_PREFIX)) continue;
         const value = parseJson(row.json);
         if (value !== undefined) states.set(row.key, value);
       }

@@ -24,6 +24,8 @@ let lastOpenAttempt = -Infinity;
 let latestNow = -Infinity;
 let lastRetention = -Infinity;
 let written = 0;
+/** The crash recovery of rollups ran (it runs once, at the first successful open). */
+let rebuilt = false;
 let dropped = 0;
 let heldRows = 0;
 const held: Batch[] = [];
@@ -153,7 +155,7 @@ function writeMinutes(until: number): void {
     }
   }
   try {
-    db.writeRollups(entries);
+    db.writeRollups(entries, Math.max(...due));
   } catch (err) {
     fail(err);
     return;
@@ -189,6 +191,12 @@ function tryOpen(now: number): void {
   try {
     db = openStoreDatabase(init.path, retention);
     error = null;
+    // Only on the first open: minutes held in memory since then are not in the raw tables' tail
+    // alone, and rolling those rows up again would count them twice.
+    if (!rebuilt) {
+      rebuilt = true;
+      db.rebuildRollups();
+    }
   } catch (err) {
     db = null;
     error = `${init.path}: ${oneLine(err)}`;

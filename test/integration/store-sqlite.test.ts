@@ -13,6 +13,8 @@ import type { StoreConfig } from '../../src/config/types.js';
 import type { FailureEvent, Transition } from '../../src/health/types.js';
 import type { ProbeErrorClass, ProbeResult } from '../../src/model.js';
 import type { ActionRecord } from '../../src/recovery/executor.js';
+import { openStoreDatabase } from '../../src/store/database.js';
+import { addSample, newAgg } from '../../src/store/report.js';
 import { listPartitions, migrate, SCHEMA_VERSION } from '../../src/store/schema.js';
 import { SKETCH_RELATIVE_ACCURACY } from '../../src/store/sketch.js';
 import { createSqliteStore } from '../../src/store/sqlite-store.js';
@@ -342,7 +344,7 @@ describe('sqlite state store', () => {
     expect(listPartitionsOf(path, 'rollup')).not.toContain(Math.floor(T0 / DAY));
     expect(query(path, 'SELECT count(*) AS n FROM transitions')).toEqual([{ n: 0 }]);
     // State is not history: it is kept until the daemon deletes it.
-    expect(query(path, 'SELECT key FROM state')).toEqual([{ key: 'planner' }]);
+    expect(query(path, "SELECT key FROM state WHERE substr(key, 1, 7) != '_store:'")).toEqual([{ key: 'planner' }]);
   });
 
   it('upgrades a database made by migration 1, keeping its rows', async () => {
@@ -395,6 +397,57 @@ describe('sqlite state store', () => {
     expect(existsSync(`${path}-wal`)).toBe(false);
   });
 
+  it('rolls up again, after a crash, the minutes the previous process held only in memory', async () => {
+    const path = dbPath();
+    const retention = { rawMs: DAY, rollupMs: 30 * DAY };
+    const m0 = Math.floor(T0 / 60_000) - 3;
+    // A previous process: three results in each of three minutes, 10/20/30 ms; it wrote the first
+    // minute's rollup, then died holding the other two in memory.
+    const at = [0, 1, 2].flatMap((k) => [0, 1, 2].map((j) => (m0 + k) * 60_000 + j * 10_000));
+    const previous = openStoreDatabase(path, retention);
+    previous.writeBatch(
+      {
+        type: 'batch',
+        seq: 1,
+        now: T0,
+        newBackends: [[0, 'web/10.0.0.1:80', 'web']],
+        probes: {
+          at: Float64Array.from(at),
+          b: new Uint32Array(at.length),
+          us: Uint32Array.from(at.map((_, i) => ((i % 3) + 1) * 10_000)),
+          e: Uint8Array.from(at.map((_, i) => (i === 4 ? 1 : 0))),
+        },
+        events: [],
+        states: [],
+        alerts: [],
+      },
+      (i) => (i === 0 ? ['web/10.0.0.1:80', 'web'] : ['?', '?']),
+    );
+    const first = newAgg();
+    for (const us of [10_000, 20_000, 30_000]) addSample(first, us, 0);
+    previous.writeRollups([{ minute: m0, key: 'web/10.0.0.1:80', app: 'web', agg: first }], m0);
+    previous.close();
+
+    // The next process rolls up the two lost minutes once, and not the one already written.
+    const s = store(path, createManualClock(T0));
+    await s.flush();
+    const report = await s.report('web', 1);
+    expect(report).toMatchObject({ total_checks: 9, failed_checks: 1, avg_response_time_ms: 20, max_response_time_ms: 30 });
+    await s.close();
+    const again = store(path, createManualClock(T0 + 1000));
+    expect(await again.report('web', 1)).toMatchObject({ total_checks: 9 });
+  });
+
+  it('creates a missing directory for its file', async () => {
+    const path = join(dir, `fresh-${++n}`, 'data', 'db.sqlite');
+    const s = store(path, createManualClock(T0));
+    s.probe(probe('web/a:1', T0, 1));
+    await s.flush();
+    expect(s.status()).toMatchObject({ state: 'ok', error: null, written: 1 });
+    expect(existsSync(path)).toBe(true);
+    await s.close();
+  });
+
   it('reports a path it cannot create as degraded', async () => {
     const parent = join(dir, `afile-${++n}`);
     await writeFile(parent, 'a regular file, not a directory');
@@ -402,7 +455,7 @@ describe('sqlite state store', () => {
     const s = store(path, createManualClock(T0));
     s.probe(probe('web/a:1', T0, 1));
     await s.flush();
-    expect(s.status()).toMatchObject({ state: 'degraded', error: `${path}: unable to open database file` });
+    expect(s.status()).toMatchObject({ state: 'degraded', error: `${path}: cannot create its directory ${parent} (EEXIST)` });
     expect(s.status().queued).toBe(1);
   });
 
@@ -447,7 +500,7 @@ describe('sqlite state store', () => {
     clock.set(T0 + 20_000);
     await s.flush();
     expect(s.status()).toMatchObject({ state: 'ok', queued: 0, schemaVersion: SCHEMA_VERSION });
-    expect(query(path, `SELECT key FROM state`)).toEqual([{ key: 'planner' }]);
+    expect(query(path, "SELECT key FROM state WHERE substr(key, 1, 7) != '_store:'")).toEqual([{ key: 'planner' }]);
   });
 
   it('keeps nothing and says so when disabled', async () => {
