@@ -43,8 +43,8 @@ LABEL org.opencontainers.image.title="orchestry-sidecar" \
 RUN groupadd --system --gid 10001 orchestry \
  && useradd --system --uid 10001 --gid orchestry --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin orchestry \
- && mkdir -p /etc/orchestry /shared/conf.d \
- && chown orchestry:orchestry /shared/conf.d
+ && mkdir -p /etc/orchestry /shared/conf.d /var/lib/orchestry \
+ && chown orchestry:orchestry /shared/conf.d /var/lib/orchestry
 
 WORKDIR /app
 COPY package.json ./
@@ -54,11 +54,14 @@ COPY templates ./templates
 COPY nginx ./nginx
 
 ENV NODE_ENV=production \
-    ORCHESTRY_CONFIG=/etc/orchestry/sidecar.yaml
+    ORCHESTRY_CONFIG=/etc/orchestry/sidecar.yaml \
+    ORCHESTRY_STORE_PATH=/var/lib/orchestry/state.db
 # /etc/orchestry: the config file (mount it read-only; edits are picked up without a restart).
 # /shared/conf.d: where the generated upstreams file goes (nginx.output_path); share it with nginx.
+# /var/lib/orchestry: the state store (SQLite: probe history, breaker states, recovery budgets,
+# undelivered alerts), so a new container picks up where the old one left off.
 # A new named volume mounted there starts out owned by the orchestry user.
-VOLUME ["/etc/orchestry", "/shared/conf.d"]
+VOLUME ["/etc/orchestry", "/shared/conf.d", "/var/lib/orchestry"]
 
 USER orchestry:orchestry
 

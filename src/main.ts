@@ -5,16 +5,20 @@
  */
 import { watch, type FSWatcher } from 'chokidar';
 import Dockerode from 'dockerode';
+import { createAlerting, type Alerting } from './alerting/alerting.js';
 import { createSystemClock, type Clock } from './clock.js';
 import { loadConfigFile } from './config/load.js';
 import { createConfigWatcher } from './config/watch.js';
+import { DEFAULT_APP_RECOVERY } from './config/schema.js';
 import type { AppConfig, SidecarConfig } from './config/types.js';
 import { snapshotFromConfig } from './discovery/config-source.js';
 import type { ContainerEvent, ContainerFailure } from './discovery/docker-events.js';
 import { createDockerSource, type DockerSource } from './discovery/docker-source.js';
-import { describeError } from './errors.js';
+import { checkTcpAccept, createDockerStatsSampler, type DockerStatsSampler, type StatsSample } from './discovery/docker-stats.js';
+import { SidecarError, describeError } from './errors.js';
 import { isCritical, severityOf } from './health/classify.js';
 import { createHealthRegistry } from './health/registry.js';
+import { detectDeadlock, initialResourceState, stepResources, type ResourceState } from './health/resource-detector.js';
 import type { BackendView, FailureEvent, Transition } from './health/types.js';
 import { formatAddress, type Backend, type ProbeResult, type Snapshot } from './model.js';
 import { createRenderReloadApplier } from './nginx/applier.js';
@@ -35,10 +39,15 @@ import {
   createPlannerState,
   plan,
   plannerConfig,
+  restorePlannerState,
+  summarize,
+  trafficHolds,
   type AppSnapshot,
   type PlannedAction,
   type PlannerInput,
 } from './recovery/planner.js';
+import { createSqliteStore } from './store/sqlite-store.js';
+import type { StateStore } from './store/types.js';
 import { buildDesiredSet } from './upstream/desired.js';
 import type { DesiredSet } from './upstream/types.js';
 import { VERSION } from './version.js';
@@ -78,6 +87,58 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     detection: config.failure_detection,
   });
 
+  // --- state store: what a restart must not forget ----------------------------------------------
+  // Opened before anything probes, so breaker states, ejections, failure counts, recovery budgets
+  // and undelivered alerts are back in place first. A store that cannot be used (corrupt,
+  // unwritable) leaves the sidecar routing with state in memory; status() says why.
+  const store: StateStore = createSqliteStore({ config: config.store, clock, logger: log });
+  const restored = await store.restore();
+  const storeStatus = store.status();
+  if (storeStatus.state === 'degraded') {
+    log.error({ path: storeStatus.path, err: storeStatus.error }, 'state store unavailable: routing goes on with state in memory only');
+  }
+  const backendStates = new Map<string, unknown>();
+  for (const [key, json] of restored.states) if (key.startsWith('backend:')) backendStates.set(key.slice('backend:'.length), json);
+  const restoredBackends = registry.restore(backendStates);
+  if (restoredBackends.rejected.length > 0) {
+    log.warn({ backends: restoredBackends.rejected }, 'saved backend states were malformed and are ignored');
+  }
+  let plannerState = createPlannerState();
+  const savedPlanner = restored.states.get('planner');
+  if (savedPlanner !== undefined) {
+    const planner = restorePlannerState(savedPlanner);
+    if (planner) plannerState = planner;
+    else log.warn('saved recovery state was malformed and is ignored: recovery budgets start over');
+  }
+  if (restoredBackends.restored > 0 || savedPlanner !== undefined) {
+    log.info({ backends: restoredBackends.restored, recovery: savedPlanner !== undefined, alerts: restored.alerts.length }, 'state restored from the store');
+  }
+  let savedPlannerJson = savedPlanner === undefined ? '' : JSON.stringify(savedPlanner);
+  /** Writes what changed since the last call: backend states, the planner's state. */
+  const persistState = () => {
+    for (const id of registry.takeDirty()) {
+      const state = registry.exportState(id);
+      store.saveState(`backend:${id}`, state ? JSON.stringify(state) : null);
+    }
+    const plannerJson = JSON.stringify(plannerState);
+    if (plannerJson !== savedPlannerJson) {
+      store.saveState('planner', plannerJson);
+      savedPlannerJson = plannerJson;
+    }
+  };
+  let persistTimer: ReturnType<Clock['setTimeout']> | null = null;
+  const persistLoop = () => {
+    persistState();
+    persistTimer = clock.setTimeout(persistLoop, config.store.flush_interval_seconds * 1000);
+    persistTimer.unref?.();
+  };
+  if (config.store.enabled) metrics.observeStore(() => store.status());
+
+  // --- alerting --------------------------------------------------------------------------------
+  const alerting: Alerting = createAlerting({ config: config.alerting, clock, logger: log, persistence: store });
+  alerting.restore(restored.alerts);
+  if (config.alerting.enabled) metrics.observeAlerting(() => alerting.status());
+
   // The Docker Engine is root-equivalent: only talk to it when discovery or nginx mode asks.
   const docker =
     config.docker.enabled || config.nginx.mode === 'docker'
@@ -106,6 +167,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   let lastDesiredKey = '';
   let lastDesired: DesiredSet | null = null;
   const panicking = new Set<string>();
+  const failingOver = new Set<string>();
 
   // A failed update (nginx down, its config broken, Docker away) is tried again by itself, with
   // backoff: otherwise nothing would retry until the desired set changed again.
@@ -185,7 +247,21 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     metrics.setBackends(views);
     for (const v of views) if (v.container) lastViewByContainer.set(v.container.id, v);
     const apps = allApps();
-    const { set, panics } = buildDesiredSet(apps, views);
+    const holds = config.recovery.mode === 'on' ? trafficHolds(plannerState) : null;
+    const { set, panics, failovers } = buildDesiredSet(apps, views, holds ? { weightFactors: holds.weightFactors } : {});
+    for (const app of apps.map((a) => a.name)) {
+      const now = failovers.includes(app);
+      const backup = apps.find((a) => a.name === app)?.upstream.backup_app;
+      if (now && !failingOver.has(app)) {
+        log.error({ app, backup_app: backup }, `every backend of the app is ejected: failing over to the servers of ${backup}`);
+        events.push('recovery', clock.now(), `failover_to_backup: routing to ${backup}`, { app, strategy: 'failover_to_backup', backup_app: backup });
+      } else if (!now && failingOver.has(app)) {
+        log.warn({ app }, 'failover over: routing to the app\'s own backends again');
+        events.push('recovery', clock.now(), 'failover_to_backup over', { app, strategy: 'failover_to_backup' });
+      }
+      if (now) failingOver.add(app);
+      else failingOver.delete(app);
+    }
     for (const app of apps.map((a) => a.name)) {
       const now = panics.includes(app);
       if (now && !panicking.has(app)) {
@@ -213,6 +289,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     if (transitions.length === 0) return;
     for (const t of transitions) {
       metrics.onTransition(t);
+      store.transition(t);
       events.push('transition', t.at, `${t.kind} ${t.from} -> ${t.to}`, {
         app: t.app,
         backend: t.backendId,
@@ -226,7 +303,81 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         `${t.kind} ${t.from} -> ${t.to}`,
       );
     }
+    for (const t of transitions) {
+      const view = registry.view(t.backendId);
+      if (view) alerting.onBackend(view);
+    }
     refresh();
+  };
+
+  /** Failure events from probes, Docker stats and the deadlock check: metrics, store, alerts, recovery, log. */
+  const onFailures = (failures: FailureEvent[], view: BackendView | undefined) => {
+    metrics.onFailures(failures);
+    for (const f of failures) {
+      store.failure(f);
+      alerting.onFailure(f, view?.ejected ?? false);
+    }
+    // Only container-backed backends can be recovered.
+    if (view?.container && executor && config.recovery.mode !== 'off') {
+      const app = appSnapshot(view.app);
+      for (const f of failures) recover({ kind: 'failure', event: f, backend: view, app });
+    }
+    // The first of a streak is news; the rest are counted in metrics and the API.
+    for (const f of failures) {
+      if (f.consecutiveCount !== 1) continue;
+      events.push('failure', f.timestamp, f.message, {
+        app: f.app,
+        backend: f.backendId,
+        failure_type: f.failureType,
+        severity: f.severity,
+        critical: f.critical,
+      });
+    }
+  };
+
+  // --- Docker stats: high_resource_usage, application_memory_leak, and the deadlock check -------
+  const resourceStates = new Map<string, ResourceState>();
+  const latestSample = new Map<string, StatsSample>();
+  let sampler: DockerStatsSampler | null = null;
+  const startSampler = () => {
+    sampler?.stop();
+    sampler = null;
+    const fd = config.failure_detection;
+    if (!docker || !config.docker.enabled || fd.stats_interval_seconds <= 0) return;
+    sampler = createDockerStatsSampler({
+      docker,
+      clock,
+      intervalMs: fd.stats_interval_seconds * 1000,
+      onError: (id, err) => log.debug({ container: id, err: describeError(err) }, 'docker stats failed'),
+      onSample: (cid, sample) => {
+        latestSample.set(cid, sample);
+        const view = lastViewByContainer.get(cid);
+        if (!view) return;
+        const r = stepResources(resourceStates.get(cid) ?? initialResourceState(), sample, { backendId: view.backendId, app: view.app }, config.failure_detection);
+        resourceStates.set(cid, r.state);
+        if (r.events.length > 0) onFailures(r.events, registry.view(view.backendId) ?? view);
+      },
+    });
+  };
+  /**
+   * An HTTP backend in a container that keeps timing out: if its port still accepts and its CPU
+   * is idle, the process is stuck (application_deadlock), not overloaded or gone.
+   */
+  const checkDeadlock = (b: Backend, consecutiveTimeouts: number) => {
+    void checkTcpAccept(b.host, b.port, b.health.timeout_seconds * 1000, clock).then((tcp) => {
+      const view = registry.view(b.id);
+      if (!view?.container) return;
+      const cid = view.container.id;
+      const r = detectDeadlock(
+        resourceStates.get(cid) ?? initialResourceState(),
+        { subject: { backendId: b.id, app: b.app }, consecutiveTimeouts, containerState: view.container.state, tcp, sample: latestSample.get(cid) ?? null },
+        config.failure_detection,
+        clock.now(),
+      );
+      resourceStates.set(cid, r.state);
+      if (r.event) onFailures([r.event], view);
+      else log.debug({ backend: b.id, verdict: r.verdict }, 'repeated timeouts, not a deadlock');
+    });
   };
 
   // --- probes --------------------------------------------------------------------------------
@@ -247,24 +398,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     onResult: (result: ProbeResult, b: Backend) => {
       const { transitions, failures } = registry.record(result, tickets.get(b.id) ?? -1);
       metrics.onProbe(result, result.checkType);
+      store.probe(result);
       if (failures.length > 0) {
-        metrics.onFailures(failures);
-        // Only container-backed backends can be recovered; skip building the app's snapshot otherwise.
-        const view = b.container && executor && config.recovery.mode !== 'off' ? registry.view(b.id) : undefined;
-        if (view) {
-          const app = appSnapshot(b.app);
-          for (const f of failures) recover({ kind: 'failure', event: f, backend: view, app });
-        }
-        // The first of a streak is news; the rest are counted in metrics and the API.
-        for (const f of failures) {
-          if (f.consecutiveCount !== 1) continue;
-          events.push('failure', f.timestamp, f.message, {
-            app: f.app,
-            backend: f.backendId,
-            failure_type: f.failureType,
-            severity: f.severity,
-            critical: f.critical,
-          });
+        onFailures(failures, registry.view(b.id));
+        const timeout = failures.find((f) => f.failureType === 'health_check_timeout');
+        if (timeout && b.container && b.health.protocol === 'HTTP' && timeout.consecutiveCount >= config.failure_detection.deadlock_timeouts) {
+          checkDeadlock(b, timeout.consecutiveCount);
         }
       }
       onTransitions(transitions);
@@ -277,6 +416,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const recoveryDraining = new Set<string>();
   const applySnapshot = () => {
     snapshots.set('file', snapshotFromConfig(config));
+    // drain_instance holds (recorded in dry-run: never applied).
+    const drained = config.recovery.mode === 'on' ? trafficHolds(plannerState).drainedContainerIds : new Set<string>();
     const seen = new Set<string>();
     const backends: Backend[] = [];
     for (const snap of snapshots.values()) {
@@ -284,18 +425,28 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         // The same address from two sources is one backend; the file source wins (it comes first).
         if (seen.has(b.id)) continue;
         seen.add(b.id);
-        backends.push(b.container && recoveryDraining.has(b.container.id) ? { ...b, draining: true } : b);
+        const held = b.container && (recoveryDraining.has(b.container.id) || drained.has(b.container.id));
+        backends.push(held ? { ...b, draining: true } : b);
       }
     }
     const { added, removed } = registry.sync(backends);
     for (const id of removed) tickets.delete(id);
+    if (removed.length > 0) alerting.onRemoved(removed);
+    const running = backends.flatMap((b) => (b.container?.state === 'running' ? [b.container.id] : []));
+    sampler?.setContainers(running);
+    const live = new Set(running);
+    for (const id of [...resourceStates.keys(), ...latestSample.keys()]) {
+      if (!live.has(id)) {
+        resourceStates.delete(id);
+        latestSample.delete(id);
+      }
+    }
     if (added.length || removed.length) log.info({ added, removed }, 'backends changed');
     scheduler.setTargets(backends);
     refresh();
   };
 
   // --- recovery --------------------------------------------------------------------------------
-  let plannerState = createPlannerState();
   const executor = docker
     ? createRecoveryExecutor({
         actions: createDockerActions({ docker, stopTimeoutSeconds: config.recovery.stop_timeout_seconds, logger: log }),
@@ -310,8 +461,15 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           // workers, the old ones still open new connections to this backend.
           await new Promise<void>((resolve) => clock.setTimeout(resolve, RELOAD_SETTLE_MS));
         },
+        // redirect_traffic, drain_instance and their undoing change only what nginx is told: the
+        // planner's state already holds the change, so apply it now.
+        applyTraffic: async () => {
+          applySnapshot();
+          await coalescer.flush();
+        },
         onRecord: (record: ActionRecord) => {
           metrics.onRecoveryAction(record);
+          store.recoveryAction(record);
           events.push('recovery', record.startedAt, `${record.dryRun ? 'dry-run: ' : ''}${record.strategy} ${record.ok ? 'succeeded' : 'failed'}`, {
             app: record.app,
             backend: record.backendId,
@@ -339,6 +497,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       maxReplicas: app?.docker.max_replicas ?? config.recovery.max_replicas,
       portRange: app?.docker.port_range ?? null,
       portEnv: app?.docker.port_env ?? 'PORT',
+      recovery: app?.recovery ?? DEFAULT_APP_RECOVERY,
       replicas: registry.viewsOf(name),
     };
   };
@@ -393,6 +552,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         critical: isCritical(f.failureType, severity, 1),
       };
       metrics.onFailures([failure]);
+      store.failure(failure);
       events.push('failure', now, failure.message, {
         app: f.app,
         backend: last.backendId,
@@ -407,6 +567,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         container: event.container ?? last.container,
         ejected: true,
       };
+      alerting.onFailure(failure, backend.ejected);
       recover({ kind: 'failure', event: failure, backend, app: appSnapshot(f.app) });
     }
   };
@@ -481,6 +642,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         log.warn({ listen: next.admin.listen }, 'admin.listen changes take effect after a restart');
       }
       registry.updateConfig(next.breaker, next.failure_detection);
+      alerting.updateConfig(next.alerting);
+      if (next.failure_detection.stats_interval_seconds !== prev.failure_detection.stats_interval_seconds) startSampler();
+      if (JSON.stringify(next.store) !== JSON.stringify(prev.store)) {
+        log.warn('store changes take effect after a restart');
+      }
+      if (next.alerting.enabled !== prev.alerting.enabled) {
+        log.warn('alerting.enabled changes its metrics only after a restart; alerts follow the new setting now');
+      }
       const nginxChanged = JSON.stringify(next.nginx) !== JSON.stringify(prev.nginx);
       if (nginxChanged) {
         coalescer.stop();
@@ -508,6 +677,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     metrics,
     getApps: () => ({
       apps: allApps().map((a) => appJson(a, registry.views(), panicking.has(a.name))),
+      state_store: (({ state, path, error }) => ({ state, path, error }))(store.status()),
       rejected_containers: (dockerSource?.state().rejected ?? []).map((r) => ({
         id: r.containerId,
         name: r.containerName,
@@ -519,6 +689,39 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       return app ? appJson(app, registry.views(), panicking.has(app.name)) : undefined;
     },
     getEvents: (q) => events.list(q),
+    getReport: async (name: string, hours: number) => {
+      if (!allApps().some((a) => a.name === name)) return undefined;
+      const status = store.status();
+      if (status.state !== 'ok') {
+        const why = status.state === 'disabled' ? 'the state store is disabled (store.enabled: false)' : `state store unavailable: ${status.error ?? status.path}`;
+        throw new SidecarError('STORE_UNAVAILABLE', why);
+      }
+      try {
+        return await store.report(name, hours);
+      } catch (err) {
+        throw new SidecarError('STORE_UNAVAILABLE', `state store could not report: ${describeError(err)}`);
+      }
+    },
+    getRecovery: () => ({
+      mode: config.recovery.mode,
+      ...summarize(plannerState, plannerConfig(config), clock.now()),
+    }),
+    getAlerts: () => ({
+      enabled: config.alerting.enabled,
+      alerts: alerting.list().map((a) => ({
+        id: a.id,
+        app: a.app,
+        backend: a.backendId,
+        failure_type: a.failureType,
+        severity: a.severity,
+        message: a.message,
+        status: a.status,
+        starts_at: new Date(a.startsAt).toISOString(),
+        escalated: a.escalated,
+        receivers: [...a.receivers, ...a.escalationReceivers],
+      })),
+      receivers: alerting.status().byReceiver,
+    }),
     readiness: () => {
       const reasons: string[] = [];
       if (dockerSource && !snapshots.has('docker')) reasons.push('waiting for the first list of containers from Docker');
@@ -550,7 +753,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     });
   }
   applySnapshot();
+  // Alerts restored for backends that vanished while the sidecar was down resolve now.
+  alerting.reconcile(registry.views().map((v) => v.backendId));
+  startSampler();
   scheduler.start();
+  persistLoop();
   if (executor) tick();
   await coalescer.flush();
   const configWatcher = watchConfig();
@@ -567,9 +774,15 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       stopping = true;
       if (tickTimer) clock.clearTimeout(tickTimer);
       if (retryTimer) clock.clearTimeout(retryTimer);
+      if (persistTimer) clock.clearTimeout(persistTimer);
+      (sampler as DockerStatsSampler | null)?.stop();
       await dockerSource?.stop();
       await scheduler.stop();
       coalescer.stop();
+      alerting.stop();
+      // The last word: states changed since the last flush, then everything queued is written.
+      persistState();
+      await store.close();
       await configWatcher.close();
       await (templateWatcher as FSWatcher | null)?.close();
       await admin.close();

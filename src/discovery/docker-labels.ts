@@ -7,9 +7,13 @@
 import { isIP } from 'node:net';
 import {
   DEFAULT_APP_DOCKER,
+  DEFAULT_APP_RECOVERY,
   DEFAULT_HEALTH,
+  appName,
   appNameProblem,
   bool,
+  clearCacheCall,
+  containerNames,
   defaultApp,
   envName,
   num,
@@ -20,7 +24,14 @@ import {
   type Check,
   type Report,
 } from '../config/schema.js';
-import type { AppConfig, AppDockerOptions, HealthCheckConfig, SidecarConfig } from '../config/types.js';
+import type {
+  AppConfig,
+  AppDockerOptions,
+  AppRecoveryOptions,
+  ClearCacheCall,
+  HealthCheckConfig,
+  SidecarConfig,
+} from '../config/types.js';
 import { backendId, formatAddress, type Backend, type ContainerRef } from '../model.js';
 
 /** Source name of snapshots built from Docker containers. */
@@ -98,6 +109,16 @@ interface ContainerLabels {
   port_env: string | null;
   port_range: [number, number] | null;
   max_replicas: number | null;
+  dependencies: string[] | null;
+  clear_cache: ClearCacheCall | null;
+  backup_app: string | null;
+}
+
+/** App-level settings from labels, for an app only labels define. */
+interface LabelAppOptions {
+  docker: Partial<AppDockerOptions>;
+  recovery: Partial<AppRecoveryOptions>;
+  backup_app?: string;
 }
 
 const HEALTH_PREFIX = 'orchestry.health.';
@@ -125,7 +146,7 @@ export function containersToBackends(
   const defaultHealth = ctx.defaultHealth ?? DEFAULT_HEALTH;
   const yamlApps = new Map(config.apps.map((a) => [a.name, a]));
   const out: LabelMapping = { backends: [], apps: [], rejected: [], containers: [] };
-  const labelApps = new Map<string, Partial<AppDockerOptions>>();
+  const labelApps = new Map<string, LabelAppOptions>();
   /** backend id -> container name that claimed it first. */
   const claimed = new Map<string, string>();
 
@@ -190,8 +211,16 @@ export function containersToBackends(
     out.containers.push({ app: parsed.app, container: ref });
     if (!yamlApps.has(parsed.app)) mergeAppOptions(labelApps, parsed);
   }
-  for (const [name, docker] of labelApps) {
-    out.apps.push(defaultApp(name, config.nginx, defaultHealth, { ...DEFAULT_APP_DOCKER, ...docker }));
+  for (const [name, options] of labelApps) {
+    const app = defaultApp(
+      name,
+      config.nginx,
+      defaultHealth,
+      { ...DEFAULT_APP_DOCKER, ...options.docker },
+      { ...DEFAULT_APP_RECOVERY, ...options.recovery },
+    );
+    if (options.backup_app !== undefined) app.upstream.backup_app = options.backup_app;
+    out.apps.push(app);
   }
   return out;
 }
@@ -210,13 +239,21 @@ export function snapshotWithDraining(
 }
 
 const APP_LEVEL = ['address_mode', 'port_range', 'port_env', 'max_replicas'] as const;
+const APP_RECOVERY = ['dependencies', 'clear_cache'] as const;
 
-/** The first container (by name) that sets an app-level label decides it for its app. */
-function mergeAppOptions(apps: Map<string, Partial<AppDockerOptions>>, parsed: ContainerLabels): void {
-  const options = apps.get(parsed.app) ?? {};
+/**
+ * The first container (by name) that sets an app-level label decides it for its app. Apps the
+ * YAML defines take these settings from the YAML only.
+ */
+function mergeAppOptions(apps: Map<string, LabelAppOptions>, parsed: ContainerLabels): void {
+  const options = apps.get(parsed.app) ?? { docker: {}, recovery: {} };
   for (const key of APP_LEVEL) {
-    if (options[key] === undefined && parsed[key] !== null) Object.assign(options, { [key]: parsed[key] });
+    if (options.docker[key] === undefined && parsed[key] !== null) Object.assign(options.docker, { [key]: parsed[key] });
   }
+  for (const key of APP_RECOVERY) {
+    if (options.recovery[key] === undefined && parsed[key] !== null) Object.assign(options.recovery, { [key]: parsed[key] });
+  }
+  if (options.backup_app === undefined && parsed.backup_app !== null) options.backup_app = parsed.backup_app;
   apps.set(parsed.app, options);
 }
 
@@ -257,7 +294,13 @@ function readLabels(labels: Record<string, string>, report: Report): ContainerLa
     port_env: get('port_env', envName),
     port_range: get('port_range', portRange),
     max_replicas: get('recovery.max_replicas', num({ int: true, min: 1, max: 1000 }), 'number'),
+    dependencies: get('recovery.dependencies', containerNames),
+    clear_cache: get('recovery.clear_cache', clearCacheCall),
+    backup_app: get('upstream.backup_app', appName),
   };
+  if (app !== null && parsed.backup_app === app) {
+    wrapped('orchestry.upstream.backup_app', `must name another app (got ${show(app)})`);
+  }
   return app !== null && !bad ? { app, ...parsed } : undefined;
 }
 

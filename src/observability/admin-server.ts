@@ -29,6 +29,8 @@ export interface AdminServerOptions {
   getReport?(app: string, hours: number): Promise<unknown | undefined>;
   /** Alerts firing now, for `/api/v1/alerts`. */
   getAlerts?(): unknown;
+  /** Recovery's budgets, backoffs and holds, for `/api/v1/recovery`. */
+  getRecovery?(): unknown;
 }
 
 /** Longest report window: the default rollup retention is 30 days. */
@@ -136,6 +138,8 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
         return opts.getEvents ? () => events(opts.getEvents!, query) : undefined;
       case '/api/v1/alerts':
         return opts.getAlerts ? () => json(200, opts.getAlerts!()) : undefined;
+      case '/api/v1/recovery':
+        return opts.getRecovery ? () => json(200, opts.getRecovery!()) : undefined;
     }
     const m = /^\/api\/v1\/apps\/([^/]+)(\/report)?$/.exec(path);
     if (!m) return undefined;

@@ -61,6 +61,25 @@ export interface Metrics {
   setDockerConnected(connected: boolean): void;
   /** Containers left out because of bad labels. */
   setRejectedContainers(count: number): void;
+  /** Read at scrape time: the state store's status (not called when the store is disabled). */
+  observeStore(status: () => StoreMetricsStatus): void;
+  /** Read at scrape time: the alerting status (not called when alerting is disabled). */
+  observeAlerting(status: () => AlertingMetricsStatus): void;
+}
+
+/** What the store metrics read; StoreStatus has these fields. */
+export interface StoreMetricsStatus {
+  state: 'ok' | 'degraded' | 'disabled';
+  queued: number;
+  dropped: number;
+  written: number;
+  sizeBytes: number;
+}
+
+/** What the alerting metrics read; AlertingStatus has these fields. */
+export interface AlertingMetricsStatus {
+  firing: number;
+  byReceiver: Record<string, { type: string; queued: number; sent: number; failed: number }>;
 }
 
 /**
@@ -348,6 +367,32 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
 
     setDockerConnected(connected) {
       dockerConnected.set(connected ? 1 : 0);
+    },
+
+    observeStore(status) {
+      const one = (name: string, type: 'counter' | 'gauge', help: string, pick: (s: StoreMetricsStatus) => number) =>
+        collect(name, type, help, () => [{ value: pick(status()), labels: {} }]);
+      one('orchestry_store_up', 'gauge', 'Whether the state store is writable (1) or degraded (0): routing goes on either way.', (s) => (s.state === 'ok' ? 1 : 0));
+      one('orchestry_store_written_total', 'counter', 'Probe results committed to the state store.', (s) => s.written);
+      one('orchestry_store_dropped_total', 'counter', 'Probe results dropped because the state store was unavailable or behind.', (s) => s.dropped);
+      one('orchestry_store_queue', 'gauge', 'Probe results waiting to be written.', (s) => s.queued);
+      one('orchestry_store_size_bytes', 'gauge', 'Size of the state store database file (WAL included).', (s) => s.sizeBytes);
+    },
+
+    observeAlerting(status) {
+      collect('orchestry_alerts_firing', 'gauge', 'Alerts firing now (one per backend and failure type).', () => [{ value: status().firing, labels: {} }]);
+      const perReceiver = (pick: (r: AlertingMetricsStatus['byReceiver'][string]) => Array<[Record<string, string>, number]>) => () => {
+        const out: prom.MetricValue<string>[] = [];
+        for (const [receiver, r] of Object.entries(status().byReceiver)) {
+          for (const [labels, value] of pick(r)) out.push({ value, labels: { receiver, type: r.type, ...labels } });
+        }
+        return out;
+      };
+      collect('orchestry_alert_notifications_total', 'counter', 'Alert notification attempts by receiver and result (each failed retry counts).', perReceiver((r) => [
+        [{ result: 'success' }, r.sent],
+        [{ result: 'failure' }, r.failed],
+      ]));
+      collect('orchestry_alert_queue', 'gauge', 'Alert notifications waiting for delivery (kept in the store while they wait).', perReceiver((r) => [[{}, r.queued]]));
     },
 
     setRejectedContainers(count) {

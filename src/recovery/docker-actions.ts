@@ -45,6 +45,12 @@ export interface DockerActions {
   scaleOut(templateContainerId: string, opts: ScaleOutOptions): Promise<DockerActionResult>;
   /** Stops (with the stop timeout) and removes it. A container already gone counts as done. */
   scaleIn(containerId: string): Promise<DockerActionResult>;
+  /**
+   * restart_dependencies: restarts each container, by name, one after the other, waiting until
+   * each runs again. Every one is tried; the result fails naming each that could not be
+   * restarted (one not found included). `containerId` is the names, comma-separated.
+   */
+  restartNamed(names: string[]): Promise<DockerActionResult>;
 }
 
 export interface DockerActionsOptions {
@@ -203,6 +209,23 @@ export function createDockerActions(opts: DockerActionsOptions): DockerActions {
         const fresh = await launch(cloneSpec(info, siblingOverrides(info, o, labels)));
         log?.info({ template: templateId, newContainer: fresh.id, name: o.name, port: o.port }, 'scaled out');
         return { newContainerId: fresh.id };
+      }),
+
+    restartNamed: (names) =>
+      attempt(names.join(','), async () => {
+        const problems: string[] = [];
+        for (const name of names) {
+          const c = docker.getContainer(name);
+          try {
+            await c.restart({ t });
+            await waitRunning(c);
+            log?.info({ container: name }, 'dependency restarted');
+          } catch (err) {
+            problems.push(statusOf(err) === 404 ? `dependency container "${name}" not found` : `dependency "${name}": ${messageOf(err)}`);
+          }
+        }
+        if (problems.length > 0) throw new Error(problems.join('; '));
+        return {};
       }),
 
     scaleIn: (id) =>

@@ -1,5 +1,6 @@
 /**
- * Runs planned actions through DockerActions and records each as an ActionRecord: for the log,
+ * Runs planned actions through DockerActions (clear_cache through an HTTP call, traffic
+ * strategies through the daemon's nginx update) and records each as an ActionRecord: for the log,
  * the admin API (/api/v1/events), metrics and the store (through `onRecord`), and for the
  * planner, which is told the outcome with `resultInput(record)`.
  */
@@ -7,7 +8,8 @@ import type { Clock } from '../clock.js';
 import type { FailureType } from '../health/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { DockerActionResult, DockerActions } from './docker-actions.js';
-import type { PlannedAction, PlannerInput, Strategy } from './planner.js';
+import { callBackend as defaultCallBackend, type BackendCallResult } from './backend-call.js';
+import type { BackendCall, PlannedAction, PlannerInput, Strategy } from './planner.js';
 import { pickFreePort } from './ports.js';
 
 /** One action taken (or, in dry-run, one that would have been). */
@@ -58,6 +60,14 @@ export interface RecoveryExecutorOptions {
    * (PlannedAction.drainFirst); resolves once nginx no longer sends it traffic.
    */
   drain?: (action: PlannedAction) => Promise<void>;
+  /**
+   * Makes nginx route by the planner's current traffic holds (trafficHolds: lowered weights,
+   * drained instances) after redirect_traffic, restore_traffic, drain_instance and
+   * undrain_instance; resolves once nginx has them. A throw fails the action.
+   */
+  applyTraffic?: (action: PlannedAction) => Promise<void>;
+  /** clear_cache's HTTP call; default callBackend (undici, 5 s). */
+  callBackend?: (call: BackendCall) => Promise<BackendCallResult>;
   /** Records kept for history(); default 1000. */
   historySize?: number;
   /** Port for a new host-networked replica; default pickFreePort (lowest free in range). */
@@ -80,12 +90,35 @@ export function createRecoveryExecutor(opts: RecoveryExecutorOptions): RecoveryE
   const { actions, clock, logger } = opts;
   const size = opts.historySize ?? 1000;
   const pickPort = opts.pickPort ?? ((range, used) => pickFreePort(range, used));
+  const callBackend = opts.callBackend ?? ((call) => defaultCallBackend(call));
   // Ring buffer: the oldest record is overwritten once `size` are kept.
   const ring: ActionRecord[] = [];
   let next = 0;
   let running = 0;
 
   const effect = async (a: PlannedAction): Promise<Omit<DockerActionResult, 'durationMs'>> => {
+    const none = a.containerId ?? '';
+    switch (a.strategy) {
+      case 'remove_from_lb':
+        return { ok: true, containerId: none };
+      case 'redirect_traffic':
+      case 'restore_traffic':
+      case 'drain_instance':
+      case 'undrain_instance':
+        // The planner's state already holds the change; nginx has to be told.
+        await opts.applyTraffic?.(a);
+        return { ok: true, containerId: none };
+      case 'clear_cache': {
+        if (!a.call) return { ok: false, containerId: none, error: 'clear_cache needs a call' };
+        const r = await callBackend(a.call);
+        return { ok: r.ok, containerId: none, ...(r.error ? { error: r.error } : {}) };
+      }
+      case 'restart_dependencies':
+        if (!a.dependencies?.length) return { ok: false, containerId: none, error: 'restart_dependencies needs dependencies' };
+        return actions.restartNamed(a.dependencies);
+      default:
+        break;
+    }
     const id = a.containerId;
     if (!id) return { ok: false, containerId: '', error: `${a.strategy} needs a container` };
     if (a.drainFirst && opts.drain) {
@@ -95,6 +128,7 @@ export function createRecoveryExecutor(opts: RecoveryExecutorOptions): RecoveryE
     }
     switch (a.strategy) {
       case 'restart_container':
+      case 'rolling_restart':
         return actions.restart(id);
       case 'recreate_container':
         return actions.recreate(id);
@@ -117,8 +151,6 @@ export function createRecoveryExecutor(opts: RecoveryExecutorOptions): RecoveryE
           ? actions.scaleOut(id, { ...replica, ...(spawn.replica !== null ? { replica: spawn.replica } : {}) })
           : actions.replace(id, replica);
       }
-      case 'remove_from_lb':
-        return { ok: true, containerId: id };
     }
   };
 
@@ -128,8 +160,7 @@ export function createRecoveryExecutor(opts: RecoveryExecutorOptions): RecoveryE
       running++;
       let result: Omit<DockerActionResult, 'durationMs'>;
       try {
-        // remove_from_lb is the health stage's ejection, already done: recorded, nothing to do.
-        result = a.dryRun || a.strategy === 'remove_from_lb' ? { ok: true, containerId: a.containerId ?? '' } : await effect(a);
+        result = a.dryRun ? { ok: true, containerId: a.containerId ?? '' } : await effect(a);
       } catch (err) {
         result = { ok: false, containerId: a.containerId ?? '', error: String(err) };
       } finally {

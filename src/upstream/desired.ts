@@ -1,11 +1,32 @@
 /**
  * Pure decision of what nginx should route to: configured apps + the health stage's backend
- * views -> one upstream per app. Knows nothing about templates or how nginx is told.
+ * views (+ recovery's traffic holds) -> one upstream per app. Knows nothing about templates or
+ * how nginx is told.
  */
 import type { AppConfig } from '../config/types.js';
 import type { BackendView } from '../health/types.js';
 import { formatAddress } from '../model.js';
 import type { DesiredServer, DesiredSet, DesiredUpstream } from './types.js';
+
+/** nginx's largest `weight=`. */
+const MAX_WEIGHT = 1000;
+
+export interface DesiredSetOptions {
+  /**
+   * Recovery's redirect_traffic: backend id -> share of its configured weight (0 < factor <= 1).
+   * nginx weights are relative, so the others of its group (primaries or backups) are scaled up
+   * instead when that keeps every weight an integer: 1,1,1 with one at 0.5 becomes 2,2,1.
+   */
+  weightFactors?: ReadonlyMap<string, number>;
+}
+
+export interface DesiredSetResult {
+  set: DesiredSet;
+  /** Apps routing to every server because all are ejected and no backup can take over. */
+  panics: string[];
+  /** Apps routing to their backup_app because all of their own servers are ejected. */
+  failovers: string[];
+}
 
 /**
  * One upstream per app, in config order. An app's servers are its backend views (discovery is
@@ -13,54 +34,99 @@ import type { DesiredServer, DesiredSet, DesiredUpstream } from './types.js';
  * (e.g. discovered containers) by address, so an unchanged state always renders the same text.
  *
  * Ejected servers become `down` (eject mode `down`, which keeps hash placement stable) or are
- * left out (`omit`). When every non-backup server is ejected the app panics: every server is
- * routed to anyway and the app is listed in `panics`, because an upstream with only `down` or
- * backup servers would send everything to a 502 (or be rejected by nginx outright).
+ * left out (`omit`). An app with upstream.backup_app also lists that app's routable servers as
+ * `backup` (failover_to_backup): nginx sends to them only when its own are unavailable, so it
+ * fails over by itself before any probe has confirmed anything. A server of both apps is listed
+ * once, as the app's own.
+ *
+ * When every non-backup server is ejected:
+ * - with backup_app servers to take over, the app fails over: its own servers are all `down`
+ *   (whatever the eject mode: nginx rejects an upstream of backup servers only) and it is listed
+ *   in `failovers`;
+ * - otherwise it panics: every own server is routed to anyway and the app is listed in `panics`,
+ *   because an upstream with only `down` servers would send everything to a 502.
  */
-export function buildDesiredSet(
-  apps: AppConfig[],
-  views: BackendView[],
-): { set: DesiredSet; panics: string[] } {
+export function buildDesiredSet(apps: AppConfig[], views: BackendView[], opts: DesiredSetOptions = {}): DesiredSetResult {
   const panics: string[] = [];
+  const failovers: string[] = [];
+  const factors = opts.weightFactors ?? new Map<string, number>();
+  const byName = new Map(apps.map((a) => [a.name, a]));
   const upstreams = apps.map((app): DesiredUpstream => {
-    const mine = sortViews(
-      app,
-      views.filter((v) => v.app === app.name),
-    );
+    const mine = sortViews(app.backends, views.filter((v) => v.app === app.name));
     const base = {
       name: app.name,
       keepalive: app.upstream.keepalive,
       balance: app.upstream.balance,
     };
     const primaries = mine.filter((v) => !v.backup);
-    const panic = primaries.length > 0 && primaries.every((v) => v.ejected);
+    const backups = backupViews(app, primaries.length, mine, views, byName);
+    const allEjected = primaries.length > 0 && primaries.every((v) => v.ejected);
+    const failover = allEjected && backups.length > 0;
+    const panic = allEjected && !failover;
+    let servers: Array<{ v: BackendView; server: DesiredServer }>;
     if (panic) {
       panics.push(app.name);
-      return { ...base, panic, servers: mine.map((v) => toServer(v, false)) };
+      servers = mine.map((v) => ({ v, server: toServer(v, false, v.backup) }));
+    } else {
+      if (failover) failovers.push(app.name);
+      servers = [];
+      for (const v of mine) {
+        if (v.ejected && app.upstream.ejected === 'omit' && !failover) continue;
+        servers.push({ v, server: toServer(v, v.ejected, v.backup) });
+      }
+      for (const v of backups) servers.push({ v, server: toServer(v, false, true) });
     }
-    const servers: DesiredServer[] = [];
-    for (const v of mine) {
-      if (v.ejected && app.upstream.ejected === 'omit') continue;
-      servers.push(toServer(v, v.ejected));
-    }
-    return { ...base, panic, servers };
+    return { ...base, panic, failover, servers: applyFactors(servers, factors) };
   });
-  return { set: { upstreams }, panics };
+  return { set: { upstreams }, panics, failovers };
 }
 
-function toServer(v: BackendView, down: boolean): DesiredServer {
-  return { address: formatAddress(v.host, v.port), weight: v.weight, backup: v.backup, down };
+/** The backup app's routable servers, minus addresses the app has itself. */
+function backupViews(
+  app: AppConfig,
+  ownPrimaries: number,
+  mine: BackendView[],
+  views: BackendView[],
+  apps: ReadonlyMap<string, AppConfig>,
+): BackendView[] {
+  const other = app.upstream.backup_app;
+  // nginx rejects `backup` with ip_hash and random, and an upstream with backup servers only.
+  if (other === null || other === app.name || ownPrimaries === 0) return [];
+  if (app.upstream.balance === 'ip_hash' || app.upstream.balance === 'random') return [];
+  const own = new Set(mine.map((v) => formatAddress(v.host, v.port)));
+  const routable = views.filter((v) => v.app === other && !v.ejected && !own.has(formatAddress(v.host, v.port)));
+  return sortViews(apps.get(other)?.backends ?? [], routable);
 }
 
-function sortViews(app: AppConfig, views: BackendView[]): BackendView[] {
+function toServer(v: BackendView, down: boolean, backup: boolean): DesiredServer {
+  return { address: formatAddress(v.host, v.port), weight: v.weight, backup, down };
+}
+
+/** Scales weights by the redirect factors, separately for primaries and backups (nginx weighs them apart). */
+function applyFactors(
+  servers: Array<{ v: BackendView; server: DesiredServer }>,
+  factors: ReadonlyMap<string, number>,
+): DesiredServer[] {
+  if (factors.size === 0) return servers.map((s) => s.server);
+  const factorOf = (v: BackendView) => factors.get(v.backendId) ?? 1;
+  const lowest = (backup: boolean) =>
+    Math.min(1, ...servers.filter((s) => s.server.backup === backup && !s.server.down).map((s) => factorOf(s.v)));
+  const scale = { primary: 1 / lowest(false), backup: 1 / lowest(true) };
+  return servers.map(({ v, server }) => {
+    const weight = Math.round(server.weight * factorOf(v) * (server.backup ? scale.backup : scale.primary));
+    return { ...server, weight: Math.min(MAX_WEIGHT, Math.max(1, weight)) };
+  });
+}
+
+function sortViews(configured: AppConfig['backends'], views: BackendView[]): BackendView[] {
   const rank = new Map<string, number>();
-  app.backends.forEach((b, i) => {
+  configured.forEach((b, i) => {
     const key = formatAddress(b.host, b.port);
     if (!rank.has(key)) rank.set(key, i);
   });
   const keyed = views.map((v) => {
     const address = formatAddress(v.host, v.port);
-    return { v, address, rank: rank.get(address) ?? app.backends.length };
+    return { v, address, rank: rank.get(address) ?? configured.length };
   });
   keyed.sort((a, b) => a.rank - b.rank || compareText(a.address, b.address));
   return keyed.map((k) => k.v);

@@ -6,6 +6,7 @@ export interface DesiredServer {
   /** host:port as nginx writes it (IPv6 bracketed). */
   address: string;
   weight: number;
+  /** nginx `backup`: a configured backup backend, or a server of the app's backup_app. */
   backup: boolean;
   /** Ejected but kept as `down` (eject mode `down`). Omitted servers are not listed at all. */
   down: boolean;
@@ -17,6 +18,11 @@ export interface DesiredUpstream {
   servers: DesiredServer[];
   /** Every server was ejected, so all are routed to anyway (never render an empty upstream). */
   panic: boolean;
+  /**
+   * Every own server was ejected and the backup app's servers (listed as `backup`) take the
+   * traffic (failover_to_backup). buildDesiredSet always sets it; optional for hand-built sets.
+   */
+  failover?: boolean;
   keepalive: number;
   balance: 'round_robin' | 'least_conn' | 'ip_hash' | 'random';
 }

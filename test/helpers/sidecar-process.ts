@@ -19,10 +19,14 @@ export interface SidecarProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startSidecarProcess(configPath: string, adminUrl: string): Promise<SidecarProcess> {
+export async function startSidecarProcess(
+  configPath: string,
+  adminUrl: string,
+  opts: { env?: Record<string, string> } = {},
+): Promise<SidecarProcess> {
   const child = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ORCHESTRY_CONFIG: '' },
+    env: { ...process.env, ORCHESTRY_CONFIG: '', ...opts.env },
   });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = '';

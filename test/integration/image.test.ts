@@ -108,6 +108,10 @@ describe('the container image', () => {
     const upstreams = await exec(['cat', '/shared/conf.d/orchestry-upstreams.conf']);
     expect(upstreams).toContain(`server ${backend.address}`);
     expect(await exec(['stat', '-c', '%u', '/shared/conf.d/orchestry-upstreams.conf'])).toBe('10001');
+    // The state store lives in its own volume, writable by the sidecar's user.
+    const body = (await (await fetch(`http://127.0.0.1:${adminPort}/api/v1/apps`)).json()) as { state_store: { state: string; path: string } };
+    expect(body.state_store).toMatchObject({ state: 'ok', path: '/var/lib/orchestry/state.db' });
+    expect(await exec(['stat', '-c', '%u', '/var/lib/orchestry/state.db'])).toBe('10001');
   });
 
   it('runs as the non-root orchestry user (uid 10001)', async () => {
@@ -129,8 +133,9 @@ describe('the container image', () => {
     expect(labels['org.opencontainers.image.title']).toBe('orchestry-sidecar');
     expect(labels['org.opencontainers.image.version']).toBe(pkg.version);
     expect(labels['org.opencontainers.image.licenses']).toBe('MIT');
-    expect(Object.keys(image.Config.Volumes ?? {}).sort()).toEqual(['/etc/orchestry', '/shared/conf.d']);
+    expect(Object.keys(image.Config.Volumes ?? {}).sort()).toEqual(['/etc/orchestry', '/shared/conf.d', '/var/lib/orchestry']);
     expect(image.Config.Env).toContain('ORCHESTRY_CONFIG=/etc/orchestry/sidecar.yaml');
+    expect(image.Config.Env).toContain('ORCHESTRY_STORE_PATH=/var/lib/orchestry/state.db');
     // Top-level packages in the image against package-lock.json: every production package, no
     // dev-only one and no optional one (--omit=optional).
     const listed = await exec(['sh', '-c', 'cd /app/node_modules && ls -d * @*/*']);

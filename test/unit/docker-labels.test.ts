@@ -292,6 +292,16 @@ describe('rejected labels', () => {
       'orchestry.port_range: must be a port range "low-high" within 1..65535 (got "20099-20000")'],
     ['max_replicas 0', { 'orchestry.recovery.max_replicas': '0' },
       'orchestry.recovery.max_replicas: must be between 1 and 1000 (got 0)'],
+    ['dependency that is not a container name', { 'orchestry.recovery.dependencies': 'redis, pg;rm' },
+      'orchestry.recovery.dependencies: must contain only container names ([A-Za-z0-9][A-Za-z0-9_.-]*) (got "pg;rm")'],
+    ['clear_cache method nginx would not need', { 'orchestry.recovery.clear_cache': 'PATCH /cache' },
+      'orchestry.recovery.clear_cache.method: must be one of POST, PUT, DELETE, GET (got "PATCH")'],
+    ['clear_cache path re-targeting the call', { 'orchestry.recovery.clear_cache': 'POST //evil.example/' },
+      "orchestry.recovery.clear_cache.path: must not start with '//' (it would change the probed host) (got \"//evil.example/\")"],
+    ['backup_app that would break the upstream block', { 'orchestry.upstream.backup_app': 'dr;}' },
+      "orchestry.upstream.backup_app: app name must start with a letter, digit or '_' and contain only letters, digits, '_', '.', '-' (at most 64 characters) (got \"dr;}\")"],
+    ['backup_app naming its own app', { 'orchestry.upstream.backup_app': 'web' },
+      'orchestry.upstream.backup_app: must name another app (got "web")'],
     ['health number not a number', { 'orchestry.health.timeout_seconds': 'abc' },
       'orchestry.health.timeout_seconds: must be a number (got "abc")'],
     ['health number with units', { 'orchestry.health.period_seconds': '5s' },
@@ -475,6 +485,39 @@ describe('apps only labels define', () => {
         upstream: { ejected: 'omit', keepalive: 32, balance: 'round_robin', backup_app: null },
       },
     ]);
+  });
+});
+
+describe('recovery and failover labels', () => {
+  test('set the dependencies, clear_cache call and backup app of an app only labels define', () => {
+    const c = inspected({
+      labels: labels({
+        'orchestry.recovery.dependencies': 'redis, shop-db,redis',
+        'orchestry.recovery.clear_cache': 'DELETE /admin/cache',
+        'orchestry.upstream.backup_app': 'web-dr',
+      }),
+    });
+    const { apps, rejected } = containersToBackends([c], { config: HOST });
+    expect(rejected).toEqual([]);
+    expect(apps[0]).toMatchObject({
+      name: 'web',
+      recovery: { dependencies: ['redis', 'shop-db'], clear_cache: { method: 'DELETE', path: '/admin/cache' } },
+      upstream: { backup_app: 'web-dr', balance: 'round_robin' },
+    });
+  });
+
+  test('a clear_cache label without a method is a POST', () => {
+    const c = inspected({ labels: labels({ 'orchestry.recovery.clear_cache': '/cache/clear' }) });
+    expect(containersToBackends([c], { config: HOST }).apps[0]?.recovery.clear_cache).toEqual({ method: 'POST', path: '/cache/clear' });
+  });
+
+  test('leave an app the YAML defines as the YAML says', () => {
+    const cfg = config({ docker: { address_mode: 'host' }, apps: { web: { recovery: { dependencies: ['cache'] } } } });
+    const c = inspected({ labels: labels({ 'orchestry.recovery.dependencies': 'redis', 'orchestry.upstream.backup_app': 'dr' }) });
+    const { apps, backends } = containersToBackends([c], { config: cfg });
+    expect(backends).toHaveLength(1);
+    expect(apps).toEqual([]);
+    expect(cfg.apps.find((a) => a.name === 'web')).toMatchObject({ recovery: { dependencies: ['cache'] }, upstream: { backup_app: null } });
   });
 });
 

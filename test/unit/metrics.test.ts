@@ -131,10 +131,31 @@ async function busyExposition(collectDefault: boolean): Promise<string> {
   ]);
   m.setPanic('web', false);
   m.setDegraded(true);
+  m.observeStore(() => ({ state: 'ok', queued: 3, dropped: 0, written: 120, sizeBytes: 4096 }));
+  m.observeAlerting(() => ({ firing: 1, byReceiver: { am: { type: 'alertmanager', queued: 0, sent: 2, failed: 1 } } }));
   return m.render();
 }
 
 describe('metrics', () => {
+  it('reads the store and alerting status at scrape time', async () => {
+    const m = createMetrics({ collectDefault: false });
+    let store = { state: 'ok' as 'ok' | 'degraded' | 'disabled', queued: 3, dropped: 0, written: 120, sizeBytes: 4096 };
+    m.observeStore(() => store);
+    m.observeAlerting(() => ({ firing: 2, byReceiver: { hook: { type: 'webhook', queued: 1, sent: 5, failed: 3 } } }));
+    let text = await m.render();
+    expect(text).toContain('orchestry_store_up 1\n');
+    expect(text).toContain('orchestry_store_written_total 120\n');
+    expect(text).toContain('orchestry_store_size_bytes 4096\n');
+    expect(text).toContain('orchestry_alerts_firing 2\n');
+    expect(text).toContain('orchestry_alert_notifications_total{receiver="hook",type="webhook",result="success"} 5\n');
+    expect(text).toContain('orchestry_alert_notifications_total{receiver="hook",type="webhook",result="failure"} 3\n');
+    expect(text).toContain('orchestry_alert_queue{receiver="hook",type="webhook"} 1\n');
+    store = { ...store, state: 'degraded', dropped: 7 };
+    text = await m.render();
+    expect(text).toContain('orchestry_store_up 0\n');
+    expect(text).toContain('orchestry_store_dropped_total 7\n');
+  });
+
   it('counts probes per backend with result and error class, and times them per app', async () => {
     const m = createMetrics({ collectDefault: false });
     m.onProbe(probe('web', '127.0.0.1:8001'), 'http');

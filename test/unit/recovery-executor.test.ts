@@ -1,4 +1,7 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { callBackend } from '../../src/recovery/backend-call.js';
 import { createManualClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { DockerActionResult, DockerActions } from '../../src/recovery/docker-actions.js';
@@ -21,6 +24,7 @@ function fakeActions(clock: ReturnType<typeof createManualClock>, answer: Partia
     replace: act('replace'),
     scaleOut: act('scaleOut'),
     scaleIn: act('scaleIn'),
+    restartNamed: act('restartNamed'),
   };
   return { actions, calls };
 }
@@ -39,6 +43,8 @@ function action(over: Partial<PlannedAction> = {}): PlannedAction {
     disruptive: true,
     drainFirst: false,
     spawn: null,
+    dependencies: null,
+    call: null,
     at: 1,
     ...over,
   };
@@ -179,5 +185,99 @@ describe('recovery executor', () => {
     expect(ex.history({ strategy: 'scale_in' }).map((r) => r.id)).toEqual(['c']);
     expect(ex.history({ since: 4000 }).map((r) => r.id)).toEqual(['d', 'c']);
     expect(ex.history({ limit: 1 }).map((r) => r.id)).toEqual(['d']);
+  });
+});
+
+describe('recovery executor: the strategies beyond container restarts', () => {
+  it('restarts a rolling-restart replica after draining it, and dependencies by name', async () => {
+    const clock = createManualClock();
+    const { actions, calls } = fakeActions(clock);
+    const order: string[] = [];
+    const ex = createRecoveryExecutor({ actions, clock, logger: silent, drain: async (a) => void order.push(`drain ${a.containerName}`) });
+    await ex.run(action({ strategy: 'rolling_restart', failureType: 'application_memory_leak', drainFirst: true }));
+    const deps = await ex.run(action({ strategy: 'restart_dependencies', containerId: null, containerName: null, dependencies: ['redis', 'pg'] }));
+    expect(order).toEqual(['drain web-1']);
+    expect(calls).toEqual([['restart', 'c1'], ['restartNamed', ['redis', 'pg']]]);
+    expect(deps).toMatchObject({ ok: true, strategy: 'restart_dependencies', containerId: null });
+  });
+
+  it('tells nginx about traffic holds for the traffic strategies, and fails the action when it cannot', async () => {
+    const clock = createManualClock();
+    const { actions, calls } = fakeActions(clock);
+    const told: string[] = [];
+    const ex = createRecoveryExecutor({
+      actions,
+      clock,
+      logger: silent,
+      applyTraffic: async (a) => {
+        told.push(a.strategy);
+        if (a.strategy === 'undrain_instance') throw new Error('nginx -t failed');
+      },
+    });
+    const records = [];
+    for (const strategy of ['redirect_traffic', 'restore_traffic', 'drain_instance', 'undrain_instance'] as const) {
+      records.push(await ex.run(action({ strategy, disruptive: false })));
+    }
+    await ex.run(action({ strategy: 'redirect_traffic', disruptive: false, dryRun: true }));
+    expect(told).toEqual(['redirect_traffic', 'restore_traffic', 'drain_instance', 'undrain_instance']);
+    expect(records.map((r) => r.ok)).toEqual([true, true, true, false]);
+    expect(records[3]!.error).toBe('Error: nginx -t failed');
+    expect(calls).toEqual([]);
+  });
+
+  it('makes the clear_cache call and records its outcome', async () => {
+    const clock = createManualClock();
+    const { actions } = fakeActions(clock);
+    const made: unknown[] = [];
+    const ex = createRecoveryExecutor({
+      actions,
+      clock,
+      logger: silent,
+      callBackend: async (call) => (made.push(call), { ok: false, status: 503, error: 'POST http://127.0.0.1:8001/cache answered HTTP 503 (expected 2xx)' }),
+    });
+    const call = { method: 'POST' as const, path: '/cache', host: '127.0.0.1', port: 8001 };
+    const r = await ex.run(action({ strategy: 'clear_cache', call }));
+    expect(made).toEqual([call]);
+    expect(r).toMatchObject({ ok: false, strategy: 'clear_cache', error: 'POST http://127.0.0.1:8001/cache answered HTTP 503 (expected 2xx)' });
+  });
+});
+
+describe('callBackend', () => {
+  async function server(handler: Parameters<typeof createServer>[1]) {
+    const srv = createServer(handler);
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    return { port: (srv.address() as AddressInfo).port, close: () => new Promise((r) => srv.close(r)) };
+  }
+
+  it('sends the declared method and path to the backend and takes 2xx as success', async () => {
+    const seen: string[] = [];
+    const srv = await server((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.writeHead(req.url === '/cache/clear' ? 204 : 404).end();
+    });
+    try {
+      expect(await callBackend({ method: 'DELETE', path: '/cache/clear', host: '127.0.0.1', port: srv.port })).toEqual({ ok: true, status: 204 });
+      expect(await callBackend({ method: 'POST', path: '/nope', host: '127.0.0.1', port: srv.port })).toEqual({
+        ok: false,
+        status: 404,
+        error: `POST http://127.0.0.1:${srv.port}/nope answered HTTP 404 (expected 2xx)`,
+      });
+      expect(seen).toEqual(['DELETE /cache/clear', 'POST /nope']);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('gives up after its timeout, and reports a refused connection', async () => {
+    const srv = await server(() => undefined); // never answers
+    try {
+      const r = await callBackend({ method: 'POST', path: '/x', host: '127.0.0.1', port: srv.port }, 200);
+      expect(r).toEqual({ ok: false, error: `POST http://127.0.0.1:${srv.port}/x failed: no answer within 200 ms` });
+    } finally {
+      await srv.close();
+    }
+    const refused = await callBackend({ method: 'POST', path: '/x', host: '127.0.0.1', port: srv.port }, 1000);
+    expect(refused.ok).toBe(false);
+    expect(refused.error).toMatch(new RegExp(`^POST http://127\\.0\\.0\\.1:${srv.port}/x failed: .*ECONNREFUSED`));
   });
 });

@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { BackendView, FailureEvent, FailureType } from '../../src/health/types.js';
-import type { ContainerRef } from '../../src/model.js';
+import type { ContainerRef, ProbeResult } from '../../src/model.js';
 import {
   STRATEGY_MAP,
   createPlannerState,
+  restorePlannerState,
+  summarize,
   plan,
   plannerConfig,
+  trafficHolds,
   type AppSnapshot,
   type PlanResult,
   type PlannedAction,
@@ -85,17 +88,25 @@ function sick(n: number, over: ReplicaOver = {}): BackendView {
 }
 
 function snapshot(replicas: BackendView[], over: Partial<AppSnapshot> = {}): AppSnapshot {
-  return { name: 'web', maxReplicas: 5, portRange: null, portEnv: 'PORT', replicas, ...over };
+  return {
+    name: 'web',
+    maxReplicas: 5,
+    portRange: null,
+    portEnv: 'PORT',
+    recovery: { dependencies: [], clear_cache: null },
+    replicas,
+    ...over,
+  };
 }
 
-function event(type: FailureType, backend: BackendView, consecutive: number, at: number): FailureEvent {
+function event(type: FailureType, backend: BackendView, consecutive: number, at: number, details: Record<string, unknown> = {}): FailureEvent {
   return {
     failureType: type,
     backendId: backend.backendId,
     app: backend.app,
     severity: 'low',
     message: `${type}: test`,
-    details: {},
+    details,
     timestamp: at,
     consecutiveCount: consecutive,
     totalCount: consecutive,
@@ -126,8 +137,8 @@ function driver(cfg: PlannerConfig = config()) {
     advance(seconds: number) {
       now += seconds * S;
     },
-    fail(type: FailureType, backend: BackendView, app: AppSnapshot, consecutive = 3) {
-      return step({ kind: 'failure', event: event(type, backend, consecutive, now), backend, app });
+    fail(type: FailureType, backend: BackendView, app: AppSnapshot, consecutive = 3, details: Record<string, unknown> = {}) {
+      return step({ kind: 'failure', event: event(type, backend, consecutive, now, details), backend, app });
     },
     result(action: PlannedAction, ok = true, extra: { error?: string; newContainerId?: string } = {}) {
       return step({ kind: 'action_result', actionId: action.id, app: action.app, ok, ...extra });
@@ -142,27 +153,27 @@ const disruptive = (r: PlanResult) => r.actions.filter((a) => a.disruptive);
 const strategies = (r: PlanResult) => r.actions.map((a) => a.strategy);
 
 describe('strategy map', () => {
-  it('copies the seed order for every mapped failure type', () => {
+  it('keeps the seed order for every mapped failure type, with the seed\'s remaining strategies placed', () => {
     expect(STRATEGY_MAP).toEqual({
-      health_check_failed: ['remove_from_lb', 'restart_container', 'recreate_container'],
-      health_check_timeout: ['remove_from_lb', 'restart_container'],
-      high_response_time: ['remove_from_lb', 'scale_out', 'restart_container'],
-      high_resource_usage: ['scale_out', 'restart_container', 'replace_instance'],
+      health_check_failed: ['remove_from_lb', 'restart_dependencies', 'restart_container', 'recreate_container'],
+      health_check_timeout: ['remove_from_lb', 'restart_dependencies', 'restart_container'],
+      health_check_error: ['restart_dependencies'],
+      high_response_time: ['redirect_traffic', 'remove_from_lb', 'scale_out', 'restart_container'],
+      high_error_rate: ['redirect_traffic'],
+      high_resource_usage: ['redirect_traffic', 'clear_cache', 'scale_out', 'restart_container', 'replace_instance'],
       container_stopped: ['recreate_container', 'replace_instance'],
       container_oom_killed: ['replace_instance', 'scale_out'],
+      container_restart_loop: ['drain_instance'],
       network_unreachable: ['remove_from_lb', 'recreate_container'],
       port_not_listening: ['remove_from_lb', 'restart_container', 'recreate_container'],
-      health_check_error: [],
-      high_error_rate: [],
-      container_restart_loop: [],
       dns_resolution_failed: [],
       application_startup_failed: [],
-      application_deadlock: [],
-      application_memory_leak: [],
+      application_deadlock: ['remove_from_lb', 'restart_container'],
+      application_memory_leak: ['clear_cache', 'rolling_restart'],
     });
   });
 
-  it.each(['health_check_error', 'container_restart_loop', 'dns_resolution_failed', 'application_startup_failed'] as const)(
+  it.each(['dns_resolution_failed', 'application_startup_failed'] as const)(
     'plans nothing for %s and says why',
     (type) => {
       const d = driver();
@@ -192,6 +203,7 @@ describe('strategy map', () => {
     });
     expect(r.decisions.map((x) => [x.strategy, x.outcome])).toEqual([
       ['remove_from_lb', 'planned'],
+      ['restart_dependencies', 'skipped'],
       ['restart_container', 'planned'],
     ]);
   });
@@ -215,7 +227,7 @@ describe('strategy map', () => {
     const slow = replica(1);
     const r = d.fail('high_response_time', slow, snapshot([slow, replica(2)]), 1);
     expect(r.actions).toEqual([]);
-    expect(r.decisions[0]).toMatchObject({ strategy: 'remove_from_lb', outcome: 'skipped', reason: expect.stringContaining('not ejected') });
+    expect(r.decisions.find((x) => x.strategy === 'remove_from_lb')).toMatchObject({ outcome: 'skipped', reason: expect.stringContaining('not ejected') });
   });
 
   it('never restarts on single probe failures of a backend that is still in the upstream', () => {
@@ -353,7 +365,7 @@ describe('the seed\'s rules', () => {
     const d = driver();
     const b = sick(1);
     const r = d.fail('high_resource_usage', b, snapshot([b, sick(2)]), 2);
-    expect(r.decisions[0]).toMatchObject({ strategy: 'scale_out', outcome: 'skipped', reason: 'no healthy running replica to clone' });
+    expect(r.decisions.find((x) => x.strategy === 'scale_out')).toMatchObject({ outcome: 'skipped', reason: 'no healthy running replica to clone' });
   });
 
   it('describes the new replica: name, next replica number, ports in use, port range and env', () => {
@@ -496,10 +508,12 @@ describe('safety beyond the seed', () => {
     const r = d.fail('high_resource_usage', busy, snapshot([busy, sick(2)]), 1);
     expect(r.actions).toEqual([]);
     expect(r.decisions.map((x) => x.reason)).toEqual([
+      'no other healthy replica at full weight to take its traffic',
+      'the app declares no clear_cache call',
       'only 1 consecutive failure(s); scale_out needs 2',
       'would leave 0 healthy replica(s), below min_healthy_replicas 1',
       'would leave 0 healthy replica(s), below min_healthy_replicas 1',
-      'no applicable strategy among scale_out, restart_container, replace_instance',
+      'no applicable strategy among redirect_traffic, clear_cache, scale_out, restart_container, replace_instance',
     ]);
     const only = sick(1);
     expect(disruptive(d.fail('health_check_failed', only, snapshot([only])))[0]?.strategy).toBe('restart_container');
@@ -706,5 +720,452 @@ describe('modes and state', () => {
       docker: { startup_grace_seconds: 45 } as Parameters<typeof plannerConfig>[0]['docker'],
     });
     expect(cfg).toMatchObject({ mode: 'dry-run', startup_grace_seconds: 45, action_timeout_seconds: 90 });
+  });
+});
+
+/** `v` with a probe that started at `at`. */
+function probed(v: BackendView, at: number, healthy = true): BackendView {
+  const probe: ProbeResult = {
+    backendId: v.backendId,
+    app: v.app,
+    checkType: 'http',
+    healthy,
+    responseTimeMs: 5,
+    statusCode: healthy ? 200 : 503,
+    body: null,
+    errorClass: null,
+    error: null,
+    startedAt: at,
+    finishedAt: at + 5,
+    attempts: 1,
+  };
+  return { ...v, lastProbe: probe };
+}
+
+/** Replica n, ejected for failing its checks, its latest failure of `type` at `at`. */
+function failing(n: number, at: number, type: FailureType = 'health_check_failed'): BackendView {
+  const v = sick(n);
+  return { ...v, lastFailure: event(type, v, 3, at) };
+}
+
+const DEPS = { dependencies: ['redis', 'postgres'], clear_cache: null };
+const CACHE = { dependencies: [], clear_cache: { method: 'POST' as const, path: '/admin/cache/clear' } };
+
+describe('restart_dependencies', () => {
+  it('restarts the declared dependencies, not a replica, when half the replicas fail their checks together', () => {
+    const d = driver();
+    const [a, b] = [failing(1, T0 - 5 * S), failing(2, T0 - 20 * S, 'health_check_timeout')];
+    const app = snapshot([a, b, replica(3), replica(4)], { recovery: DEPS });
+    const r = d.fail('health_check_failed', a, app);
+    expect(disruptive(r)).toEqual([
+      expect.objectContaining({
+        strategy: 'restart_dependencies',
+        dependencies: ['redis', 'postgres'],
+        containerId: null,
+        drainFirst: false,
+        reason: 'health_check_failed: test; 2 of 4 replicas failing their checks at once (health_check_failed): restarting dependencies redis, postgres (1 of 3 in 300s)',
+      }),
+    ]);
+    expect(d.state.apps.web!.disruptive).toEqual([T0]);
+  });
+
+  it('restarts the replica itself when only one of three fails, or the app declares no dependencies', () => {
+    const one = failing(1, T0);
+    const r = driver().fail('health_check_failed', one, snapshot([one, replica(2), replica(3)], { recovery: DEPS }));
+    expect(r.decisions.find((x) => x.strategy === 'restart_dependencies')?.reason).toBe(
+      '1 of 3 replica(s) failing their checks: a shared dependency needs at least 2',
+    );
+    expect(disruptive(r)[0]?.strategy).toBe('restart_container');
+    const [a, b] = [failing(1, T0), failing(2, T0)];
+    const none = driver().fail('health_check_failed', a, snapshot([a, b]));
+    expect(none.decisions.find((x) => x.strategy === 'restart_dependencies')?.reason).toBe(
+      'the app declares no dependencies (recovery.dependencies)',
+    );
+  });
+
+  it('does not count replicas whose failures are old or of another kind', () => {
+    const a = failing(1, T0);
+    const stale = failing(2, T0 - 61 * S);
+    const refused = failing(3, T0, 'port_not_listening');
+    const r = driver().fail('health_check_failed', a, snapshot([a, stale, refused], { recovery: DEPS }));
+    expect(r.decisions.find((x) => x.strategy === 'restart_dependencies')?.reason).toBe(
+      '1 of 3 replica(s) failing their checks: a shared dependency needs at least 2',
+    );
+  });
+
+  it('restarts them once per backoff, holding replica restarts meanwhile, and hands over to replica restarts at the limit', () => {
+    const d = driver(config({ backoff_min_seconds: 10, backoff_max_seconds: 10 }));
+    const at = () => [failing(1, d.now), failing(2, d.now)] as const;
+    const app = () => snapshot([...at()], { recovery: DEPS });
+    const first = disruptive(d.fail('health_check_failed', at()[0], app()))[0]!;
+    d.result(first);
+    d.advance(5);
+    const held = d.fail('health_check_failed', at()[0], app());
+    expect(disruptive(held)).toEqual([]);
+    expect(held.decisions.at(-1)).toMatchObject({
+      strategy: 'restart_dependencies',
+      reason: 'dependencies restarted 5s ago: waiting 5s more (backoff) for the app to recover',
+    });
+    const done: string[] = ['restart_dependencies'];
+    for (let i = 0; i < 3; i++) {
+      d.advance(11);
+      const a = disruptive(d.fail('health_check_failed', at()[0], app()))[0]!;
+      done.push(a.strategy);
+      d.result(a);
+    }
+    expect(done).toEqual(['restart_dependencies', 'restart_dependencies', 'restart_dependencies', 'restart_container']);
+  });
+});
+
+describe('clear_cache', () => {
+  it('calls the declared endpoint on the leaking backend first, then restarts the replicas one by one', () => {
+    const d = driver(config({ backoff_min_seconds: 1 }));
+    const b = replica(1);
+    const app = snapshot([b, replica(2), replica(3)], { recovery: CACHE });
+    const r = d.fail('application_memory_leak', b, app, 1);
+    expect(r.actions).toEqual([
+      expect.objectContaining({
+        strategy: 'clear_cache',
+        disruptive: true,
+        drainFirst: false,
+        call: { method: 'POST', path: '/admin/cache/clear', host: '127.0.0.1', port: 8001 },
+        containerName: 'web-1',
+      }),
+    ]);
+    d.result(r.actions[0]!);
+    d.advance(5);
+    const again = d.fail('application_memory_leak', b, app, 2);
+    expect(again.decisions.find((x) => x.strategy === 'clear_cache')?.reason).toBe('cache already cleared 5s ago: it did not help');
+    expect(again.actions.map((a) => [a.strategy, a.containerName])).toEqual([['rolling_restart', 'web-1']]);
+  });
+
+  it('clears the cache for high memory usage, not for high CPU', () => {
+    const b = replica(1);
+    const app = snapshot([b, replica(2)], { recovery: CACHE });
+    const memory = driver().fail('high_resource_usage', b, app, 1, { metric: 'memory' });
+    expect(disruptive(memory).map((a) => a.strategy)).toEqual(['clear_cache']);
+    const cpu = driver().fail('high_resource_usage', b, app, 1, { metric: 'cpu' });
+    expect(cpu.decisions.find((x) => x.strategy === 'clear_cache')?.reason).toBe('high cpu usage: clearing a cache frees memory only');
+  });
+
+  it('goes straight to the rolling restart when the app declares no call', () => {
+    const b = replica(1);
+    const r = driver().fail('application_memory_leak', b, snapshot([b, replica(2)]), 1);
+    expect(r.decisions[0]).toMatchObject({ strategy: 'clear_cache', outcome: 'skipped', reason: 'the app declares no clear_cache call' });
+    expect(disruptive(r)[0]?.strategy).toBe('rolling_restart');
+  });
+});
+
+describe('rolling_restart', () => {
+  /** Drives a rolling restart of web-1..3 to its end, the way main would, and returns what happened. */
+  function rollThrough(cfg: PlannerConfig = config({ backoff_min_seconds: 1 })) {
+    const d = driver(cfg);
+    let replicas = [1, 2, 3].map((n) => probed(replica(n), T0 - S));
+    const app = () => snapshot(replicas);
+    const planned: PlannedAction[] = [];
+    const running: { action: PlannedAction | null } = { action: null };
+    let maxDown = 0;
+    const take = (r: PlanResult) => {
+      for (const a of r.actions) {
+        planned.push(a);
+        running.action = a;
+      }
+    };
+    take(d.fail('application_memory_leak', replicas[1]!, app(), 1));
+    for (let i = 0; i < 40 && (d.state.apps.web?.rolling ?? null) !== null; i++) {
+      d.advance(1);
+      const a = running.action;
+      if (a) {
+        // The replica is down while restarting, then probed healthy a second later.
+        replicas = replicas.map((v) => (v.backendId === a.backendId ? { ...v, health: 'unknown', ejected: true } : v));
+        maxDown = Math.max(maxDown, replicas.filter((v) => v.ejected).length);
+        d.result(a);
+        running.action = null;
+        d.advance(1);
+        replicas = replicas.map((v) => (v.backendId === a.backendId ? probed(replica(Number(v.backendId.slice(-1)), { ctr: { startedAt: d.now } }), d.now) : v));
+      }
+      take(d.tick(app()));
+    }
+    return { d, planned, maxDown };
+  }
+
+  it('restarts every replica once, the leaking one first, one at a time, each healthy again before the next', () => {
+    const { d, planned, maxDown } = rollThrough();
+    expect(planned.map((a) => [a.strategy, a.containerName, a.drainFirst, a.disruptive])).toEqual([
+      ['rolling_restart', 'web-2', true, true],
+      ['rolling_restart', 'web-1', true, true],
+      ['rolling_restart', 'web-3', true, true],
+    ]);
+    expect(planned[0]!.reason).toBe(
+      'application_memory_leak: test; restarting 3 replica(s) one at a time, each drained first and healthy again before the next: web-2 (1 of 3)',
+    );
+    expect(maxDown).toBe(1);
+    expect(d.state.apps.web!.rolling).toBeNull();
+  });
+
+  it('waits for a probe after the restart: the health state from before it does not count', () => {
+    const d = driver(config({ backoff_min_seconds: 1 }));
+    const replicas = [1, 2, 3].map((n) => probed(replica(n), T0 - S));
+    const first = d.fail('application_memory_leak', replicas[0]!, snapshot(replicas), 1).actions[0]!;
+    d.advance(2);
+    d.result(first);
+    d.advance(2);
+    expect(d.tick(snapshot(replicas)).actions).toEqual([]);
+    const after = [probed(replicas[0]!, d.now), replicas[1]!, replicas[2]!];
+    const next = d.tick(snapshot(after));
+    expect(next.actions.map((a) => a.containerName)).toEqual(['web-2']);
+    expect(next.decisions[0]!.reason).toBe('web-1 healthy again after its restart');
+  });
+
+  it('abandons the rolling restart when a restart fails or the replica does not come back in time', () => {
+    const replicas = [1, 2, 3].map((n) => probed(replica(n), T0 - S));
+    const d = driver(config({ backoff_min_seconds: 1 }));
+    const first = d.fail('application_memory_leak', replicas[0]!, snapshot(replicas), 1).actions[0]!;
+    const failed = d.result(first, false, { error: 'boom' });
+    expect(failed.decisions.at(-1)!.reason).toBe('restarting web-1 failed: rolling restart abandoned (0 restarted, 2 left)');
+    expect(d.state.apps.web!.rolling).toBeNull();
+
+    const slow = driver(config({ backoff_min_seconds: 1 }));
+    const a = slow.fail('application_memory_leak', replicas[0]!, snapshot(replicas), 1).actions[0]!;
+    slow.result(a);
+    slow.advance(140);
+    expect(slow.tick(snapshot(replicas)).decisions).toEqual([]);
+    slow.advance(1);
+    const gaveUp = slow.tick(snapshot(replicas));
+    expect(gaveUp.actions).toEqual([]);
+    expect(gaveUp.decisions.at(-1)!.reason).toBe('web-1 not healthy 141s after its restart: rolling restart abandoned (0 restarted, 2 left)');
+  });
+
+  it('resumes from its persisted state, and abandons a step whose restart never reported back', () => {
+    const replicas = [1, 2, 3].map((n) => probed(replica(n), T0 - S));
+    const d = driver(config({ backoff_min_seconds: 1 }));
+    const first = d.fail('application_memory_leak', replicas[0]!, snapshot(replicas), 1).actions[0]!;
+    d.result(first);
+    d.advance(3);
+    d.state = JSON.parse(JSON.stringify(d.state)) as PlannerState;
+    const resumed = d.tick(snapshot([probed(replicas[0]!, d.now), replicas[1]!, replicas[2]!]));
+    expect(resumed.actions.map((a) => a.containerName)).toEqual(['web-2']);
+
+    d.state = JSON.parse(JSON.stringify(d.state)) as PlannerState;
+    d.advance(80);
+    const lost = d.tick(snapshot(replicas));
+    expect(lost.decisions.map((x) => x.reason)).toEqual([
+      `no result for action ${resumed.actions[0]!.id} after 80s: taken as failed`,
+      "web-2's restart never reported back: rolling restart abandoned (1 restarted, 1 left)",
+    ]);
+    expect(lost.actions).toEqual([]);
+  });
+
+  it('waits while another replica is unhealthy (min healthy, max unavailable) and goes on once it is back', () => {
+    const d = driver(config({ backoff_min_seconds: 1, min_healthy_replicas: 2 }));
+    const replicas = [1, 2, 3].map((n) => probed(replica(n), T0 - S));
+    const down = [replicas[0]!, sick(2), replicas[2]!];
+    const r = d.fail('application_memory_leak', replicas[0]!, snapshot(down), 1);
+    expect(r.actions).toEqual([]);
+    expect(r.decisions.at(-1)!.reason).toBe('next: web-1; waiting: would leave 1 healthy replica(s), below min_healthy_replicas 2');
+    d.advance(5);
+    expect(d.tick(snapshot(replicas)).actions.map((a) => a.containerName)).toEqual(['web-1']);
+  });
+
+  it('skips replicas started since it began and refuses a second one in the same window or for a lone replica', () => {
+    const d = driver(config({ backoff_min_seconds: 1 }));
+    const replicas = [1, 2].map((n) => probed(replica(n), T0 - S));
+    const first = d.fail('application_memory_leak', replicas[0]!, snapshot(replicas), 1).actions[0]!;
+    d.result(first);
+    d.advance(2);
+    const fresh = probed(replica(2, { ctr: { startedAt: T0 + S } }), d.now);
+    const end = d.tick(snapshot([probed(replicas[0]!, d.now), fresh]));
+    expect(end.decisions.map((x) => x.reason)).toEqual([
+      'web-1 healthy again after its restart',
+      'web-2 skipped: started since the rolling restart began',
+      'rolling restart complete: 1 replica(s) restarted',
+    ]);
+    d.advance(10);
+    const again = d.fail('application_memory_leak', replicas[0]!, snapshot(replicas), 1);
+    expect(again.decisions.find((x) => x.strategy === 'rolling_restart')!.reason).toBe('a rolling restart began 12s ago (at most one per 300s)');
+    const lone = replicas[0]!;
+    const single = driver().fail('application_memory_leak', lone, snapshot([lone]), 1);
+    expect(single.decisions.at(-1)!.reason).toBe('no applicable strategy among clear_cache, rolling_restart');
+    expect(single.decisions.find((x) => x.strategy === 'rolling_restart')!.reason).toBe(
+      '1 replica(s): restarting one would go below min_healthy_replicas 1',
+    );
+  });
+});
+
+describe('redirect_traffic', () => {
+  it('halves the share of a slow but healthy backend after 2 slow probes, and says so in the traffic holds', () => {
+    const d = driver();
+    const slow = replica(1);
+    const app = snapshot([slow, replica(2)]);
+    const once = d.fail('high_response_time', slow, app, 1);
+    expect(once.decisions[0]).toMatchObject({ strategy: 'redirect_traffic', reason: 'only 1 consecutive slow probe(s); redirect_traffic needs 2' });
+    const r = d.fail('high_response_time', slow, app, 2);
+    expect(r.actions[0]).toMatchObject({
+      strategy: 'redirect_traffic',
+      disruptive: false,
+      backendId: slow.backendId,
+      reason: 'high_response_time: test; weight 1 lowered to 50% of its share (1 other replica(s) take the rest) until no such failure for 300s',
+    });
+    expect(trafficHolds(d.state).weightFactors).toEqual(new Map([[slow.backendId, 0.5]]));
+    const again = d.fail('high_response_time', slow, app, 3);
+    expect(again.actions.filter((a) => a.strategy === 'redirect_traffic')).toEqual([]);
+  });
+
+  it('restores the weight once the backend has been fast for scale_in_after_seconds, counted from its last slow probe', () => {
+    const d = driver();
+    const slow = replica(1);
+    const app = snapshot([slow, replica(2)]);
+    d.fail('high_error_rate', slow, app, 1);
+    d.advance(200);
+    d.fail('high_error_rate', slow, app, 1);
+    d.advance(299);
+    expect(d.tick(app).actions).toEqual([]);
+    d.advance(1);
+    const r = d.tick(app);
+    expect(r.actions).toEqual([
+      expect.objectContaining({
+        strategy: 'restore_traffic',
+        failureType: null,
+        disruptive: false,
+        reason: 'no slow, erroring or overloaded signal for 300s: back to its configured weight 1',
+      }),
+    ]);
+    expect(trafficHolds(d.state).weightFactors.size).toBe(0);
+  });
+
+  it('restores the weight when the backend is readmitted after an ejection', () => {
+    const d = driver();
+    const slow = replica(1);
+    d.fail('high_response_time', slow, snapshot([slow, replica(2)]), 2);
+    expect(d.tick(snapshot([sick(1), replica(2)])).actions).toEqual([]);
+    const r = d.tick(snapshot([slow, replica(2)]));
+    expect(r.actions.map((a) => [a.strategy, a.reason])).toEqual([
+      ['restore_traffic', 'readmitted after an ejection: back to its configured weight 1'],
+    ]);
+  });
+
+  it('does not redirect when no other healthy replica at full weight can take the traffic', () => {
+    const slow = replica(1);
+    const r = driver().fail('high_error_rate', slow, snapshot([slow, sick(2)]), 1);
+    expect(r.actions).toEqual([]);
+    expect(r.decisions[0]!.reason).toBe('no other healthy replica at full weight to take its traffic');
+  });
+
+  it('records a dry-run redirect without handing it to nginx', () => {
+    const d = driver(config({ mode: 'dry-run' }));
+    const slow = replica(1);
+    const r = d.fail('high_error_rate', slow, snapshot([slow, replica(2)]), 1);
+    expect(r.actions[0]).toMatchObject({ strategy: 'redirect_traffic', dryRun: true });
+    expect(trafficHolds(d.state).weightFactors.size).toBe(0);
+  });
+});
+
+describe('drain_instance', () => {
+  it('holds a container in a restart loop out of nginx until it has run healthy for the startup grace without a restart', () => {
+    const d = driver();
+    const looping = replica(1, { ctr: { restartCount: 4 } });
+    const app = (v: BackendView) => snapshot([v, replica(2), replica(3)]);
+    const r = d.fail('container_restart_loop', looping, app(looping), 1);
+    expect(r.actions).toEqual([
+      expect.objectContaining({
+        strategy: 'drain_instance',
+        disruptive: false,
+        containerId: 'id-1',
+        reason: 'container_restart_loop: test; held out of nginx, still probed, until it has run 60s healthy without a restart (Docker\'s restart policy restarts it)',
+      }),
+    ]);
+    expect(trafficHolds(d.state).drainedContainerIds).toEqual(new Set(['id-1']));
+    expect(d.fail('container_restart_loop', looping, app(looping), 2).actions).toEqual([]);
+
+    const drained = (restarts: number) => probed({ ...looping, ejected: true, draining: true, container: { ...looping.container!, restartCount: restarts } }, d.now);
+    d.tick(app(drained(4)));
+    d.advance(50);
+    d.tick(app(drained(5)));
+    d.advance(59);
+    expect(d.tick(app(drained(5))).actions).toEqual([]);
+    d.advance(1);
+    const released = d.tick(app(drained(5)));
+    expect(released.actions).toEqual([
+      expect.objectContaining({ strategy: 'undrain_instance', failureType: null, reason: 'healthy without a restart for 60s: back in nginx' }),
+    ]);
+    expect(trafficHolds(d.state).drainedContainerIds.size).toBe(0);
+  });
+
+  it('does not drain the last healthy replica', () => {
+    const looping = replica(1);
+    const r = driver().fail('container_restart_loop', looping, snapshot([looping, sick(2)]), 1);
+    expect(r.actions).toEqual([]);
+    expect(r.decisions[0]!.reason).toBe('would leave 0 healthy replica(s), below min_healthy_replicas 1');
+  });
+});
+
+describe('application_deadlock and high_error_rate', () => {
+  it('takes a deadlocked replica out of nginx before restarting it', () => {
+    const stuck = replica(1);
+    const r = driver().fail('application_deadlock', stuck, snapshot([stuck, replica(2)]), 1);
+    expect(r.actions.map((a) => [a.strategy, a.drainFirst])).toEqual([['restart_container', true]]);
+    const ejected = sick(1);
+    const r2 = driver().fail('application_deadlock', ejected, snapshot([ejected, replica(2)]), 1);
+    expect(r2.actions.map((a) => [a.strategy, a.drainFirst])).toEqual([['remove_from_lb', false], ['restart_container', false]]);
+  });
+
+  it('answers a high error rate with a lower weight only, never a restart', () => {
+    const flaky = replica(1);
+    const r = driver().fail('high_error_rate', flaky, snapshot([flaky, replica(2)]), 5);
+    expect(r.actions.map((a) => a.strategy)).toEqual(['redirect_traffic']);
+  });
+});
+
+describe('planner state', () => {
+  it('reads a state persisted before traffic holds and rolling restarts existed', () => {
+    const old = { seq: 3, instances: {}, apps: { web: { inFlight: null, disruptive: [], scaleOuts: [], added: [], healthySince: null } } };
+    const b = replica(1);
+    const r = plan(old as unknown as PlannerState, { kind: 'failure', event: event('high_error_rate', b, 1, T0), backend: b, app: snapshot([b, replica(2)]) }, config(), T0);
+    expect(r.actions.map((a) => a.id)).toEqual([`${T0}-4`]);
+    expect(r.state.apps.web).toMatchObject({ rolling: null, lastRollingAt: null });
+    expect(trafficHolds(r.state).weightFactors.get(b.backendId)).toBe(0.5);
+  });
+});
+
+describe('planner state across restarts', () => {
+  it('restores a JSON round-tripped state as it was, and rejects a malformed one', () => {
+    const state = createPlannerState();
+    state.seq = 7;
+    const saved = JSON.parse(JSON.stringify(state));
+    expect(restorePlannerState(saved)).toEqual(state);
+    expect(restorePlannerState(null)).toBeNull();
+    expect(restorePlannerState({ ...saved, seq: 'x' })).toBeNull();
+    expect(restorePlannerState({ ...saved, instances: { a: { app: 'web', actions: 'no', backoffMs: 0, notBefore: 0 } } })).toBeNull();
+    expect(restorePlannerState({ ...saved, redirects: { b: { app: 'web', factor: 5 } } })).toBeNull();
+  });
+
+  it('reads a state saved before redirects, drains and rolling restarts existed', () => {
+    const old = { seq: 3, instances: {}, apps: { web: { inFlight: null, disruptive: [1], scaleOuts: [], added: [], healthySince: null } } };
+    const restored = restorePlannerState(old)!;
+    expect(restored.redirects).toEqual({});
+    expect(restored.drains).toEqual({});
+    expect(restored.apps.web).toMatchObject({ disruptive: [1], rolling: null, lastRollingAt: null });
+  });
+});
+
+describe('recovery summary', () => {
+  it('shows the budget used, the backoff and what is in flight, then the backoff ending', () => {
+    const d = driver(config({ budget_per_app: 2 }));
+    const app = snapshot([sick(1), replica(2)]);
+    const r = d.fail('health_check_failed', sick(1), app);
+    const restart = r.actions.find((a) => a.strategy === 'restart_container')!;
+    expect(restart).toBeDefined();
+    const during = summarize(d.state, config({ budget_per_app: 2 }), d.now);
+    expect(during.apps).toEqual([
+      { app: 'web', budget_used: 1, budget: 2, in_flight: { strategy: 'restart_container', since: new Date(T0).toISOString() }, added_replicas: [], rolling_restart: null },
+    ]);
+    d.result(restart);
+    const after = summarize(d.state, config({ budget_per_app: 2 }), d.now);
+    expect(after.apps[0]!.in_flight).toBeNull();
+    expect(after.instances).toEqual([
+      { instance: 'web-1', app: 'web', actions_in_window: 1, backoff_seconds: 10, not_before: new Date(T0 + 10 * S).toISOString() },
+    ]);
+    d.advance(11);
+    expect(summarize(d.state, config({ budget_per_app: 2 }), d.now).instances[0]!.not_before).toBeNull();
   });
 });

@@ -16,6 +16,7 @@ describe('buildDesiredSet', () => {
       keepalive: 4,
       balance: 'least_conn',
       panic: false,
+      failover: false,
       servers: [{ address: '10.0.1.1:90', weight: 1, backup: false, down: false }],
     });
   });
@@ -74,5 +75,93 @@ describe('buildDesiredSet', () => {
     const discovered = views(app('web', ['10.0.0.9:80', '10.0.0.1:80']));
     const { set } = buildDesiredSet([web], [...discovered, ...views(web)]);
     expect(set.upstreams[0]!.servers.map((s) => s.address)).toEqual(['10.0.0.5:80', '10.0.0.1:80', '10.0.0.9:80']);
+  });
+});
+
+describe('buildDesiredSet: failover_to_backup (upstream.backup_app)', () => {
+  const web = app('web', ['10.0.0.1:80', '10.0.0.2:80'], { backup_app: 'dr' });
+  const dr = app('dr', ['10.9.0.2:80', '10.9.0.1:80', '10.0.0.2:80']);
+
+  it('lists the backup app\'s routable servers as backup servers, once, after the app\'s own', () => {
+    const { set, panics, failovers } = buildDesiredSet([web, dr], [...views(web), ...views(dr, ['10.9.0.1:80'])]);
+    expect(panics).toEqual([]);
+    expect(failovers).toEqual([]);
+    // 10.0.0.2:80 is in both apps: listed once, as web's own; 10.9.0.1:80 is ejected in dr.
+    expect(set.upstreams[0]).toMatchObject({
+      failover: false,
+      servers: [
+        { address: '10.0.0.1:80', weight: 1, backup: false, down: false },
+        { address: '10.0.0.2:80', weight: 1, backup: false, down: false },
+        { address: '10.9.0.2:80', weight: 1, backup: true, down: false },
+      ],
+    });
+    expect(set.upstreams[1]!.servers.every((s) => !s.backup)).toBe(true);
+  });
+
+  it('fails over instead of panicking when every own server is ejected: own servers down, even in omit mode', () => {
+    const omit = { ...web, upstream: { ...web.upstream, ejected: 'omit' as const } };
+    const { set, panics, failovers } = buildDesiredSet([omit, dr], [...views(web, ['10.0.0.1:80', '10.0.0.2:80']), ...views(dr)]);
+    expect(panics).toEqual([]);
+    expect(failovers).toEqual(['web']);
+    expect(set.upstreams[0]).toMatchObject({
+      panic: false,
+      failover: true,
+      servers: [
+        { address: '10.0.0.1:80', backup: false, down: true },
+        { address: '10.0.0.2:80', backup: false, down: true },
+        { address: '10.9.0.2:80', backup: true, down: false },
+        { address: '10.9.0.1:80', backup: true, down: false },
+      ],
+    });
+  });
+
+  it('panics as before when the backup app has nothing routable either', () => {
+    const all = ['10.0.0.1:80', '10.0.0.2:80', '10.9.0.1:80', '10.9.0.2:80'];
+    const { set, panics, failovers } = buildDesiredSet([web, dr], [...views(web, all), ...views(dr, all)]);
+    expect(failovers).toEqual([]);
+    expect(panics).toEqual(['web', 'dr']);
+    expect(set.upstreams[0]).toMatchObject({ panic: true, failover: false });
+    expect(set.upstreams[0]!.servers.map((s) => [s.address, s.down, s.backup])).toEqual([
+      ['10.0.0.1:80', false, false],
+      ['10.0.0.2:80', false, false],
+    ]);
+  });
+
+  it('adds no backup servers where nginx would reject them: ip_hash/random, or an app without servers of its own', () => {
+    const hashed = app('web', ['10.0.0.1:80'], { backup_app: 'dr', balance: 'ip_hash' });
+    const empty = app('idle', [], { backup_app: 'dr' });
+    const { set } = buildDesiredSet([hashed, empty, dr], [...views(hashed), ...views(dr)]);
+    expect(set.upstreams[0]!.servers.map((s) => s.address)).toEqual(['10.0.0.1:80']);
+    expect(set.upstreams[1]!.servers).toEqual([]);
+  });
+});
+
+describe('buildDesiredSet: redirect_traffic weight factors', () => {
+  it('halves a backend\'s share by doubling the others when weights are equal', () => {
+    const web = app('web', ['10.0.0.1:80', '10.0.0.2:80', '10.0.0.3:80']);
+    const v = views(web);
+    const { set } = buildDesiredSet([web], v, { weightFactors: new Map([[v[2]!.backendId, 0.5]]) });
+    expect(set.upstreams[0]!.servers.map((s) => s.weight)).toEqual([2, 2, 1]);
+  });
+
+  it('scales relative to configured weights, caps at nginx\'s 1000 and leaves other groups and apps alone', () => {
+    const web = app('web', [
+      { host: '10.0.0.1', port: 80, weight: 5 },
+      { host: '10.0.0.2', port: 80, weight: 2 },
+      { host: '10.0.0.3', port: 80, weight: 700 },
+      { host: '10.0.0.9', port: 80, weight: 3, backup: true },
+    ]);
+    const api = app('api', ['10.0.1.1:90']);
+    const v = views(web);
+    const { set } = buildDesiredSet([web, api], [...v, ...views(api)], { weightFactors: new Map([[v[0]!.backendId, 0.5]]) });
+    expect(set.upstreams[0]!.servers.map((s) => s.weight)).toEqual([5, 4, 1000, 3]);
+    expect(set.upstreams[1]!.servers.map((s) => s.weight)).toEqual([1]);
+  });
+
+  it('renders exactly the configured weights without factors', () => {
+    const web = app('web', [{ host: '10.0.0.1', port: 80, weight: 7 }, '10.0.0.2:80']);
+    const plain = buildDesiredSet([web], views(web));
+    expect(buildDesiredSet([web], views(web), { weightFactors: new Map() })).toEqual(plain);
+    expect(plain.set.upstreams[0]!.servers.map((s) => s.weight)).toEqual([7, 1]);
   });
 });
