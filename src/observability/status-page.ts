@@ -282,12 +282,20 @@ const SCRIPT = `
       }
     }
     const stat = (label, value, tone) => add(el('span', 'stat ' + (tone || '')), el('b', null, value), document.createTextNode(' ' + label));
+    const store = data.state_store;
+    // Routing goes on without the store; history, reports and restart safety do not.
+    const storeStat = (st) => {
+      const node = stat('state store (history and restart state are not being kept)', 'degraded', 'bad');
+      node.title = st.error || '';
+      return node;
+    };
     ui.summary.replaceChildren(
       stat(apps.length === 1 ? 'app' : 'apps', apps.length),
       stat('backends routed', routed + '/' + total, routed < total ? 'warn' : ''),
       stat('ejected', ejected, ejected ? 'bad' : ''),
       ...(panics ? [stat(panics === 1 ? 'app in panic' : 'apps in panic', panics, 'bad')] : []),
-      ...(rejected.length ? [stat(rejected.length === 1 ? 'rejected container' : 'rejected containers', rejected.length, 'bad')] : []));
+      ...(rejected.length ? [stat(rejected.length === 1 ? 'rejected container' : 'rejected containers', rejected.length, 'bad')] : []),
+      ...(store && store.state === 'degraded' ? [storeStat(store)] : []));
     document.title = (ejected ? '(' + ejected + ' ejected) ' : '') + 'orchestry-sidecar status';
   }
 

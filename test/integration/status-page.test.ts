@@ -256,6 +256,7 @@ describe('status page with hostile and awkward data', () => {
       },
     ],
     rejected_containers: [{ id: 'fedcba987654', name: `bad-${HOSTILE}`, errors: [LONG_ERROR, 'orchestry.app: required'] }],
+    state_store: { state: 'degraded', path: '/data/s.db', error: `/data/s.db: file is not a database ${HOSTILE}` },
   };
 
   async function serve(): Promise<void> {
@@ -302,6 +303,9 @@ describe('status page with hostile and awkward data', () => {
     expect(await text(page, 'section.app tr[data-backend] .breaker .pill')).toBe('half-open');
     const rejected = page.locator('section.rejected li');
     expect(await rejected.allTextContents()).toEqual([LONG_ERROR, 'orchestry.app: required']);
+    const store = page.locator('#summary .stat', { hasText: 'state store' });
+    expect(await store.textContent()).toBe('degraded state store (history and restart state are not being kept)');
+    expect(await store.getAttribute('title')).toBe(`/data/s.db: file is not a database ${HOSTILE}`);
     // Nothing wider than the 1280 px window: long words wrap inside their cells, and long texts
     // stop after a few lines (the full text is the tooltip) instead of stretching the row.
     expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(1280);
