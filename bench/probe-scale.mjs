@@ -8,11 +8,14 @@
 // (node:http servers on 127.0.0.1, one port each); and each phase runs in a fresh child that
 // plays the sidecar, so one phase's heap does not inflate the next one's RSS.
 //
-// Env: BENCH_PHASE_SECONDS (default 20), BENCH_WARMUP_SECONDS (default 6),
+// Env: BENCH_PHASE_SECONDS (default 60: with V8's adaptive old-generation growth, RSS at 2,000
+// probes/s was still rising after 20 s, 240 MB then 315 MB at 60 s), BENCH_WARMUP_SECONDS (default 6),
 // BENCH_JITTER (jitter_fraction, default 1: spread first probes over the whole period),
-// BENCH_ONLY (one phase label, e.g. 2,000/s). The phase processes run with the node flags the
-// CLI's shebang sets (--max-semi-space-size=16), or with NODE_OPTIONS when that is set.
+// BENCH_ONLY (one phase label, e.g. 2,000/s). The phase processes run with the node flags of
+// dist/cli.js's shebang (read from it, so the figures are what users get), or with NODE_OPTIONS
+// when that is set; BENCH_NODE_FLAGS (space-separated) tries other flags instead.
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
@@ -22,7 +25,7 @@ const PHASES = [
   { label: '2,000/s', backends: 4000, period: 2, targets: true },
   { label: '5,000/s', backends: 5000, period: 1 },
 ].filter((p) => !process.env.BENCH_ONLY || p.label === process.env.BENCH_ONLY);
-const PHASE_SECONDS = Number(process.env.BENCH_PHASE_SECONDS ?? 20);
+const PHASE_SECONDS = Number(process.env.BENCH_PHASE_SECONDS ?? 60);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 6);
 const JITTER = Number(process.env.BENCH_JITTER ?? 1);
 const TARGET = { cpuPercent: 30, rssMb: 200, p99LatenessMs: 50 };
@@ -69,13 +72,11 @@ async function main() {
 
   console.log(`probe-scale: ${ports.length} loopback backends in pid ${backendsChild.pid}; node ${process.version}`);
   console.log(`each phase ${PHASE_SECONDS} s after ${WARMUP_SECONDS} s warm-up, in a fresh process; jitter_fraction ${JITTER}, max_concurrency 512`);
-  // The flags dist/cli.js's shebang gives the daemon, so the figures are what users get.
-  // BENCH_NODE_FLAGS tries other V8 flags (space-separated) in the phase processes.
   const sidecarFlags = process.env.BENCH_NODE_FLAGS
     ? process.env.BENCH_NODE_FLAGS.split(/\s+/).filter(Boolean)
     : process.env.NODE_OPTIONS
       ? []
-      : ['--max-semi-space-size=16'];
+      : shebangFlags();
   console.log(`sidecar node flags: ${[process.env.NODE_OPTIONS, ...sidecarFlags].filter(Boolean).join(' ')}\n`);
 
   const rows = [];
@@ -253,6 +254,14 @@ async function runPhase() {
     },
   });
   process.once('disconnect', () => process.exit(0));
+}
+
+/** The node flags in dist/cli.js's `#!/usr/bin/env -S node <flags>` line. */
+function shebangFlags() {
+  const first = readFileSync(new URL('../dist/cli.js', import.meta.url), 'utf8').split('\n', 1)[0];
+  const match = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+  if (!match) throw new Error(`dist/cli.js does not start with a "#!/usr/bin/env -S node" line: ${first}`);
+  return match[1].split(/\s+/).filter(Boolean);
 }
 
 function sleep(ms) {

@@ -78,12 +78,12 @@ interface Entry {
   active: boolean;
   pending: boolean;
   inFlight: boolean;
-}
-
-interface QueuedProbe {
-  entry: Entry;
-  gen: number;
-  due: number;
+  /** The backend object and gen the probe in flight started with. */
+  probing: Backend | null;
+  probeGen: number;
+  /** The probe's fulfilment and rejection handlers, made once per entry rather than per probe. */
+  onProbed: (result: ProbeResult) => void;
+  onProbeRejected: () => void;
 }
 
 /** Creates a scheduler; nothing is probed before start(). */
@@ -92,9 +92,15 @@ export function createProbeScheduler(opts: ProbeSchedulerOptions): ProbeSchedule
   const random = opts.random ?? Math.random;
   const entries = new Map<string, Entry>();
   const heap: Entry[] = [];
-  const queue: QueuedProbe[] = [];
+  // The FIFO of due probes as parallel arrays (entry, its gen and due time when queued): no
+  // object per probe. An entry can be in it twice when its config changed while queued; the
+  // stale copy is dropped by gen.
+  const queue: (Entry | undefined)[] = [];
+  const queueGen: number[] = [];
+  const queueDue: number[] = [];
   let queueHead = 0;
-  const probesInFlight = new Set<Promise<void>>();
+  /** Resolves stop()'s wait once the last probe in flight has settled. */
+  let whenIdle: (() => void) | null = null;
   let timer: TimerHandle | undefined;
   let armedFor = Infinity;
   let lastFiredAt = -Infinity;
@@ -193,47 +199,64 @@ export function createProbeScheduler(opts: ProbeSchedulerOptions): ProbeSchedule
     if (e.inFlight || e.pending) return skip(e, 'in_flight');
     if (opts.admit && !opts.admit(e.backend)) return skip(e, 'not_admitted');
     e.pending = true;
-    queue.push({ entry: e, gen: e.gen, due });
+    queue.push(e);
+    queueGen.push(e.gen);
+    queueDue.push(due);
   };
 
   const drain = (now: number): void => {
     while (inFlight < opts.maxConcurrency && queueHead < queue.length) {
-      const item = queue[queueHead]!;
-      queue[queueHead++] = undefined as unknown as QueuedProbe;
-      if (item.gen === item.entry.gen) launch(item, now);
+      const e = queue[queueHead]!;
+      const gen = queueGen[queueHead]!;
+      const due = queueDue[queueHead]!;
+      queue[queueHead++] = undefined;
+      if (gen === e.gen) launch(e, gen, due, now);
     }
     if (queueHead === queue.length) {
-      queue.length = 0;
-      queueHead = 0;
+      // Only when there is something to drop: emptying an array frees its storage, which the
+      // next push then allocates again.
+      if (queueHead > 0) clearQueue();
     } else if (queueHead > 1024 && queueHead * 2 > queue.length) {
       queue.splice(0, queueHead);
+      queueGen.splice(0, queueHead);
+      queueDue.splice(0, queueHead);
       queueHead = 0;
     }
   };
 
-  const launch = (item: QueuedProbe, now: number): void => {
-    const e = item.entry;
+  const clearQueue = (): void => {
+    queue.length = 0;
+    queueGen.length = 0;
+    queueDue.length = 0;
+    queueHead = 0;
+  };
+
+  const launch = (e: Entry, gen: number, due: number, now: number): void => {
     const backend = e.backend;
     e.pending = false;
     e.inFlight = true;
+    e.probing = backend;
+    e.probeGen = gen;
     inFlight++;
     started++;
-    opts.onProbeStart?.(backend, now - item.due);
-    const settle = (result: ProbeResult | undefined): void => {
-      e.inFlight = false;
-      inFlight--;
-      completed++;
-      probesInFlight.delete(done);
-      if (!e.active) {
-        if (entries.get(backend.id) === e) entries.delete(backend.id);
-      } else if (result && e.gen === item.gen) {
-        opts.onResult(result, backend);
-      }
-      if (!stopped) drain(clock.now());
-    };
+    opts.onProbeStart?.(backend, now - due);
     // Probers never reject; a bug that makes one reject must still free the slot.
-    const done: Promise<void> = opts.proberFor(backend).probe(backend).then(settle, () => settle(undefined));
-    probesInFlight.add(done);
+    opts.proberFor(backend).probe(backend).then(e.onProbed, e.onProbeRejected);
+  };
+
+  const settle = (e: Entry, result: ProbeResult | undefined): void => {
+    const backend = e.probing!;
+    e.probing = null;
+    e.inFlight = false;
+    inFlight--;
+    completed++;
+    if (!e.active) {
+      if (entries.get(backend.id) === e) entries.delete(backend.id);
+    } else if (result && e.gen === e.probeGen) {
+      opts.onResult(result, backend);
+    }
+    if (!stopped) drain(clock.now());
+    else if (inFlight === 0 && whenIdle) whenIdle();
   };
 
   const deactivate = (e: Entry): void => {
@@ -266,6 +289,10 @@ export function createProbeScheduler(opts: ProbeSchedulerOptions): ProbeSchedule
             active: true,
             pending: false,
             inFlight: false,
+            probing: null,
+            probeGen: 0,
+            onProbed: (result) => settle(fresh, result),
+            onProbeRejected: () => settle(fresh, undefined),
           };
           fresh.due = firstDue(fresh, now);
           entries.set(backend.id, fresh);
@@ -307,9 +334,8 @@ export function createProbeScheduler(opts: ProbeSchedulerOptions): ProbeSchedule
       live = false;
       arm();
       for (const e of entries.values()) if (e.active) deactivate(e);
-      queue.length = 0;
-      queueHead = 0;
-      while (probesInFlight.size > 0) await Promise.all(probesInFlight);
+      clearQueue();
+      if (inFlight > 0) await new Promise<void>((resolve) => (whenIdle = resolve));
     },
     stats: () => ({
       targets,
