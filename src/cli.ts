@@ -128,7 +128,7 @@ async function render(flag: string | undefined): Promise<number> {
 async function status(flag: string | undefined): Promise<number> {
   const path = resolveConfigPath(flag, process.env);
   const config = await loadConfigFile(path, process.env);
-  const url = `http://${config.admin.listen}/api/v1/apps`;
+  const url = `${adminBase(config.admin.listen)}/api/v1/apps`;
   let body: { apps: Array<{ name: string; panic: boolean; backends: Array<Record<string, unknown>> }> };
   try {
     const res = await fetch(url);
@@ -155,6 +155,11 @@ async function status(flag: string | undefined): Promise<number> {
   return 0;
 }
 
+/** The admin server's URL; a wildcard listen address is reached on loopback. */
+function adminBase(listen: string): string {
+  return `http://${listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:').replace(/^\[::\]:/, '[::1]:')}`;
+}
+
 async function report(flag: string | undefined, app: string, hoursText: string | undefined, json: boolean): Promise<number> {
   let hours = 24;
   if (hoursText !== undefined) {
@@ -165,7 +170,7 @@ async function report(flag: string | undefined, app: string, hoursText: string |
   }
   const path = resolveConfigPath(flag, process.env);
   const config = await loadConfigFile(path, process.env);
-  const url = `http://${config.admin.listen}/api/v1/apps/${encodeURIComponent(app)}/report?hours=${hours}`;
+  const url = `${adminBase(config.admin.listen)}/api/v1/apps/${encodeURIComponent(app)}/report?hours=${hours}`;
   let res: Response;
   try {
     res = await fetch(url);
