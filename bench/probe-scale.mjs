@@ -11,11 +11,14 @@
 // Env: BENCH_PHASE_SECONDS (default 60: with V8's adaptive old-generation growth, RSS at 2,000
 // probes/s was still rising after 20 s, 240 MB then 315 MB at 60 s), BENCH_WARMUP_SECONDS (default 6),
 // BENCH_JITTER (jitter_fraction, default 1: spread first probes over the whole period),
-// BENCH_ONLY (one phase label, e.g. 2,000/s). The phase processes run with the node flags of
+// BENCH_ONLY (one phase label, e.g. 2,000/s), BENCH_STORE=1 (the SQLite state store on too).
+// The phase processes run with the node flags of
 // dist/cli.js's shebang (read from it, so the figures are what users get), or with NODE_OPTIONS
 // when that is set; BENCH_NODE_FLAGS (space-separated) tries other flags instead.
 import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
@@ -28,6 +31,7 @@ const PHASES = [
 const PHASE_SECONDS = Number(process.env.BENCH_PHASE_SECONDS ?? 60);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 6);
 const JITTER = Number(process.env.BENCH_JITTER ?? 1);
+const STORE = process.env.BENCH_STORE === '1';
 const TARGET = { cpuPercent: 30, rssMb: 200, p99LatenessMs: 50 };
 const SELF = new URL(import.meta.url).pathname;
 
@@ -77,7 +81,8 @@ async function main() {
     : process.env.NODE_OPTIONS
       ? []
       : shebangFlags();
-  console.log(`sidecar node flags: ${[process.env.NODE_OPTIONS, ...sidecarFlags].filter(Boolean).join(' ')}\n`);
+  console.log(`sidecar node flags: ${[process.env.NODE_OPTIONS, ...sidecarFlags].filter(Boolean).join(' ')}`);
+  console.log(`state store: ${STORE ? 'on (BENCH_STORE=1): every result written by the store worker' : 'off (BENCH_STORE=1 turns it on)'}\n`);
 
   const rows = [];
   try {
@@ -108,6 +113,7 @@ async function main() {
           `gc max pause ${row.gcMaxMs.toFixed(1)} ms, gc ${row.gcPercent.toFixed(1)}% of wall`,
       );
       for (const [cls, text] of row.failureSamples) console.log(`  failure sample ${cls}: ${text}`);
+      if (row.store) console.log(`  store: ${row.store.state}, ${row.store.written} results written, ${row.store.dropped} dropped`);
     }
   } finally {
     backendsChild.disconnect();
@@ -146,7 +152,7 @@ async function runPhase() {
 
   const clock = createSystemClock();
   const prober = createHttpProber({ version: 'bench', clock });
-  const { DEFAULT_HEALTH } = await import('../dist/config/schema.js');
+  const { DEFAULT_HEALTH, DEFAULT_FAILURE_DETECTION } = await import('../dist/config/schema.js');
   const health = { ...DEFAULT_HEALTH, initial_delay_seconds: 0, period_seconds: phase.period, timeout_seconds: 1 };
   const backends = ports.map((port) => ({
     id: `bench/127.0.0.1:${port}`,
@@ -163,12 +169,25 @@ async function runPhase() {
   const registry = createHealthRegistry({
     clock,
     breaker: { failure_threshold: 5, success_threshold: 3, recovery_timeout_seconds: 60, max_test_requests: 3 },
-    detection: { max_response_time_ms: 5000, max_error_rate_percent: 5, consecutive_failure_limit: 3, failure_rate_window_minutes: 10 },
+    detection: DEFAULT_FAILURE_DETECTION,
   });
   registry.sync(backends);
   const metrics = createMetrics();
   metrics.setBackends(registry.views());
   const tickets = new Map();
+  // BENCH_STORE=1: the state store too, as the daemon runs it (every result queued to its worker
+  // thread, which writes raw rows and rollups; the worker's CPU counts in this process's).
+  let store = null;
+  let storeDir = null;
+  if (STORE) {
+    const { createSqliteStore } = await import('../dist/store/sqlite-store.js');
+    storeDir = mkdtempSync(join(tmpdir(), 'orchestry-bench-store-'));
+    store = createSqliteStore({
+      config: { enabled: true, path: join(storeDir, 'state.db'), raw_retention_hours: 24, rollup_retention_days: 30, flush_interval_seconds: 1, max_queue: 200_000 },
+      clock,
+    });
+    await store.restore();
+  }
 
   let measuring = false;
   let results = 0;
@@ -189,6 +208,7 @@ async function runPhase() {
     onResult(result, backend) {
       registry.record(result, tickets.get(backend.id) ?? -1);
       metrics.onProbe(result, 'http');
+      store?.probe(result);
       if (!measuring) return;
       results++;
       if (!result.healthy) {
@@ -232,6 +252,9 @@ async function runPhase() {
   const heapUsed = process.memoryUsage().heapUsed;
   await scheduler.stop();
   await prober.close();
+  const storeStatus = store?.status();
+  await store?.close();
+  if (storeDir) rmSync(storeDir, { recursive: true, force: true });
 
   lateness.sort((a, b) => a - b);
   const pct = (q) => (lateness.length ? lateness[Math.min(lateness.length - 1, Math.floor(q * lateness.length))] : 0);
@@ -251,6 +274,7 @@ async function runPhase() {
       newSpaceMb: (newSpace?.space_size ?? 0) / 1048576,
       gcMaxMs,
       gcPercent: (gcTotalMs / wallMs) * 100,
+      store: storeStatus ? { written: storeStatus.written, dropped: storeStatus.dropped, state: storeStatus.state } : null,
     },
   });
   process.once('disconnect', () => process.exit(0));
