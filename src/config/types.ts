@@ -274,7 +274,7 @@ export interface StoreConfig {
   rollup_retention_days: number; // 30
   /** Queued writes are committed at least this often. */
   flush_interval_seconds: number; // 1
-  /** Most writes held while the database lags; beyond it the oldest probe results are dropped (counted). */
+  /** Most probe results held while the database lags or is unavailable; beyond it results are dropped (counted). */
   max_queue: number; // 200000
 }
 

@@ -121,6 +121,16 @@ beforeAll(async () => {
     `compose stack: \`up -d\` returned after ${((upReturned - started) / 1000).toFixed(1)} s; ` +
       `first request routed to a replica (${first}) ${((Date.now() - started) / 1000).toFixed(1)} s after \`up\` began`,
   );
+  // nginx started before the sidecar wrote any upstream: until its first reload completes, the
+  // workers of that empty config still take some connections (and answer 502). One routed
+  // request proves only that a new worker exists; wait for the old ones to be gone.
+  await waitFor(
+    async () => {
+      const counts = await spread(10);
+      return Object.keys(counts).every((k) => k.startsWith('app-'));
+    },
+    { what: 'every request routed (the pre-sidecar nginx workers gone)', timeoutMs: 30_000, intervalMs: 200 },
+  );
 }, 600_000);
 
 afterAll(async () => {
