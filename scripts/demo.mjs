@@ -125,6 +125,8 @@ orchestry-sidecar demo (files in ${dir})
               then: for i in $(seq 6); do curl -s http://127.0.0.1:${NGINX_PORT}/; done
               backend-2 is marked down within ~4 s and nginx stops sending it traffic
   heal it:    curl -X POST http://127.0.0.1:${BACKEND_PORTS[1]}/heal
+  report:     node ${join(root, 'dist', 'cli.js')} report demo --config ${dir}/sidecar.yaml
+              (uptime, checks, p95, errors, ejections so far, kept in ${dir}/orchestry-sidecar.db)
 
 Ctrl-C stops nginx, the backends and the sidecar.
 `);

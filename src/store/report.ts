@@ -47,7 +47,9 @@ export function mergeAgg(into: MinuteAgg, from: MinuteAgg): void {
 
 /** Statistics from an aggregate; p95 from its sketch. */
 export function statsFromAgg(agg: MinuteAgg): CheckStats {
-  return stats(agg, sketchQuantile(agg.sketch, 0.95));
+  const p95 = sketchQuantile(agg.sketch, 0.95);
+  // A bucket's representative value can lie above every sample in it; no percentile exceeds the max.
+  return stats(agg, p95 === null ? null : Math.min(p95, agg.maxUs / 1000));
 }
 
 /** Exact statistics from raw samples (µs, error code); p95 by nearest rank. */

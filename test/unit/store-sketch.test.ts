@@ -139,3 +139,13 @@ describe('report statistics', () => {
     expect(stats.failure_breakdown).toEqual({ health_check_failed: 2, health_check_timeout: 1 });
   });
 });
+
+describe('rollup percentiles', () => {
+  it('never puts the p95 above the largest sample', () => {
+    // 20 checks all at 29.4 ms: the sketch's bucket value for them lies above 29.4.
+    const agg = newAgg();
+    for (let i = 0; i < 20; i++) addSample(agg, 29_400, 0);
+    expect(sketchQuantile(agg.sketch, 0.95)!).toBeGreaterThan(29.4);
+    expect(statsFromAgg(agg)).toMatchObject({ p95_response_time_ms: 29.4, max_response_time_ms: 29.4 });
+  });
+});
