@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.js';
 import type { HealthCheckConfig } from '../../src/config/types.js';
 import type { Backend, ProbeResult } from '../../src/model.js';
-import { createProbeScheduler, type ProbeSchedulerOptions, type SkipReason } from '../../src/probe/scheduler.js';
+import { createProbeScheduler, TICK_MS, type ProbeSchedulerOptions, type SkipReason } from '../../src/probe/scheduler.js';
 import type { Prober } from '../../src/probe/types.js';
 import { probeBackend } from '../helpers/probe-servers.js';
 
@@ -106,15 +106,15 @@ describe('probe scheduler', () => {
     expect(s.lateness.every((l) => l === 0)).toBe(true);
   });
 
-  it('batches probes due within 10 ms into one timer wake-up', async () => {
-    const randoms = [0, 0.0003, 0.0012];
+  it('batches probes due within one tick into one timer wake-up', async () => {
+    // Due at 0, 0.3 and 1.2 ticks (jitter × the 10 s period).
+    const randoms = [0, (0.3 * TICK_MS) / 10_000, (1.2 * TICK_MS) / 10_000];
     const s = setup({ jitterFraction: 1, random: () => randoms.shift()! });
     s.scheduler.setTargets([target(1), target(2), target(3)]);
     s.scheduler.start();
-    // Due at 0, 3 and 12 ms.
-    for (let ms = 0; ms <= 30; ms++) await s.at(ms);
-    expect(s.startTimes()).toEqual([0, 10, 20]);
-    expect(s.lateness).toEqual([0, 7, 8]);
+    for (let ms = 0; ms <= 3 * TICK_MS; ms++) await s.at(ms);
+    expect(s.startTimes()).toEqual([0, TICK_MS, 2 * TICK_MS]);
+    expect(s.lateness.map((l) => Math.round(l * 10) / 10)).toEqual([0, 0.7 * TICK_MS, 0.8 * TICK_MS]);
   });
 
   it('never runs two probes of one backend at once: a tick during a probe is skipped', async () => {
@@ -277,14 +277,14 @@ describe('probe scheduler', () => {
         starts.set(c.backend.port, [...(starts.get(c.backend.port) ?? []), c.at]);
       }
     }
-    expect(s.lateness.every((l) => l >= 0 && l <= 10)).toBe(true);
+    expect(s.lateness.every((l) => l >= 0 && l <= TICK_MS)).toBe(true);
     for (const b of all) {
       const times = starts.get(b.port) ?? [];
       const periodMs = b.health.period_seconds * 1000;
       // Removed at 10 s, present throughout, or added at 10 s: each probed about every period.
       const span = b.port <= 100 ? 10_000 : b.port <= 200 ? 30_000 : 20_000;
       expect(Math.abs(times.length - span / periodMs)).toBeLessThanOrEqual(1);
-      for (let i = 1; i < times.length; i++) expect(Math.abs(times[i]! - times[i - 1]! - periodMs)).toBeLessThanOrEqual(10);
+      for (let i = 1; i < times.length; i++) expect(Math.abs(times[i]! - times[i - 1]! - periodMs)).toBeLessThanOrEqual(TICK_MS);
     }
   });
 
