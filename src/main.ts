@@ -45,6 +45,7 @@ import {
   type AppSnapshot,
   type PlannedAction,
   type PlannerInput,
+  type PlannerState,
 } from './recovery/planner.js';
 import { createSqliteStore } from './store/sqlite-store.js';
 import type { StateStore } from './store/types.js';
@@ -114,12 +115,16 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     log.info({ backends: restoredBackends.restored, recovery: savedPlanner !== undefined, alerts: restored.alerts.length }, 'state restored from the store');
   }
   let savedPlannerJson = savedPlanner === undefined ? '' : JSON.stringify(savedPlanner);
+  let persistedPlanner: PlannerState | null = null;
   /** Writes what changed since the last call: backend states, the planner's state. */
   const persistState = () => {
     for (const id of registry.takeDirty()) {
       const state = registry.exportState(id);
       store.saveState(`backend:${id}`, state ? JSON.stringify(state) : null);
     }
+    // plan() returns a new state object on every input; only a new object can hold a change.
+    if (plannerState === persistedPlanner) return;
+    persistedPlanner = plannerState;
     const plannerJson = JSON.stringify(plannerState);
     if (plannerJson !== savedPlannerJson) {
       store.saveState('planner', plannerJson);
@@ -249,31 +254,31 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const apps = allApps();
     const holds = config.recovery.mode === 'on' ? trafficHolds(plannerState) : null;
     const { set, panics, failovers } = buildDesiredSet(apps, views, holds ? { weightFactors: holds.weightFactors } : {});
-    for (const app of apps.map((a) => a.name)) {
-      const now = failovers.includes(app);
-      const backup = apps.find((a) => a.name === app)?.upstream.backup_app;
-      if (now && !failingOver.has(app)) {
-        log.error({ app, backup_app: backup }, `every backend of the app is ejected: failing over to the servers of ${backup}`);
-        events.push('recovery', clock.now(), `failover_to_backup: routing to ${backup}`, { app, strategy: 'failover_to_backup', backup_app: backup });
-      } else if (!now && failingOver.has(app)) {
-        log.warn({ app }, 'failover over: routing to the app\'s own backends again');
-        events.push('recovery', clock.now(), 'failover_to_backup over', { app, strategy: 'failover_to_backup' });
+    for (const app of apps) {
+      const name = app.name;
+      const backup = app.upstream.backup_app;
+      switch (edge(failingOver, name, failovers.includes(name))) {
+        case 'start':
+          log.error({ app: name, backup_app: backup }, `every backend of the app is ejected: failing over to the servers of ${backup}`);
+          events.push('recovery', clock.now(), `failover_to_backup: routing to ${backup}`, { app: name, strategy: 'failover_to_backup', backup_app: backup });
+          break;
+        case 'end':
+          log.warn({ app: name }, 'failover over: routing to the app\'s own backends again');
+          events.push('recovery', clock.now(), 'failover_to_backup over', { app: name, strategy: 'failover_to_backup' });
+          break;
       }
-      if (now) failingOver.add(app);
-      else failingOver.delete(app);
-    }
-    for (const app of apps.map((a) => a.name)) {
-      const now = panics.includes(app);
-      if (now && !panicking.has(app)) {
-        log.error({ app }, 'every backend of the app is ejected: routing to all of them (panic)');
-        events.push('transition', clock.now(), 'panic: every backend ejected, routing to all', { app });
-      } else if (!now && panicking.has(app)) {
-        log.warn({ app }, 'panic over: routing to healthy backends only');
-        events.push('transition', clock.now(), 'panic over', { app });
+      const panic = panics.includes(name);
+      switch (edge(panicking, name, panic)) {
+        case 'start':
+          log.error({ app: name }, 'every backend of the app is ejected: routing to all of them (panic)');
+          events.push('transition', clock.now(), 'panic: every backend ejected, routing to all', { app: name });
+          break;
+        case 'end':
+          log.warn({ app: name }, 'panic over: routing to healthy backends only');
+          events.push('transition', clock.now(), 'panic over', { app: name });
+          break;
       }
-      if (now) panicking.add(app);
-      else panicking.delete(app);
-      metrics.setPanic(app, now);
+      metrics.setPanic(name, panic);
     }
     // Until Docker has answered once, the containers' servers are unknown: writing now would
     // replace a good file with one that lacks them (502s). Keep nginx's file as it is.
@@ -790,6 +795,18 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       log.info('orchestry-sidecar stopped');
     },
   };
+}
+
+/**
+ * Records whether `key` is in the state now and says whether that started or ended it, so a
+ * condition (panic, failover) is logged once when it begins and once when it ends.
+ */
+function edge(active: Set<string>, key: string, now: boolean): 'start' | 'end' | null {
+  const was = active.has(key);
+  if (now === was) return null;
+  if (now) active.add(key);
+  else active.delete(key);
+  return now ? 'start' : 'end';
 }
 
 /** JSON for one app in /api/v1/apps. */
