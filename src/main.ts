@@ -34,19 +34,11 @@ import { createHttpProber } from './probe/http.js';
 import { createProbeScheduler } from './probe/scheduler.js';
 import { createTcpProber } from './probe/tcp.js';
 import { createDockerActions } from './recovery/docker-actions.js';
-import { createRecoveryExecutor, resultInput, type ActionRecord } from './recovery/executor.js';
-import {
-  createPlannerState,
-  plan,
-  plannerConfig,
-  restorePlannerState,
-  summarize,
-  trafficHolds,
-  type AppSnapshot,
-  type PlannedAction,
-  type PlannerInput,
-  type PlannerState,
-} from './recovery/planner.js';
+import { createRecoveryExecutor, resultInput } from './recovery/executor.js';
+import { plan, plannerConfig } from './recovery/planner.js';
+import { createPlannerState, restorePlannerState, summarize, type PlannerState } from './recovery/planner-state.js';
+import { trafficHolds } from './recovery/traffic-holds.js';
+import type { ActionRecord, AppSnapshot, PlannedAction, PlannerInput } from './recovery/types.js';
 import { createSqliteStore } from './store/sqlite-store.js';
 import type { StateStore } from './store/types.js';
 import { buildDesiredSet } from './upstream/desired.js';

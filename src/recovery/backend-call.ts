@@ -6,7 +6,7 @@
 import { request } from 'undici';
 import { describeError } from '../errors.js';
 import { formatAddress } from '../model.js';
-import type { BackendCall } from './planner.js';
+import type { BackendCall } from './types.js';
 
 export interface BackendCallResult {
   ok: boolean;

@@ -5,41 +5,11 @@
  * planner, which is told the outcome with `resultInput(record)`.
  */
 import type { Clock } from '../clock.js';
-import type { FailureType } from '../health/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { DockerActionResult, DockerActions } from './docker-actions.js';
 import { callBackend as defaultCallBackend, type BackendCallResult } from './backend-call.js';
-import type { BackendCall, PlannedAction, PlannerInput, Strategy } from './planner.js';
 import { pickFreePort } from './ports.js';
-
-/** One action taken (or, in dry-run, one that would have been). */
-export interface ActionRecord {
-  id: string;
-  strategy: Strategy;
-  failureType: FailureType | null;
-  app: string;
-  backendId: string;
-  containerId: string | null;
-  newContainerId?: string;
-  ok: boolean;
-  dryRun: boolean;
-  error?: string;
-  /** The planner's reason. */
-  reason: string;
-  /** Epoch ms. */
-  startedAt: number;
-  durationMs: number;
-}
-
-export interface HistoryFilter {
-  app?: string;
-  backendId?: string;
-  strategy?: Strategy;
-  /** Only records started at or after this epoch ms. */
-  since?: number;
-  /** At most this many, newest first. */
-  limit?: number;
-}
+import type { ActionRecord, BackendCall, HistoryFilter, PlannedAction, PlannerInput } from './types.js';
 
 export interface RecoveryExecutor {
   /** Runs one action to its end; never throws. */

@@ -6,7 +6,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import type { ActionRecord } from '../recovery/executor.js';
+import type { ActionRecord } from '../recovery/types.js';
 import type { Batch } from './protocol.js';
 import {
   addSample,

@@ -4,7 +4,7 @@
  */
 import type { FailureEvent, Transition } from '../health/types.js';
 import type { ProbeErrorClass } from '../model.js';
-import type { ActionRecord } from '../recovery/executor.js';
+import type { ActionRecord } from '../recovery/types.js';
 import type { AlertDelivery, HealthReport, ReportSource, RestoredState } from './types.js';
 
 /** Stored error code = index + 1; 0 is a healthy result. Append only: codes are on disk. */

@@ -2,7 +2,7 @@
  * Pure pieces of the health report: per-minute aggregates (what a rollup row holds), check
  * statistics from aggregates or from exact samples, and event statistics. No I/O.
  */
-import type { ActionRecord } from '../recovery/executor.js';
+import type { ActionRecord } from '../recovery/types.js';
 import { errorClassName } from './protocol.js';
 import { addCount, mergeCounts, sketchKey, sketchQuantile, type Counts } from './sketch.js';
 import type { CheckStats, EventStats, ReportAction, ReportTransition } from './types.js';

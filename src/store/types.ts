@@ -5,7 +5,7 @@
  */
 import type { FailureEvent, Transition } from '../health/types.js';
 import type { ProbeResult } from '../model.js';
-import type { ActionRecord } from '../recovery/executor.js';
+import type { ActionRecord } from '../recovery/types.js';
 
 export interface StateStore {
   /** Queues one probe result (raw row + per-minute rollup). Costs a few array stores. */

@@ -11,16 +11,10 @@ import type { AppRecoveryOptions } from '../../src/config/types.js';
 import type { BackendView, FailureEvent, FailureType } from '../../src/health/types.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createDockerActions } from '../../src/recovery/docker-actions.js';
-import { createRecoveryExecutor, resultInput, type ActionRecord, type RecoveryExecutor } from '../../src/recovery/executor.js';
-import {
-  createPlannerState,
-  plan,
-  type AppSnapshot,
-  type PlannedAction,
-  type PlannerConfig,
-  type PlannerInput,
-  type PlannerState,
-} from '../../src/recovery/planner.js';
+import { createRecoveryExecutor, resultInput, type RecoveryExecutor } from '../../src/recovery/executor.js';
+import { plan } from '../../src/recovery/planner.js';
+import { createPlannerState, type PlannerState } from '../../src/recovery/planner-state.js';
+import type { ActionRecord, AppSnapshot, PlannedAction, PlannerConfig, PlannerInput } from '../../src/recovery/types.js';
 import { ensureTestImages, type TestImages } from '../helpers/docker-images.js';
 import { controlApp, docker, removeTestContainers, requireDocker, runContainer } from '../helpers/docker.js';
 import { freePort, httpGet } from '../helpers/nginx-instance.js';

@@ -12,7 +12,7 @@ import { createManualClock, type ManualClock } from '../../src/clock.js';
 import type { StoreConfig } from '../../src/config/types.js';
 import type { FailureEvent, Transition } from '../../src/health/types.js';
 import type { ProbeErrorClass, ProbeResult } from '../../src/model.js';
-import type { ActionRecord } from '../../src/recovery/executor.js';
+import type { ActionRecord } from '../../src/recovery/types.js';
 import { openStoreDatabase } from '../../src/store/database.js';
 import { addSample, newAgg } from '../../src/store/report.js';
 import { listPartitions, migrate, SCHEMA_VERSION } from '../../src/store/schema.js';

@@ -5,8 +5,8 @@ import { callBackend } from '../../src/recovery/backend-call.js';
 import { createManualClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { DockerActionResult, DockerActions } from '../../src/recovery/docker-actions.js';
-import { createRecoveryExecutor, resultInput, type ActionRecord } from '../../src/recovery/executor.js';
-import type { PlannedAction } from '../../src/recovery/planner.js';
+import { createRecoveryExecutor, resultInput } from '../../src/recovery/executor.js';
+import type { ActionRecord, PlannedAction } from '../../src/recovery/types.js';
 
 const silent = createLogger({ level: 'silent' });
 

@@ -1,21 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { BackendView, FailureEvent, FailureType } from '../../src/health/types.js';
 import type { ContainerRef, ProbeResult } from '../../src/model.js';
-import {
-  STRATEGY_MAP,
-  createPlannerState,
-  restorePlannerState,
-  summarize,
-  plan,
-  plannerConfig,
-  trafficHolds,
-  type AppSnapshot,
-  type PlanResult,
-  type PlannedAction,
-  type PlannerConfig,
-  type PlannerInput,
-  type PlannerState,
-} from '../../src/recovery/planner.js';
+import { plan, plannerConfig } from '../../src/recovery/planner.js';
+import { createPlannerState, restorePlannerState, summarize, type PlannerState } from '../../src/recovery/planner-state.js';
+import { STRATEGY_MAP } from '../../src/recovery/strategies.js';
+import { trafficHolds } from '../../src/recovery/traffic-holds.js';
+import type { AppSnapshot, PlanResult, PlannedAction, PlannerConfig, PlannerInput } from '../../src/recovery/types.js';
 
 const T0 = 1_700_000_000_000;
 const S = 1000;
