@@ -56,112 +56,159 @@ export function resultInput(record: ActionRecord): PlannerInput {
   };
 }
 
+/** The executor: runs each action once, keeps the latest records, never throws from `run`. */
 export function createRecoveryExecutor(opts: RecoveryExecutorOptions): RecoveryExecutor {
-  const { actions, clock, logger } = opts;
-  const size = opts.historySize ?? 1000;
-  const pickPort = opts.pickPort ?? ((range, used) => pickFreePort(range, used));
-  const callBackend = opts.callBackend ?? ((call) => defaultCallBackend(call));
-  // Ring buffer: the oldest record is overwritten once `size` are kept.
-  const ring: ActionRecord[] = [];
-  let next = 0;
-  let running = 0;
-
-  const effect = async (a: PlannedAction): Promise<Omit<DockerActionResult, 'durationMs'>> => {
-    const none = a.containerId ?? '';
-    switch (a.strategy) {
-      case 'remove_from_lb':
-        return { ok: true, containerId: none };
-      case 'redirect_traffic':
-      case 'restore_traffic':
-      case 'drain_instance':
-      case 'undrain_instance':
-        // The planner's state already holds the change; nginx has to be told.
-        await opts.applyTraffic?.(a);
-        return { ok: true, containerId: none };
-      case 'clear_cache': {
-        if (!a.call) return { ok: false, containerId: none, error: 'clear_cache needs a call' };
-        const r = await callBackend(a.call);
-        return { ok: r.ok, containerId: none, ...(r.error ? { error: r.error } : {}) };
-      }
-      case 'restart_dependencies':
-        if (!a.dependencies?.length) return { ok: false, containerId: none, error: 'restart_dependencies needs dependencies' };
-        return actions.restartNamed(a.dependencies);
-      default:
-        break;
-    }
-    const id = a.containerId;
-    if (!id) return { ok: false, containerId: '', error: `${a.strategy} needs a container` };
-    if (a.drainFirst && opts.drain) {
-      await opts.drain(a).catch((err: unknown) =>
-        logger.warn({ action: a.id, backend: a.backendId, err: String(err) }, 'drain before stop failed; stopping anyway'),
-      );
-    }
-    switch (a.strategy) {
-      case 'restart_container':
-      case 'rolling_restart':
-        return actions.restart(id);
-      case 'recreate_container':
-        return actions.recreate(id);
-      case 'scale_in':
-        return actions.scaleIn(id);
-      case 'replace_instance':
-      case 'scale_out': {
-        const spawn = a.spawn;
-        if (!spawn) return { ok: false, containerId: id, error: `${a.strategy} needs a spawn spec` };
-        let port: number | undefined;
-        if (spawn.portRange) {
-          const free = await pickPort(spawn.portRange, spawn.usedPorts);
-          if (free === null) {
-            return { ok: false, containerId: id, error: `no free port in ${spawn.portRange[0]}-${spawn.portRange[1]}` };
-          }
-          port = free;
-        }
-        const replica = { name: spawn.name, portEnv: spawn.portEnv, ...(port !== undefined ? { port } : {}) };
-        return a.strategy === 'scale_out'
-          ? actions.scaleOut(id, { ...replica, ...(spawn.replica !== null ? { replica: spawn.replica } : {}) })
-          : actions.replace(id, replica);
-      }
-    }
+  const ctx: EffectContext = {
+    actions: opts.actions,
+    logger: opts.logger,
+    drain: opts.drain,
+    applyTraffic: opts.applyTraffic,
+    callBackend: opts.callBackend ?? ((call) => defaultCallBackend(call)),
+    pickPort: opts.pickPort ?? ((range, used) => pickFreePort(range, used)),
   };
+  const ring = createHistoryRing(opts.historySize ?? 1000);
+  let running = 0;
 
   return {
     async run(a) {
-      const startedAt = clock.now();
+      const startedAt = opts.clock.now();
       running++;
-      let result: Omit<DockerActionResult, 'durationMs'>;
+      let result: EffectResult;
       try {
-        result = a.dryRun ? { ok: true, containerId: a.containerId ?? '' } : await effect(a);
+        result = a.dryRun ? { ok: true, containerId: a.containerId ?? '' } : await effect(ctx, a);
       } catch (err) {
         result = { ok: false, containerId: a.containerId ?? '', error: String(err) };
       } finally {
         running--;
       }
-      const record: ActionRecord = {
-        id: a.id,
-        strategy: a.strategy,
-        failureType: a.failureType,
-        app: a.app,
-        backendId: a.backendId,
-        containerId: a.containerId,
-        ...(result.newContainerId ? { newContainerId: result.newContainerId } : {}),
-        ok: result.ok,
-        dryRun: a.dryRun,
-        ...(result.error ? { error: result.error } : {}),
-        reason: a.reason,
-        startedAt,
-        durationMs: clock.now() - startedAt,
-      };
-      if (ring.length < size) ring.push(record);
-      else ring[next] = record;
-      next = (next + 1) % size;
-      const fields = { action: a.id, strategy: a.strategy, app: a.app, backend: a.backendId, dryRun: a.dryRun, durationMs: record.durationMs };
-      if (record.ok) logger.info({ ...fields, newContainer: record.newContainerId }, `recovery ${a.strategy}${a.dryRun ? ' (dry-run)' : ''}: ${a.reason}`);
-      else logger.warn({ ...fields, err: record.error }, `recovery ${a.strategy} failed`);
+      const record = toRecord(a, result, startedAt, opts.clock.now());
+      ring.push(record);
+      logRecord(opts.logger, a, record);
       opts.onRecord?.(record);
       return record;
     },
+    history: (filter = {}) => ring.list(filter),
+    inFlight: () => running,
+  };
+}
 
-    history(filter = {}) {
+/** What an action's effect needs, with the options' defaults filled in. */
+interface EffectContext {
+  actions: DockerActions;
+  logger: Logger;
+  drain: RecoveryExecutorOptions['drain'];
+  applyTraffic: RecoveryExecutorOptions['applyTraffic'];
+  callBackend: (call: BackendCall) => Promise<BackendCallResult>;
+  pickPort: (range: readonly [number, number], used: number[]) => Promise<number | null>;
+}
+
+type EffectResult = Omit<DockerActionResult, 'durationMs'>;
+
+/** Carries one action out; throws only on a bug or an unexpected error, which `run` records. */
+async function effect(ctx: EffectContext, a: PlannedAction): Promise<EffectResult> {
+  const none = a.containerId ?? '';
+  switch (a.strategy) {
+    case 'remove_from_lb':
+      return { ok: true, containerId: none };
+    case 'redirect_traffic':
+    case 'restore_traffic':
+    case 'drain_instance':
+    case 'undrain_instance':
+      // The planner's state already holds the change; nginx has to be told.
+      await ctx.applyTraffic?.(a);
+      return { ok: true, containerId: none };
+    case 'clear_cache': {
+      if (!a.call) return { ok: false, containerId: none, error: 'clear_cache needs a call' };
+      const r = await ctx.callBackend(a.call);
+      return { ok: r.ok, containerId: none, ...(r.error ? { error: r.error } : {}) };
+    }
+    case 'restart_dependencies':
+      if (!a.dependencies?.length) return { ok: false, containerId: none, error: 'restart_dependencies needs dependencies' };
+      return ctx.actions.restartNamed(a.dependencies);
+    default:
+      return containerEffect(ctx, a);
+  }
+}
+
+/** The strategies that act on one container: drained first when it still serves. */
+async function containerEffect(ctx: EffectContext, a: PlannedAction): Promise<EffectResult> {
+  const id = a.containerId;
+  if (!id) return { ok: false, containerId: '', error: `${a.strategy} needs a container` };
+  if (a.drainFirst && ctx.drain) {
+    await ctx.drain(a).catch((err: unknown) =>
+      ctx.logger.warn({ action: a.id, backend: a.backendId, err: String(err) }, 'drain before stop failed; stopping anyway'),
+    );
+  }
+  switch (a.strategy) {
+    case 'restart_container':
+    case 'rolling_restart':
+      return ctx.actions.restart(id);
+    case 'recreate_container':
+      return ctx.actions.recreate(id);
+    case 'scale_in':
+      return ctx.actions.scaleIn(id);
+    case 'replace_instance':
+    case 'scale_out':
+      return spawnEffect(ctx, a, id);
+    default:
+      return { ok: false, containerId: id, error: `${a.strategy} is not a container action` };
+  }
+}
+
+/** replace_instance and scale_out: a new replica, on a free port when the app is host-networked. */
+async function spawnEffect(ctx: EffectContext, a: PlannedAction, id: string): Promise<EffectResult> {
+  const spawn = a.spawn;
+  if (!spawn) return { ok: false, containerId: id, error: `${a.strategy} needs a spawn spec` };
+  let port: number | undefined;
+  if (spawn.portRange) {
+    const free = await ctx.pickPort(spawn.portRange, spawn.usedPorts);
+    if (free === null) {
+      return { ok: false, containerId: id, error: `no free port in ${spawn.portRange[0]}-${spawn.portRange[1]}` };
+    }
+    port = free;
+  }
+  const replica = { name: spawn.name, portEnv: spawn.portEnv, ...(port !== undefined ? { port } : {}) };
+  return a.strategy === 'scale_out'
+    ? ctx.actions.scaleOut(id, { ...replica, ...(spawn.replica !== null ? { replica: spawn.replica } : {}) })
+    : ctx.actions.replace(id, replica);
+}
+
+function toRecord(a: PlannedAction, result: EffectResult, startedAt: number, now: number): ActionRecord {
+  return {
+    id: a.id,
+    strategy: a.strategy,
+    failureType: a.failureType,
+    app: a.app,
+    backendId: a.backendId,
+    containerId: a.containerId,
+    ...(result.newContainerId ? { newContainerId: result.newContainerId } : {}),
+    ok: result.ok,
+    dryRun: a.dryRun,
+    ...(result.error ? { error: result.error } : {}),
+    reason: a.reason,
+    startedAt,
+    durationMs: now - startedAt,
+  };
+}
+
+function logRecord(logger: Logger, a: PlannedAction, record: ActionRecord): void {
+  const fields = { action: a.id, strategy: a.strategy, app: a.app, backend: a.backendId, dryRun: a.dryRun, durationMs: record.durationMs };
+  if (record.ok) logger.info({ ...fields, newContainer: record.newContainerId }, `recovery ${a.strategy}${a.dryRun ? ' (dry-run)' : ''}: ${a.reason}`);
+  else logger.warn({ ...fields, err: record.error }, `recovery ${a.strategy} failed`);
+}
+
+/** The latest `size` records: once full, the oldest is overwritten. */
+function createHistoryRing(size: number) {
+  const ring: ActionRecord[] = [];
+  let next = 0;
+  return {
+    push(record: ActionRecord): void {
+      if (ring.length < size) ring.push(record);
+      else ring[next] = record;
+      next = (next + 1) % size;
+    },
+    /** Newest first. */
+    list(filter: HistoryFilter): ActionRecord[] {
       const out: ActionRecord[] = [];
       const n = ring.length;
       for (let i = 1; i <= n; i++) {
@@ -175,7 +222,5 @@ export function createRecoveryExecutor(opts: RecoveryExecutorOptions): RecoveryE
       }
       return out;
     },
-
-    inFlight: () => running,
   };
 }
