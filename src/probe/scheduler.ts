@@ -10,6 +10,7 @@
 import type { Clock, TimerHandle } from '../clock.js';
 import type { HealthCheckConfig } from '../config/types.js';
 import type { Backend, ProbeResult } from '../model.js';
+import { heapFix, heapPush, heapRemove, type HeapItem } from './due-heap.js';
 import type { Prober } from './types.js';
 
 /**
@@ -65,17 +66,11 @@ export interface ProbeScheduler {
   stats(): ProbeSchedulerStats;
 }
 
-interface Entry {
+interface Entry extends HeapItem {
   backend: Backend;
-  /** Next due time, epoch ms. */
-  due: number;
   periodMs: number;
   /** When this backend was (re)added; the initial delay counts from here. */
   addedAt: number;
-  /** Creation order; breaks ties between equal due times so order is deterministic. */
-  seq: number;
-  /** Position in the heap, -1 when not scheduled. */
-  pos: number;
   /** Bumped when the backend is removed or its config changes; stale results are dropped. */
   gen: number;
   active: boolean;
@@ -89,266 +84,265 @@ interface Entry {
   onProbeRejected: () => void;
 }
 
-/** Creates a scheduler; nothing is probed before start(). */
-export function createProbeScheduler(opts: ProbeSchedulerOptions): ProbeScheduler {
-  const { clock } = opts;
-  const random = opts.random ?? Math.random;
-  const entries = new Map<string, Entry>();
-  const heap: Entry[] = [];
+/** One scheduler's state; the functions below work on it (no closure per call). */
+interface SchedulerState {
+  readonly opts: ProbeSchedulerOptions;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly entries: Map<string, Entry>;
+  readonly heap: Entry[];
   // The FIFO of due probes as parallel arrays (entry, its gen and due time when queued): no
   // object per probe. An entry can be in it twice when its config changed while queued; the
   // stale copy is dropped by gen.
-  const queue: (Entry | undefined)[] = [];
-  const queueGen: number[] = [];
-  const queueDue: number[] = [];
-  let queueHead = 0;
+  readonly queue: (Entry | undefined)[];
+  readonly queueGen: number[];
+  readonly queueDue: number[];
+  queueHead: number;
   /** Resolves stop()'s wait once the last probe in flight has settled. */
-  let whenIdle: (() => void) | null = null;
-  let timer: TimerHandle | undefined;
-  let armedFor = Infinity;
-  let lastFiredAt = -Infinity;
-  let live = false;
-  let stopped = false;
-  let seq = 0;
-  let targets = 0;
-  let inFlight = 0;
-  let started = 0;
-  let completed = 0;
-  let skipped = 0;
+  whenIdle: (() => void) | null;
+  timer: TimerHandle | undefined;
+  armedFor: number;
+  lastFiredAt: number;
+  live: boolean;
+  stopped: boolean;
+  seq: number;
+  targets: number;
+  inFlight: number;
+  started: number;
+  completed: number;
+  skipped: number;
+  /** The timer's callback, made once per scheduler rather than per arming. */
+  readonly onTimer: () => void;
+}
 
-  // --- binary min-heap on (due, seq), with positions kept in the entries for O(log n) removal.
-  const before = (a: Entry, b: Entry): boolean => a.due < b.due || (a.due === b.due && a.seq < b.seq);
-  const place = (e: Entry, i: number): void => {
-    heap[i] = e;
-    e.pos = i;
+/** Creates a scheduler; nothing is probed before start(). */
+export function createProbeScheduler(opts: ProbeSchedulerOptions): ProbeScheduler {
+  const s: SchedulerState = {
+    opts,
+    clock: opts.clock,
+    random: opts.random ?? Math.random,
+    entries: new Map(),
+    heap: [],
+    queue: [],
+    queueGen: [],
+    queueDue: [],
+    queueHead: 0,
+    whenIdle: null,
+    timer: undefined,
+    armedFor: Infinity,
+    lastFiredAt: -Infinity,
+    live: false,
+    stopped: false,
+    seq: 0,
+    targets: 0,
+    inFlight: 0,
+    started: 0,
+    completed: 0,
+    skipped: 0,
+    onTimer: () => onTimer(s),
   };
-  const siftUp = (i: number): void => {
-    const e = heap[i]!;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(e, heap[parent]!)) break;
-      place(heap[parent]!, i);
-      i = parent;
-    }
-    place(e, i);
-  };
-  const siftDown = (i: number): void => {
-    const e = heap[i]!;
-    const n = heap.length;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && before(heap[r]!, heap[l]!) ? r : l;
-      if (!before(heap[c]!, e)) break;
-      place(heap[c]!, i);
-      i = c;
-    }
-    place(e, i);
-  };
-  const heapPush = (e: Entry): void => {
-    heap.push(e);
-    siftUp(heap.length - 1);
-  };
-  const heapRemove = (e: Entry): void => {
-    const i = e.pos;
-    if (i < 0) return;
-    e.pos = -1;
-    const last = heap.pop()!;
-    if (last === e) return;
-    place(last, i);
-    siftUp(i);
-    siftDown(last.pos);
-  };
-  const heapFix = (e: Entry): void => {
-    siftUp(e.pos);
-    siftDown(e.pos);
-  };
-
-  const periodOf = (h: HealthCheckConfig): number => Math.max(1, h.period_seconds * 1000);
-  const firstDue = (e: Entry, now: number): number =>
-    Math.max(e.addedAt + e.backend.health.initial_delay_seconds * 1000, now) + random() * opts.jitterFraction * e.periodMs;
-
-  const arm = (): void => {
-    const top = heap[0];
-    const at = live && top ? Math.max(top.due, lastFiredAt + TICK_MS) : Infinity;
-    if (at === armedFor) return;
-    if (timer !== undefined) clock.clearTimeout(timer);
-    timer = undefined;
-    armedFor = at;
-    if (at !== Infinity) timer = clock.setTimeout(onTimer, Math.max(0, at - clock.now()));
-  };
-
-  const onTimer = (): void => {
-    timer = undefined;
-    armedFor = Infinity;
-    const now = clock.now();
-    lastFiredAt = now;
-    for (let top = heap[0]; top && top.due <= now; top = heap[0]) tick(top);
-    drain(now);
-    arm();
-  };
-
-  const skip = (e: Entry, reason: SkipReason): void => {
-    skipped++;
-    opts.onSkip?.(e.backend, reason);
-  };
-
-  const tick = (e: Entry): void => {
-    const due = e.due;
-    // Fixed rate: the next due time follows from this one, not from when the probe ends.
-    e.due = due + e.periodMs;
-    heapFix(e);
-    if (e.inFlight || e.pending) return skip(e, 'in_flight');
-    if (opts.admit && !opts.admit(e.backend)) return skip(e, 'not_admitted');
-    e.pending = true;
-    queue.push(e);
-    queueGen.push(e.gen);
-    queueDue.push(due);
-  };
-
-  const drain = (now: number): void => {
-    while (inFlight < opts.maxConcurrency && queueHead < queue.length) {
-      const e = queue[queueHead]!;
-      const gen = queueGen[queueHead]!;
-      const due = queueDue[queueHead]!;
-      queue[queueHead++] = undefined;
-      if (gen === e.gen) launch(e, gen, due, now);
-    }
-    if (queueHead === queue.length) {
-      // Only when there is something to drop: emptying an array frees its storage, which the
-      // next push then allocates again.
-      if (queueHead > 0) clearQueue();
-    } else if (queueHead > 1024 && queueHead * 2 > queue.length) {
-      queue.splice(0, queueHead);
-      queueGen.splice(0, queueHead);
-      queueDue.splice(0, queueHead);
-      queueHead = 0;
-    }
-  };
-
-  const clearQueue = (): void => {
-    queue.length = 0;
-    queueGen.length = 0;
-    queueDue.length = 0;
-    queueHead = 0;
-  };
-
-  const launch = (e: Entry, gen: number, due: number, now: number): void => {
-    const backend = e.backend;
-    e.pending = false;
-    e.inFlight = true;
-    e.probing = backend;
-    e.probeGen = gen;
-    inFlight++;
-    started++;
-    opts.onProbeStart?.(backend, now - due);
-    // Probers never reject; a bug that makes one reject must still free the slot.
-    opts.proberFor(backend).probe(backend).then(e.onProbed, e.onProbeRejected);
-  };
-
-  const settle = (e: Entry, result: ProbeResult | undefined): void => {
-    const backend = e.probing!;
-    e.probing = null;
-    e.inFlight = false;
-    inFlight--;
-    completed++;
-    if (!e.active) {
-      if (entries.get(backend.id) === e) entries.delete(backend.id);
-    } else if (result && e.gen === e.probeGen) {
-      opts.onResult(result, backend);
-    }
-    if (!stopped) drain(clock.now());
-    else if (inFlight === 0 && whenIdle) whenIdle();
-  };
-
-  const deactivate = (e: Entry): void => {
-    e.active = false;
-    e.pending = false;
-    e.gen++;
-    targets--;
-    heapRemove(e);
-    if (!e.inFlight) entries.delete(e.backend.id);
-  };
-
   return {
-    setTargets(backends) {
-      if (stopped) return;
-      const now = clock.now();
-      const seen = new Set<string>();
-      for (const backend of backends) {
-        if (!backend.health.enabled) continue;
-        seen.add(backend.id);
-        const e = entries.get(backend.id);
-        if (!e) {
-          const fresh: Entry = {
-            backend,
-            due: 0,
-            periodMs: periodOf(backend.health),
-            addedAt: now,
-            seq: seq++,
-            pos: -1,
-            gen: 0,
-            active: true,
-            pending: false,
-            inFlight: false,
-            probing: null,
-            probeGen: 0,
-            onProbed: (result) => settle(fresh, result),
-            onProbeRejected: () => settle(fresh, undefined),
-          };
-          fresh.due = firstDue(fresh, now);
-          entries.set(backend.id, fresh);
-          targets++;
-          heapPush(fresh);
-        } else if (!e.active) {
-          // Came back while its last probe is still running: a new schedule, same no-overlap guard.
-          e.backend = backend;
-          e.active = true;
-          e.addedAt = now;
-          e.periodMs = periodOf(backend.health);
-          e.due = firstDue(e, now);
-          targets++;
-          heapPush(e);
-        } else if (sameConfig(e.backend.health, backend.health)) {
-          e.backend = backend;
-        } else {
-          // New config, new schedule. The initial delay still counts from when the backend was
-          // first seen, so a running backend is not held back again; a result probed with the
-          // old config is dropped (gen).
-          e.backend = backend;
-          e.gen++;
-          e.pending = false;
-          e.periodMs = periodOf(backend.health);
-          e.due = firstDue(e, now);
-          heapFix(e);
-        }
-      }
-      for (const e of entries.values()) if (e.active && !seen.has(e.backend.id)) deactivate(e);
-      arm();
-    },
+    setTargets: (backends) => setTargets(s, backends),
     start() {
-      if (stopped || live) return;
-      live = true;
-      arm();
+      if (s.stopped || s.live) return;
+      s.live = true;
+      arm(s);
     },
-    async stop() {
-      stopped = true;
-      live = false;
-      arm();
-      for (const e of entries.values()) if (e.active) deactivate(e);
-      clearQueue();
-      if (inFlight > 0) await new Promise<void>((resolve) => (whenIdle = resolve));
-    },
+    stop: () => stop(s),
     stats: () => ({
-      targets,
-      inFlight,
-      queued: queue.length - queueHead,
-      started,
-      completed,
-      skipped,
+      targets: s.targets,
+      inFlight: s.inFlight,
+      queued: s.queue.length - s.queueHead,
+      started: s.started,
+      completed: s.completed,
+      skipped: s.skipped,
     }),
   };
+}
+
+const periodOf = (h: HealthCheckConfig): number => Math.max(1, h.period_seconds * 1000);
+
+function firstDue(s: SchedulerState, e: Entry, now: number): number {
+  return Math.max(e.addedAt + e.backend.health.initial_delay_seconds * 1000, now) + s.random() * s.opts.jitterFraction * e.periodMs;
+}
+
+function arm(s: SchedulerState): void {
+  const top = s.heap[0];
+  const at = s.live && top ? Math.max(top.due, s.lastFiredAt + TICK_MS) : Infinity;
+  if (at === s.armedFor) return;
+  if (s.timer !== undefined) s.clock.clearTimeout(s.timer);
+  s.timer = undefined;
+  s.armedFor = at;
+  if (at !== Infinity) s.timer = s.clock.setTimeout(s.onTimer, Math.max(0, at - s.clock.now()));
+}
+
+function onTimer(s: SchedulerState): void {
+  s.timer = undefined;
+  s.armedFor = Infinity;
+  const now = s.clock.now();
+  s.lastFiredAt = now;
+  const heap = s.heap;
+  for (let top = heap[0]; top && top.due <= now; top = heap[0]) tick(s, top);
+  drain(s, now);
+  arm(s);
+}
+
+function skip(s: SchedulerState, e: Entry, reason: SkipReason): void {
+  s.skipped++;
+  s.opts.onSkip?.(e.backend, reason);
+}
+
+function tick(s: SchedulerState, e: Entry): void {
+  const due = e.due;
+  // Fixed rate: the next due time follows from this one, not from when the probe ends.
+  e.due = due + e.periodMs;
+  heapFix(s.heap, e);
+  if (e.inFlight || e.pending) return skip(s, e, 'in_flight');
+  if (s.opts.admit && !s.opts.admit(e.backend)) return skip(s, e, 'not_admitted');
+  e.pending = true;
+  s.queue.push(e);
+  s.queueGen.push(e.gen);
+  s.queueDue.push(due);
+}
+
+function drain(s: SchedulerState, now: number): void {
+  const { queue, queueGen, queueDue } = s;
+  while (s.inFlight < s.opts.maxConcurrency && s.queueHead < queue.length) {
+    const head = s.queueHead++;
+    const e = queue[head]!;
+    const gen = queueGen[head]!;
+    const due = queueDue[head]!;
+    queue[head] = undefined;
+    if (gen === e.gen) launch(s, e, gen, due, now);
+  }
+  if (s.queueHead === queue.length) {
+    // Only when there is something to drop: emptying an array frees its storage, which the
+    // next push then allocates again.
+    if (s.queueHead > 0) clearQueue(s);
+  } else if (s.queueHead > 1024 && s.queueHead * 2 > queue.length) {
+    queue.splice(0, s.queueHead);
+    queueGen.splice(0, s.queueHead);
+    queueDue.splice(0, s.queueHead);
+    s.queueHead = 0;
+  }
+}
+
+function clearQueue(s: SchedulerState): void {
+  s.queue.length = 0;
+  s.queueGen.length = 0;
+  s.queueDue.length = 0;
+  s.queueHead = 0;
+}
+
+function launch(s: SchedulerState, e: Entry, gen: number, due: number, now: number): void {
+  const backend = e.backend;
+  e.pending = false;
+  e.inFlight = true;
+  e.probing = backend;
+  e.probeGen = gen;
+  s.inFlight++;
+  s.started++;
+  s.opts.onProbeStart?.(backend, now - due);
+  // Probers never reject; a bug that makes one reject must still free the slot.
+  s.opts.proberFor(backend).probe(backend).then(e.onProbed, e.onProbeRejected);
+}
+
+function settle(s: SchedulerState, e: Entry, result: ProbeResult | undefined): void {
+  const backend = e.probing!;
+  e.probing = null;
+  e.inFlight = false;
+  s.inFlight--;
+  s.completed++;
+  if (!e.active) {
+    if (s.entries.get(backend.id) === e) s.entries.delete(backend.id);
+  } else if (result && e.gen === e.probeGen) {
+    s.opts.onResult(result, backend);
+  }
+  if (!s.stopped) drain(s, s.clock.now());
+  else if (s.inFlight === 0 && s.whenIdle) s.whenIdle();
+}
+
+function deactivate(s: SchedulerState, e: Entry): void {
+  e.active = false;
+  e.pending = false;
+  e.gen++;
+  s.targets--;
+  heapRemove(s.heap, e);
+  if (!e.inFlight) s.entries.delete(e.backend.id);
+}
+
+function setTargets(s: SchedulerState, backends: Backend[]): void {
+  if (s.stopped) return;
+  const now = s.clock.now();
+  const seen = new Set<string>();
+  for (const backend of backends) {
+    if (!backend.health.enabled) continue;
+    seen.add(backend.id);
+    const e = s.entries.get(backend.id);
+    if (!e) addEntry(s, backend, now);
+    else if (!e.active) reactivate(s, e, backend, now);
+    else if (sameConfig(e.backend.health, backend.health)) e.backend = backend;
+    else reschedule(s, e, backend, now);
+  }
+  for (const e of s.entries.values()) if (e.active && !seen.has(e.backend.id)) deactivate(s, e);
+  arm(s);
+}
+
+function addEntry(s: SchedulerState, backend: Backend, now: number): void {
+  const fresh: Entry = {
+    backend,
+    due: 0,
+    periodMs: periodOf(backend.health),
+    addedAt: now,
+    seq: s.seq++,
+    pos: -1,
+    gen: 0,
+    active: true,
+    pending: false,
+    inFlight: false,
+    probing: null,
+    probeGen: 0,
+    onProbed: (result) => settle(s, fresh, result),
+    onProbeRejected: () => settle(s, fresh, undefined),
+  };
+  fresh.due = firstDue(s, fresh, now);
+  s.entries.set(backend.id, fresh);
+  s.targets++;
+  heapPush(s.heap, fresh);
+}
+
+/** Came back while its last probe is still running: a new schedule, same no-overlap guard. */
+function reactivate(s: SchedulerState, e: Entry, backend: Backend, now: number): void {
+  e.backend = backend;
+  e.active = true;
+  e.addedAt = now;
+  e.periodMs = periodOf(backend.health);
+  e.due = firstDue(s, e, now);
+  s.targets++;
+  heapPush(s.heap, e);
+}
+
+/**
+ * New config, new schedule. The initial delay still counts from when the backend was first
+ * seen, so a running backend is not held back again; a result probed with the old config is
+ * dropped (gen).
+ */
+function reschedule(s: SchedulerState, e: Entry, backend: Backend, now: number): void {
+  e.backend = backend;
+  e.gen++;
+  e.pending = false;
+  e.periodMs = periodOf(backend.health);
+  e.due = firstDue(s, e, now);
+  heapFix(s.heap, e);
+}
+
+async function stop(s: SchedulerState): Promise<void> {
+  s.stopped = true;
+  s.live = false;
+  arm(s);
+  for (const e of s.entries.values()) if (e.active) deactivate(s, e);
+  clearQueue(s);
+  if (s.inFlight > 0) await new Promise<void>((resolve) => (s.whenIdle = resolve));
 }
 
 /** Structural equality of two health configs (plain JSON-like data). */
