@@ -172,22 +172,38 @@ export function detectContainerFailures(
   const { containerId, container } = event;
   const app = event.app ?? container?.labels['orchestry.app'] ?? null;
   const failures: ContainerFailure[] = [];
-  const fail = (failureType: ContainerFailureType, details: Record<string, unknown>) =>
-    failures.push({ failureType, containerId, app, details });
+  const fail: Fail = (failureType, details) => failures.push({ failureType, containerId, app, details });
 
-  const previous = state.get(containerId);
-  const track: ContainerTrack = previous
-    ? { ...previous, restarts: previous.restarts.filter((t) => now - t < cfg.restartWindowMs) }
-    : {
-        restartCount: container?.restartCount ?? 0,
-        restarts: [],
-        stopRequested: false,
-        oomSeen: false,
-        startedAt: container?.startedAt ?? 0,
-        healthySeen: false,
-        startupReported: false,
-      };
+  const track = trackOf(state.get(containerId), container, now, cfg);
+  foldAction(track, event, fail);
+  if (container) foldObservation(track, container, now, cfg, fail);
 
+  const next = new Map(state);
+  if (event.action === 'destroy') next.delete(containerId);
+  else next.set(containerId, track);
+  return { state: next, failures };
+}
+
+/** Records one failure of the container being folded. */
+type Fail = (failureType: ContainerFailureType, details: Record<string, unknown>) => void;
+
+/** A copy of what is remembered of a container (restarts within the window), or a new track. */
+function trackOf(previous: ContainerTrack | undefined, container: ContainerRef | undefined, now: number, cfg: DetectorConfig): ContainerTrack {
+  if (previous) return { ...previous, restarts: previous.restarts.filter((t) => now - t < cfg.restartWindowMs) };
+  return {
+    restartCount: container?.restartCount ?? 0,
+    restarts: [],
+    stopRequested: false,
+    oomSeen: false,
+    startedAt: container?.startedAt ?? 0,
+    healthySeen: false,
+    startupReported: false,
+  };
+}
+
+/** What the event's action tells: stops asked for, OOM kills, and dies that are failures. */
+function foldAction(track: ContainerTrack, event: ContainerEvent, fail: Fail): void {
+  const { container } = event;
   switch (event.action) {
     case 'kill':
       if (event.signal !== null && STOP_SIGNALS.has(event.signal)) track.stopRequested = true;
@@ -215,40 +231,36 @@ export function detectContainerFailures(
     default:
       break;
   }
+}
 
-  if (container) {
-    if (container.restartCount > track.restartCount) {
-      const rises = container.restartCount - track.restartCount;
-      for (let i = 0; i < rises; i++) track.restarts.push(now);
-      if (track.restarts.length >= cfg.restartLoopThreshold) {
-        fail('container_restart_loop', {
-          restartCount: container.restartCount,
-          restartsInWindow: track.restarts.length,
-          windowMs: cfg.restartWindowMs,
-        });
-      }
-    }
-    track.restartCount = container.restartCount;
-    if (container.startedAt !== track.startedAt) {
-      track.startedAt = container.startedAt;
-      track.healthySeen = false;
-      track.startupReported = false;
-    }
-    if (container.dockerHealth === 'healthy') track.healthySeen = true;
-    if (startupOverdue(track, container, now, cfg)) {
-      track.startupReported = true;
-      fail('application_startup_failed', {
-        dockerHealth: container.dockerHealth,
-        sinceStartMs: now - container.startedAt,
-        startupGraceMs: cfg.startupGraceMs,
+/** What the container as inspected tells: restart loops and startups that ran out of grace. */
+function foldObservation(track: ContainerTrack, container: ContainerRef, now: number, cfg: DetectorConfig, fail: Fail): void {
+  if (container.restartCount > track.restartCount) {
+    const rises = container.restartCount - track.restartCount;
+    for (let i = 0; i < rises; i++) track.restarts.push(now);
+    if (track.restarts.length >= cfg.restartLoopThreshold) {
+      fail('container_restart_loop', {
+        restartCount: container.restartCount,
+        restartsInWindow: track.restarts.length,
+        windowMs: cfg.restartWindowMs,
       });
     }
   }
-
-  const next = new Map(state);
-  if (event.action === 'destroy') next.delete(containerId);
-  else next.set(containerId, track);
-  return { state: next, failures };
+  track.restartCount = container.restartCount;
+  if (container.startedAt !== track.startedAt) {
+    track.startedAt = container.startedAt;
+    track.healthySeen = false;
+    track.startupReported = false;
+  }
+  if (container.dockerHealth === 'healthy') track.healthySeen = true;
+  if (startupOverdue(track, container, now, cfg)) {
+    track.startupReported = true;
+    fail('application_startup_failed', {
+      dockerHealth: container.dockerHealth,
+      sinceStartMs: now - container.startedAt,
+      startupGraceMs: cfg.startupGraceMs,
+    });
+  }
 }
 
 function startupOverdue(track: ContainerTrack, c: ContainerRef, now: number, cfg: DetectorConfig): boolean {
