@@ -102,44 +102,78 @@ export function stepResources(
   cfg: FailureDetectionConfig,
 ): { state: ResourceState; events: FailureEvent[] } {
   const now = sample.at;
-  const cutoff = now - cfg.failure_rate_window_minutes * 60_000;
-  const next: ResourceState = { ...state };
-  const events: FailureEvent[] = [];
-  const emit = (
-    key: 'cpuEvents' | 'memoryEvents' | 'leakEvents',
-    type: FailureEvent['failureType'],
-    severity: Severity,
-    message: string,
-    details: Record<string, unknown>,
-  ) => {
-    const h = addOccurrence(state[key], now, cutoff);
-    next[key] = h;
-    events.push(failureEvent(type, subject, severity, message, details, h, now));
+  const step: Step = {
+    state,
+    next: { ...state },
+    events: [],
+    sample,
+    subject,
+    cfg,
+    now,
+    cutoff: now - cfg.failure_rate_window_minutes * 60_000,
   };
-  const endStreak = (key: 'cpuEvents' | 'memoryEvents' | 'leakEvents') => {
-    const h = state[key];
-    if (h && h.consecutive !== 0) next[key] = { times: h.times, consecutive: 0 };
-  };
+  stepCpu(step);
+  stepMemory(step);
+  stepLeak(step);
+  return { state: step.next, events: step.events };
+}
 
+/** One stepResources call in progress: the state before, the state being built, its events. */
+interface Step {
+  readonly state: ResourceState;
+  readonly next: ResourceState;
+  readonly events: FailureEvent[];
+  readonly sample: StatsSample;
+  readonly subject: FailureSubject;
+  readonly cfg: FailureDetectionConfig;
+  readonly now: number;
+  /** Occurrences before this fall out of the windowed counts. */
+  readonly cutoff: number;
+}
+
+type EventKey = 'cpuEvents' | 'memoryEvents' | 'leakEvents';
+
+function emit(
+  step: Step,
+  key: EventKey,
+  type: FailureEvent['failureType'],
+  severity: Severity,
+  message: string,
+  details: Record<string, unknown>,
+): void {
+  const h = addOccurrence(step.state[key], step.now, step.cutoff);
+  step.next[key] = h;
+  step.events.push(failureEvent(type, step.subject, severity, message, details, h, step.now));
+}
+
+function endStreak(step: Step, key: EventKey): void {
+  const h = step.state[key];
+  if (h && h.consecutive !== 0) step.next[key] = { times: h.times, consecutive: 0 };
+}
+
+function stepCpu(step: Step): void {
+  const { state, next, sample, cfg } = step;
   // A sample without a CPU rate (the first of a container) neither extends nor breaks the streak.
-  if (sample.cpuPercent !== null) {
-    next.cpuAbove = sample.cpuPercent > cfg.max_cpu_percent ? state.cpuAbove + 1 : 0;
-    if (next.cpuAbove >= cfg.resource_samples) {
-      emit('cpuEvents', 'high_resource_usage', 'medium', `high_resource_usage: CPU ${sample.cpuPercent.toFixed(1)}% > ${cfg.max_cpu_percent}%`, {
-        cpu_percent: sample.cpuPercent,
-        threshold: cfg.max_cpu_percent,
-        metric: 'cpu',
-        samples_above: next.cpuAbove,
-      });
-    } else {
-      endStreak('cpuEvents');
-    }
+  if (sample.cpuPercent === null) return;
+  next.cpuAbove = sample.cpuPercent > cfg.max_cpu_percent ? state.cpuAbove + 1 : 0;
+  if (next.cpuAbove >= cfg.resource_samples) {
+    emit(step, 'cpuEvents', 'high_resource_usage', 'medium', `high_resource_usage: CPU ${sample.cpuPercent.toFixed(1)}% > ${cfg.max_cpu_percent}%`, {
+      cpu_percent: sample.cpuPercent,
+      threshold: cfg.max_cpu_percent,
+      metric: 'cpu',
+      samples_above: next.cpuAbove,
+    });
+  } else {
+    endStreak(step, 'cpuEvents');
   }
+}
 
+function stepMemory(step: Step): void {
+  const { state, next, sample, cfg } = step;
   next.memoryAbove = sample.memoryPercent > cfg.max_memory_percent ? state.memoryAbove + 1 : 0;
   if (next.memoryAbove >= cfg.resource_samples) {
     const severity: Severity = sample.memoryPercent > HIGH_MEMORY_PERCENT ? 'high' : 'medium';
-    emit('memoryEvents', 'high_resource_usage', severity, `high_resource_usage: memory ${sample.memoryPercent.toFixed(1)}% > ${cfg.max_memory_percent}%`, {
+    emit(step, 'memoryEvents', 'high_resource_usage', severity, `high_resource_usage: memory ${sample.memoryPercent.toFixed(1)}% > ${cfg.max_memory_percent}%`, {
       memory_percent: sample.memoryPercent,
       memory_bytes: sample.memoryBytes,
       memory_limit_bytes: sample.memoryLimitBytes,
@@ -148,35 +182,38 @@ export function stepResources(
       samples_above: next.memoryAbove,
     });
   } else {
-    endStreak('memoryEvents');
+    endStreak(step, 'memoryEvents');
   }
+}
 
+function stepLeak(step: Step): void {
+  const { state, next, sample, cfg } = step;
   next.memory = leakWindow(state.memory, sample, cfg);
   const leak = leakOf(next.memory, sample, cfg);
-  if (leak) {
-    const minutes = leak.secondsToLimit / 60;
-    emit(
-      'leakEvents',
-      'application_memory_leak',
-      severityOf('application_memory_leak'),
-      `application_memory_leak: +${formatBytes(leak.trend.slope * 60)}/min, ` +
-        `${formatBytes(sample.memoryBytes)} of ${formatBytes(sample.memoryLimitBytes)}, limit in ${minutes.toFixed(1)} min`,
-      {
-        slope_bytes_per_second: leak.trend.slope,
-        r_squared: leak.trend.rSquared,
-        seconds_to_limit: leak.secondsToLimit,
-        memory_bytes: sample.memoryBytes,
-        memory_limit_bytes: sample.memoryLimitBytes,
-        memory_percent: sample.memoryPercent,
-        samples: leak.trend.points,
-        window_minutes: cfg.memory_leak_window_minutes,
-        horizon_minutes: cfg.memory_leak_horizon_minutes,
-      },
-    );
-  } else {
-    endStreak('leakEvents');
+  if (!leak) {
+    endStreak(step, 'leakEvents');
+    return;
   }
-  return { state: next, events };
+  const minutes = leak.secondsToLimit / 60;
+  emit(
+    step,
+    'leakEvents',
+    'application_memory_leak',
+    severityOf('application_memory_leak'),
+    `application_memory_leak: +${formatBytes(leak.trend.slope * 60)}/min, ` +
+      `${formatBytes(sample.memoryBytes)} of ${formatBytes(sample.memoryLimitBytes)}, limit in ${minutes.toFixed(1)} min`,
+    {
+      slope_bytes_per_second: leak.trend.slope,
+      r_squared: leak.trend.rSquared,
+      seconds_to_limit: leak.secondsToLimit,
+      memory_bytes: sample.memoryBytes,
+      memory_limit_bytes: sample.memoryLimitBytes,
+      memory_percent: sample.memoryPercent,
+      samples: leak.trend.points,
+      window_minutes: cfg.memory_leak_window_minutes,
+      horizon_minutes: cfg.memory_leak_horizon_minutes,
+    },
+  );
 }
 
 /** The fit's points after this sample: those within the window, at most LEAK_MAX_SAMPLES. */
