@@ -175,90 +175,111 @@ interface Tracked {
   lastCpu: CpuReading | null;
 }
 
+/** One sampler's state; the functions below work on it. */
+interface SamplerState {
+  readonly opts: DockerStatsSamplerOptions;
+  readonly clock: Clock;
+  readonly maxInFlight: number;
+  readonly tracked: Map<string, Tracked>;
+  inFlight: number;
+  stopped: boolean;
+  timer: TimerHandle | null;
+  timerAt: number;
+}
+
 /** Samples the given containers every intervalMs. Never throws; a gone container is dropped. */
 export function createDockerStatsSampler(opts: DockerStatsSamplerOptions): DockerStatsSampler {
-  const clock = opts.clock ?? createSystemClock();
-  const maxInFlight = opts.maxInFlight ?? 4;
-  const tracked = new Map<string, Tracked>();
-  let inFlight = 0;
-  let stopped = false;
-  let timer: TimerHandle | null = null;
-  let timerAt = Infinity;
-
-  const sample = async (id: string, t: Tracked): Promise<void> => {
-    const container = opts.docker.getContainer(id);
-    if (t.limitCpus === undefined) {
-      const info = await container.inspect();
-      t.limitCpus = cpuLimitOf(info.HostConfig as CpuLimitConfig);
-    }
-    const raw = (await container.stats({ stream: false })) as RawStats;
-    if (stopped || tracked.get(id) !== t) return;
-    const out = sampleOf(raw, t.lastCpu, t.limitCpus, clock.now());
-    t.lastCpu = out?.cpu ?? null;
-    if (out) opts.onSample(id, out.sample);
+  const s: SamplerState = {
+    opts,
+    clock: opts.clock ?? createSystemClock(),
+    maxInFlight: opts.maxInFlight ?? 4,
+    tracked: new Map(),
+    inFlight: 0,
+    stopped: false,
+    timer: null,
+    timerAt: Infinity,
   };
-
-  const pump = (): void => {
-    if (stopped) return;
-    const now = clock.now();
-    let next = Infinity;
-    // Longest overdue first, so that with every slot taken none waits behind the others forever.
-    const idle = [...tracked].filter(([, t]) => !t.busy).sort(([, a], [, b]) => a.due - b.due);
-    for (const [id, t] of idle) {
-      if (t.due > now || inFlight >= maxInFlight) {
-        if (t.due < next) next = t.due;
-        continue;
-      }
-      t.busy = true;
-      inFlight++;
-      // The next turn counts from this start, so a slow engine does not stretch the interval.
-      t.due = now + opts.intervalMs;
-      sample(id, t)
-        .catch((err: { statusCode?: number }) => {
-          if (err?.statusCode === 404) {
-            if (tracked.get(id) === t) tracked.delete(id);
-          } else if (!stopped) {
-            opts.onError?.(id, err);
-          }
-        })
-        .finally(() => {
-          t.busy = false;
-          inFlight--;
-          pump();
-        });
-    }
-    // With every slot taken, the next finished request pumps again.
-    if (inFlight >= maxInFlight || next === Infinity) return;
-    if (timer !== null && timerAt <= next) return;
-    if (timer !== null) clock.clearTimeout(timer);
-    timerAt = next;
-    timer = clock.setTimeout(() => {
-      timer = null;
-      timerAt = Infinity;
-      pump();
-    }, next - now);
-    timer.unref?.();
-  };
-
   return {
-    setContainers(ids) {
-      const wanted = new Set(ids);
-      for (const id of tracked.keys()) if (!wanted.has(id)) tracked.delete(id);
-      const added = [...wanted].filter((id) => !tracked.has(id));
-      const now = clock.now();
-      // Spread a batch over one interval so that a first sync does not send them all at once.
-      added.forEach((id, i) => {
-        tracked.set(id, { due: now + (opts.intervalMs * i) / added.length, busy: false, limitCpus: undefined, lastCpu: null });
-      });
-      if (added.length > 0) pump();
-    },
+    setContainers: (ids) => setContainers(s, ids),
     stop() {
-      stopped = true;
-      tracked.clear();
-      if (timer !== null) clock.clearTimeout(timer);
-      timer = null;
+      s.stopped = true;
+      s.tracked.clear();
+      if (s.timer !== null) s.clock.clearTimeout(s.timer);
+      s.timer = null;
     },
   };
+}
+
+function setContainers(s: SamplerState, ids: Iterable<string>): void {
+  const wanted = new Set(ids);
+  for (const id of s.tracked.keys()) if (!wanted.has(id)) s.tracked.delete(id);
+  const added = [...wanted].filter((id) => !s.tracked.has(id));
+  const now = s.clock.now();
+  // Spread a batch over one interval so that a first sync does not send them all at once.
+  added.forEach((id, i) => {
+    s.tracked.set(id, { due: now + (s.opts.intervalMs * i) / added.length, busy: false, limitCpus: undefined, lastCpu: null });
+  });
+  if (added.length > 0) pump(s);
+}
+
+/** Starts every due request a slot allows, then arms the timer for the next due one. */
+function pump(s: SamplerState): void {
+  if (s.stopped) return;
+  const now = s.clock.now();
+  let next = Infinity;
+  // Longest overdue first, so that with every slot taken none waits behind the others forever.
+  const idle = [...s.tracked].filter(([, t]) => !t.busy).sort(([, a], [, b]) => a.due - b.due);
+  for (const [id, t] of idle) {
+    if (t.due > now || s.inFlight >= s.maxInFlight) {
+      if (t.due < next) next = t.due;
+      continue;
+    }
+    launch(s, id, t, now);
+  }
+  // With every slot taken, the next finished request pumps again.
+  if (s.inFlight >= s.maxInFlight || next === Infinity) return;
+  if (s.timer !== null && s.timerAt <= next) return;
+  if (s.timer !== null) s.clock.clearTimeout(s.timer);
+  s.timerAt = next;
+  s.timer = s.clock.setTimeout(() => {
+    s.timer = null;
+    s.timerAt = Infinity;
+    pump(s);
+  }, next - now);
+  s.timer.unref?.();
+}
+
+function launch(s: SamplerState, id: string, t: Tracked, now: number): void {
+  t.busy = true;
+  s.inFlight++;
+  // The next turn counts from this start, so a slow engine does not stretch the interval.
+  t.due = now + s.opts.intervalMs;
+  sample(s, id, t)
+    .catch((err: { statusCode?: number }) => {
+      if (err?.statusCode === 404) {
+        if (s.tracked.get(id) === t) s.tracked.delete(id);
+      } else if (!s.stopped) {
+        s.opts.onError?.(id, err);
+      }
+    })
+    .finally(() => {
+      t.busy = false;
+      s.inFlight--;
+      pump(s);
+    });
+}
+
+async function sample(s: SamplerState, id: string, t: Tracked): Promise<void> {
+  const container = s.opts.docker.getContainer(id);
+  if (t.limitCpus === undefined) {
+    const info = await container.inspect();
+    t.limitCpus = cpuLimitOf(info.HostConfig as CpuLimitConfig);
+  }
+  const raw = (await container.stats({ stream: false })) as RawStats;
+  if (s.stopped || s.tracked.get(id) !== t) return;
+  const out = sampleOf(raw, t.lastCpu, t.limitCpus, s.clock.now());
+  t.lastCpu = out?.cpu ?? null;
+  if (out) s.opts.onSample(id, out.sample);
 }
 
 /** What a bare TCP connect to a backend's port found. */
