@@ -45,144 +45,182 @@ interface Found {
 /** Exit status of a command the runtime could not start (not found, not executable). */
 const CANNOT_RUN = new Set([126, 127]);
 
+/** What every call needs: the lookup, the test command and how errors name the config field. */
+interface Control {
+  readonly docker: Dockerode;
+  readonly ref: string | null;
+  readonly label: string | null;
+  /** The config field errors point at. */
+  readonly field: string;
+  readonly binary: string;
+  readonly testArgs: string[];
+  /** The test command as errors show it. */
+  readonly command: string;
+  readonly timeoutMs: number;
+}
+
 /** An NginxControl for nginx running in a container, driven through the Docker Engine API. */
 export function createDockerNginxControl(opts: DockerNginxControlOptions): NginxControl {
-  const { docker } = opts;
   const ref = opts.container ?? null;
   const label = opts.label ?? null;
   if (!ref && !label) {
     throw new ConfigError([{ path: 'nginx.container', message: 'must be set (or nginx.container_label) when nginx.mode is docker' }]);
   }
-  const field = ref ? 'nginx.container' : 'nginx.container_label';
   const binary = opts.binary ?? 'nginx';
   const testArgs = ['-t', ...(opts.prefix ? ['-p', opts.prefix] : []), ...(opts.configPath ? ['-c', opts.configPath] : [])];
-  const command = [binary, ...testArgs].join(' ');
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-
-  const notRunning = (what: string) => new SidecarError('NGINX_NOT_RUNNING', `nginx is not running: ${what} (${field})`);
-
-  const find = async (): Promise<Found> => (ref ? findByRef(ref) : findByLabel(label!));
-
-  const findByRef = async (id: string): Promise<Found> => {
-    const container = docker.getContainer(id);
-    let info: Dockerode.ContainerInspectInfo;
-    try {
-      info = await container.inspect();
-    } catch (err) {
-      if (statusOf(err) === 404) {
-        throw new SidecarError('NGINX_CONTAINER_NOT_FOUND', `nginx container "${id}" not found (${field})`, { cause: err });
-      }
-      throw dockerFailed(`cannot inspect nginx container "${id}"`, err);
-    }
-    const name = `container "${id}"`;
-    const state = info.State.Paused ? 'paused' : info.State.Status;
-    if (state !== 'running') throw notRunning(`${name} is ${state}`);
-    return { container, name };
+  const ctl: Control = {
+    docker: opts.docker,
+    ref,
+    label,
+    field: ref ? 'nginx.container' : 'nginx.container_label',
+    binary,
+    testArgs,
+    command: [binary, ...testArgs].join(' '),
+    timeoutMs: opts.timeoutMs ?? 30_000,
   };
-
-  const findByLabel = async (wanted: string): Promise<Found> => {
-    let list: Dockerode.ContainerInfo[];
-    try {
-      list = await docker.listContainers({ all: true, filters: { label: [wanted] } });
-    } catch (err) {
-      throw dockerFailed(`cannot list containers labelled "${wanted}"`, err);
-    }
-    const describeAll = (cs: Dockerode.ContainerInfo[]) => cs.map((c) => `${nameOf(c)} ${c.State}`).join(', ');
-    if (list.length === 0) {
-      throw new SidecarError('NGINX_CONTAINER_NOT_FOUND', `nginx container with label "${wanted}" not found (${field})`);
-    }
-    const running = list.filter((c) => c.State === 'running');
-    if (running.length === 0) throw notRunning(`no container labelled "${wanted}" is running (${describeAll(list)})`);
-    if (running.length > 1) {
-      throw new SidecarError(
-        'NGINX_CONTAINER_AMBIGUOUS',
-        `${running.length} running containers have label "${wanted}" (${running.map(nameOf).join(', ')}); ` +
-          `${field} must match exactly one`,
-      );
-    }
-    const only = running[0]!;
-    return { container: docker.getContainer(only.Id), name: `container "${nameOf(only)}"` };
-  };
-
-  /** Maps the API's "gone" and "not running" answers to the same errors as the lookup. */
-  const apiFailed = (found: Found, action: string, err: unknown): SidecarError => {
-    const status = statusOf(err);
-    if (status === 404) {
-      return new SidecarError('NGINX_CONTAINER_NOT_FOUND', `nginx ${found.name} not found (${field})`, { cause: err });
-    }
-    if (status === 409) return notRunning(`${found.name}: ${dockerMessage(err)}`);
-    return dockerFailed(`cannot ${action} in nginx ${found.name}`, err);
-  };
-
-  const exec = async (found: Found): Promise<{ exitCode: number; output: string }> => {
-    let stream: NodeJS.ReadWriteStream;
-    let run: Dockerode.Exec;
-    try {
-      run = await found.container.exec({ Cmd: [binary, ...testArgs], AttachStdout: true, AttachStderr: true, Tty: false });
-      stream = await run.start({ hijack: true, stdin: false });
-    } catch (err) {
-      throw apiFailed(found, `run ${command}`, err);
-    }
-    // nginx -t writes to stderr; keep both streams in one text, in order.
-    const collected = new PassThrough();
-    let output = '';
-    collected.on('data', (d: Buffer) => (output += d.toString('utf8')));
-    docker.modem.demuxStream(stream, collected, collected);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        (stream as unknown as { destroy(): void }).destroy();
-        reject(new SidecarError('NGINX_TIMEOUT', `${command} in nginx ${found.name} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      const finish = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      stream.on('end', finish);
-      stream.on('close', finish);
-      stream.on('error', (err) => {
-        clearTimeout(timer);
-        reject(apiFailed(found, `run ${command}`, err));
-      });
-    });
-    // The stream can end a moment before the engine records the exit code.
-    for (let attempt = 0; ; attempt++) {
-      let info: Dockerode.ExecInspectInfo;
-      try {
-        info = await run.inspect();
-      } catch (err) {
-        throw apiFailed(found, `inspect ${command}`, err);
-      }
-      if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode, output };
-      if (attempt >= 50) throw dockerFailed(`${command} in nginx ${found.name} did not report an exit code`, null);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-
   return {
-    async validate() {
-      const found = await find();
-      const { exitCode, output } = await exec(found);
-      if (exitCode === 0) return;
-      if (CANNOT_RUN.has(exitCode)) {
-        throw new SidecarError(
-          'NGINX_NOT_FOUND',
-          `cannot run nginx binary "${binary}" in nginx ${found.name} (nginx.binary): ` +
-            (output.trim() || `exit ${exitCode}`),
-        );
-      }
-      const message = `${command} in nginx ${found.name} failed (exit ${exitCode}): ${errorLines(output)}`;
-      throw new SidecarError('NGINX_FAILED', message);
-    },
-    async reload() {
-      const found = await find();
-      try {
-        await found.container.kill({ signal: 'HUP' });
-      } catch (err) {
-        throw apiFailed(found, 'send SIGHUP', err);
-      }
-    },
+    validate: () => validate(ctl),
+    reload: () => reload(ctl),
     describe: () => (ref ? `nginx in container "${ref}"` : `nginx in the container labelled "${label}"`),
   };
+}
+
+async function validate(ctl: Control): Promise<void> {
+  const found = await find(ctl);
+  const { exitCode, output } = await exec(ctl, found);
+  if (exitCode === 0) return;
+  if (CANNOT_RUN.has(exitCode)) {
+    throw new SidecarError(
+      'NGINX_NOT_FOUND',
+      `cannot run nginx binary "${ctl.binary}" in nginx ${found.name} (nginx.binary): ` +
+        (output.trim() || `exit ${exitCode}`),
+    );
+  }
+  const message = `${ctl.command} in nginx ${found.name} failed (exit ${exitCode}): ${errorLines(output)}`;
+  throw new SidecarError('NGINX_FAILED', message);
+}
+
+async function reload(ctl: Control): Promise<void> {
+  const found = await find(ctl);
+  try {
+    await found.container.kill({ signal: 'HUP' });
+  } catch (err) {
+    throw apiFailed(ctl, found, 'send SIGHUP', err);
+  }
+}
+
+function notRunning(ctl: Control, what: string): SidecarError {
+  return new SidecarError('NGINX_NOT_RUNNING', `nginx is not running: ${what} (${ctl.field})`);
+}
+
+async function find(ctl: Control): Promise<Found> {
+  return ctl.ref ? findByRef(ctl, ctl.ref) : findByLabel(ctl, ctl.label!);
+}
+
+async function findByRef(ctl: Control, id: string): Promise<Found> {
+  const container = ctl.docker.getContainer(id);
+  let info: Dockerode.ContainerInspectInfo;
+  try {
+    info = await container.inspect();
+  } catch (err) {
+    if (statusOf(err) === 404) {
+      throw new SidecarError('NGINX_CONTAINER_NOT_FOUND', `nginx container "${id}" not found (${ctl.field})`, { cause: err });
+    }
+    throw dockerFailed(`cannot inspect nginx container "${id}"`, err);
+  }
+  const name = `container "${id}"`;
+  const state = info.State.Paused ? 'paused' : info.State.Status;
+  if (state !== 'running') throw notRunning(ctl, `${name} is ${state}`);
+  return { container, name };
+}
+
+async function findByLabel(ctl: Control, wanted: string): Promise<Found> {
+  let list: Dockerode.ContainerInfo[];
+  try {
+    list = await ctl.docker.listContainers({ all: true, filters: { label: [wanted] } });
+  } catch (err) {
+    throw dockerFailed(`cannot list containers labelled "${wanted}"`, err);
+  }
+  const describeAll = (cs: Dockerode.ContainerInfo[]) => cs.map((c) => `${nameOf(c)} ${c.State}`).join(', ');
+  if (list.length === 0) {
+    throw new SidecarError('NGINX_CONTAINER_NOT_FOUND', `nginx container with label "${wanted}" not found (${ctl.field})`);
+  }
+  const running = list.filter((c) => c.State === 'running');
+  if (running.length === 0) throw notRunning(ctl, `no container labelled "${wanted}" is running (${describeAll(list)})`);
+  if (running.length > 1) {
+    throw new SidecarError(
+      'NGINX_CONTAINER_AMBIGUOUS',
+      `${running.length} running containers have label "${wanted}" (${running.map(nameOf).join(', ')}); ` +
+        `${ctl.field} must match exactly one`,
+    );
+  }
+  const only = running[0]!;
+  return { container: ctl.docker.getContainer(only.Id), name: `container "${nameOf(only)}"` };
+}
+
+/** Maps the API's "gone" and "not running" answers to the same errors as the lookup. */
+function apiFailed(ctl: Control, found: Found, action: string, err: unknown): SidecarError {
+  const status = statusOf(err);
+  if (status === 404) {
+    return new SidecarError('NGINX_CONTAINER_NOT_FOUND', `nginx ${found.name} not found (${ctl.field})`, { cause: err });
+  }
+  if (status === 409) return notRunning(ctl, `${found.name}: ${dockerMessage(err)}`);
+  return dockerFailed(`cannot ${action} in nginx ${found.name}`, err);
+}
+
+/** Runs the test command in the container: its exit code and its output (stdout and stderr). */
+async function exec(ctl: Control, found: Found): Promise<{ exitCode: number; output: string }> {
+  const { command } = ctl;
+  let stream: NodeJS.ReadWriteStream;
+  let run: Dockerode.Exec;
+  try {
+    run = await found.container.exec({ Cmd: [ctl.binary, ...ctl.testArgs], AttachStdout: true, AttachStderr: true, Tty: false });
+    stream = await run.start({ hijack: true, stdin: false });
+  } catch (err) {
+    throw apiFailed(ctl, found, `run ${command}`, err);
+  }
+  // nginx -t writes to stderr; keep both streams in one text, in order.
+  const collected = new PassThrough();
+  let output = '';
+  collected.on('data', (d: Buffer) => (output += d.toString('utf8')));
+  ctl.docker.modem.demuxStream(stream, collected, collected);
+  await streamEnd(ctl, found, stream);
+  return { exitCode: await exitCodeOf(ctl, found, run), output };
+}
+
+/** Waits for the exec's output stream to end, at most timeoutMs. */
+function streamEnd(ctl: Control, found: Found, stream: NodeJS.ReadWriteStream): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      (stream as unknown as { destroy(): void }).destroy();
+      reject(new SidecarError('NGINX_TIMEOUT', `${ctl.command} in nginx ${found.name} timed out after ${ctl.timeoutMs} ms`));
+    }, ctl.timeoutMs);
+    const finish = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    stream.on('end', finish);
+    stream.on('close', finish);
+    stream.on('error', (err) => {
+      clearTimeout(timer);
+      reject(apiFailed(ctl, found, `run ${ctl.command}`, err));
+    });
+  });
+}
+
+async function exitCodeOf(ctl: Control, found: Found, run: Dockerode.Exec): Promise<number> {
+  // The stream can end a moment before the engine records the exit code.
+  for (let attempt = 0; ; attempt++) {
+    let info: Dockerode.ExecInspectInfo;
+    try {
+      info = await run.inspect();
+    } catch (err) {
+      throw apiFailed(ctl, found, `inspect ${ctl.command}`, err);
+    }
+    if (!info.Running && info.ExitCode !== null) return info.ExitCode;
+    if (attempt >= 50) throw dockerFailed(`${ctl.command} in nginx ${found.name} did not report an exit code`, null);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 function nameOf(c: Dockerode.ContainerInfo): string {
