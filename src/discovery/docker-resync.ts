@@ -1,0 +1,162 @@
+/**
+ * The Docker source's resync: list and inspect every labelled container, map them to backends
+ * (docker-labels.ts), emit the snapshot, and hand the events it covers, with the containers as
+ * inspected after them, to the failure detector (docker-events.ts). Resyncs run one at a time,
+ * in order, and only for the connection that asked for them.
+ */
+import type Dockerode from 'dockerode';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { SidecarConfig } from '../config/types.js';
+import type { ContainerRef, Snapshot } from '../model.js';
+import { detectContainerFailures, detectorConfig, forgetGone, nextStartupDeadline, type ContainerEvent } from './docker-events.js';
+import {
+  DOCKER_SOURCE_NAME,
+  ENABLE_LABEL,
+  containersToBackends,
+  snapshotWithDraining,
+  type InspectedContainer,
+  type RejectedContainer,
+} from './docker-labels.js';
+import type { DockerSourceContext } from './docker-source.js';
+
+/** How long a burst of events may keep arriving before one resync covers them all. */
+const COALESCE_MS = 75;
+/** Only containers that opt in; the event stream is filtered the same way. */
+export const LABEL_FILTER = [`${ENABLE_LABEL}=true`];
+
+/** Cancels a timer if there is one; returns the null to store in its place. */
+export function clearTimer(clock: Clock, timer: TimerHandle | null): null {
+  if (timer) clock.clearTimeout(timer);
+  return null;
+}
+
+/** A resync for connection `gen` after `delay`, unless one is already waiting. */
+export function scheduleResync(ctx: DockerSourceContext, gen: number, delay = COALESCE_MS): void {
+  if (!ctx.running || ctx.resyncTimer || gen !== ctx.generation) return;
+  ctx.resyncTimer = ctx.opts.clock.setTimeout(() => {
+    ctx.resyncTimer = null;
+    resync(ctx, gen).catch((err: unknown) => ctx.lost(gen, err));
+  }, delay);
+}
+
+/** Queues a resync behind those already running; it does nothing once `gen` is outdated. */
+export function resync(ctx: DockerSourceContext, gen: number): Promise<void> {
+  const run = ctx.chain.then(() => (ctx.running && gen === ctx.generation ? syncOnce(ctx, gen) : undefined));
+  ctx.chain = run.catch(() => undefined);
+  return run;
+}
+
+/** Emits the current backends, draining ones marked, unless nothing changed since the last. */
+export function emitSnapshot(ctx: DockerSourceContext): void {
+  if (!ctx.running || !ctx.emit) return;
+  const snapshot: Snapshot = {
+    source: DOCKER_SOURCE_NAME,
+    backends: snapshotWithDraining(ctx.mapping.backends, new Set(ctx.draining.keys())),
+  };
+  // Rejections count as a change too: consumers read state() on each snapshot (the API, the
+  // rejected-containers metric), and a rejected container changes no backend.
+  const key = JSON.stringify({ snapshot, rejected: ctx.mapping.rejected });
+  if (key === ctx.lastEmitted) return;
+  ctx.lastEmitted = key;
+  ctx.emit(snapshot);
+}
+
+async function syncOnce(ctx: DockerSourceContext, gen: number): Promise<void> {
+  const batch = ctx.pending;
+  ctx.pending = [];
+  let containers: InspectedContainer[];
+  try {
+    containers = await inspectAll(ctx.opts.docker);
+  } catch (err) {
+    ctx.pending = batch.concat(ctx.pending);
+    throw err;
+  }
+  if (!ctx.running || gen !== ctx.generation) return;
+  const config = ctx.opts.config();
+  ctx.mapping = containersToBackends(containers, {
+    config,
+    ...(ctx.opts.defaultHealth ? { defaultHealth: ctx.opts.defaultHealth() } : {}),
+  });
+  logRejections(ctx, ctx.mapping.rejected);
+  const refs = new Map(ctx.mapping.containers.map(({ container }) => [container.id, container]));
+  for (const [id, startedAt] of ctx.draining) {
+    const ref = refs.get(id);
+    if (!ref || ref.state !== 'running' || ref.startedAt !== startedAt) ctx.draining.delete(id);
+  }
+  emitSnapshot(ctx);
+  detect(ctx, batch, refs, config);
+}
+
+/** Lists every labelled container (any state) and inspects each; gone ones are skipped. */
+async function inspectAll(docker: Dockerode): Promise<InspectedContainer[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: LABEL_FILTER } });
+  const inspected = await Promise.all(
+    list.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .inspect()
+        .catch((err: { statusCode?: number }) => {
+          if (err.statusCode === 404) return null; // removed between list and inspect
+          throw err;
+        }),
+    ),
+  );
+  return inspected.filter((c): c is Dockerode.ContainerInspectInfo => c !== null);
+}
+
+function detect(
+  ctx: DockerSourceContext,
+  batch: Omit<ContainerEvent, 'container'>[],
+  refs: Map<string, ContainerRef>,
+  config: SidecarConfig,
+): void {
+  const { clock } = ctx.opts;
+  const cfg = detectorConfig(config);
+  const now = clock.now();
+  const run = (event: ContainerEvent, always: boolean) => {
+    const result = detectContainerFailures(ctx.detector, event, now, cfg);
+    ctx.detector = result.state;
+    if (always || result.failures.length > 0) {
+      for (const f of result.failures) ctx.log?.warn({ ...f }, `container failure: ${f.failureType}`);
+      ctx.opts.onContainerEvent?.(event, result.failures);
+    }
+  };
+  for (const event of batch) {
+    const container = refs.get(event.containerId);
+    run(container ? { ...event, container } : event, true);
+  }
+  for (const { app, container } of ctx.mapping.containers) {
+    const observation: ContainerEvent = {
+      action: 'sync',
+      containerId: container.id,
+      name: container.name,
+      app,
+      at: now,
+      exitCode: null,
+      signal: null,
+      health: null,
+      container,
+    };
+    run(observation, false);
+  }
+  ctx.detector = forgetGone(ctx.detector, new Set(refs.keys()));
+  ctx.graceTimer = clearTimer(clock, ctx.graceTimer);
+  const deadline = nextStartupDeadline(ctx.detector, [...refs.values()], cfg);
+  if (deadline !== null) {
+    const gen = ctx.generation;
+    ctx.graceTimer = clock.setTimeout(() => {
+      ctx.graceTimer = null;
+      scheduleResync(ctx, gen, 0);
+    }, Math.max(0, deadline - now));
+  }
+}
+
+function logRejections(ctx: DockerSourceContext, rejected: RejectedContainer[]): void {
+  const now = new Map(rejected.map((r) => [r.containerId, r.errors.join('; ')]));
+  for (const r of rejected) {
+    if (ctx.rejectedLogged.get(r.containerId) !== now.get(r.containerId)) {
+      ctx.log?.error({ container: r.containerName, errors: r.errors }, 'container left out: bad orchestry labels');
+    }
+  }
+  ctx.rejectedLogged = now;
+}
