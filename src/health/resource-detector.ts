@@ -151,39 +151,42 @@ function endStreak(step: Step, key: EventKey): void {
   if (h && h.consecutive !== 0) step.next[key] = { times: h.times, consecutive: 0 };
 }
 
+/**
+ * Counts samples in a row above `threshold` into `next[above]`; true once the streak is long
+ * enough to report, else the event streak ends.
+ */
+function streak(step: Step, above: 'cpuAbove' | 'memoryAbove', key: EventKey, percent: number, threshold: number): boolean {
+  step.next[above] = percent > threshold ? step.state[above] + 1 : 0;
+  if (step.next[above] >= step.cfg.resource_samples) return true;
+  endStreak(step, key);
+  return false;
+}
+
 function stepCpu(step: Step): void {
-  const { state, next, sample, cfg } = step;
+  const { next, sample, cfg } = step;
   // A sample without a CPU rate (the first of a container) neither extends nor breaks the streak.
   if (sample.cpuPercent === null) return;
-  next.cpuAbove = sample.cpuPercent > cfg.max_cpu_percent ? state.cpuAbove + 1 : 0;
-  if (next.cpuAbove >= cfg.resource_samples) {
-    emit(step, 'cpuEvents', 'high_resource_usage', 'medium', `high_resource_usage: CPU ${sample.cpuPercent.toFixed(1)}% > ${cfg.max_cpu_percent}%`, {
-      cpu_percent: sample.cpuPercent,
-      threshold: cfg.max_cpu_percent,
-      metric: 'cpu',
-      samples_above: next.cpuAbove,
-    });
-  } else {
-    endStreak(step, 'cpuEvents');
-  }
+  if (!streak(step, 'cpuAbove', 'cpuEvents', sample.cpuPercent, cfg.max_cpu_percent)) return;
+  emit(step, 'cpuEvents', 'high_resource_usage', 'medium', `high_resource_usage: CPU ${sample.cpuPercent.toFixed(1)}% > ${cfg.max_cpu_percent}%`, {
+    cpu_percent: sample.cpuPercent,
+    threshold: cfg.max_cpu_percent,
+    metric: 'cpu',
+    samples_above: next.cpuAbove,
+  });
 }
 
 function stepMemory(step: Step): void {
-  const { state, next, sample, cfg } = step;
-  next.memoryAbove = sample.memoryPercent > cfg.max_memory_percent ? state.memoryAbove + 1 : 0;
-  if (next.memoryAbove >= cfg.resource_samples) {
-    const severity: Severity = sample.memoryPercent > HIGH_MEMORY_PERCENT ? 'high' : 'medium';
-    emit(step, 'memoryEvents', 'high_resource_usage', severity, `high_resource_usage: memory ${sample.memoryPercent.toFixed(1)}% > ${cfg.max_memory_percent}%`, {
-      memory_percent: sample.memoryPercent,
-      memory_bytes: sample.memoryBytes,
-      memory_limit_bytes: sample.memoryLimitBytes,
-      threshold: cfg.max_memory_percent,
-      metric: 'memory',
-      samples_above: next.memoryAbove,
-    });
-  } else {
-    endStreak(step, 'memoryEvents');
-  }
+  const { next, sample, cfg } = step;
+  if (!streak(step, 'memoryAbove', 'memoryEvents', sample.memoryPercent, cfg.max_memory_percent)) return;
+  const severity: Severity = sample.memoryPercent > HIGH_MEMORY_PERCENT ? 'high' : 'medium';
+  emit(step, 'memoryEvents', 'high_resource_usage', severity, `high_resource_usage: memory ${sample.memoryPercent.toFixed(1)}% > ${cfg.max_memory_percent}%`, {
+    memory_percent: sample.memoryPercent,
+    memory_bytes: sample.memoryBytes,
+    memory_limit_bytes: sample.memoryLimitBytes,
+    threshold: cfg.max_memory_percent,
+    metric: 'memory',
+    samples_above: next.memoryAbove,
+  });
 }
 
 function stepLeak(step: Step): void {
