@@ -1,0 +1,128 @@
+/**
+ * Metrics whose values are read at scrape time rather than counted as events arrive: the
+ * per-backend series, the state store's status and the alerting status.
+ */
+import type * as prom from 'prom-client';
+import type { BreakerStatus, HealthStatus } from '../model.js';
+import type { AlertingMetricsStatus, StoreMetricsStatus } from './metrics.js';
+
+const HEALTH_STATES: readonly HealthStatus[] = ['unknown', 'healthy', 'unhealthy'];
+const BREAKER_STATES: readonly BreakerStatus[] = ['closed', 'open', 'half_open'];
+
+export interface BackendSeries {
+  app: string;
+  backend: string;
+  /** null until the first setBackends that lists the backend. */
+  up: number | null;
+  health: HealthStatus | null;
+  breaker: BreakerStatus | null;
+  /** `${protocol}/${error_class}` -> count. */
+  probes: Map<string, { protocol: string; result: string; errorClass: string; count: number }>;
+}
+
+type Values = () => prom.MetricValue<string>[];
+
+/** The series of `backendId`, created on first use. */
+export function seriesOf(perBackend: Map<string, BackendSeries>, backendId: string, app: string): BackendSeries {
+  let s = perBackend.get(backendId);
+  if (!s) {
+    // backendId is `${app}/${host:port}` (model.ts), so the address needs no lookup.
+    s = { app, backend: backendId.slice(app.length + 1), up: null, health: null, breaker: null, probes: new Map() };
+    perBackend.set(backendId, s);
+  }
+  return s;
+}
+
+/** Registers a metric whose samples `values()` produces at each scrape. */
+export function registerCollector(
+  registry: prom.Registry,
+  name: string,
+  type: 'counter' | 'gauge',
+  help: string,
+  values: Values,
+): void {
+  registry.registerMetric({
+    name,
+    help,
+    type,
+    get: async () => ({ name, help, type, values: values(), aggregator: 'sum' }),
+    reset: () => {},
+  } as unknown as prom.Metric<string>);
+}
+
+/** The four per-backend metrics, read from `perBackend`. */
+export function registerBackendCollectors(registry: prom.Registry, perBackend: Map<string, BackendSeries>): void {
+  registerCollector(registry, 'orchestry_probes_total', 'counter', 'Active probes completed, by result and error class (error_class="none" on success).', () => {
+    const out: prom.MetricValue<string>[] = [];
+    for (const s of perBackend.values()) {
+      for (const p of s.probes.values()) {
+        out.push({ value: p.count, labels: { app: s.app, backend: s.backend, protocol: p.protocol, result: p.result, error_class: p.errorClass } });
+      }
+    }
+    return out;
+  });
+  registerCollector(registry, 'orchestry_backend_up', 'gauge', 'Whether the backend is routed (1) or ejected from its upstream (0).', () => {
+    const out: prom.MetricValue<string>[] = [];
+    for (const s of perBackend.values()) if (s.up !== null) out.push({ value: s.up, labels: { app: s.app, backend: s.backend } });
+    return out;
+  });
+  registerCollector(
+    registry,
+    'orchestry_backend_health_state',
+    'gauge',
+    'Health state of the backend; the series of the current state is 1, the others 0.',
+    oneHot(perBackend, HEALTH_STATES, (s) => s.health),
+  );
+  registerCollector(
+    registry,
+    'orchestry_breaker_state',
+    'gauge',
+    'Circuit breaker state of the backend; the series of the current state is 1, the others 0.',
+    oneHot(perBackend, BREAKER_STATES, (s) => s.breaker),
+  );
+}
+
+/** One series per state and backend: 1 for the backend's current state, 0 for the others. */
+function oneHot<S extends string>(
+  perBackend: Map<string, BackendSeries>,
+  states: readonly S[],
+  pick: (s: BackendSeries) => S | null,
+): Values {
+  return () => {
+    const out: prom.MetricValue<string>[] = [];
+    for (const s of perBackend.values()) {
+      const current = pick(s);
+      if (current === null) continue;
+      for (const state of states) out.push({ value: state === current ? 1 : 0, labels: { app: s.app, backend: s.backend, state } });
+    }
+    return out;
+  };
+}
+
+/** The state store's metrics, read from `status()` at each scrape. */
+export function registerStoreCollectors(registry: prom.Registry, status: () => StoreMetricsStatus): void {
+  const one = (name: string, type: 'counter' | 'gauge', help: string, pick: (s: StoreMetricsStatus) => number) =>
+    registerCollector(registry, name, type, help, () => [{ value: pick(status()), labels: {} }]);
+  one('orchestry_store_up', 'gauge', 'Whether the state store is writable (1) or degraded (0): routing goes on either way.', (s) => (s.state === 'ok' ? 1 : 0));
+  one('orchestry_store_written_total', 'counter', 'Probe results committed to the state store.', (s) => s.written);
+  one('orchestry_store_dropped_total', 'counter', 'Probe results dropped because the state store was unavailable or behind.', (s) => s.dropped);
+  one('orchestry_store_queue', 'gauge', 'Probe results waiting to be written.', (s) => s.queued);
+  one('orchestry_store_size_bytes', 'gauge', 'Size of the state store database file (WAL included).', (s) => s.sizeBytes);
+}
+
+/** The alerting metrics, read from `status()` at each scrape. */
+export function registerAlertingCollectors(registry: prom.Registry, status: () => AlertingMetricsStatus): void {
+  registerCollector(registry, 'orchestry_alerts_firing', 'gauge', 'Alerts firing now (one per backend and failure type).', () => [{ value: status().firing, labels: {} }]);
+  const perReceiver = (pick: (r: AlertingMetricsStatus['byReceiver'][string]) => Array<[Record<string, string>, number]>) => () => {
+    const out: prom.MetricValue<string>[] = [];
+    for (const [receiver, r] of Object.entries(status().byReceiver)) {
+      for (const [labels, value] of pick(r)) out.push({ value, labels: { receiver, type: r.type, ...labels } });
+    }
+    return out;
+  };
+  registerCollector(registry, 'orchestry_alert_notifications_total', 'counter', 'Alert notification attempts by receiver and result (each failed retry counts).', perReceiver((r) => [
+    [{ result: 'success' }, r.sent],
+    [{ result: 'failure' }, r.failed],
+  ]));
+  registerCollector(registry, 'orchestry_alert_queue', 'gauge', 'Alert notifications waiting for delivery (kept in the store while they wait).', perReceiver((r) => [[{}, r.queued]]));
+}
