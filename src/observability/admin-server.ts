@@ -3,7 +3,7 @@
  * read-only JSON view of apps and backends, and the status page that reads that JSON. Everything
  * it shows comes from callbacks, so it holds no state of its own.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, SidecarError, describeError } from '../errors.js';
 import { EVENT_KINDS, type EventKind, type EventQuery, type LoggedEvent } from './event-log.js';
@@ -85,107 +85,117 @@ export function parseListenAddress(listen: string): { host: string; port: number
 export function createAdminServer(opts: AdminServerOptions): AdminServer {
   const address = parseListenAddress(opts.listen);
   const server = createServer((req, res) => {
-    void handle(req, res);
+    void handle(opts, req, res);
   });
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let reply: Reply;
-    try {
-      reply = await respond(req.method ?? 'GET', req.url ?? '/');
-    } catch (err) {
-      opts.logger.error({ err, method: req.method, url: req.url }, 'admin request failed');
-      reply = json(500, { error: `internal error: ${describeError(err)}` });
-    }
-    res.writeHead(reply.status, {
-      'Content-Type': reply.contentType,
-      'Content-Length': Buffer.byteLength(reply.body),
-      'Cache-Control': 'no-store',
-      'X-Content-Type-Options': 'nosniff',
-      ...reply.headers,
-    });
-    // node:http drops the body of a HEAD response by itself, keeping Content-Length.
-    res.end(reply.body);
-  }
-
-  async function respond(method: string, url: string): Promise<Reply> {
-    // The raw path, not `new URL(url, base)`: that would read `//host/x` as another origin.
-    const [path, query = ''] = url.split('?', 2) as [string, string?];
-    const handler = route(path, new URLSearchParams(query));
-    if (!handler) return json(404, { error: `no such path ${JSON.stringify(path)}` });
-    if (method !== 'GET' && method !== 'HEAD') {
-      return { ...json(405, { error: `method ${method} not allowed` }), headers: { Allow: ALLOWED_METHODS } };
-    }
-    return handler();
-  }
-
-  function route(path: string, query: URLSearchParams): (() => Reply | Promise<Reply>) | undefined {
-    switch (path) {
-      case '/':
-      case '/status':
-        return () => STATUS_PAGE;
-      case '/metrics':
-        return async () => ({ status: 200, contentType: opts.metrics.contentType, body: await opts.metrics.render() });
-      case '/healthz':
-        return () => json(200, { status: 'ok' });
-      case '/readyz':
-        return () => {
-          const { ready, reasons } = opts.readiness();
-          return ready ? json(200, { ready: true }) : json(503, { ready: false, reasons });
-        };
-      case '/api/v1/apps':
-        return () => json(200, opts.getApps());
-      case '/api/v1/events':
-        return opts.getEvents ? () => events(opts.getEvents!, query) : undefined;
-      case '/api/v1/alerts':
-        return opts.getAlerts ? () => json(200, opts.getAlerts!()) : undefined;
-      case '/api/v1/recovery':
-        return opts.getRecovery ? () => json(200, opts.getRecovery!()) : undefined;
-    }
-    const m = /^\/api\/v1\/apps\/([^/]+)(\/report)?$/.exec(path);
-    if (!m) return undefined;
-    if (m[2] && !opts.getReport) return undefined;
-    return async () => {
-      let name: string;
-      try {
-        name = decodeURIComponent(m[1] as string);
-      } catch {
-        return json(400, { error: `malformed app name ${JSON.stringify(m[1])}` });
-      }
-      if (m[2]) return report(opts.getReport!, name, query);
-      const app = opts.getApp(name);
-      return app === undefined ? json(404, { error: `unknown app ${JSON.stringify(name)}` }) : json(200, app);
-    };
-  }
-
   return {
-    start() {
-      return new Promise((resolve, reject) => {
-        const onError = (err: NodeJS.ErrnoException) => {
-          const reason = LISTEN_ERRORS[err.code ?? ''] ?? describeError(err);
-          const code = err.code ? ` (${err.code})` : '';
-          reject(
-            new SidecarError('ADMIN_LISTEN_FAILED', `admin.listen: cannot listen on ${opts.listen}: ${reason}${code}`, {
-              cause: err,
-            }),
-          );
-        };
-        server.once('error', onError);
-        server.listen(address.port, address.host, () => {
-          server.off('error', onError);
-          const bound = server.address() as AddressInfo;
-          resolve({ host: bound.address, port: bound.port });
-        });
-      });
-    },
+    start: () => listen(server, address, opts.listen),
+    close: () => closeServer(server),
+  };
+}
 
-    close() {
-      if (!server.listening) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        // close() alone waits for idle keep-alive connections to time out.
-        server.closeAllConnections();
-      });
-    },
+/** Binds `address` (`spec` is admin.listen as configured, for the error message). */
+function listen(server: Server, address: { host: string; port: number }, spec: string): Promise<{ host: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const reason = LISTEN_ERRORS[err.code ?? ''] ?? describeError(err);
+      const code = err.code ? ` (${err.code})` : '';
+      reject(
+        new SidecarError('ADMIN_LISTEN_FAILED', `admin.listen: cannot listen on ${spec}: ${reason}${code}`, {
+          cause: err,
+        }),
+      );
+    };
+    server.once('error', onError);
+    server.listen(address.port, address.host, () => {
+      server.off('error', onError);
+      const bound = server.address() as AddressInfo;
+      resolve({ host: bound.address, port: bound.port });
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  if (!server.listening) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    server.close((err) => (err ? reject(err) : resolve()));
+    // close() alone waits for idle keep-alive connections to time out.
+    server.closeAllConnections();
+  });
+}
+
+async function handle(opts: AdminServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let reply: Reply;
+  try {
+    reply = await respond(opts, req.method ?? 'GET', req.url ?? '/');
+  } catch (err) {
+    opts.logger.error({ err, method: req.method, url: req.url }, 'admin request failed');
+    reply = json(500, { error: `internal error: ${describeError(err)}` });
+  }
+  res.writeHead(reply.status, {
+    'Content-Type': reply.contentType,
+    'Content-Length': Buffer.byteLength(reply.body),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+    ...reply.headers,
+  });
+  // node:http drops the body of a HEAD response by itself, keeping Content-Length.
+  res.end(reply.body);
+}
+
+async function respond(opts: AdminServerOptions, method: string, url: string): Promise<Reply> {
+  // The raw path, not `new URL(url, base)`: that would read `//host/x` as another origin.
+  const [path, query = ''] = url.split('?', 2) as [string, string?];
+  const handler = route(opts, path, new URLSearchParams(query));
+  if (!handler) return json(404, { error: `no such path ${JSON.stringify(path)}` });
+  if (method !== 'GET' && method !== 'HEAD') {
+    return { ...json(405, { error: `method ${method} not allowed` }), headers: { Allow: ALLOWED_METHODS } };
+  }
+  return handler();
+}
+
+type Handler = () => Reply | Promise<Reply>;
+
+function route(opts: AdminServerOptions, path: string, query: URLSearchParams): Handler | undefined {
+  switch (path) {
+    case '/':
+    case '/status':
+      return () => STATUS_PAGE;
+    case '/metrics':
+      return async () => ({ status: 200, contentType: opts.metrics.contentType, body: await opts.metrics.render() });
+    case '/healthz':
+      return () => json(200, { status: 'ok' });
+    case '/readyz':
+      return () => {
+        const { ready, reasons } = opts.readiness();
+        return ready ? json(200, { ready: true }) : json(503, { ready: false, reasons });
+      };
+    case '/api/v1/apps':
+      return () => json(200, opts.getApps());
+    case '/api/v1/events':
+      return opts.getEvents ? () => events(opts.getEvents!, query) : undefined;
+    case '/api/v1/alerts':
+      return opts.getAlerts ? () => json(200, opts.getAlerts!()) : undefined;
+    case '/api/v1/recovery':
+      return opts.getRecovery ? () => json(200, opts.getRecovery!()) : undefined;
+  }
+  return appRoute(opts, path, query);
+}
+
+/** `/api/v1/apps/{app}` and `/api/v1/apps/{app}/report`. */
+function appRoute(opts: AdminServerOptions, path: string, query: URLSearchParams): Handler | undefined {
+  const m = /^\/api\/v1\/apps\/([^/]+)(\/report)?$/.exec(path);
+  if (!m) return undefined;
+  if (m[2] && !opts.getReport) return undefined;
+  return async () => {
+    let name: string;
+    try {
+      name = decodeURIComponent(m[1] as string);
+    } catch {
+      return json(400, { error: `malformed app name ${JSON.stringify(m[1])}` });
+    }
+    if (m[2]) return report(opts.getReport!, name, query);
+    const app = opts.getApp(name);
+    return app === undefined ? json(404, { error: `unknown app ${JSON.stringify(name)}` }) : json(200, app);
   };
 }
 
