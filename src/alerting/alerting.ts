@@ -3,7 +3,7 @@
  * the clock and a persistence hook. Callers hand it events and never wait: every method returns
  * at once, and a receiver that is down never slows probing or routing.
  *
- * Persistence: one record per alert id, `{ v: 1, id, alert, deliveries }`, saved while the alert
+ * Persistence: one record per alert id, `{ v: 1, id, alert, deliveries }` (alert-records.ts), saved while the alert
  * is firing (`alert`) or has undelivered notifications (`deliveries`), deleted once it is resolved
  * and everything is delivered. At start the daemon passes those records back to `restore`: firing
  * alerts are firing again (no duplicate notice, and they resolve normally) and undelivered
@@ -13,9 +13,10 @@
  */
 import type { Clock, TimerHandle } from '../clock.js';
 import type { AlertingConfig } from '../config/types.js';
-import { FAILURE_TYPES, type BackendView, type FailureEvent, type FailureType, type Severity } from '../health/types.js';
+import type { BackendView, FailureEvent } from '../health/types.js';
 import type { Logger } from '../observability/logger.js';
-import { createDispatcher, type DeliveryRecord, type FetchLike, type ReceiverStatus } from './dispatcher.js';
+import { isObject, parseRecord, preview, serializeRecord, type ParsedRecord } from './alert-records.js';
+import { createDispatcher, type DeliveryRecord, type Dispatcher, type FetchLike, type ReceiverStatus } from './dispatcher.js';
 import { alertKey, createAlertState, nextDue, step, type Alert, type AlertInput, type AlertState } from './state.js';
 
 /** What the daemon's store provides. */
@@ -70,232 +71,177 @@ export interface AlertingOptions {
   fetchImpl?: FetchLike;
 }
 
-const RECORD_VERSION = 1;
+/** The subsystem's state; the functions below are its methods. */
+interface AlertingState {
+  clock: Clock;
+  persistence: AlertPersistence;
+  log: Logger;
+  cfg: AlertingConfig;
+  state: AlertState;
+  tickTimer: TimerHandle | null;
+  stopped: boolean;
+  /** Ids with a record in the store, so deletes are written only for those. */
+  saved: Set<string>;
+  /** Alert ids to persist once the current batch ends; null outside a batch. */
+  batch: Set<string> | null;
+  dispatcher: Dispatcher;
+}
 
 export function createAlerting(opts: AlertingOptions): Alerting {
   const { clock, persistence } = opts;
   const log = opts.logger.child({ module: 'alerting' });
-  let cfg = opts.config;
-  let state: AlertState = createAlertState();
-  let tickTimer: TimerHandle | null = null;
-  let stopped = false;
-  /** Ids with a record in the store, so deletes are written only for those. */
-  const saved = new Set<string>();
-  /** Alert ids to persist once the current batch ends; null outside a batch. */
-  let batch: Set<string> | null = null;
-
-  const persist = (alertId: string) => {
-    const alert = [...state.alerts.values()].find((a) => a.id === alertId) ?? null;
-    const deliveries = dispatcher.pending(alertId).map((d) => ({
-      alert: d.alert,
-      receiver: d.receiver,
-      escalated: d.escalated,
-      attempts: d.attempts,
-    }));
-    if (!alert && deliveries.length === 0) {
-      if (saved.delete(alertId)) persistence.saveAlert(alertId, null);
-      return;
-    }
-    saved.add(alertId);
-    persistence.saveAlert(alertId, JSON.stringify({ v: RECORD_VERSION, id: alertId, alert, deliveries }));
-  };
-
-  const dispatcher = createDispatcher({
-    config: cfg,
+  const s: AlertingState = {
     clock,
-    logger: log,
-    fetchImpl: opts.fetchImpl ?? ((url, init) => fetch(url, init)),
-    onPendingChange: (id) => (batch ? batch.add(id) : persist(id)),
-    onDelivery: (d) => persistence.alertDelivery(d),
-  });
-  dispatcher.setEnabled(cfg.enabled);
-
-  const scheduleTick = () => {
-    if (tickTimer) clock.clearTimeout(tickTimer);
-    tickTimer = null;
-    const due = stopped || !cfg.enabled ? null : nextDue(state, cfg);
-    if (due === null) return;
-    tickTimer = clock.setTimeout(() => {
-      tickTimer = null;
-      apply({ kind: 'tick' });
-    }, Math.max(0, due - clock.now()));
-    tickTimer.unref?.();
+    persistence,
+    log,
+    cfg: opts.config,
+    state: createAlertState(),
+    tickTimer: null,
+    stopped: false,
+    saved: new Set(),
+    batch: null,
+    dispatcher: createDispatcher({
+      config: opts.config,
+      clock,
+      logger: log,
+      fetchImpl: opts.fetchImpl ?? ((url, init) => fetch(url, init)),
+      onPendingChange: (id) => (s.batch ? s.batch.add(id) : persist(s, id)),
+      onDelivery: (d) => persistence.alertDelivery(d),
+    }),
   };
-
-  /** Persists each changed alert once at the end, however many receivers it was queued for. */
-  const batched = (ids: Iterable<string>, fn: () => void) => {
-    batch = new Set(ids);
-    try {
-      fn();
-    } finally {
-      const done = batch;
-      batch = null;
-      for (const id of done) persist(id);
-    }
-  };
-
-  const apply = (input: AlertInput) => {
-    if (stopped || !cfg.enabled) return;
-    const before = state;
-    const result = step(state, input, cfg, clock.now());
-    state = result.state;
-    if (state === before) return;
-    const changed: string[] = [];
-    for (const [key, a] of state.alerts) {
-      if (before.alerts.get(key) === a) continue;
-      changed.push(a.id);
-      if (!before.alerts.has(key)) log.info({ alertId: a.id, severity: a.severity, receivers: a.receivers }, 'alert firing');
-    }
-    for (const [key, a] of before.alerts) {
-      if (!state.alerts.has(key)) {
-        changed.push(a.id);
-        log.info({ alertId: a.id }, 'alert resolved');
-      }
-    }
-    batched(changed, () => {
-      for (const n of result.notifications) dispatcher.enqueue(n);
-    });
-    scheduleTick();
-  };
+  s.dispatcher.setEnabled(s.cfg.enabled);
 
   return {
-    onFailure: (event, ejected) => apply({ kind: 'failure', event, ejected }),
-    onBackend: (view) => apply({ kind: 'backend', view }),
-    onRemoved: (backendIds) => apply({ kind: 'removed', backendIds }),
-    reconcile: (backendIds) => apply({ kind: 'present', backendIds: [...backendIds] }),
-    restore(records) {
-      if (stopped || !cfg.enabled) return;
-      const valid: ParsedRecord[] = [];
-      for (const raw of records) {
-        const rec = parseRecord(raw);
-        if (typeof rec !== 'string') {
-          valid.push(rec);
-          continue;
-        }
-        log.warn({ record: preview(raw) }, `alert record dropped: ${rec}`);
-        // Delete it when it names itself, or it would be dropped again at every start.
-        if (isObject(raw) && typeof raw.id === 'string') persistence.saveAlert(raw.id, null);
-      }
-      const alerts = new Map(state.alerts);
-      for (const rec of valid) {
-        saved.add(rec.id);
-        const key = rec.alert && alertKey(rec.alert.backendId, rec.alert.failureType);
-        // An alert that fired again before restore wins; the old record's notices still go out.
-        if (rec.alert && key && !alerts.has(key)) alerts.set(key, rec.alert);
-      }
-      state = { alerts };
-      batched(valid.map((r) => r.id), () => {
-        for (const rec of valid) for (const d of rec.deliveries) dispatcher.enqueue(d, d.attempts);
-      });
-      if (valid.length > 0) log.info({ records: valid.length, firing: state.alerts.size }, 'alerts restored');
-      scheduleTick();
-    },
+    onFailure: (event, ejected) => apply(s, { kind: 'failure', event, ejected }),
+    onBackend: (view) => apply(s, { kind: 'backend', view }),
+    onRemoved: (backendIds) => apply(s, { kind: 'removed', backendIds }),
+    reconcile: (backendIds) => apply(s, { kind: 'present', backendIds: [...backendIds] }),
+    restore: (records) => restore(s, records),
     updateConfig(next) {
-      cfg = next;
-      dispatcher.updateConfig(next);
-      dispatcher.setEnabled(next.enabled);
-      scheduleTick();
+      s.cfg = next;
+      s.dispatcher.updateConfig(next);
+      s.dispatcher.setEnabled(next.enabled);
+      scheduleTick(s);
     },
-    status() {
-      const byReceiver = dispatcher.status();
-      const all = Object.values(byReceiver);
-      return {
-        firing: state.alerts.size,
-        queued: all.reduce((n, r) => n + r.queued, 0),
-        sent: all.reduce((n, r) => n + r.sent, 0),
-        failedDeliveries: all.reduce((n, r) => n + r.failed, 0),
-        byReceiver,
-      };
-    },
-    list: () => [...state.alerts.values()].sort((a, b) => a.startsAt - b.startsAt),
+    status: () => status(s),
+    list: () => [...s.state.alerts.values()].sort((a, b) => a.startsAt - b.startsAt),
     stop() {
-      stopped = true;
-      if (tickTimer) clock.clearTimeout(tickTimer);
-      tickTimer = null;
-      dispatcher.stop();
+      s.stopped = true;
+      if (s.tickTimer) clock.clearTimeout(s.tickTimer);
+      s.tickTimer = null;
+      s.dispatcher.stop();
     },
   };
 }
 
-interface ParsedRecord {
-  id: string;
-  alert: Alert | null;
-  deliveries: { alert: Alert; receiver: string; escalated: boolean; attempts: number }[];
+function persist(s: AlertingState, alertId: string): void {
+  const alert = [...s.state.alerts.values()].find((a) => a.id === alertId) ?? null;
+  const json = serializeRecord(alertId, alert, s.dispatcher.pending(alertId));
+  if (json === null) {
+    if (s.saved.delete(alertId)) s.persistence.saveAlert(alertId, null);
+    return;
+  }
+  s.saved.add(alertId);
+  s.persistence.saveAlert(alertId, json);
 }
 
-/** Validates one restored record (untrusted JSON); a string names what is wrong. */
-export function parseRecord(raw: unknown): ParsedRecord | string {
-  if (!isObject(raw)) return 'not an object';
-  if (raw.v !== RECORD_VERSION) return `unknown version ${JSON.stringify(raw.v)}`;
-  if (typeof raw.id !== 'string' || raw.id === '') return 'id must be a non-empty string';
-  let alert: Alert | null = null;
-  if (raw.alert !== null) {
-    const a = parseAlert(raw.alert, 'alert');
-    if (typeof a === 'string') return a;
-    if (a.status !== 'firing' || a.id !== raw.id) return 'alert must be the firing alert of this record';
-    alert = a;
-  }
-  if (!Array.isArray(raw.deliveries)) return 'deliveries must be a list';
-  const deliveries: ParsedRecord['deliveries'] = [];
-  for (const [i, d] of raw.deliveries.entries()) {
-    const path = `deliveries[${i}]`;
-    if (!isObject(d)) return `${path} must be an object`;
-    const a = parseAlert(d.alert, `${path}.alert`);
-    if (typeof a === 'string') return a;
-    if (a.id !== raw.id) return `${path}.alert.id must be ${raw.id}`;
-    if (typeof d.receiver !== 'string' || d.receiver === '') return `${path}.receiver must be a non-empty string`;
-    if (typeof d.escalated !== 'boolean') return `${path}.escalated must be a boolean`;
-    if (!Number.isSafeInteger(d.attempts) || (d.attempts as number) < 0) return `${path}.attempts must be a count`;
-    deliveries.push({ alert: a, receiver: d.receiver, escalated: d.escalated, attempts: d.attempts as number });
-  }
-  if (!alert && deliveries.length === 0) return 'neither a firing alert nor deliveries';
-  return { id: raw.id, alert, deliveries };
+function scheduleTick(s: AlertingState): void {
+  const { clock } = s;
+  if (s.tickTimer) clock.clearTimeout(s.tickTimer);
+  s.tickTimer = null;
+  const due = s.stopped || !s.cfg.enabled ? null : nextDue(s.state, s.cfg);
+  if (due === null) return;
+  s.tickTimer = clock.setTimeout(() => {
+    s.tickTimer = null;
+    apply(s, { kind: 'tick' });
+  }, Math.max(0, due - clock.now()));
+  s.tickTimer.unref?.();
 }
 
-const SEVERITIES: ReadonlySet<string> = new Set<Severity>(['low', 'medium', 'high', 'critical']);
+/** Persists each changed alert once at the end, however many receivers it was queued for. */
+function batched(s: AlertingState, ids: Iterable<string>, fn: () => void): void {
+  s.batch = new Set(ids);
+  try {
+    fn();
+  } finally {
+    const done = s.batch;
+    s.batch = null;
+    for (const id of done) persist(s, id);
+  }
+}
 
-function parseAlert(raw: unknown, path: string): Alert | string {
-  if (!isObject(raw)) return `${path} must be an object`;
-  for (const f of ['id', 'backendId', 'app', 'message'] as const) {
-    if (typeof raw[f] !== 'string') return `${path}.${f} must be a string`;
+function apply(s: AlertingState, input: AlertInput): void {
+  if (s.stopped || !s.cfg.enabled) return;
+  const before = s.state;
+  const result = step(s.state, input, s.cfg, s.clock.now());
+  s.state = result.state;
+  if (s.state === before) return;
+  const changed = changedAlerts(s.log, before, s.state);
+  batched(s, changed, () => {
+    for (const n of result.notifications) s.dispatcher.enqueue(n);
+  });
+  scheduleTick(s);
+}
+
+/** Ids of the alerts that fired, changed or resolved from `before` to `after`; logs fired and resolved. */
+function changedAlerts(log: Logger, before: AlertState, after: AlertState): string[] {
+  const changed: string[] = [];
+  for (const [key, a] of after.alerts) {
+    if (before.alerts.get(key) === a) continue;
+    changed.push(a.id);
+    if (!before.alerts.has(key)) log.info({ alertId: a.id, severity: a.severity, receivers: a.receivers }, 'alert firing');
   }
-  if (!FAILURE_TYPES.has(raw.failureType as FailureType)) return `${path}.failureType is not a failure type (got ${JSON.stringify(raw.failureType)})`;
-  if (!SEVERITIES.has(raw.severity as string)) return `${path}.severity is not a severity (got ${JSON.stringify(raw.severity)})`;
-  if (raw.status !== 'firing' && raw.status !== 'resolved') return `${path}.status must be firing or resolved`;
-  for (const f of ['startsAt', 'lastEventAt', 'lastSentAt'] as const) {
-    if (!Number.isFinite(raw[f])) return `${path}.${f} must be a number`;
+  for (const [key, a] of before.alerts) {
+    if (!after.alerts.has(key)) {
+      changed.push(a.id);
+      log.info({ alertId: a.id }, 'alert resolved');
+    }
   }
-  if (raw.status === 'resolved' ? !Number.isFinite(raw.endsAt) : raw.endsAt !== null) {
-    return `${path}.endsAt must be a number when resolved, null when firing`;
+  return changed;
+}
+
+function restore(s: AlertingState, records: unknown[]): void {
+  if (s.stopped || !s.cfg.enabled) return;
+  const valid = validRecords(s, records);
+  const alerts = new Map(s.state.alerts);
+  for (const rec of valid) {
+    s.saved.add(rec.id);
+    const key = rec.alert && alertKey(rec.alert.backendId, rec.alert.failureType);
+    // An alert that fired again before restore wins; the old record's notices still go out.
+    if (rec.alert && key && !alerts.has(key)) alerts.set(key, rec.alert);
   }
-  if (typeof raw.escalated !== 'boolean') return `${path}.escalated must be a boolean`;
-  for (const f of ['receivers', 'escalationReceivers'] as const) {
-    const list = raw[f];
-    if (!Array.isArray(list) || !list.every((r) => typeof r === 'string')) return `${path}.${f} must be a list of names`;
+  s.state = { alerts };
+  batched(s, valid.map((r) => r.id), () => {
+    for (const rec of valid) for (const d of rec.deliveries) s.dispatcher.enqueue(d, d.attempts);
+  });
+  if (valid.length > 0) s.log.info({ records: valid.length, firing: s.state.alerts.size }, 'alerts restored');
+  scheduleTick(s);
+}
+
+/** The records that parse; each bad one is logged and deleted. */
+function validRecords(s: AlertingState, records: unknown[]): ParsedRecord[] {
+  const valid: ParsedRecord[] = [];
+  for (const raw of records) {
+    const rec = parseRecord(raw);
+    if (typeof rec !== 'string') {
+      valid.push(rec);
+      continue;
+    }
+    s.log.warn({ record: preview(raw) }, `alert record dropped: ${rec}`);
+    // Delete it when it names itself, or it would be dropped again at every start.
+    if (isObject(raw) && typeof raw.id === 'string') s.persistence.saveAlert(raw.id, null);
   }
+  return valid;
+}
+
+function status(s: AlertingState): AlertingStatus {
+  const byReceiver = s.dispatcher.status();
+  const all = Object.values(byReceiver);
   return {
-    id: raw.id as string,
-    backendId: raw.backendId as string,
-    app: raw.app as string,
-    failureType: raw.failureType as FailureType,
-    severity: raw.severity as Severity,
-    message: raw.message as string,
-    status: raw.status,
-    startsAt: raw.startsAt as number,
-    endsAt: raw.endsAt as number | null,
-    lastEventAt: raw.lastEventAt as number,
-    lastSentAt: raw.lastSentAt as number,
-    escalated: raw.escalated,
-    receivers: [...(raw.receivers as string[])],
-    escalationReceivers: [...(raw.escalationReceivers as string[])],
+    firing: s.state.alerts.size,
+    queued: all.reduce((n, r) => n + r.queued, 0),
+    sent: all.reduce((n, r) => n + r.sent, 0),
+    failedDeliveries: all.reduce((n, r) => n + r.failed, 0),
+    byReceiver,
   };
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function preview(v: unknown): string {
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 200 ? `${s.slice(0, 200)}...` : s;
 }
