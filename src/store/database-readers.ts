@@ -2,7 +2,8 @@
  * The store database's readers: the persisted state for start-up, and health reports from the
  * rollups (plus the minutes the worker still holds) or from raw rows.
  */
-import type { ActionRecord, ReportQuery } from './database.js';
+import type { ActionRecord } from '../recovery/types.js';
+import type { ReportQuery } from './database.js';
 import { STORE_KEY_PREFIX, type DatabaseHandle } from './database-handle.js';
 import { eventStats, exactStats, mergeAgg, newAgg, statsFromAgg, type MinuteAgg } from './report.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS, listPartitions, rawTable, rollupTable } from './schema.js';

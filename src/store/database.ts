@@ -5,7 +5,7 @@
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { DatabaseSync } from 'node:sqlite';
 import type { ActionRecord } from '../recovery/types.js';
 import type { Batch } from './protocol.js';
 import { createDatabaseHandle, type DatabaseHandle } from './database-handle.js';
@@ -18,7 +18,6 @@ import { decodeCounts, encodeCounts } from './sketch.js';
 import type { HealthReport, ReportSource, RestoredState } from './types.js';
 
 /** The recovery record type the action rows hold, for the readers. */
-export type { ActionRecord };
 
 export interface Retention {
   rawMs: number;
