@@ -2,7 +2,7 @@
  * Domain types shared by the pipeline stages (vocabulary in ARCHITECTURE.md). Stages exchange
  * only these plain data shapes; none of them carries behaviour.
  */
-import type { HealthCheckConfig } from './config/types.js';
+import type { AppConfig, HealthCheckConfig } from './config/types.js';
 
 /** One address of an app, as a discovery source sees it now. */
 export interface Backend {
@@ -56,6 +56,11 @@ export function formatAddress(host: string, port: number): string {
 export interface Snapshot {
   source: string;
   backends: Backend[];
+  /**
+   * Apps this source defines: the YAML's apps, or apps only container labels name. The merged
+   * snapshot renders one upstream per app, even one with no backend yet.
+   */
+  apps?: AppConfig[];
 }
 
 /** Why a probe failed, as far as the prober can tell. */

@@ -10,6 +10,7 @@ export const CONFIG_SOURCE_NAME = 'file';
 export function snapshotFromConfig(config: SidecarConfig): Snapshot {
   return {
     source: CONFIG_SOURCE_NAME,
+    apps: config.apps,
     backends: config.apps.flatMap((app) =>
       app.backends.map((b) => ({
         id: backendId(app.name, b.host, b.port),

@@ -52,6 +52,7 @@ export function emitSnapshot(ctx: DockerSourceContext): void {
   const snapshot: Snapshot = {
     source: DOCKER_SOURCE_NAME,
     backends: snapshotWithDraining(ctx.mapping.backends, new Set(ctx.draining.keys())),
+    apps: ctx.mapping.apps,
   };
   // Rejections count as a change too: consumers read state() on each snapshot (the API, the
   // rejected-containers metric), and a rejected container changes no backend.

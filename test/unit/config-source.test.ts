@@ -43,5 +43,6 @@ test("gives each backend its own app's health config", () => {
 });
 
 test('a config whose apps have no backends gives an empty snapshot, not a missing one', () => {
-  expect(snapshotFromConfig(config({ apps: { web: {} } }))).toEqual({ source: 'file', backends: [] });
+  const cfg = config({ apps: { web: {} } });
+  expect(snapshotFromConfig(cfg)).toEqual({ source: 'file', apps: cfg.apps, backends: [] });
 });
