@@ -347,3 +347,30 @@ function withinWindow(times: number[], cutoff: number): number[] {
   if (first === 0) return times;
   return first === -1 ? [] : times.slice(first);
 }
+
+/**
+ * A failure Docker itself reported (exited, OOM-killed, restart loop, never healthy) as the
+ * seed's FailureEvent for the backend its container served: severity from the seed's table, a
+ * streak of one (each Docker event is news on its own).
+ */
+export function containerFailureEvent(
+  failure: { failureType: FailureType; app: string; details: Record<string, unknown> },
+  backendId: string,
+  containerName: string,
+  now: number,
+): FailureEvent {
+  const severity = severityOf(failure.failureType);
+  return {
+    failureType: failure.failureType,
+    backendId,
+    app: failure.app,
+    severity,
+    message: `${failure.failureType}: container ${containerName}`,
+    details: failure.details,
+    timestamp: now,
+    consecutiveCount: 1,
+    totalCount: 1,
+    firstOccurrence: now,
+    critical: isCritical(failure.failureType, severity, 1),
+  };
+}

@@ -18,6 +18,11 @@ export interface DesiredSetOptions {
    * instead when that keeps every weight an integer: 1,1,1 with one at 0.5 becomes 2,2,1.
    */
   weightFactors?: ReadonlyMap<string, number>;
+  /**
+   * Recovery's drains (drain_instance, and a container about to be stopped): containers whose
+   * backends are taken out of nginx whatever their health, like an ejection.
+   */
+  drainedContainerIds?: ReadonlySet<string>;
 }
 
 export interface DesiredSetResult {
@@ -50,6 +55,7 @@ export function buildDesiredSet(apps: AppConfig[], views: BackendView[], opts: D
   const panics: string[] = [];
   const failovers: string[] = [];
   const factors = opts.weightFactors ?? new Map<string, number>();
+  views = withDrains(views, opts.drainedContainerIds);
   const byName = new Map(apps.map((a) => [a.name, a]));
   const upstreams = apps.map((app): DesiredUpstream => {
     const mine = sortViews(app.backends, views.filter((v) => v.app === app.name));
@@ -79,6 +85,12 @@ export function buildDesiredSet(apps: AppConfig[], views: BackendView[], opts: D
     return { ...base, panic, failover, servers: applyFactors(servers, factors) };
   });
   return { set: { upstreams }, panics, failovers };
+}
+
+/** Views of drained containers' backends as ejected and draining (recovery's drains). */
+export function withDrains(views: BackendView[], drained: ReadonlySet<string> | undefined): BackendView[] {
+  if (!drained || drained.size === 0) return views;
+  return views.map((v) => (v.container && drained.has(v.container.id) ? { ...v, ejected: true, draining: true } : v));
 }
 
 /** The backup app's routable servers, minus addresses the app has itself. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  containerFailureEvent,
   MAX_HISTORY_PER_TYPE,
   RATE_SLICES,
   failureTypeOf,
@@ -404,5 +405,26 @@ describe('high_error_rate', () => {
     expect(restoreProbeCounts({ ...saved, failed: saved.total.map((t: number) => t + 1) })).toBeUndefined();
     expect(restoreProbeCounts({ ...saved, sliceMs: 0 })).toBeUndefined();
     expect(restoreProbeCounts('x')).toBeUndefined();
+  });
+});
+
+describe('failures Docker reports', () => {
+  it('become failure events of the backend, with the seed severity and a streak of one', () => {
+    const e = containerFailureEvent({ failureType: 'container_oom_killed', app: 'web', details: { exit_code: 137 } }, 'web/127.0.0.1:8001', 'web-1', 5000);
+    expect(e).toEqual({
+      failureType: 'container_oom_killed',
+      backendId: 'web/127.0.0.1:8001',
+      app: 'web',
+      severity: 'critical',
+      message: 'container_oom_killed: container web-1',
+      details: { exit_code: 137 },
+      timestamp: 5000,
+      consecutiveCount: 1,
+      totalCount: 1,
+      firstOccurrence: 5000,
+      critical: true,
+    });
+    const loop = containerFailureEvent({ failureType: 'container_restart_loop', app: 'web', details: {} }, 'b', 'c', 1);
+    expect([loop.severity, loop.critical]).toEqual(['high', false]);
   });
 });

@@ -1,0 +1,22 @@
+/**
+ * What a configuration reload changes that the running daemon cannot take without a restart.
+ * Pure: the stages take what they can on the `config` event; this lists the rest for the log.
+ */
+import type { SidecarConfig } from './types.js';
+
+/** One line per setting that changed but takes effect only after a restart. */
+export function restartOnlyChanges(prev: SidecarConfig, next: SidecarConfig): string[] {
+  const out: string[] = [];
+  if (next.admin.listen !== prev.admin.listen) out.push(`admin.listen changes take effect after a restart (now ${next.admin.listen})`);
+  if (JSON.stringify(next.store) !== JSON.stringify(prev.store)) out.push('store changes take effect after a restart');
+  if (next.alerting.enabled !== prev.alerting.enabled) {
+    out.push('alerting.enabled changes its metrics only after a restart; alerts follow the new setting now');
+  }
+  if (next.docker.enabled !== prev.docker.enabled || next.docker.socket_path !== prev.docker.socket_path) {
+    out.push('docker.enabled and docker.socket_path changes take effect after a restart');
+  }
+  if (next.probes.max_concurrency !== prev.probes.max_concurrency || next.probes.jitter_fraction !== prev.probes.jitter_fraction) {
+    out.push('probes.max_concurrency and probes.jitter_fraction changes take effect after a restart');
+  }
+  return out;
+}

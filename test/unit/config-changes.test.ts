@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { restartOnlyChanges } from '../../src/config/changes.js';
+import { configOf } from '../helpers/sidecar-config.js';
+
+const base = { apps: { web: { backends: ['127.0.0.1:8001'] } } };
+
+describe('settings a reload cannot take', () => {
+  it('lists none when only live settings changed', () => {
+    const prev = configOf(base);
+    const next = configOf({ ...base, breaker: { failure_threshold: 9 }, nginx: { coalesce_min_wait_seconds: 0.5 } });
+    expect(restartOnlyChanges(prev, next)).toEqual([]);
+  });
+
+  it('names each setting that needs a restart', () => {
+    const prev = configOf(base);
+    const next = configOf({
+      ...base,
+      admin: { listen: '127.0.0.1:9999' },
+      store: { enabled: false },
+      docker: { enabled: true },
+      probes: { max_concurrency: 7 },
+    });
+    const lines = restartOnlyChanges(prev, next);
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toContain('admin.listen');
+    expect(lines[0]).toContain('127.0.0.1:9999');
+    expect(lines.join('\n')).toMatch(/store changes.*\n.*docker\.enabled.*\n.*probes\.max_concurrency/);
+  });
+});

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { readiness } from '../../src/observability/readiness.js';
+
+const ok = { awaiting: [], firstApplyDone: true, docker: null, lastOutcome: null };
+
+describe('readiness', () => {
+  it('is ready once nginx has been written and nothing is awaited or failing', () => {
+    expect(readiness(ok)).toEqual({ ready: true, reasons: [] });
+    expect(readiness({ ...ok, docker: { connected: true, socketPath: '/s' } }).ready).toBe(true);
+  });
+
+  it('gives every reason it is not ready at once', () => {
+    const r = readiness({
+      awaiting: ['docker'],
+      firstApplyDone: false,
+      docker: { connected: false, socketPath: '/var/run/docker.sock' },
+      lastOutcome: { result: 'failed', stage: 'validate', error: 'nginx -t: bad', durationMs: 1, reloaded: false },
+    });
+    expect(r.ready).toBe(false);
+    expect(r.reasons).toEqual([
+      'waiting for the first list of containers from Docker',
+      'nginx upstreams not yet written',
+      'Docker Engine unreachable (/var/run/docker.sock): routing with the last known containers',
+      'last nginx update failed at validate: nginx -t: bad',
+    ]);
+  });
+
+  it('is not ready while the last nginx update failed, even after an earlier success', () => {
+    const r = readiness({ ...ok, lastOutcome: { result: 'failed', stage: 'reload', error: 'nginx is not running', durationMs: 1, reloaded: false } });
+    expect(r).toEqual({ ready: false, reasons: ['last nginx update failed at reload: nginx is not running'] });
+  });
+});
