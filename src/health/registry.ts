@@ -35,6 +35,8 @@ export interface HealthRegistry {
   /** The backends of one app, in the order the last sync gave them (no scan of the others). */
   viewsOf(app: string): BackendView[];
   view(backendId: string): BackendView | undefined;
+  /** The backend as discovery last gave it. */
+  backend(backendId: string): Backend | undefined;
   /** One backend's state as plain JSON data, for the store. */
   exportState(backendId: string): PersistedBackendState | undefined;
   /**
@@ -66,164 +68,167 @@ interface Entry {
   since: number;
 }
 
+interface RegistryState {
+  clock: Clock;
+  breakerCfg: BreakerConfig;
+  detectionCfg: FailureDetectionConfig;
+  entries: Map<string, Entry>;
+  order: string[];
+  /** Backend ids per app, in snapshot order: recovery asks for one app's replicas per failure. */
+  byApp: Map<string, string[]>;
+  /** Restored states not yet claimed by a backend of a snapshot. */
+  pending: Map<string, PersistedBackendState>;
+  dirty: Set<string>;
+}
+
 /** Creates an empty registry; call `sync` with the first snapshot. */
 export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistry {
-  const { clock } = opts;
-  let breakerCfg = opts.breaker;
-  let detectionCfg = opts.detection;
-  let entries = new Map<string, Entry>();
-  let order: string[] = [];
-  /** Backend ids per app, in snapshot order: recovery asks for one app's replicas per failure. */
-  let byApp = new Map<string, string[]>();
-  /** Restored states not yet claimed by a backend of a snapshot. */
-  let pending = new Map<string, PersistedBackendState>();
-  const dirty = new Set<string>();
-
-  const healthTransition = (b: Backend, c: HealthChange): Transition => ({
-    kind: 'health',
-    backendId: b.id,
-    app: b.app,
-    ...c,
-  });
-  const breakerTransition = (b: Backend, c: BreakerChange): Transition => ({
-    kind: 'breaker',
-    backendId: b.id,
-    app: b.app,
-    ...c,
-  });
-
+  const s: RegistryState = {
+    clock: opts.clock,
+    breakerCfg: opts.breaker,
+    detectionCfg: opts.detection,
+    entries: new Map(),
+    order: [],
+    byApp: new Map(),
+    pending: new Map(),
+    dirty: new Set(),
+  };
   return {
-    sync(backends) {
-      const now = clock.now();
-      const next = new Map<string, Entry>();
-      const added: string[] = [];
-      for (const backend of backends) {
-        const existing = entries.get(backend.id) ?? next.get(backend.id);
-        if (existing) {
-          // Weight, backup and health settings may have changed; the verdicts so far still hold.
-          next.set(backend.id, { ...existing, backend });
-          continue;
-        }
-        added.push(backend.id);
-        const saved = pending.get(backend.id);
-        pending.delete(backend.id);
-        next.set(backend.id, {
-          backend,
-          health: saved?.health ?? thresholds.initialHealth(),
-          breaker: saved?.breaker ?? breaker.initialBreaker(),
-          failures: saved?.failures ?? {},
-          lastProbe: null,
-          lastFailure: saved?.lastFailure ?? null,
-          since: saved?.since ?? now,
-        });
-      }
-      const removed = [...entries.keys()].filter((id) => !next.has(id));
-      for (const id of removed) dirty.add(id);
-      entries = next;
-      // Map keeps first-insertion order, so a stable sort groups by app and keeps the given order.
-      order = [...next.values()]
-        .sort((a, b) => (a.backend.app < b.backend.app ? -1 : a.backend.app > b.backend.app ? 1 : 0))
-        .map((e) => e.backend.id);
-      byApp = new Map();
-      for (const id of order) {
-        const app = entries.get(id)!.backend.app;
-        const ids = byApp.get(app);
-        if (ids) ids.push(id);
-        else byApp.set(app, [id]);
-      }
-      return { added, removed };
-    },
-
-    admit(backendId) {
-      const entry = entries.get(backendId);
-      if (!entry) return { admit: false, ticket: breaker.NO_TICKET, transitions: [] };
-      const now = clock.now();
-      const r = breaker.admit(entry.breaker, breakerCfg, now);
-      entry.breaker = r.state;
-      if (!r.transition) return { admit: r.admit, ticket: r.ticket, transitions: [] };
-      entry.since = now;
-      dirty.add(backendId);
-      return { admit: r.admit, ticket: r.ticket, transitions: [breakerTransition(entry.backend, r.transition)] };
-    },
-
-    record(result, ticket) {
-      const entry = entries.get(result.backendId);
-      if (!entry) return { transitions: [], failures: [] };
-      const now = clock.now();
-      const detail = result.healthy ? undefined : describeProbeFailure(result);
-      const transitions: Transition[] = [];
-
-      const h = thresholds.step(entry.health, { ok: result.healthy, detail }, entry.backend.health, now);
-      entry.health = h.state;
-      if (h.transition) transitions.push(healthTransition(entry.backend, h.transition));
-
-      const b = breaker.record(entry.breaker, { ok: result.healthy, ticket, detail }, breakerCfg, now);
-      entry.breaker = b.state;
-      if (b.transition) transitions.push(breakerTransition(entry.backend, b.transition));
-
-      const f = stepFailures(entry.failures, result, detectionCfg, now);
-      // Worth saving: counts that matter after a restart moved. A run of healthy probes only
-      // grows consecutiveSuccesses past the threshold, which nothing reads, so it is not saved
-      // on every probe (at 2,000 probes/s that would be 2,000 rewrites a second).
-      if (transitions.length > 0 || !result.healthy || entry.lastProbe?.healthy === false || f.history !== entry.failures) {
-        dirty.add(result.backendId);
-      }
-      entry.failures = f.history;
-      entry.lastProbe = result;
-      if (f.events.length > 0) entry.lastFailure = f.events[0]!;
-      if (transitions.length > 0) entry.since = now;
-      return { transitions, failures: f.events };
-    },
-
+    sync: (backends) => sync(s, backends),
+    admit: (backendId) => admit(s, backendId),
+    record: (result, ticket) => record(s, result, ticket),
     updateConfig(nextBreaker, nextDetection) {
-      breakerCfg = nextBreaker;
-      detectionCfg = nextDetection;
+      s.breakerCfg = nextBreaker;
+      s.detectionCfg = nextDetection;
     },
-
-    views() {
-      return order.map((id) => toView(entries.get(id)!));
-    },
-
-    viewsOf(app) {
-      return (byApp.get(app) ?? []).map((id) => toView(entries.get(id)!));
-    },
-
+    views: () => s.order.map((id) => toView(s.entries.get(id)!)),
+    viewsOf: (app) => (s.byApp.get(app) ?? []).map((id) => toView(s.entries.get(id)!)),
     view(backendId) {
-      const entry = entries.get(backendId);
+      const entry = s.entries.get(backendId);
       return entry ? toView(entry) : undefined;
     },
-
+    backend: (backendId) => s.entries.get(backendId)?.backend,
     exportState(backendId) {
-      const e = entries.get(backendId);
+      const e = s.entries.get(backendId);
       if (!e) return undefined;
       return { v: 1, health: e.health, breaker: e.breaker, failures: e.failures, lastFailure: e.lastFailure, since: e.since };
     },
-
-    restore(states) {
-      const rejected: string[] = [];
-      const next = new Map<string, PersistedBackendState>();
-      for (const [id, json] of states) {
-        const state = restoreState(json);
-        if (state) next.set(id, state);
-        else rejected.push(id);
-      }
-      pending = next;
-      // Backends a snapshot already added (restore is meant to come first) take their state now.
-      for (const [id, state] of next) {
-        const e = entries.get(id);
-        if (!e) continue;
-        Object.assign(e, { health: state.health, breaker: state.breaker, failures: state.failures, lastFailure: state.lastFailure, since: state.since });
-        pending.delete(id);
-      }
-      return { restored: next.size, rejected };
-    },
-
+    restore: (states) => restore(s, states),
     takeDirty() {
-      const ids = [...dirty];
-      dirty.clear();
+      const ids = [...s.dirty];
+      s.dirty.clear();
       return ids;
     },
   };
+}
+
+function sync(s: RegistryState, backends: Backend[]): { added: string[]; removed: string[] } {
+  const now = s.clock.now();
+  const next = new Map<string, Entry>();
+  const added: string[] = [];
+  for (const backend of backends) {
+    const existing = s.entries.get(backend.id) ?? next.get(backend.id);
+    if (existing) {
+      // Weight, backup and health settings may have changed; the verdicts so far still hold.
+      next.set(backend.id, { ...existing, backend });
+      continue;
+    }
+    added.push(backend.id);
+    const saved = s.pending.get(backend.id);
+    s.pending.delete(backend.id);
+    next.set(backend.id, {
+      backend,
+      health: saved?.health ?? thresholds.initialHealth(),
+      breaker: saved?.breaker ?? breaker.initialBreaker(),
+      failures: saved?.failures ?? {},
+      lastProbe: null,
+      lastFailure: saved?.lastFailure ?? null,
+      since: saved?.since ?? now,
+    });
+  }
+  const removed = [...s.entries.keys()].filter((id) => !next.has(id));
+  for (const id of removed) s.dirty.add(id);
+  s.entries = next;
+  // Map keeps first-insertion order, so a stable sort groups by app and keeps the given order.
+  s.order = [...next.values()]
+    .sort((a, b) => (a.backend.app < b.backend.app ? -1 : a.backend.app > b.backend.app ? 1 : 0))
+    .map((e) => e.backend.id);
+  s.byApp = new Map();
+  for (const id of s.order) {
+    const app = next.get(id)!.backend.app;
+    const ids = s.byApp.get(app);
+    if (ids) ids.push(id);
+    else s.byApp.set(app, [id]);
+  }
+  return { added, removed };
+}
+
+function admit(s: RegistryState, backendId: string): { admit: boolean; ticket: number; transitions: Transition[] } {
+  const entry = s.entries.get(backendId);
+  if (!entry) return { admit: false, ticket: breaker.NO_TICKET, transitions: [] };
+  const now = s.clock.now();
+  const r = breaker.admit(entry.breaker, s.breakerCfg, now);
+  entry.breaker = r.state;
+  if (!r.transition) return { admit: r.admit, ticket: r.ticket, transitions: [] };
+  entry.since = now;
+  s.dirty.add(backendId);
+  return { admit: r.admit, ticket: r.ticket, transitions: [breakerTransition(entry.backend, r.transition)] };
+}
+
+function record(s: RegistryState, result: ProbeResult, ticket: number): { transitions: Transition[]; failures: FailureEvent[] } {
+  const entry = s.entries.get(result.backendId);
+  if (!entry) return { transitions: [], failures: [] };
+  const now = s.clock.now();
+  const detail = result.healthy ? undefined : describeProbeFailure(result);
+  const transitions: Transition[] = [];
+
+  const h = thresholds.step(entry.health, { ok: result.healthy, detail }, entry.backend.health, now);
+  entry.health = h.state;
+  if (h.transition) transitions.push(healthTransition(entry.backend, h.transition));
+
+  const b = breaker.record(entry.breaker, { ok: result.healthy, ticket, detail }, s.breakerCfg, now);
+  entry.breaker = b.state;
+  if (b.transition) transitions.push(breakerTransition(entry.backend, b.transition));
+
+  const f = stepFailures(entry.failures, result, s.detectionCfg, now);
+  // Worth saving: counts that matter after a restart moved. A run of healthy probes only
+  // grows consecutiveSuccesses past the threshold, which nothing reads, so it is not saved
+  // on every probe (at 2,000 probes/s that would be 2,000 rewrites a second).
+  if (transitions.length > 0 || !result.healthy || entry.lastProbe?.healthy === false || f.history !== entry.failures) {
+    s.dirty.add(result.backendId);
+  }
+  entry.failures = f.history;
+  entry.lastProbe = result;
+  if (f.events.length > 0) entry.lastFailure = f.events[0]!;
+  if (transitions.length > 0) entry.since = now;
+  return { transitions, failures: f.events };
+}
+
+function restore(s: RegistryState, states: ReadonlyMap<string, unknown>): { restored: number; rejected: string[] } {
+  const rejected: string[] = [];
+  const next = new Map<string, PersistedBackendState>();
+  for (const [id, json] of states) {
+    const state = restoreState(json);
+    if (state) next.set(id, state);
+    else rejected.push(id);
+  }
+  s.pending = next;
+  // Backends a snapshot already added (restore is meant to come first) take their state now.
+  for (const [id, state] of next) {
+    const e = s.entries.get(id);
+    if (!e) continue;
+    Object.assign(e, { health: state.health, breaker: state.breaker, failures: state.failures, lastFailure: state.lastFailure, since: state.since });
+    s.pending.delete(id);
+  }
+  return { restored: next.size, rejected };
+}
+
+function healthTransition(b: Backend, c: HealthChange): Transition {
+  return { kind: 'health', backendId: b.id, app: b.app, ...c };
+}
+
+function breakerTransition(b: Backend, c: BreakerChange): Transition {
+  return { kind: 'breaker', backendId: b.id, app: b.app, ...c };
 }
 
 /** Validates a state saved by a previous process; null when any part is not what it should be. */

@@ -30,6 +30,8 @@ export interface ApplyOutcome {
   reloaded: boolean;
   /** The rendered text, when rendering succeeded. */
   text?: string;
+  /** Failed: in how many ms the nginx stage tries again by itself (unset if a retry was already due). */
+  retryInMs?: number;
   /** Per-stage wall times of the stages that ran, milliseconds (for benchmarks). */
   timings?: Partial<Record<ApplyStage, number>>;
 }
@@ -65,124 +67,142 @@ export interface RenderReloadApplierOptions {
  * file is on disk; nginx only reads it on a reload or start, and we restore it before reloading.
  */
 export function createRenderReloadApplier(opts: RenderReloadApplierOptions): UpstreamApplier {
-  const { nginx, renderer } = opts;
-  const control = opts.control ?? createLocalNginxControl(nginx);
-  const output = nginx.output_path;
-  // Must not end in .conf: an `include conf.d/*.conf` would otherwise pick up a half-written file.
-  const tempPath = join(dirname(output), `.${basename(output)}.tmp-${process.pid}`);
-  let lastGood: string | null = opts.previous?.lastGood ?? null;
-  // What output_path holds now: undefined until first read, null when there is no file.
-  let onDisk: string | null | undefined;
+  const output = opts.nginx.output_path;
+  const s: ApplierState = {
+    nginx: opts.nginx,
+    renderer: opts.renderer,
+    control: opts.control ?? createLocalNginxControl(opts.nginx),
+    output,
+    // Must not end in .conf: an `include conf.d/*.conf` would otherwise pick up a half-written file.
+    tempPath: join(dirname(output), `.${basename(output)}.tmp-${process.pid}`),
+    lastGood: opts.previous?.lastGood ?? null,
+    onDisk: undefined,
+  };
   let queue: Promise<unknown> = Promise.resolve();
-
-  const writeAtomically = async (text: string) => {
-    const handle = await open(tempPath, 'w', 0o644);
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tempPath, output);
-  };
-
-  const restore = async (previous: string | null) => {
-    if (previous === null) await unlink(output).catch(ignoreMissing);
-    else await writeAtomically(previous);
-    onDisk = previous;
-  };
-
-  const applyOnce = async (set: DesiredSet): Promise<ApplyOutcome> => {
-    const started = performance.now();
-    const timings: Partial<Record<ApplyStage, number>> = {};
-    let stageStart = started;
-    const lap = (stage: ApplyStage) => {
-      const now = performance.now();
-      timings[stage] = now - stageStart;
-      stageStart = now;
-    };
-    const done = (o: Omit<ApplyOutcome, 'durationMs' | 'timings'>): ApplyOutcome => ({
-      ...o,
-      durationMs: performance.now() - started,
-      timings,
-    });
-    const failed = (stage: ApplyStage, err: unknown, text?: string) =>
-      done({
-        result: 'failed',
-        stage,
-        error: describeError(err),
-        ...(err instanceof SidecarError ? { code: err.code } : {}),
-        reloaded: false,
-        ...(text === undefined ? {} : { text }),
-      });
-
-    let text: string;
-    try {
-      text = renderer.render(toViewModel(set));
-    } catch (err) {
-      return failed('render', err);
-    }
-    lap('render');
-    if (text === lastGood) return done({ result: 'unchanged', reloaded: false, text });
-
-    let previous: string | null;
-    try {
-      if (onDisk === undefined) onDisk = await readFile(output, 'utf8').catch(nullIfMissing);
-      previous = onDisk;
-      await writeAtomically(text);
-      onDisk = text;
-    } catch (err) {
-      await unlink(tempPath).catch(() => undefined);
-      return failed('write', err, text);
-    }
-    lap('write');
-
-    if (nginx.validate) {
-      try {
-        await control.validate();
-      } catch (err) {
-        lap('validate');
-        try {
-          await restore(previous);
-        } catch (restoreErr) {
-          onDisk = undefined; // unknown now; read it again next time
-          return failed(
-            'validate',
-            new SidecarError(
-              'RESTORE_FAILED',
-              `${describeError(err)}; restoring ${output} also failed: ${describeError(restoreErr)}`,
-            ),
-            text,
-          );
-        }
-        return failed('validate', err, text);
-      }
-      lap('validate');
-    }
-
-    try {
-      await control.reload();
-    } catch (err) {
-      // The file stays: it passed `nginx -t` (unless validation is off), so it is what nginx
-      // should load at its next start or reload. lastGood is not updated, so the same set is retried on the next apply.
-      lap('reload');
-      return failed('reload', err, text);
-    }
-    lap('reload');
-    lastGood = text;
-    return done({ result: 'applied', reloaded: true, text });
-  };
-
   return {
     apply(set) {
-      const run = queue.then(() => applyOnce(set));
+      const run = queue.then(() => applyOnce(s, set));
       queue = run.catch(() => undefined);
       return run;
     },
     get lastGood() {
-      return lastGood;
+      return s.lastGood;
     },
   };
+}
+
+interface ApplierState {
+  nginx: NginxConfig;
+  renderer: Renderer;
+  control: NginxControl;
+  output: string;
+  tempPath: string;
+  lastGood: string | null;
+  /** What output_path holds now: undefined until first read, null when there is no file. */
+  onDisk: string | null | undefined;
+}
+
+/** Per-stage timing of one apply, and its outcome as data. */
+function stopwatch() {
+  const started = performance.now();
+  const timings: Partial<Record<ApplyStage, number>> = {};
+  let stageStart = started;
+  return {
+    lap(stage: ApplyStage) {
+      const now = performance.now();
+      timings[stage] = now - stageStart;
+      stageStart = now;
+    },
+    done(o: Omit<ApplyOutcome, 'durationMs' | 'timings'>): ApplyOutcome {
+      return { ...o, durationMs: performance.now() - started, timings };
+    },
+  };
+}
+
+function failure(stage: ApplyStage, err: unknown, text?: string): Omit<ApplyOutcome, 'durationMs' | 'timings'> {
+  return {
+    result: 'failed',
+    stage,
+    error: describeError(err),
+    ...(err instanceof SidecarError ? { code: err.code } : {}),
+    reloaded: false,
+    ...(text === undefined ? {} : { text }),
+  };
+}
+
+async function applyOnce(s: ApplierState, set: DesiredSet): Promise<ApplyOutcome> {
+  const watch = stopwatch();
+  let text: string;
+  try {
+    text = s.renderer.render(toViewModel(set));
+  } catch (err) {
+    return watch.done(failure('render', err));
+  }
+  watch.lap('render');
+  if (text === s.lastGood) return watch.done({ result: 'unchanged', reloaded: false, text });
+
+  let previous: string | null;
+  try {
+    if (s.onDisk === undefined) s.onDisk = await readFile(s.output, 'utf8').catch(nullIfMissing);
+    previous = s.onDisk;
+    await writeAtomically(s, text);
+    s.onDisk = text;
+  } catch (err) {
+    await unlink(s.tempPath).catch(() => undefined);
+    return watch.done(failure('write', err, text));
+  }
+  watch.lap('write');
+
+  if (s.nginx.validate) {
+    const invalid = await validateOrRestore(s, previous);
+    watch.lap('validate');
+    if (invalid) return watch.done(failure('validate', invalid, text));
+  }
+
+  try {
+    await s.control.reload();
+  } catch (err) {
+    // The file stays: it passed `nginx -t` (unless validation is off), so it is what nginx
+    // should load at its next start or reload. lastGood is not updated, so the same set is retried on the next apply.
+    watch.lap('reload');
+    return watch.done(failure('reload', err, text));
+  }
+  watch.lap('reload');
+  s.lastGood = text;
+  return watch.done({ result: 'applied', reloaded: true, text });
+}
+
+/** `nginx -t`; on failure the previous file is put back. Returns the error, or null when valid. */
+async function validateOrRestore(s: ApplierState, previous: string | null): Promise<unknown> {
+  try {
+    await s.control.validate();
+    return null;
+  } catch (err) {
+    try {
+      await restore(s, previous);
+    } catch (restoreErr) {
+      s.onDisk = undefined; // unknown now; read it again next time
+      return new SidecarError('RESTORE_FAILED', `${describeError(err)}; restoring ${s.output} also failed: ${describeError(restoreErr)}`);
+    }
+    return err;
+  }
+}
+
+async function writeAtomically(s: ApplierState, text: string): Promise<void> {
+  const handle = await open(s.tempPath, 'w', 0o644);
+  try {
+    await handle.writeFile(text, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(s.tempPath, s.output);
+}
+
+async function restore(s: ApplierState, previous: string | null): Promise<void> {
+  if (previous === null) await unlink(s.output).catch(ignoreMissing);
+  else await writeAtomically(s, previous);
+  s.onDisk = previous;
 }
 
 function nullIfMissing(err: unknown): null {

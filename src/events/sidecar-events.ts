@@ -1,0 +1,78 @@
+/**
+ * What the stages publish on the sidecar's event bus, by event name. Emitters: the health
+ * monitor (probe, transition, failure), the resource monitor and the container-failure
+ * translator (failure), the router (routing, condition), the nginx sync (apply), the recovery
+ * controller (action-started, action), discovery (backends, container, docker), the config
+ * watcher (config, config-rejected). Listeners: metrics, store, event log, logger, alerting,
+ * and the stages that react to others (router on transitions, recovery on failures).
+ */
+import type { SidecarConfig } from '../config/types.js';
+import type { MergedSnapshot } from '../discovery/aggregator.js';
+import type { ContainerEvent } from '../discovery/docker-events.js';
+import type { RejectedContainer } from '../discovery/docker-labels.js';
+import type { DockerStatus } from '../discovery/docker-source.js';
+import type { BackendView, FailureEvent, Transition } from '../health/types.js';
+import type { ProbeResult } from '../model.js';
+import type { ApplyOutcome } from '../nginx/applier.js';
+import type { ActionRecord, PlannedAction } from '../recovery/types.js';
+import type { DesiredSet } from '../upstream/types.js';
+import { createEventBus, type EventBus } from './bus.js';
+
+/** A failure, with the backend as it stood when the failure was seen (undefined if unknown). */
+export interface FailureNotice {
+  event: FailureEvent;
+  view: BackendView | undefined;
+}
+
+/** A panic (every backend ejected, all routed anyway) or failover that began or ended. */
+export interface ConditionChange {
+  kind: 'panic' | 'failover';
+  app: string;
+  active: boolean;
+  /** failover: the app whose servers take the traffic. */
+  backupApp?: string | null;
+  at: number;
+}
+
+/** One decision of what nginx should route to, with what it was made from. */
+export interface RoutingDecision {
+  set: DesiredSet;
+  views: BackendView[];
+  /** Apps routing to every backend (all ejected, no backup). */
+  panics: string[];
+}
+
+export interface SidecarEvents {
+  /** Every probe result (the hot path: listeners must be cheap). */
+  probe: ProbeResult;
+  /** A backend's health or breaker state changed. */
+  transition: Transition;
+  failure: FailureNotice;
+  /** Discovery's merged view changed (apps, backends, refused containers, awaited sources). */
+  discovery: MergedSnapshot;
+  /** The registry's backends changed. */
+  backends: { added: string[]; removed: string[] };
+  /** The containers Docker discovery refuses now (bad labels), after each of its snapshots. */
+  rejected: RejectedContainer[];
+  /** A Docker container event (not a periodic resync). */
+  container: ContainerEvent;
+  /** The Docker Engine connection came or went. */
+  docker: DockerStatus;
+  routing: RoutingDecision;
+  condition: ConditionChange;
+  /** What one attempt to bring nginx in line did (`unchanged` included). */
+  apply: ApplyOutcome;
+  'action-started': PlannedAction;
+  action: ActionRecord;
+  /** A new configuration took effect. */
+  config: { prev: SidecarConfig; next: SidecarConfig };
+  /** An edited configuration was refused; the running one stays. */
+  'config-rejected': { error: string };
+}
+
+export type SidecarBus = EventBus<SidecarEvents>;
+
+/** The sidecar's bus; listener errors go to `report` (the logger). */
+export function createSidecarBus(report: (name: string, err: unknown) => void): SidecarBus {
+  return createEventBus<SidecarEvents>({ onListenerError: report });
+}

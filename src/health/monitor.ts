@@ -1,0 +1,83 @@
+/**
+ * The health stage: probes discovery's backends on their schedule and feeds each result through
+ * the registry's pure reducers. It publishes every result, failure and transition on the bus and
+ * decides nothing beyond that; routing, recovery, metrics and the store subscribe.
+ */
+import type { Clock } from '../clock.js';
+import type { SidecarConfig } from '../config/types.js';
+import type { SidecarBus } from '../events/sidecar-events.js';
+import type { Backend, ProbeResult } from '../model.js';
+import { createHttpProber } from '../probe/http.js';
+import { createProbeScheduler, type ProbeScheduler } from '../probe/scheduler.js';
+import { createTcpProber } from '../probe/tcp.js';
+import type { HealthRegistry } from './registry.js';
+import type { FailureEvent, Transition } from './types.js';
+
+export interface HealthMonitorOptions {
+  clock: Clock;
+  bus: SidecarBus;
+  registry: HealthRegistry;
+  /** The configuration at start (probe concurrency and jitter are read once). */
+  config: SidecarConfig;
+  /** Sent as the probes' User-Agent version. */
+  version: string;
+}
+
+export interface HealthMonitor {
+  /** Reconciles probed backends with discovery's full set; publishes who came and went. */
+  sync(backends: Backend[]): void;
+  start(): void;
+  /** Stops probing; no event is published after it resolves. */
+  stop(): Promise<void>;
+}
+
+/** Creates the stage; nothing is probed before start(). */
+export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
+  const { clock, bus, registry } = opts;
+  const httpProber = createHttpProber({ version: opts.version, clock });
+  const tcpProber = createTcpProber({ clock });
+  // The breaker's admission ticket of each probe in flight: a result is judged with the ticket
+  // its probe was admitted with (results that arrive after the breaker moved on are dropped).
+  const tickets = new Map<string, number>();
+  const scheduler: ProbeScheduler = createProbeScheduler({
+    clock,
+    maxConcurrency: opts.config.probes.max_concurrency,
+    jitterFraction: opts.config.probes.jitter_fraction,
+    proberFor: (b: Backend) => (b.health.protocol === 'TCP' ? tcpProber : httpProber),
+    admit: (b: Backend) => {
+      const verdict = registry.admit(b.id);
+      tickets.set(b.id, verdict.ticket);
+      publishTransitions(bus, verdict.transitions);
+      return verdict.admit;
+    },
+    onResult: (result: ProbeResult, b: Backend) => {
+      const { transitions, failures } = registry.record(result, tickets.get(b.id) ?? -1);
+      bus.emit('probe', result);
+      if (failures.length > 0) publishFailures(bus, registry, b.id, failures);
+      publishTransitions(bus, transitions);
+    },
+  });
+
+  return {
+    sync(backends) {
+      const { added, removed } = registry.sync(backends);
+      for (const id of removed) tickets.delete(id);
+      scheduler.setTargets(backends);
+      if (added.length > 0 || removed.length > 0) bus.emit('backends', { added, removed });
+    },
+    start: () => scheduler.start(),
+    async stop() {
+      await scheduler.stop();
+      await httpProber.close();
+    },
+  };
+}
+
+function publishTransitions(bus: SidecarBus, transitions: Transition[]): void {
+  for (const t of transitions) bus.emit('transition', t);
+}
+
+function publishFailures(bus: SidecarBus, registry: HealthRegistry, backendId: string, failures: FailureEvent[]): void {
+  const view = registry.view(backendId);
+  for (const event of failures) bus.emit('failure', { event, view });
+}

@@ -1,0 +1,186 @@
+/**
+ * The nginx stage: brings nginx in line with each routing decision. It drops a decision equal to
+ * the last one, coalesces bursts (min/max wait), applies through the UpstreamApplier (render ->
+ * write -> `nginx -t` -> reload today), publishes every outcome on the bus, retries a failed
+ * update by itself with backoff, and re-applies after a template or nginx setting changes.
+ */
+import type Dockerode from 'dockerode';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { NginxConfig } from '../config/types.js';
+import type { SidecarBus } from '../events/sidecar-events.js';
+import type { DesiredSet } from '../upstream/types.js';
+import { createRenderReloadApplier, type ApplyOutcome, type UpstreamApplier } from './applier.js';
+import { createCoalescer, type Coalescer } from './coalescer.js';
+import { createNginxControl } from './control.js';
+import { createTemplateHolder } from './template.js';
+
+/** Retry of a failed nginx update: from 1 s, doubling, at most every 30 s. */
+export const APPLY_RETRY_MIN_MS = 1000;
+export const APPLY_RETRY_MAX_MS = 30_000;
+
+/** The wait before the retry after `current`: doubling up to the ceiling. */
+export function nextRetryDelay(current: number): number {
+  return Math.min(current * 2, APPLY_RETRY_MAX_MS);
+}
+
+export interface NginxSyncOptions {
+  clock: Clock;
+  bus: SidecarBus;
+  nginx: NginxConfig;
+  /** For nginx in a container (nginx.mode docker). */
+  docker: Dockerode | undefined;
+}
+
+export interface NginxSyncStatus {
+  /** An update has succeeded (applied or found nginx already in line) at least once. */
+  firstApplyDone: boolean;
+  lastOutcome: ApplyOutcome | null;
+}
+
+export interface NginxSync {
+  /** Loads the template and starts watching it. */
+  start(): Promise<void>;
+  /**
+   * Takes a routing decision; nginx is told after the coalescing wait if it changed, at once when
+   * `urgent` (a backend whose container is being stopped must leave nginx before it exits).
+   */
+  update(set: DesiredSet, urgent?: boolean): void;
+  /** Applies what is pending now and waits until nginx has been told. */
+  flush(): Promise<void>;
+  /** New nginx settings: new coalescing waits, the template again, nginx told again. */
+  reconfigure(nginx: NginxConfig): void;
+  status(): NginxSyncStatus;
+  stop(): Promise<void>;
+}
+
+interface SyncState {
+  opts: NginxSyncOptions;
+  nginx: NginxConfig;
+  template: ReturnType<typeof createTemplateHolder>;
+  applier: UpstreamApplier | null;
+  coalescer: Coalescer<DesiredSet>;
+  last: { key: string; set: DesiredSet } | null;
+  status: NginxSyncStatus;
+  retryTimer: TimerHandle | null;
+  retryDelayMs: number;
+  stopped: boolean;
+}
+
+export function createNginxSync(opts: NginxSyncOptions): NginxSync {
+  const s: SyncState = {
+    opts,
+    nginx: opts.nginx,
+    template: createTemplateHolder(),
+    applier: null,
+    coalescer: null as unknown as Coalescer<DesiredSet>,
+    last: null,
+    status: { firstApplyDone: false, lastOutcome: null },
+    retryTimer: null,
+    retryDelayMs: APPLY_RETRY_MIN_MS,
+    stopped: false,
+  };
+  s.coalescer = makeCoalescer(s);
+  // An update that failed while the Engine was away (nginx in a container is tested and
+  // reloaded through it) is due now: nothing else would retry an unchanged decision.
+  opts.bus.on('docker', ({ connected }) => {
+    if (connected && s.status.lastOutcome?.result === 'failed') pushLast(s);
+  });
+  return {
+    async start() {
+      await loadTemplate(s);
+      watchTemplate(s);
+    },
+    update(set, urgent = false) {
+      const key = JSON.stringify(set);
+      if (key === s.last?.key) return;
+      s.last = { key, set };
+      s.coalescer.push(set);
+      if (urgent) void s.coalescer.flush();
+    },
+    flush: () => s.coalescer.flush(),
+    reconfigure: (nginx) => reconfigure(s, nginx),
+    status: () => s.status,
+    async stop() {
+      s.stopped = true;
+      if (s.retryTimer) opts.clock.clearTimeout(s.retryTimer);
+      s.coalescer.stop();
+      await s.template.close();
+    },
+  };
+}
+
+function makeCoalescer(s: SyncState): Coalescer<DesiredSet> {
+  return createCoalescer<DesiredSet>({
+    clock: s.opts.clock,
+    minWaitMs: s.nginx.coalesce_min_wait_seconds * 1000,
+    maxWaitMs: s.nginx.coalesce_max_wait_seconds * 1000,
+    run: (set) => applyNow(s, set),
+  });
+}
+
+function pushLast(s: SyncState): void {
+  if (s.last && !s.stopped) s.coalescer.push(s.last.set);
+}
+
+async function applyNow(s: SyncState, set: DesiredSet): Promise<void> {
+  const error = s.template.error();
+  const outcome: ApplyOutcome =
+    error !== null || !s.applier
+      ? // The template did not compile: keep the last good file, stay not ready.
+        { result: 'failed', stage: 'render', error: error ?? 'no template loaded', durationMs: 0, reloaded: false }
+      : await s.applier.apply(set);
+  s.status = { firstApplyDone: s.status.firstApplyDone || outcome.result !== 'failed', lastOutcome: outcome };
+  if (outcome.result === 'failed') {
+    const retryInMs = scheduleRetry(s);
+    if (retryInMs !== undefined) outcome.retryInMs = retryInMs;
+  } else {
+    s.retryDelayMs = APPLY_RETRY_MIN_MS;
+  }
+  s.opts.bus.emit('apply', outcome);
+}
+
+/**
+ * A failed update (nginx down, its config broken, Docker away) is tried again by itself: nothing
+ * else would retry until the decision changed. Returns the wait, or undefined if one is due.
+ */
+function scheduleRetry(s: SyncState): number | undefined {
+  if (s.retryTimer || s.stopped) return undefined;
+  const wait = s.retryDelayMs;
+  s.retryTimer = s.opts.clock.setTimeout(() => {
+    s.retryTimer = null;
+    pushLast(s);
+  }, wait);
+  s.retryTimer.unref?.();
+  s.retryDelayMs = nextRetryDelay(wait);
+  return wait;
+}
+
+/** Loads the configured template; a new applier renders with it (keeping the last good text). */
+async function loadTemplate(s: SyncState): Promise<void> {
+  await s.template.load(s.nginx.template_path);
+  const renderer = s.template.renderer();
+  if (s.template.error() === null && renderer) {
+    s.applier = createRenderReloadApplier({
+      nginx: s.nginx,
+      renderer,
+      control: createNginxControl(s.nginx, s.opts.docker),
+      ...(s.applier ? { previous: s.applier } : {}),
+    });
+  }
+}
+
+function watchTemplate(s: SyncState): void {
+  s.template.watch(s.nginx.template_path, () => {
+    void loadTemplate(s).then(() => pushLast(s));
+  });
+}
+
+function reconfigure(s: SyncState, nginx: NginxConfig): void {
+  if (JSON.stringify(nginx) === JSON.stringify(s.nginx)) return;
+  const prev = s.nginx;
+  s.nginx = nginx;
+  s.coalescer.stop();
+  s.coalescer = makeCoalescer(s);
+  if (nginx.template_path !== prev.template_path) watchTemplate(s);
+  void loadTemplate(s).then(() => pushLast(s));
+}

@@ -1,0 +1,183 @@
+/**
+ * The JSON the admin API serves (`/api/v1/apps`, `/api/v1/apps/{app}`, reports, recovery,
+ * alerts), built from what the stages report now. No state of its own.
+ */
+import type { Alerting } from '../alerting/alerting.js';
+import type { AppConfig, SidecarConfig } from '../config/types.js';
+import type { ApplyOutcome } from '../nginx/applier.js';
+import { SidecarError, describeError } from '../errors.js';
+import type { HealthRegistry } from '../health/registry.js';
+import type { BackendView } from '../health/types.js';
+import type { RejectedContainer } from '../discovery/docker-labels.js';
+import { formatAddress } from '../model.js';
+import { withDrains } from '../upstream/desired.js';
+import type { StateStore } from '../store/types.js';
+import { createAdminServer, type AdminServer, type AdminServerOptions } from './admin-server.js';
+import type { EventLog } from './event-log.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import { readiness } from './readiness.js';
+
+export interface AdminApiSources {
+  apps(): readonly AppConfig[];
+  registry: HealthRegistry;
+  /** Apps in panic now. */
+  panicking(app: string): boolean;
+  store: StateStore;
+  /** Containers left out for bad labels. */
+  rejected(): readonly RejectedContainer[];
+  recovery(): unknown;
+  /** Containers recovery keeps out of nginx now (shown as draining). */
+  drained(): ReadonlySet<string> | undefined;
+  alerting: Alerting;
+  alertingEnabled(): boolean;
+}
+
+/** The stages the admin server reports on. */
+export interface SidecarAdminSources {
+  config(): SidecarConfig;
+  log: Logger;
+  metrics: Metrics;
+  events: EventLog;
+  registry: HealthRegistry;
+  store: StateStore;
+  alerting: Alerting;
+  router: { apps(): readonly AppConfig[]; conditions(): { panic: ReadonlySet<string> } };
+  discovery: { current(): { awaiting: string[] } | null; rejected(): RejectedContainer[]; dockerConnected(): boolean | null };
+  recovery: { summary(): unknown; holds(): { drainedContainerIds?: ReadonlySet<string> } };
+  nginx: { status(): { firstApplyDone: boolean; lastOutcome: ApplyOutcome | null } };
+}
+
+/** The admin server (metrics, probes, JSON API, status page) over what the stages report now. */
+export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
+  const { discovery, nginx, router, recovery } = s;
+  const dockerOn = s.config().docker.enabled;
+  return createAdminServer({
+    listen: s.config().admin.listen,
+    logger: s.log,
+    metrics: s.metrics,
+    getEvents: (q) => s.events.list(q),
+    ...createAdminApi({
+      apps: () => router.apps(),
+      registry: s.registry,
+      panicking: (app) => router.conditions().panic.has(app),
+      store: s.store,
+      rejected: () => discovery.rejected(),
+      recovery: () => recovery.summary(),
+      drained: () => recovery.holds().drainedContainerIds,
+      alerting: s.alerting,
+      alertingEnabled: () => s.config().alerting.enabled,
+    }),
+    readiness: () =>
+      readiness({
+        awaiting: discovery.current()?.awaiting ?? (dockerOn ? ['docker'] : []),
+        firstApplyDone: nginx.status().firstApplyDone,
+        docker: dockerOn ? { connected: discovery.dockerConnected() ?? false, socketPath: s.config().docker.socket_path } : null,
+        lastOutcome: nginx.status().lastOutcome,
+      }),
+  });
+}
+
+type ApiCallbacks = Pick<AdminServerOptions, 'getApps' | 'getApp' | 'getReport' | 'getRecovery' | 'getAlerts'>;
+
+export function createAdminApi(src: AdminApiSources): ApiCallbacks {
+  const appOf = (name: string) => src.apps().find((a) => a.name === name);
+  const json = (app: AppConfig) => appJson(app, withDrains(src.registry.viewsOf(app.name), src.drained()), src.panicking(app.name));
+  return {
+    getApps: () => ({
+      apps: src.apps().map(json),
+      state_store: (({ state, path, error }) => ({ state, path, error }))(src.store.status()),
+      rejected_containers: src.rejected().map((r) => ({ id: r.containerId, name: r.containerName, errors: r.errors })),
+    }),
+    getApp: (name) => {
+      const app = appOf(name);
+      return app ? json(app) : undefined;
+    },
+    getReport: async (name, hours) => {
+      if (!appOf(name)) return undefined;
+      return report(src.store, name, hours);
+    },
+    getRecovery: () => src.recovery(),
+    getAlerts: () => ({
+      enabled: src.alertingEnabled(),
+      alerts: src.alerting.list().map((a) => ({
+        id: a.id,
+        app: a.app,
+        backend: a.backendId,
+        failure_type: a.failureType,
+        severity: a.severity,
+        message: a.message,
+        status: a.status,
+        starts_at: new Date(a.startsAt).toISOString(),
+        escalated: a.escalated,
+        receivers: [...a.receivers, ...a.escalationReceivers],
+      })),
+      receivers: src.alerting.status().byReceiver,
+    }),
+  };
+}
+
+/** An app's health report from the store; a SidecarError when the store cannot answer. */
+async function report(store: StateStore, app: string, hours: number): Promise<unknown> {
+  const status = store.status();
+  if (status.state !== 'ok') {
+    const why = status.state === 'disabled' ? 'the state store is disabled (store.enabled: false)' : `state store unavailable: ${status.error ?? status.path}`;
+    throw new SidecarError('STORE_UNAVAILABLE', why);
+  }
+  try {
+    return await store.report(app, hours);
+  } catch (err) {
+    throw new SidecarError('STORE_UNAVAILABLE', `state store could not report: ${describeError(err)}`);
+  }
+}
+
+/** JSON for one app in /api/v1/apps. */
+function appJson(app: AppConfig, backends: BackendView[], panic: boolean) {
+  return {
+    name: app.name,
+    panic,
+    protocol: app.health.protocol,
+    backends: backends.map(backendJson),
+  };
+}
+
+function backendJson(v: BackendView) {
+  return {
+    id: v.backendId,
+    address: formatAddress(v.host, v.port),
+    weight: v.weight,
+    backup: v.backup,
+    health: v.health,
+    breaker: v.breaker,
+    ejected: v.ejected,
+    since: new Date(v.since).toISOString(),
+    draining: v.draining,
+    container: v.container && {
+      id: v.container.id.slice(0, 12),
+      name: v.container.name,
+      image: v.container.image,
+      state: v.container.state,
+      docker_health: v.container.dockerHealth,
+      restart_count: v.container.restartCount,
+      replica: v.container.replica,
+    },
+    consecutive_failures: v.consecutiveFailures,
+    consecutive_successes: v.consecutiveSuccesses,
+    last_probe: v.lastProbe && {
+      healthy: v.lastProbe.healthy,
+      at: new Date(v.lastProbe.finishedAt).toISOString(),
+      response_time_ms: Math.round(v.lastProbe.responseTimeMs * 10) / 10,
+      status_code: v.lastProbe.statusCode,
+      error_class: v.lastProbe.errorClass,
+      error: v.lastProbe.error,
+    },
+    last_failure: v.lastFailure && {
+      type: v.lastFailure.failureType,
+      severity: v.lastFailure.severity,
+      message: v.lastFailure.message,
+      consecutive: v.lastFailure.consecutiveCount,
+      total_in_window: v.lastFailure.totalCount,
+      at: new Date(v.lastFailure.timestamp).toISOString(),
+    },
+  };
+}

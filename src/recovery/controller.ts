@@ -1,0 +1,161 @@
+/**
+ * The recovery stage: feeds failures and a periodic tick to the pure planner, runs what it plans
+ * through the executor, and tells the planner each outcome. It owns the planner's state and the
+ * traffic holds that follow from it (redirected weights, drained containers), which the router
+ * reads; it never writes into discovery's backends. Only container-backed backends are
+ * recovered, and only with Docker in use.
+ */
+import type Dockerode from 'dockerode';
+import type { Clock, TimerHandle } from '../clock.js';
+import { DEFAULT_APP_RECOVERY } from '../config/schema.js';
+import type { AppConfig, SidecarConfig } from '../config/types.js';
+import type { FailureNotice, SidecarBus } from '../events/sidecar-events.js';
+import type { HealthRegistry } from '../health/registry.js';
+import type { Logger } from '../observability/logger.js';
+import { withDrains, type DesiredSetOptions } from '../upstream/desired.js';
+import { createDockerActions } from './docker-actions.js';
+import { createRecoveryExecutor, resultInput, type RecoveryExecutor } from './executor.js';
+import { plan, plannerConfig } from './planner.js';
+import { summarize, type PlannerState, type RecoverySummary } from './planner-state.js';
+import { trafficHolds } from './traffic-holds.js';
+import type { AppSnapshot, PlannedAction, PlannerInput } from './types.js';
+
+/** How long after a drain's reload signal nginx is given to stop routing to the drained backend. */
+const RELOAD_SETTLE_MS = 1000;
+/** How often scale-in and timeouts of actions that never reported back are looked at. */
+const TICK_MS = 5000;
+
+export interface RecoveryControllerOptions {
+  clock: Clock;
+  bus: SidecarBus;
+  logger: Logger;
+  registry: HealthRegistry;
+  config: () => SidecarConfig;
+  /** Without Docker nothing is recovered. */
+  docker: Dockerode | undefined;
+  /** The apps routed now (discovery's). */
+  apps: () => readonly AppConfig[];
+  /** The planner's state from the store, when a previous process left one. */
+  restored: PlannerState;
+  /** Recomputes routing with the current holds and resolves once nginx has them. */
+  applyHolds: () => Promise<void>;
+}
+
+export interface RecoveryController {
+  /** What recovery holds nginx to now, for the router. */
+  holds(): DesiredSetOptions;
+  /** The planner's state, for the store. */
+  state(): PlannerState;
+  summary(): RecoverySummary & { mode: SidecarConfig['recovery']['mode'] };
+  start(): void;
+  stop(): void;
+}
+
+interface ControllerState {
+  opts: RecoveryControllerOptions;
+  executor: RecoveryExecutor;
+  planner: PlannerState;
+  /** Containers about to be stopped by an action: out of nginx first, like a `docker stop`. */
+  draining: Set<string>;
+  tickTimer: TimerHandle | null;
+}
+
+export function createRecoveryController(opts: RecoveryControllerOptions): RecoveryController {
+  const docker = opts.docker;
+  const s: ControllerState | null = docker
+    ? { opts, executor: null as unknown as RecoveryExecutor, planner: opts.restored, draining: new Set(), tickTimer: null }
+    : null;
+  if (s && docker) {
+    s.executor = createExecutor(s, docker);
+    opts.bus.on('failure', (notice) => onFailure(s, notice));
+  }
+  return {
+    holds: () => (s ? holds(s) : {}),
+    state: () => s?.planner ?? opts.restored,
+    summary() {
+      const cfg = plannerConfig(opts.config());
+      return { mode: cfg.mode, ...summarize(s?.planner ?? opts.restored, cfg, opts.clock.now()) };
+    },
+    start() {
+      if (s) tick(s);
+    },
+    stop() {
+      if (s?.tickTimer) opts.clock.clearTimeout(s.tickTimer);
+    },
+  };
+}
+
+/** Holds recorded in dry-run are left out (recorded, never applied). */
+function holds(s: ControllerState): DesiredSetOptions {
+  const planned = s.opts.config().recovery.mode === 'on' ? trafficHolds(s.planner) : null;
+  return {
+    ...(planned ? { weightFactors: planned.weightFactors } : {}),
+    drainedContainerIds: new Set([...(planned?.drainedContainerIds ?? []), ...s.draining]),
+  };
+}
+
+function createExecutor(s: ControllerState, docker: Dockerode): RecoveryExecutor {
+  const { clock, logger, bus } = s.opts;
+  return createRecoveryExecutor({
+    actions: createDockerActions({ docker, stopTimeoutSeconds: s.opts.config().recovery.stop_timeout_seconds, logger }),
+    clock,
+    logger,
+    drain: async (action: PlannedAction) => {
+      if (!action.containerId) return;
+      s.draining.add(action.containerId);
+      await s.opts.applyHolds();
+      // A reload only delivers a signal: until nginx has read the new config and replaced its
+      // workers, the old ones still open new connections to this backend.
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, RELOAD_SETTLE_MS));
+    },
+    // redirect_traffic, drain_instance and their undoing change only what nginx is told: the
+    // planner's state already holds the change, so apply it now.
+    applyTraffic: () => s.opts.applyHolds(),
+    onRecord: (record) => bus.emit('action', record),
+  });
+}
+
+/** Only container-backed backends can be recovered. */
+function onFailure(s: ControllerState, { event, view }: FailureNotice): void {
+  if (!view?.container || s.opts.config().recovery.mode === 'off') return;
+  recover(s, { kind: 'failure', event, backend: view, app: appSnapshot(s, view.app) });
+}
+
+/** Scale-in of replicas recovery added, and timeouts of actions that never reported back. */
+function tick(s: ControllerState): void {
+  recover(s, { kind: 'tick', apps: s.opts.apps().map((a) => appSnapshot(s, a.name)) });
+  s.tickTimer = s.opts.clock.setTimeout(() => tick(s), TICK_MS);
+  s.tickTimer.unref?.();
+}
+
+/** Feeds the planner and runs what it plans; each outcome is fed back. */
+function recover(s: ControllerState, input: PlannerInput): void {
+  const { config, clock, logger, bus } = s.opts;
+  if (config().recovery.mode === 'off') return;
+  const result = plan(s.planner, input, plannerConfig(config()), clock.now());
+  s.planner = result.state;
+  for (const d of result.decisions) logger.debug({ ...d }, 'recovery decision');
+  for (const action of result.actions) {
+    bus.emit('action-started', action);
+    void s.executor.run(action).then((record) => {
+      if (action.containerId && s.draining.delete(action.containerId)) void s.opts.applyHolds();
+      recover(s, resultInput(record));
+    });
+  }
+}
+
+/** What the planner needs to know of one app: its settings and replicas as they stand. */
+function appSnapshot(s: ControllerState, name: string): AppSnapshot {
+  const { config, registry } = s.opts;
+  const app = s.opts.apps().find((a) => a.name === name);
+  const cfg = config();
+  return {
+    name,
+    maxReplicas: app?.docker.max_replicas ?? cfg.recovery.max_replicas,
+    portRange: app?.docker.port_range ?? null,
+    portEnv: app?.docker.port_env ?? 'PORT',
+    recovery: app?.recovery ?? DEFAULT_APP_RECOVERY,
+    // A drained container is out of service, whatever its probes say.
+    replicas: withDrains(registry.viewsOf(name), holds(s).drainedContainerIds),
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * What a restart must not forget: backend states (health, breaker, failure window) and the
+ * recovery planner's state, written to the store as they change (every flush interval, and once
+ * more at stop), and read back before anything probes.
+ */
+import type { Clock, TimerHandle } from '../clock.js';
+import type { HealthRegistry } from '../health/registry.js';
+import type { Logger } from '../observability/logger.js';
+import { createPlannerState, restorePlannerState, type PlannerState } from '../recovery/planner-state.js';
+import type { StateStore } from './types.js';
+
+const BACKEND_PREFIX = 'backend:';
+const PLANNER_KEY = 'planner';
+
+export interface StatePersisterOptions {
+  store: StateStore;
+  registry: HealthRegistry;
+  clock: Clock;
+  logger: Logger;
+  /** Seconds between writes (store.flush_interval_seconds), read each time. */
+  intervalSeconds: () => number;
+}
+
+export interface RestoredSidecarState {
+  /** The planner's saved state, or a fresh one. */
+  planner: PlannerState;
+  /** Alert records for alerting.restore(). */
+  alerts: unknown[];
+}
+
+export interface StatePersister {
+  /** Reads the saved state: backend states go into the registry, the rest is returned. */
+  restore(): Promise<RestoredSidecarState>;
+  /** Starts writing changes every interval; `planner` gives the planner's current state. */
+  start(planner: () => PlannerState): void;
+  /** Writes what changed since the last write, then stops. */
+  stop(): void;
+}
+
+export function createStatePersister(opts: StatePersisterOptions): StatePersister {
+  const { store, registry, clock } = opts;
+  let planner: (() => PlannerState) | null = null;
+  let savedPlannerJson = '';
+  let persistedPlanner: PlannerState | null = null;
+  let timer: TimerHandle | null = null;
+
+  /** Writes what changed since the last call: backend states, the planner's state. */
+  const persist = () => {
+    for (const id of registry.takeDirty()) {
+      const state = registry.exportState(id);
+      store.saveState(`${BACKEND_PREFIX}${id}`, state ? JSON.stringify(state) : null);
+    }
+    if (!planner) return;
+    // plan() returns a new state object on every input; only a new object can hold a change.
+    const current = planner();
+    if (current === persistedPlanner) return;
+    persistedPlanner = current;
+    const json = JSON.stringify(current);
+    if (json === savedPlannerJson) return;
+    store.saveState(PLANNER_KEY, json);
+    savedPlannerJson = json;
+  };
+  const loop = () => {
+    persist();
+    timer = clock.setTimeout(loop, opts.intervalSeconds() * 1000);
+    timer.unref?.();
+  };
+
+  return {
+    async restore() {
+      const restored = await store.restore();
+      const status = store.status();
+      if (status.state === 'degraded') {
+        opts.logger.error({ path: status.path, err: status.error }, 'state store unavailable: routing goes on with state in memory only');
+      }
+      const saved = restored.states.get(PLANNER_KEY);
+      const result = { planner: restorePlanner(saved, opts.logger), alerts: restored.alerts };
+      const backends = new Map<string, unknown>();
+      for (const [key, json] of restored.states) if (key.startsWith(BACKEND_PREFIX)) backends.set(key.slice(BACKEND_PREFIX.length), json);
+      const r = registry.restore(backends);
+      if (r.rejected.length > 0) opts.logger.warn({ backends: r.rejected }, 'saved backend states were malformed and are ignored');
+      if (r.restored > 0 || saved !== undefined) {
+        opts.logger.info({ backends: r.restored, recovery: saved !== undefined, alerts: restored.alerts.length }, 'state restored from the store');
+      }
+      savedPlannerJson = saved === undefined ? '' : JSON.stringify(saved);
+      return result;
+    },
+    start(current) {
+      planner = current;
+      loop();
+    },
+    stop() {
+      if (timer) clock.clearTimeout(timer);
+      timer = null;
+      persist();
+    },
+  };
+}
+
+function restorePlanner(saved: unknown, logger: Logger): PlannerState {
+  if (saved === undefined) return createPlannerState();
+  const planner = restorePlannerState(saved);
+  if (planner) return planner;
+  logger.warn('saved recovery state was malformed and is ignored: recovery budgets start over');
+  return createPlannerState();
+}

@@ -1,0 +1,89 @@
+/**
+ * The routing stage: decides what nginx should route to (buildDesiredSet over discovery's apps,
+ * the registry's backend views and recovery's traffic holds), publishes the decision and the
+ * panic/failover edges it brings, and hands it to nginx. Recomputed after discovery changes, after
+ * a burst of transitions, and when recovery changes its holds.
+ */
+import type { Clock } from '../clock.js';
+import type { AppConfig } from '../config/types.js';
+import type { MergedSnapshot } from '../discovery/aggregator.js';
+import type { SidecarBus } from '../events/sidecar-events.js';
+import type { HealthRegistry } from '../health/registry.js';
+import { diffConditions, NO_CONDITIONS, type Conditions } from './conditions.js';
+import { buildDesiredSet, type DesiredSetOptions } from './desired.js';
+import type { DesiredSet } from './types.js';
+
+export interface RouterOptions {
+  clock: Clock;
+  bus: SidecarBus;
+  registry: HealthRegistry;
+  /** Recovery's traffic holds now (weights lowered, containers drained). */
+  holds(): DesiredSetOptions;
+  /**
+   * Receives each decision once no required discovery source is awaited; `urgent` when a
+   * backend is draining (its container is being stopped: no coalescing wait).
+   */
+  onDesired(set: DesiredSet, urgent: boolean): void;
+}
+
+export interface Router {
+  /** Discovery's merged view: its apps, whether a backend drains, the sources still awaited. */
+  setDiscovery(merged: MergedSnapshot): void;
+  /** Recomputes now. */
+  refresh(): void;
+  /** Recomputes once after the current burst (every transition of one event-loop turn). */
+  schedule(): void;
+  apps(): readonly AppConfig[];
+  conditions(): Conditions;
+}
+
+export function createRouter(opts: RouterOptions): Router {
+  const { bus, registry } = opts;
+  let apps: AppConfig[] = [];
+  let awaiting: readonly string[] = [];
+  let draining = false;
+  let conditions: Conditions = NO_CONDITIONS;
+  let scheduled = false;
+
+  const refresh = () => {
+    scheduled = false;
+    const views = registry.views();
+    const { set, panics, failovers } = buildDesiredSet(apps, views, opts.holds());
+    const diff = diffConditions(conditions, { panics, failovers }, apps.map((a) => a.name));
+    conditions = diff.conditions;
+    const at = opts.clock.now();
+    for (const edge of diff.edges) {
+      const backupApp = edge.kind === 'failover' ? apps.find((a) => a.name === edge.app)?.upstream.backup_app ?? null : null;
+      bus.emit('condition', { ...edge, at, backupApp });
+    }
+    bus.emit('routing', { set, views, panics });
+    // Until every required source has answered once, its backends are unknown: writing now would
+    // replace a good file with one that lacks them (502s). nginx keeps its file as it is.
+    if (awaiting.length === 0) opts.onDesired(set, draining);
+  };
+
+  // A probe result can bring two transitions (health and breaker) and a tick many results: one
+  // recompute after them all, not one each.
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(() => {
+      if (scheduled) refresh();
+    });
+  };
+  bus.on('transition', schedule);
+
+  return {
+    setDiscovery(merged) {
+      apps = merged.apps;
+      awaiting = merged.awaiting;
+      draining = merged.backends.some((b) => b.draining);
+      refresh();
+      draining = false;
+    },
+    refresh,
+    schedule,
+    apps: () => apps,
+    conditions: () => conditions,
+  };
+}

@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { createManualClock } from '../../src/clock.js';
+import type { MergedSnapshot } from '../../src/discovery/aggregator.js';
+import { createSidecarBus, type RoutingDecision } from '../../src/events/sidecar-events.js';
+import { createHealthRegistry } from '../../src/health/registry.js';
+import { backendId, type Backend, type ContainerRef } from '../../src/model.js';
+import type { DesiredSetOptions } from '../../src/upstream/desired.js';
+import { createRouter } from '../../src/upstream/router.js';
+import type { DesiredSet } from '../../src/upstream/types.js';
+import { configOf } from '../helpers/sidecar-config.js';
+
+const config = configOf({ apps: { web: { backends: ['127.0.0.1:8001', '127.0.0.1:8002'] } } });
+const web = config.apps[0]!;
+const container = (id: string): ContainerRef => ({
+  id, name: id, image: 'img', replica: null, state: 'running', dockerHealth: null, restartCount: 0, oomKilled: false, exitCode: null, startedAt: 0, labels: {},
+});
+const backend = (port: number, over: Partial<Backend> = {}): Backend => ({
+  id: backendId('web', '127.0.0.1', port), app: 'web', host: '127.0.0.1', port, weight: 1, backup: false, health: web.health, source: 'file', ...over,
+});
+
+function rig(holds: DesiredSetOptions = {}) {
+  const clock = createManualClock(1000);
+  const bus = createSidecarBus((_name, err) => {
+    throw err;
+  });
+  const registry = createHealthRegistry({ clock, breaker: config.breaker, detection: config.failure_detection });
+  const desired: Array<{ set: DesiredSet; urgent: boolean }> = [];
+  const routings: RoutingDecision[] = [];
+  bus.on('routing', (r) => routings.push(r));
+  const router = createRouter({ clock, bus, registry, holds: () => holds, onDesired: (set, urgent) => desired.push({ set, urgent }) });
+  const discover = (backends: Backend[], awaiting: string[] = []) => {
+    registry.sync(backends);
+    const merged: MergedSnapshot = { apps: [web], backends, awaiting };
+    router.setDiscovery(merged);
+  };
+  return { clock, bus, registry, router, desired, routings, discover };
+}
+
+const servers = (set: DesiredSet | undefined) => set?.upstreams[0]?.servers.map((s) => `${s.address}${s.down ? ' down' : ''}`);
+
+describe('the router', () => {
+  it('decides while a required source is awaited, but hands nothing to nginx until it has answered', () => {
+    const r = rig();
+    r.discover([backend(8001)], ['docker']);
+    expect(r.routings).toHaveLength(1);
+    expect(r.desired).toHaveLength(0);
+    r.discover([backend(8001), backend(8002)]);
+    expect(r.desired).toHaveLength(1);
+    expect(servers(r.desired[0]?.set)).toEqual(['127.0.0.1:8001', '127.0.0.1:8002']);
+  });
+
+  it('recomputes once for a burst of transitions, after the burst', async () => {
+    const r = rig();
+    r.discover([backend(8001), backend(8002)]);
+    const before = r.routings.length;
+    for (let i = 0; i < 50; i++) {
+      r.bus.emit('transition', { kind: 'health', backendId: backend(8001).id, app: 'web', from: 'unknown', to: 'healthy', at: 1000, reason: 'test' });
+    }
+    expect(r.routings).toHaveLength(before);
+    await Promise.resolve();
+    expect(r.routings).toHaveLength(before + 1);
+  });
+
+  it('asks nginx to be told at once when a backend is draining', () => {
+    const r = rig();
+    r.discover([backend(8001), backend(8002, { draining: true })]);
+    expect(r.desired.at(-1)?.urgent).toBe(true);
+    expect(servers(r.desired.at(-1)?.set)).toEqual(['127.0.0.1:8001', '127.0.0.1:8002 down']);
+  });
+
+  it("applies recovery's drains and weights where weights are decided, not in discovery's backends", () => {
+    const r = rig({ drainedContainerIds: new Set(['c2']), weightFactors: new Map([[backend(8001).id, 0.5]]) });
+    const b2 = backend(8002, { container: container('c2') });
+    r.discover([backend(8001), backend(8003), b2]);
+    expect(servers(r.desired.at(-1)?.set)).toEqual(['127.0.0.1:8001', '127.0.0.1:8002 down', '127.0.0.1:8003']);
+    expect(r.desired.at(-1)?.set.upstreams[0]?.servers.map((s) => s.weight)).toEqual([1, 2, 2]);
+    expect(r.registry.view(b2.id)?.draining).toBe(false);
+  });
+
+  it('publishes a panic when it begins and when it ends', () => {
+    const r = rig();
+    const edges: string[] = [];
+    r.bus.on('condition', (c) => edges.push(`${c.kind} ${c.app} ${c.active}`));
+    r.discover([backend(8001, { draining: true })]);
+    r.discover([backend(8001)]);
+    expect(edges).toEqual(['panic web true', 'panic web false']);
+    expect(r.router.conditions().panic.size).toBe(0);
+  });
+});
