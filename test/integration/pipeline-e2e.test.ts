@@ -112,6 +112,11 @@ async function block(app: string): Promise<string> {
   const m = new RegExp(`upstream ${app} \\{[\\s\\S]*?\\n\\}`).exec(text);
   return m ? m[0] : '';
 }
+/** One backend as /api/v1/apps/{app} shows it. */
+async function backendOf(app: string, b: TestBackend): Promise<{ consecutive_successes: number } | undefined> {
+  const { body } = await sidecar.api<{ backends: Array<{ address: string; consecutive_successes: number }> }>(`/api/v1/apps/${app}`);
+  return body.backends.find((x) => x.address === b.address);
+}
 const isDown = async (app: string, b: TestBackend) => (await block(app)).includes(`server ${b.address} down;`);
 
 beforeAll(async () => {
@@ -229,15 +234,22 @@ describe('end to end with a real nginx', () => {
     await waitFor(async () => !(await isDown('api', api[2]!)), { timeoutMs: 15_000, what: 'api-3 readmitted' });
   });
 
-  it('routes to a fourth backend added by editing the config file, without a restart', async () => {
+  it('routes to a fourth backend added by editing the config file, without a restart, with one render and one reload', async () => {
     const pid = sidecar.child.pid;
     const adminPort = Number(new URL(sidecar.adminUrl).port);
+    await settled();
     const before = await reloadsLogged();
+    const appliesBefore = await sidecar.metric('orchestry_nginx_applies_total');
     await writeFile(configPath, sidecarYaml([...web, extra], adminPort));
     await waitFor(async () => (await block('web')).includes(`server ${extra.address}`), { what: 'web-4 in the upstream' });
     await reloadedSince(before);
     // A reload begun for an earlier change can satisfy reloadedSince(): wait for this one to route.
     await waitFor(async () => (await spread('web.test', 8))['web-4'], { what: 'web-4 receiving traffic' });
+    // Two probes of web-4 later (a period each, longer than the coalescing ceiling of 1 s), any
+    // second render or reload the edit could cause would have happened.
+    await waitFor(async () => ((await backendOf('web', extra))?.consecutive_successes ?? 0) >= 2, { what: 'two probes of web-4' });
+    expect(await sidecar.metric('orchestry_nginx_applies_total')).toBe(appliesBefore + 1);
+    expect(await reloadsLogged()).toBe(before + 1);
     expect(sidecar.child.pid).toBe(pid);
     expect(sidecar.child.exitCode).toBeNull();
     expect(await sidecar.metric('orchestry_config_reloads_total', { result: 'success' })).toBeGreaterThanOrEqual(1);
