@@ -51,7 +51,8 @@ interface AppsBody {
       address: string;
       health: string;
       ejected: boolean;
-      container: { id: string; name: string; image: string; state: string } | null;
+      consecutive_successes: number;
+      container: { id: string; name: string; image: string; state: string; docker_health: string | null } | null;
     }>;
   }>;
   rejected_containers: Array<{ id: string; name: string; errors: string[] }>;
@@ -378,13 +379,26 @@ describe('Docker discovery with nginx in a container', () => {
     await Promise.all(bad.map((b) => b.container.remove({ force: true })));
   });
 
-  it('reloads nginx in its container through the Docker API: a new replica gets traffic', async () => {
+  it('reloads nginx in its container through the Docker API: a new replica gets traffic, after one render and one reload', async () => {
     const reloads = await nginx!.reloadCount();
+    await nginx!.settle(reloads);
+    const applies = await sidecar!.metric('orchestry_nginx_applies_total');
     const extra = await startApp();
     apps.push(extra);
     await answers(extra.port);
     await routesTo(apps);
-    expect(await nginx!.reloadCount()).toBeGreaterThan(reloads);
+    // Docker's health check and two probes of the replica later (a probe period each, longer
+    // than the coalescing ceiling), any second render its start could cause would have happened.
+    await waitFor(
+      async () => {
+        const { body } = await sidecar!.api<AppsBody>('/api/v1/apps');
+        const b = body.apps.find((a) => a.name === APP)?.backends.find((x) => x.container?.name === extra.name);
+        return b?.container?.docker_health === 'healthy' && b.consecutive_successes >= 2;
+      },
+      { what: 'the new replica healthy for Docker and probed twice' },
+    );
+    expect(await sidecar!.metric('orchestry_nginx_applies_total')).toBe(applies + 1);
+    expect(await nginx!.reloadCount()).toBe(reloads + 1);
   });
 
   it('keeps the last good file when nginx -t in the container rejects a template; nginx keeps serving', async () => {
