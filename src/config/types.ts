@@ -2,15 +2,29 @@
  * The validated, defaulted configuration. Field names follow the YAML (the seed's snake_case
  * names) so that a path in an error message is the path a user writes.
  */
+import type {
+  ADDRESS_MODES,
+  BALANCE_METHODS,
+  CACHE_METHODS,
+  EJECT_MODES,
+  HTTP_METHODS,
+  LOG_LEVELS,
+  NGINX_MODES,
+  PROTOCOLS,
+  RECEIVER_TYPES,
+  RECOVERY_MODES,
+  SCHEMES,
+  SEVERITIES,
+} from './defaults.js';
 
-export type Protocol = 'HTTP' | 'TCP';
-export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'HEAD';
+export type Protocol = (typeof PROTOCOLS)[number];
+export type HttpMethod = (typeof HTTP_METHODS)[number];
 
 /** The seed's HealthCheckConfig, plus `expected_body` and `scheme`. Defaults are the seed's. */
 export interface HealthCheckConfig {
   protocol: Protocol; // 'HTTP'
   /** http or https; only for HTTP probes. */
-  scheme: 'http' | 'https'; // 'http'
+  scheme: (typeof SCHEMES)[number]; // 'http'
   path: string; // '/health'
   /** Port used for a backend written without one (`host` instead of `host:port`). */
   port: number; // 8000
@@ -43,7 +57,7 @@ export interface BackendConfig {
 }
 
 /** What an ejected server becomes in the rendered upstream. */
-export type EjectMode = 'down' | 'omit';
+export type EjectMode = (typeof EJECT_MODES)[number];
 
 export interface UpstreamOptions {
   /** `down` keeps consistent-hash placement stable; `omit` removes the line. */
@@ -51,7 +65,7 @@ export interface UpstreamOptions {
   /** Extra nginx directives for this upstream block, validated (e.g. `keepalive 32`). */
   keepalive: number; // 32
   /** Load-balancing method line: '' (round robin), least_conn, ip_hash, random, hash $x consistent. */
-  balance: 'round_robin' | 'least_conn' | 'ip_hash' | 'random';
+  balance: (typeof BALANCE_METHODS)[number]; // 'round_robin'
   /**
    * failover_to_backup: the routable servers of this other app are rendered as nginx `backup`
    * servers of this one, used only when every server of this app is unavailable. null = none.
@@ -62,7 +76,7 @@ export interface UpstreamOptions {
 /** Per-app Docker settings (YAML `apps.<name>.docker`, or `orchestry.*` labels). */
 export interface AppDockerOptions {
   /** Overrides docker.address_mode for this app. */
-  address_mode: 'network' | 'host' | null; // null
+  address_mode: (typeof ADDRESS_MODES)[number] | null; // null
   /** Host networking: ports scale_out may give new replicas, inclusive, e.g. [20000, 20099]. */
   port_range: [number, number] | null; // null
   /** Environment variable that tells a new replica its port. */
@@ -73,7 +87,7 @@ export interface AppDockerOptions {
 
 /** An HTTP call the app declares for the clear_cache recovery strategy, sent to the backend itself. */
 export interface ClearCacheCall {
-  method: 'POST' | 'PUT' | 'DELETE' | 'GET';
+  method: (typeof CACHE_METHODS)[number];
   /** Path on the backend; the same rules as a health path (it can never re-target the request). */
   path: string;
 }
@@ -131,7 +145,7 @@ export interface FailureDetectionConfig {
 
 export interface NginxConfig {
   /** local: nginx on this host (signal/`nginx -s`); docker: nginx in a container (exec + HUP via the API). */
-  mode: 'local' | 'docker'; // 'local'
+  mode: (typeof NGINX_MODES)[number]; // 'local'
   /** mode docker: the nginx container, by name or id. */
   container: string | null; // null
   /** mode docker: or found by this label (`key=value`), when container is null. */
@@ -172,7 +186,7 @@ export interface ProbeSettings {
 }
 
 export interface LoggingConfig {
-  level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'; // 'info'
+  level: (typeof LOG_LEVELS)[number]; // 'info'
 }
 
 /** Discovery of backends from Docker containers by label, and nginx in a container. */
@@ -184,7 +198,7 @@ export interface DockerConfig {
    * How a container's address is found: `network` uses its IP on `network` (compose), `host`
    * uses `host_address` and the label port (containers on host networking).
    */
-  address_mode: 'network' | 'host'; // 'network'
+  address_mode: (typeof ADDRESS_MODES)[number]; // 'network'
   /** Docker network for address_mode network; null = the container's only/first network. */
   network: string | null; // null
   /** Address of containers on host networking (address_mode host). */
@@ -199,7 +213,7 @@ export interface DockerConfig {
 /** Recovery through the Docker Engine: the seed's RecoveryManager with safety limits. */
 export interface RecoveryConfig {
   /** off: nothing; dry-run: plan and record, act on nothing; on: act. */
-  mode: 'off' | 'dry-run' | 'on'; // 'dry-run'
+  mode: (typeof RECOVERY_MODES)[number]; // 'dry-run'
   /** The seed's rule: at most this many restarts of one container in restart_window_seconds. */
   max_restarts: number; // 3
   restart_window_seconds: number; // 300
@@ -221,14 +235,14 @@ export interface RecoveryConfig {
   stop_timeout_seconds: number; // 10
 }
 
-export type AlertSeverity = 'low' | 'medium' | 'high' | 'critical';
+export type AlertSeverity = (typeof SEVERITIES)[number];
 
 /** Where notifications go. */
 export interface AlertReceiverConfig {
   /** The key under alerting.receivers. */
   name: string;
   /** webhook: generic JSON POST; slack: Slack-compatible incoming webhook; alertmanager: API v2. */
-  type: 'webhook' | 'slack' | 'alertmanager';
+  type: (typeof RECEIVER_TYPES)[number];
   /** http(s) URL. For alertmanager the base URL; /api/v2/alerts is appended. */
   url: string;
   /** Extra request headers (e.g. Authorization for a webhook). */

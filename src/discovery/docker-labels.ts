@@ -5,25 +5,11 @@
  * with any bad label is left out whole, with every problem named (label and value).
  */
 import { isIP } from 'node:net';
-import {
-  DEFAULT_APP_DOCKER,
-  DEFAULT_APP_RECOVERY,
-  DEFAULT_HEALTH,
-  appName,
-  appNameProblem,
-  bool,
-  clearCacheCall,
-  containerNames,
-  defaultApp,
-  envName,
-  num,
-  oneOf,
-  parseHealthOverlay,
-  portRange,
-  show,
-  type Check,
-  type Report,
-} from '../config/schema.js';
+import { appName, appNameProblem, containerNames, envName, portRange } from '../config/allowlists.js';
+import { bool, num, oneOf, show, type Check, type Report } from '../config/check.js';
+import { ADDRESS_MODES, DEFAULT_APP_DOCKER, DEFAULT_APP_RECOVERY, DEFAULT_HEALTH } from '../config/defaults.js';
+import { clearCacheCall, defaultApp } from '../config/spec-apps.js';
+import { parseHealthOverlay } from '../config/spec-health.js';
 import type {
   AppConfig,
   AppDockerOptions,
@@ -211,7 +197,17 @@ export function containersToBackends(
     out.containers.push({ app: parsed.app, container: ref });
     if (!yamlApps.has(parsed.app)) mergeAppOptions(labelApps, parsed);
   }
-  for (const [name, options] of labelApps) {
+  out.apps = labelOnlyApps(labelApps, config, defaultHealth);
+  return out;
+}
+
+/** The apps only labels define: defaults, with the app-level settings their labels gave. */
+function labelOnlyApps(
+  labelApps: ReadonlyMap<string, LabelAppOptions>,
+  config: SidecarConfig,
+  defaultHealth: HealthCheckConfig,
+): AppConfig[] {
+  return [...labelApps].map(([name, options]) => {
     const app = defaultApp(
       name,
       config.nginx,
@@ -220,9 +216,8 @@ export function containersToBackends(
       { ...DEFAULT_APP_RECOVERY, ...options.recovery },
     );
     if (options.backup_app !== undefined) app.upstream.backup_app = options.backup_app;
-    out.apps.push(app);
-  }
-  return out;
+    return app;
+  });
 }
 
 /**
@@ -289,7 +284,7 @@ function readLabels(labels: Record<string, string>, report: Report): ContainerLa
     replica: get('replica', num({ int: true, min: 0, max: 100_000 }), 'number'),
     weight: get('weight', num({ int: true, min: 1, max: 1000 }), 'number') ?? 1,
     backup: get('backup', bool, 'boolean') ?? false,
-    address_mode: get('address_mode', oneOf(['network', 'host'] as const)),
+    address_mode: get('address_mode', oneOf(ADDRESS_MODES)),
     network: get('network', networkName),
     port_env: get('port_env', envName),
     port_range: get('port_range', portRange),

@@ -2,28 +2,14 @@
  * Shapes of the health stage. The reducers (thresholds.ts, breaker.ts, classify.ts) are pure:
  * `step(state, event, now) -> { state, transition? }`; registry.ts holds one of each per backend.
  */
+import type { SEVERITIES } from '../config/defaults.js';
 import type { BreakerStatus, ContainerRef, HealthStatus, ProbeResult } from '../model.js';
 
-/** The seed's FailureType values. Issue 2 detects the ones a probe can tell apart. */
-export type FailureType =
-  | 'health_check_failed'
-  | 'health_check_timeout'
-  | 'health_check_error'
-  | 'high_response_time'
-  | 'high_error_rate'
-  | 'high_resource_usage'
-  | 'container_stopped'
-  | 'container_restart_loop'
-  | 'container_oom_killed'
-  | 'network_unreachable'
-  | 'port_not_listening'
-  | 'dns_resolution_failed'
-  | 'application_startup_failed'
-  | 'application_deadlock'
-  | 'application_memory_leak';
-
-/** Every FailureType, for validating names from config, labels or the store. */
-export const FAILURE_TYPES: ReadonlySet<FailureType> = new Set<FailureType>([
+/**
+ * The seed's FailureType values, listed once: the type, the set below and the config's
+ * `alerting.routes[].failure_types` check all come from this list.
+ */
+export const FAILURE_TYPE_NAMES = [
   'health_check_failed',
   'health_check_timeout',
   'health_check_error',
@@ -39,9 +25,14 @@ export const FAILURE_TYPES: ReadonlySet<FailureType> = new Set<FailureType>([
   'application_startup_failed',
   'application_deadlock',
   'application_memory_leak',
-]);
+] as const;
 
-export type Severity = 'low' | 'medium' | 'high' | 'critical';
+export type FailureType = (typeof FAILURE_TYPE_NAMES)[number];
+
+/** Every FailureType, for validating names from config, labels or the store. */
+export const FAILURE_TYPES: ReadonlySet<FailureType> = new Set<FailureType>(FAILURE_TYPE_NAMES);
+
+export type Severity = (typeof SEVERITIES)[number];
 
 /** The seed's FailureEvent. */
 export interface FailureEvent {

@@ -1,0 +1,223 @@
+/**
+ * Every default and every enumerated value of the configuration, each written once: validation,
+ * the reducers, the generated JSON Schema and the tests all read them from here. Frozen, so a
+ * caller that wants to change one spreads it into a copy.
+ */
+import type {
+  AdminConfig,
+  AlertingConfig,
+  AlertReceiverConfig,
+  AlertRouteConfig,
+  AppDockerOptions,
+  AppRecoveryOptions,
+  BreakerConfig,
+  DockerConfig,
+  FailureDetectionConfig,
+  HealthCheckConfig,
+  LoggingConfig,
+  NginxConfig,
+  ProbeSettings,
+  RecoveryConfig,
+  StoreConfig,
+  UpstreamOptions,
+} from './types.js';
+
+// ---- enums (matched case-insensitively, normalised to these spellings) ----------------------
+
+export const PROTOCOLS = ['HTTP', 'TCP'] as const;
+export const SCHEMES = ['http', 'https'] as const;
+export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'HEAD'] as const;
+export const BALANCE_METHODS = ['round_robin', 'least_conn', 'ip_hash', 'random'] as const;
+export const EJECT_MODES = ['down', 'omit'] as const;
+export const ADDRESS_MODES = ['network', 'host'] as const;
+export const NGINX_MODES = ['local', 'docker'] as const;
+export const RECOVERY_MODES = ['off', 'dry-run', 'on'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+export const RECEIVER_TYPES = ['webhook', 'slack', 'alertmanager'] as const;
+/** Methods a clear_cache call may use. */
+export const CACHE_METHODS = ['POST', 'PUT', 'DELETE', 'GET'] as const;
+
+/** Freezes a default and the lists and maps in it. */
+function frozen<T extends object>(value: T): Readonly<T> {
+  for (const inner of Object.values(value)) {
+    if (typeof inner === 'object' && inner !== null) frozen(inner as object);
+  }
+  return Object.freeze(value);
+}
+
+// ---- apps ---------------------------------------------------------------------------------
+
+/** The seed's HealthCheckConfig defaults, plus `scheme: http` and no `expected_body`. */
+export const DEFAULT_HEALTH: HealthCheckConfig = frozen({
+  protocol: 'HTTP',
+  scheme: 'http',
+  path: '/health',
+  port: 8000,
+  method: 'GET',
+  headers: {},
+  body: null,
+  expected_status_codes: [200],
+  expected_body: null,
+  probe_data: null,
+  expected_response: null,
+  initial_delay_seconds: 30,
+  period_seconds: 30,
+  timeout_seconds: 5,
+  failure_threshold: 3,
+  success_threshold: 1,
+  enabled: true,
+  follow_redirects: false,
+  verify_ssl: true,
+  max_retries: 0,
+});
+
+/** Upstream options of an app that sets none (`ejected` follows `nginx.ejected`). */
+export const DEFAULT_UPSTREAM: Readonly<UpstreamOptions> = frozen({
+  ejected: 'down',
+  keepalive: 32,
+  balance: 'round_robin',
+  backup_app: null,
+});
+
+/** Defaults of an app's Docker options. */
+export const DEFAULT_APP_DOCKER: AppDockerOptions = frozen({
+  address_mode: null,
+  port_range: null,
+  port_env: 'PORT',
+  max_replicas: null,
+});
+
+/** Defaults of an app's recovery options. */
+export const DEFAULT_APP_RECOVERY: AppRecoveryOptions = frozen({
+  dependencies: [],
+  clear_cache: null,
+});
+
+/** A backend written as a map without `weight` or `backup`. */
+export const DEFAULT_BACKEND = frozen({ weight: 1, backup: false });
+
+// ---- sections -----------------------------------------------------------------------------
+
+/** The seed's CircuitBreaker defaults: 5 failures open, 3 successes close, 60 s, 3 trials. */
+export const DEFAULT_BREAKER: Readonly<BreakerConfig> = frozen({
+  failure_threshold: 5,
+  success_threshold: 3,
+  recovery_timeout_seconds: 60,
+  max_test_requests: 3,
+});
+
+/** The seed's FailureDetector thresholds, plus the detectors it names and this project adds. */
+export const DEFAULT_FAILURE_DETECTION: FailureDetectionConfig = frozen({
+  max_response_time_ms: 5000,
+  max_error_rate_percent: 5,
+  min_error_rate_samples: 20,
+  consecutive_failure_limit: 3,
+  failure_rate_window_minutes: 10,
+  max_cpu_percent: 90,
+  max_memory_percent: 90,
+  stats_interval_seconds: 10,
+  resource_samples: 3,
+  memory_leak_window_minutes: 10,
+  memory_leak_horizon_minutes: 60,
+  deadlock_timeouts: 3,
+  deadlock_cpu_percent: 5,
+});
+
+export const DEFAULT_NGINX: Readonly<NginxConfig> = frozen({
+  mode: 'local',
+  container: null,
+  container_label: null,
+  binary: 'nginx',
+  config_path: '/etc/nginx/nginx.conf',
+  prefix: null,
+  output_path: '/etc/nginx/conf.d/orchestry-upstreams.conf',
+  template_path: null,
+  pid_path: null,
+  ejected: 'down',
+  coalesce_min_wait_seconds: 0.1,
+  coalesce_max_wait_seconds: 2,
+  validate: true,
+});
+
+export const DEFAULT_DOCKER: Readonly<DockerConfig> = frozen({
+  enabled: false,
+  socket_path: '/var/run/docker.sock',
+  address_mode: 'network',
+  network: null,
+  host_address: '127.0.0.1',
+  startup_grace_seconds: 60,
+  reconnect_min_seconds: 0.5,
+  reconnect_max_seconds: 30,
+});
+
+/** Recovery's safety limits; `mode: dry-run` so that nothing acts until asked to. */
+export const DEFAULT_RECOVERY: Readonly<RecoveryConfig> = frozen({
+  mode: 'dry-run',
+  max_restarts: 3,
+  restart_window_seconds: 300,
+  backoff_min_seconds: 10,
+  backoff_max_seconds: 300,
+  budget_per_app: 10,
+  budget_window_seconds: 600,
+  max_unavailable_fraction: 0.5,
+  min_healthy_replicas: 1,
+  max_replicas: 5,
+  scale_in_after_seconds: 300,
+  stop_timeout_seconds: 10,
+});
+
+export const DEFAULT_STORE: Readonly<StoreConfig> = frozen({
+  enabled: true,
+  path: 'orchestry-sidecar.db',
+  raw_retention_hours: 24,
+  rollup_retention_days: 30,
+  flush_interval_seconds: 1,
+  max_queue: 200_000,
+});
+
+/** A receiver's optional keys; `type` and `url` are required (these stand in when missing). */
+export const DEFAULT_RECEIVER: Readonly<Omit<AlertReceiverConfig, 'name'>> = frozen({
+  type: 'webhook',
+  url: '',
+  headers: {},
+  timeout_seconds: 5,
+  max_per_minute: 30,
+});
+
+/** A route's optional keys; `receivers` is required. */
+export const DEFAULT_ROUTE: Readonly<AlertRouteConfig> = frozen({
+  receivers: [],
+  min_severity: 'low',
+  apps: [],
+  failure_types: [],
+});
+
+export const DEFAULT_ESCALATION: Readonly<AlertingConfig['escalation']> = frozen({
+  after_seconds: 900,
+  receivers: [],
+});
+
+export const DEFAULT_ALERTING: Readonly<AlertingConfig> = frozen({
+  enabled: false,
+  receivers: [],
+  routes: [],
+  escalation: DEFAULT_ESCALATION,
+  resend_interval_seconds: 60,
+  retry_min_seconds: 1,
+  retry_max_seconds: 300,
+});
+
+export const DEFAULT_ADMIN: Readonly<AdminConfig> = frozen({
+  listen: '127.0.0.1:9180',
+  token: null,
+});
+
+export const DEFAULT_PROBES: Readonly<ProbeSettings> = frozen({
+  max_concurrency: 512,
+  jitter_fraction: 0.1,
+});
+
+export const DEFAULT_LOGGING: Readonly<LoggingConfig> = frozen({
+  level: 'info',
+});

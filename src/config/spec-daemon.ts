@@ -1,0 +1,40 @@
+/** `admin`, `probes` and `logging`: the sidecar process's own settings. */
+import { listenAddress, token } from './allowlists.js';
+import { nullable, num, oneOf, type Section } from './check.js';
+import { DEFAULT_ADMIN, DEFAULT_LOGGING, DEFAULT_PROBES, LOG_LEVELS } from './defaults.js';
+import type { AdminConfig, LoggingConfig, ProbeSettings } from './types.js';
+
+export const ADMIN: Section<AdminConfig> = {
+  defaults: DEFAULT_ADMIN,
+  fields: {
+    listen: {
+      check: listenAddress,
+      meaning: 'host:port or [ipv6]:port of the admin API, metrics and status page; ORCHESTRY_ADMIN_LISTEN overrides it.',
+    },
+    token: {
+      check: nullable(token),
+      meaning: 'Bearer token for state-changing endpoints (printable ASCII); ORCHESTRY_ADMIN_TOKEN overrides it.',
+    },
+  },
+};
+
+export const PROBES: Section<ProbeSettings> = {
+  defaults: DEFAULT_PROBES,
+  fields: {
+    max_concurrency: {
+      check: num({ int: true, min: 1, max: 100_000 }),
+      meaning: 'Most probes in flight at once, across all backends.',
+    },
+    jitter_fraction: {
+      check: num({ min: 0, max: 0.5 }),
+      meaning: "Spread of probe start times, as a fraction of each app's period.",
+    },
+  },
+};
+
+export const LOGGING: Section<LoggingConfig> = {
+  defaults: DEFAULT_LOGGING,
+  fields: {
+    level: { check: oneOf(LOG_LEVELS), meaning: 'Log level; ORCHESTRY_LOG_LEVEL overrides it.' },
+  },
+};

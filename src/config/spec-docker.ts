@@ -1,0 +1,42 @@
+/** `docker`: discovery of backends from labelled containers, and the Engine connection. */
+import { fsPath, hostProblem } from './allowlists.js';
+import { MAX_SECONDS, bool, nullable, num, oneOf, readSection, show, str, type Report, type Section } from './check.js';
+import { ADDRESS_MODES, DEFAULT_DOCKER } from './defaults.js';
+import type { DockerConfig } from './types.js';
+
+export const DOCKER: Section<DockerConfig> = {
+  defaults: DEFAULT_DOCKER,
+  fields: {
+    enabled: { check: bool, meaning: 'Discover backends from containers labelled orchestry.enable=true.' },
+    socket_path: { check: fsPath, meaning: "The Engine's unix socket." },
+    address_mode: {
+      check: oneOf(ADDRESS_MODES),
+      meaning: "network: the container's IP on network (compose); host: host_address and the label port.",
+    },
+    network: {
+      check: nullable(str),
+      meaning: "Docker network whose IP is used in network mode; null = the container's only network.",
+    },
+    // Any string here; parseDocker then checks that it is a host.
+    host_address: { check: str, meaning: 'Address of containers on host networking.' },
+    startup_grace_seconds: {
+      check: num({ min: 0, max: MAX_SECONDS }),
+      meaning: 'A container not healthy this long after it started is application_startup_failed.',
+    },
+    reconnect_min_seconds: { check: num({ above: 0, max: 3600 }), meaning: 'Event-stream reconnect backoff: first wait.' },
+    reconnect_max_seconds: { check: num({ above: 0, max: 3600 }), meaning: 'Event-stream reconnect backoff: longest wait.' },
+  },
+};
+
+export function parseDocker(value: unknown, report: Report): DockerConfig {
+  const docker = readSection(value, 'docker', DOCKER, report);
+  const problem = hostProblem(docker.host_address);
+  if (problem) report('docker.host_address', `${problem} (got ${show(docker.host_address)})`);
+  if (docker.reconnect_max_seconds < docker.reconnect_min_seconds) {
+    report(
+      'docker.reconnect_max_seconds',
+      `must be at least reconnect_min_seconds (got ${docker.reconnect_max_seconds} < ${docker.reconnect_min_seconds})`,
+    );
+  }
+  return docker;
+}

@@ -1,0 +1,73 @@
+/** `nginx`: where nginx and its files are, how it is reloaded, and how bursts of changes wait. */
+import { isAbsolute, resolve } from 'node:path';
+import { fsPath } from './allowlists.js';
+import { bool, nullable, num, oneOf, readSection, str, type Report, type Section } from './check.js';
+import { DEFAULT_NGINX, EJECT_MODES, NGINX_MODES } from './defaults.js';
+import type { NginxConfig } from './types.js';
+
+export const NGINX: Section<NginxConfig> = {
+  defaults: DEFAULT_NGINX,
+  fields: {
+    mode: {
+      check: oneOf(NGINX_MODES),
+      meaning: 'local: nginx on this host (nginx -t, a signal or nginx -s reload); docker: nginx in its own container.',
+    },
+    container: { check: nullable(str), meaning: 'Mode docker: the nginx container, by name or id.' },
+    container_label: {
+      check: nullable(str),
+      meaning: 'Mode docker: or the one running container with this label (key=value or key).',
+    },
+    binary: {
+      check: fsPath,
+      meaning: 'nginx executable for nginx -t and nginx -s reload; a bare name is looked up in PATH.',
+    },
+    config_path: { check: fsPath, meaning: 'The main nginx.conf, which must include output_path.' },
+    prefix: { check: nullable(fsPath), meaning: "nginx -p prefix; null keeps nginx's compiled-in prefix." },
+    output_path: { check: fsPath, meaning: 'The generated upstreams file.' },
+    template_path: {
+      check: nullable(fsPath),
+      meaning: 'Handlebars template; null uses the built-in templates/upstreams.conf.hbs.',
+    },
+    pid_path: {
+      check: nullable(fsPath),
+      meaning: 'If set, reload by SIGHUP to the pid in this file; otherwise nginx -s reload.',
+    },
+    ejected: { check: oneOf(EJECT_MODES), meaning: "Default for every app's upstream.ejected." },
+    coalesce_min_wait_seconds: {
+      check: num({ min: 0, max: 60 }),
+      meaning: 'Quiet time after a change before rendering, so bursts reload once.',
+    },
+    coalesce_max_wait_seconds: {
+      check: num({ min: 0, max: 60 }),
+      meaning: 'Longest a change may wait, however busy; at least coalesce_min_wait_seconds.',
+    },
+    validate: { check: bool, meaning: 'Run nginx -t before every swap.' },
+  },
+};
+
+/** `nginx`, with relative paths resolved against `baseDir` (the config file's directory). */
+export function parseNginx(value: unknown, baseDir: string | undefined, report: Report): NginxConfig {
+  const nginx = readSection(value, 'nginx', NGINX, report);
+  const { coalesce_min_wait_seconds: min, coalesce_max_wait_seconds: max } = nginx;
+  if (max < min) {
+    report(
+      'nginx.coalesce_max_wait_seconds',
+      `must be at least coalesce_min_wait_seconds (got ${max} < ${min})`,
+    );
+  }
+  if (nginx.mode === 'docker' && nginx.container === null && nginx.container_label === null) {
+    report('nginx.container', 'must be set (or nginx.container_label) when nginx.mode is docker');
+  }
+  const abs = <T extends string | null>(p: T): T =>
+    (p !== null && baseDir && !isAbsolute(p) ? resolve(baseDir, p) : p) as T;
+  return {
+    ...nginx,
+    // A bare name is looked up in PATH; only a name with a slash is a path to resolve.
+    binary: nginx.binary.includes('/') ? abs(nginx.binary) : nginx.binary,
+    config_path: abs(nginx.config_path),
+    prefix: abs(nginx.prefix),
+    output_path: abs(nginx.output_path),
+    template_path: abs(nginx.template_path),
+    pid_path: abs(nginx.pid_path),
+  };
+}
