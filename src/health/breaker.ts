@@ -12,6 +12,7 @@
  *   recovery timeout instead of sitting in half_open with nothing left to admit. With such a
  *   configuration the breaker can never close, so config validation should forbid it.
  */
+import { DEFAULT_BREAKER } from '../config/defaults.js';
 import type { BreakerConfig } from '../config/types.js';
 import type { BreakerStatus } from '../model.js';
 
@@ -42,13 +43,8 @@ export interface BreakerResult {
   detail?: string;
 }
 
-/** The seed's CircuitBreaker defaults. */
-export const DEFAULT_BREAKER_CONFIG: Readonly<BreakerConfig> = {
-  failure_threshold: 5,
-  success_threshold: 3,
-  recovery_timeout_seconds: 60,
-  max_test_requests: 3,
-};
+/** The seed's CircuitBreaker defaults: the config's `breaker` defaults, defined there once. */
+export const DEFAULT_BREAKER_CONFIG: Readonly<BreakerConfig> = DEFAULT_BREAKER;
 
 /** Ticket given when a probe is not admitted; epochs start at 0, so it never matches one. */
 export const NO_TICKET = -1;
