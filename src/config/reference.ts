@@ -174,6 +174,7 @@ export function typeText(schema: JsonSchema): string {
     return anyOf.map(typeText).join(' | ');
   }
   if (schema.enum) return (schema.enum as unknown[]).join(' | ');
+  if (Array.isArray(schema.type)) return schema.type.map((type) => typeText({ ...schema, type })).join(' | ');
   const type = schema.type as string | undefined;
   if (type === 'integer' || type === 'number') return `${type}${bounds(schema)}`;
   if (type === 'array') {
