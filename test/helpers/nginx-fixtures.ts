@@ -3,7 +3,7 @@ import type { AppConfig, BackendConfig, HealthCheckConfig, UpstreamOptions } fro
 import type { BackendView } from '../../src/health/types.js';
 import { backendId } from '../../src/model.js';
 import { buildDesiredSet } from '../../src/upstream/desired.js';
-import { DEFAULT_APP_DOCKER, DEFAULT_APP_RECOVERY, DEFAULT_HEALTH } from '../../src/config/schema.js';
+import { DEFAULT_APP_DOCKER, DEFAULT_APP_RECOVERY, DEFAULT_HEALTH, DEFAULT_UPSTREAM } from '../../src/config/defaults.js';
 import type { DesiredSet } from '../../src/upstream/types.js';
 
 const HEALTH: HealthCheckConfig = DEFAULT_HEALTH;
@@ -24,7 +24,7 @@ export function app(
       return { host: b.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(b.slice(i + 1)), weight: 1, backup: false };
     }),
     health: HEALTH,
-    upstream: { ejected: 'down', keepalive: 32, balance: 'round_robin', backup_app: null, ...upstream },
+    upstream: { ...DEFAULT_UPSTREAM, ...upstream },
   };
 }
 

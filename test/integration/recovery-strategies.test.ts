@@ -7,6 +7,7 @@
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSystemClock } from '../../src/clock.js';
+import { DEFAULT_RECOVERY } from '../../src/config/defaults.js';
 import type { AppRecoveryOptions } from '../../src/config/types.js';
 import type { BackendView, FailureEvent, FailureType } from '../../src/health/types.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -36,17 +37,10 @@ afterAll(async () => {
 });
 
 const CONFIG: PlannerConfig = {
+  ...DEFAULT_RECOVERY,
   mode: 'on',
-  max_restarts: 3,
-  restart_window_seconds: 300,
   backoff_min_seconds: 1,
   backoff_max_seconds: 5,
-  budget_per_app: 10,
-  budget_window_seconds: 600,
-  max_unavailable_fraction: 0.5,
-  min_healthy_replicas: 1,
-  max_replicas: 5,
-  scale_in_after_seconds: 300,
   stop_timeout_seconds: 2,
   startup_grace_seconds: 0,
   action_timeout_seconds: 64,

@@ -5,6 +5,7 @@ import {
   parseAddress,
   parseConfig,
 } from '../../src/config/schema.js';
+import { DEFAULT_RECOVERY } from '../../src/config/defaults.js';
 import type { SidecarConfig } from '../../src/config/types.js';
 import { formatIssue } from '../../src/errors.js';
 
@@ -56,6 +57,23 @@ describe('defaults', () => {
     });
   });
 
+  test('DEFAULT_RECOVERY carries the documented recovery defaults', () => {
+    expect(DEFAULT_RECOVERY).toEqual({
+      mode: 'dry-run',
+      max_restarts: 3,
+      restart_window_seconds: 300,
+      backoff_min_seconds: 10,
+      backoff_max_seconds: 300,
+      budget_per_app: 10,
+      budget_window_seconds: 600,
+      max_unavailable_fraction: 0.5,
+      min_healthy_replicas: 1,
+      max_replicas: 5,
+      scale_in_after_seconds: 300,
+      stop_timeout_seconds: 10,
+    });
+  });
+
   test('fills every section with its documented default', () => {
     expect(valid(withApp({}))).toEqual({
       defaults: { health: DEFAULT_HEALTH },
@@ -79,20 +97,7 @@ describe('defaults', () => {
         reconnect_min_seconds: 0.5,
         reconnect_max_seconds: 30,
       },
-      recovery: {
-        mode: 'dry-run',
-        max_restarts: 3,
-        restart_window_seconds: 300,
-        backoff_min_seconds: 10,
-        backoff_max_seconds: 300,
-        budget_per_app: 10,
-        budget_window_seconds: 600,
-        max_unavailable_fraction: 0.5,
-        min_healthy_replicas: 1,
-        max_replicas: 5,
-        scale_in_after_seconds: 300,
-        stop_timeout_seconds: 10,
-      },
+      recovery: DEFAULT_RECOVERY,
       store: {
         enabled: true,
         path: 'orchestry-sidecar.db',

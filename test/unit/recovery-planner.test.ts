@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_DOCKER, DEFAULT_RECOVERY } from '../../src/config/defaults.js';
 import type { BackendView, FailureEvent, FailureType } from '../../src/health/types.js';
 import type { ContainerRef, ProbeResult } from '../../src/model.js';
 import { plan, plannerConfig } from '../../src/recovery/planner.js';
@@ -12,19 +13,9 @@ const S = 1000;
 
 function config(over: Partial<PlannerConfig> = {}): PlannerConfig {
   return {
+    ...DEFAULT_RECOVERY,
     mode: 'on',
-    max_restarts: 3,
-    restart_window_seconds: 300,
-    backoff_min_seconds: 10,
-    backoff_max_seconds: 300,
-    budget_per_app: 10,
-    budget_window_seconds: 600,
-    max_unavailable_fraction: 0.5,
-    min_healthy_replicas: 1,
-    max_replicas: 5,
-    scale_in_after_seconds: 300,
-    stop_timeout_seconds: 10,
-    startup_grace_seconds: 60,
+    startup_grace_seconds: DEFAULT_DOCKER.startup_grace_seconds,
     action_timeout_seconds: 80,
     ...over,
   };
