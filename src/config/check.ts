@@ -78,6 +78,7 @@ export function join(path: string, key: string | number): string {
   return segment.startsWith('[') ? `${path}${segment}` : `${path}.${segment}`;
 }
 
+/** A YAML map (not a list, not null). */
 export function isMap(value: unknown): value is Raw {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -216,18 +217,21 @@ export function oneOf<T extends string>(values: readonly T[]): Check<T> {
   }));
 }
 
+/** true or false. */
 export const bool: Check<boolean> = withSchema(
   (value, path, report) =>
     typeof value === 'boolean' ? value : report(path, `must be true or false (got ${show(value)})`),
   { type: 'boolean' },
 );
 
+/** Any string. */
 export const str: Check<string> = withSchema(
   (value, path, report) =>
     typeof value === 'string' ? value : report(path, `must be a string (got ${show(value)})`),
   { type: 'string' },
 );
 
+/** `check`, or null. */
 export function nullable<T>(check: Check<T>): Check<T | null> {
   return withSchema(
     (value, path, report) => (value === null ? null : check(value, path, report)),

@@ -24,16 +24,27 @@ import type {
 
 // ---- enums (matched case-insensitively, normalised to these spellings) ----------------------
 
+/** health.protocol */
 export const PROTOCOLS = ['HTTP', 'TCP'] as const;
+/** health.scheme */
 export const SCHEMES = ['http', 'https'] as const;
+/** health.method */
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'HEAD'] as const;
+/** upstream.balance */
 export const BALANCE_METHODS = ['round_robin', 'least_conn', 'ip_hash', 'random'] as const;
+/** nginx.ejected, upstream.ejected */
 export const EJECT_MODES = ['down', 'omit'] as const;
+/** docker.address_mode, apps.<name>.docker.address_mode */
 export const ADDRESS_MODES = ['network', 'host'] as const;
+/** nginx.mode */
 export const NGINX_MODES = ['local', 'docker'] as const;
+/** recovery.mode */
 export const RECOVERY_MODES = ['off', 'dry-run', 'on'] as const;
+/** logging.level */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+/** Failure and alert severities, lowest first (alerting.routes[].min_severity). */
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+/** alerting.receivers.<name>.type */
 export const RECEIVER_TYPES = ['webhook', 'slack', 'alertmanager'] as const;
 /** Methods a clear_cache call may use. */
 export const CACHE_METHODS = ['POST', 'PUT', 'DELETE', 'GET'] as const;
@@ -124,6 +135,7 @@ export const DEFAULT_FAILURE_DETECTION: FailureDetectionConfig = frozen({
   deadlock_cpu_percent: 5,
 });
 
+/** `nginx`: a local nginx at the usual packaged paths. */
 export const DEFAULT_NGINX: Readonly<NginxConfig> = frozen({
   mode: 'local',
   container: null,
@@ -140,6 +152,7 @@ export const DEFAULT_NGINX: Readonly<NginxConfig> = frozen({
   validate: true,
 });
 
+/** `docker`: off; the Engine's default socket. */
 export const DEFAULT_DOCKER: Readonly<DockerConfig> = frozen({
   enabled: false,
   socket_path: '/var/run/docker.sock',
@@ -167,6 +180,7 @@ export const DEFAULT_RECOVERY: Readonly<RecoveryConfig> = frozen({
   stop_timeout_seconds: 10,
 });
 
+/** `store`: on, a file beside the config. */
 export const DEFAULT_STORE: Readonly<StoreConfig> = frozen({
   enabled: true,
   path: 'orchestry-sidecar.db',
@@ -193,11 +207,13 @@ export const DEFAULT_ROUTE: Readonly<AlertRouteConfig> = frozen({
   failure_types: [],
 });
 
+/** `alerting.escalation`: no escalation receivers. */
 export const DEFAULT_ESCALATION: Readonly<AlertingConfig['escalation']> = frozen({
   after_seconds: 900,
   receivers: [],
 });
 
+/** `alerting`: off, no receivers or routes. */
 export const DEFAULT_ALERTING: Readonly<AlertingConfig> = frozen({
   enabled: false,
   receivers: [],
@@ -208,16 +224,19 @@ export const DEFAULT_ALERTING: Readonly<AlertingConfig> = frozen({
   retry_max_seconds: 300,
 });
 
+/** `admin`: loopback only, no token. */
 export const DEFAULT_ADMIN: Readonly<AdminConfig> = frozen({
   listen: '127.0.0.1:9180',
   token: null,
 });
 
+/** `probes` */
 export const DEFAULT_PROBES: Readonly<ProbeSettings> = frozen({
   max_concurrency: 512,
   jitter_fraction: 0.1,
 });
 
+/** `logging` */
 export const DEFAULT_LOGGING: Readonly<LoggingConfig> = frozen({
   level: 'info',
 });

@@ -8,6 +8,7 @@
 import { schemaOf, type Check, type JsonSchema, type Section } from './check.js';
 import { CONFIG_TREE, type ConfigNode, type ObjectNode } from './reference.js';
 
+/** The `$schema` of the generated schema. */
 export const JSON_SCHEMA_DRAFT = 'http://json-schema.org/draft-07/schema#';
 
 /** The JSON Schema of the configuration file. */

@@ -36,6 +36,7 @@ export interface NamedNode {
   atLeastOne?: boolean;
 }
 
+/** A list of maps (alerting.routes). */
 export interface ListNode {
   kind: 'list';
   meaning: string;
@@ -50,6 +51,7 @@ export interface ValueNode {
   default: unknown;
 }
 
+/** One place in the document. */
 export type ConfigNode = ObjectNode | NamedNode | ListNode | ValueNode;
 
 const section = <T extends object>(meaning: string, s: Section<T>, required?: string[]): ObjectNode => ({

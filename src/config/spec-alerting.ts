@@ -128,6 +128,7 @@ function parseRoutes(value: unknown, receiverNames: Check<string[]>, report: Rep
   return routes;
 }
 
+/** `alerting`, with routes and escalation checked against the receivers it defines. */
 export function parseAlerting(value: unknown, report: Report): AlertingConfig {
   const raw: Raw = readMap(value, 'alerting', ALERTING_KEYS, report) ?? {};
   const receivers = parseReceivers(raw.receivers, report);

@@ -4,6 +4,7 @@ import { nullable, num, oneOf, type Section } from './check.js';
 import { DEFAULT_ADMIN, DEFAULT_LOGGING, DEFAULT_PROBES, LOG_LEVELS } from './defaults.js';
 import type { AdminConfig, LoggingConfig, ProbeSettings } from './types.js';
 
+/** `admin`: the admin API, metrics and status page. */
 export const ADMIN: Section<AdminConfig> = {
   defaults: DEFAULT_ADMIN,
   fields: {
@@ -18,6 +19,7 @@ export const ADMIN: Section<AdminConfig> = {
   },
 };
 
+/** `probes`: scheduling across all backends. */
 export const PROBES: Section<ProbeSettings> = {
   defaults: DEFAULT_PROBES,
   fields: {
@@ -32,6 +34,7 @@ export const PROBES: Section<ProbeSettings> = {
   },
 };
 
+/** `logging` */
 export const LOGGING: Section<LoggingConfig> = {
   defaults: DEFAULT_LOGGING,
   fields: {

@@ -14,6 +14,7 @@ export const BREAKER: Section<BreakerConfig> = {
   },
 };
 
+/** `breaker`, which must be able to close again. */
 export function parseBreaker(value: unknown, report: Report): BreakerConfig {
   const breaker = readSection(value, 'breaker', BREAKER, report);
   // A half-open breaker closes only after success_threshold trial successes, and it admits at

@@ -4,6 +4,7 @@ import { MAX_SECONDS, bool, nullable, num, oneOf, readSection, show, str, type R
 import { ADDRESS_MODES, DEFAULT_DOCKER } from './defaults.js';
 import type { DockerConfig } from './types.js';
 
+/** `docker`'s keys. */
 export const DOCKER: Section<DockerConfig> = {
   defaults: DEFAULT_DOCKER,
   fields: {
@@ -28,6 +29,7 @@ export const DOCKER: Section<DockerConfig> = {
   },
 };
 
+/** `docker`, with its host address and backoff order checked. */
 export function parseDocker(value: unknown, report: Report): DockerConfig {
   const docker = readSection(value, 'docker', DOCKER, report);
   const problem = hostProblem(docker.host_address);

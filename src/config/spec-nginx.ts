@@ -5,6 +5,7 @@ import { bool, nullable, num, oneOf, readSection, str, type Report, type Section
 import { DEFAULT_NGINX, EJECT_MODES, NGINX_MODES } from './defaults.js';
 import type { NginxConfig } from './types.js';
 
+/** `nginx`'s keys. */
 export const NGINX: Section<NginxConfig> = {
   defaults: DEFAULT_NGINX,
   fields: {

@@ -3,6 +3,7 @@ import { MAX_SECONDS, num, oneOf, readSection, type Report, type Section } from 
 import { DEFAULT_RECOVERY, RECOVERY_MODES } from './defaults.js';
 import type { RecoveryConfig } from './types.js';
 
+/** `recovery`'s keys. */
 export const RECOVERY: Section<RecoveryConfig> = {
   defaults: DEFAULT_RECOVERY,
   fields: {
@@ -42,6 +43,7 @@ export const RECOVERY: Section<RecoveryConfig> = {
   },
 };
 
+/** `recovery`, with its backoff order checked. */
 export function parseRecovery(value: unknown, report: Report): RecoveryConfig {
   const r = readSection(value, 'recovery', RECOVERY, report);
   if (r.backoff_max_seconds < r.backoff_min_seconds) {

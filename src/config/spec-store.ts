@@ -5,6 +5,7 @@ import { bool, num, readSection, type Report, type Section } from './check.js';
 import { DEFAULT_STORE } from './defaults.js';
 import type { StoreConfig } from './types.js';
 
+/** `store`'s keys. */
 export const STORE: Section<StoreConfig> = {
   defaults: DEFAULT_STORE,
   fields: {
