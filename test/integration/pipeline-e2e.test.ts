@@ -237,6 +237,15 @@ describe('end to end with a real nginx', () => {
   it('routes to a fourth backend added by editing the config file, without a restart, with one render and one reload', async () => {
     const pid = sidecar.child.pid;
     const adminPort = Number(new URL(sidecar.adminUrl).port);
+    // Start from rest: every backend routed in the sidecar's view and in the file, nginx reloaded.
+    await waitFor(
+      async () => {
+        const { body } = await sidecar.api<{ apps: Array<{ backends: Array<{ ejected: boolean; breaker: string }> }> }>('/api/v1/apps');
+        const all = body.apps.flatMap((a) => a.backends);
+        return all.every((b) => !b.ejected && b.breaker === 'closed') && !(await upstreamsFile()).includes(' down;');
+      },
+      { what: 'every backend routed' },
+    );
     await settled();
     const before = await reloadsLogged();
     const appliesBefore = await sidecar.metric('orchestry_nginx_applies_total');
@@ -248,7 +257,8 @@ describe('end to end with a real nginx', () => {
     // Two probes of web-4 later (a period each, longer than the coalescing ceiling of 1 s), any
     // second render or reload the edit could cause would have happened.
     await waitFor(async () => ((await backendOf('web', extra))?.consecutive_successes ?? 0) >= 2, { what: 'two probes of web-4' });
-    expect(await sidecar.metric('orchestry_nginx_applies_total')).toBe(appliesBefore + 1);
+    const events = (await sidecar.api<{ events: unknown[] }>('/api/v1/events?kind=nginx')).body;
+    expect(await sidecar.metric('orchestry_nginx_applies_total'), JSON.stringify(events)).toBe(appliesBefore + 1);
     expect(await reloadsLogged()).toBe(before + 1);
     expect(sidecar.child.pid).toBe(pid);
     expect(sidecar.child.exitCode).toBeNull();
