@@ -63,19 +63,10 @@ export const BACKEND_KEYS = ['address', 'weight', 'backup'] as const;
 export const UPSTREAM: Section<UpstreamOptions> = {
   defaults: DEFAULT_UPSTREAM,
   fields: {
-    ejected: {
-      check: oneOf(EJECT_MODES),
-      meaning: 'An ejected server is kept with down (keeps hash placement stable) or left out; default nginx.ejected.',
-    },
-    keepalive: {
-      check: num({ int: true, min: 0, max: 10_000 }),
-      meaning: 'nginx keepalive connections per worker; 0 writes no keepalive directive.',
-    },
+    ejected: { check: oneOf(EJECT_MODES), meaning: 'An ejected server is kept with down (keeps hash placement stable) or left out; default nginx.ejected.' },
+    keepalive: { check: num({ int: true, min: 0, max: 10_000 }), meaning: 'nginx keepalive connections per worker; 0 writes no keepalive directive.' },
     balance: { check: oneOf(BALANCE_METHODS), meaning: 'Load-balancing method.' },
-    backup_app: {
-      check: nullable(appName),
-      meaning: "failover_to_backup: that app's routable servers become this app's nginx backup servers.",
-    },
+    backup_app: { check: nullable(appName), meaning: "failover_to_backup: that app's routable servers become this app's nginx backup servers." },
   },
 };
 
@@ -84,15 +75,9 @@ export const APP_DOCKER: Section<AppDockerOptions> = {
   defaults: DEFAULT_APP_DOCKER,
   fields: {
     address_mode: { check: nullable(oneOf(ADDRESS_MODES)), meaning: 'Overrides docker.address_mode for this app.' },
-    port_range: {
-      check: nullable(portRange),
-      meaning: 'Host networking: ports scale_out may give new replicas, e.g. "20000-20099".',
-    },
+    port_range: { check: nullable(portRange), meaning: 'Host networking: ports scale_out may give new replicas, e.g. "20000-20099".' },
     port_env: { check: envName, meaning: 'Environment variable that tells a new replica its port.' },
-    max_replicas: {
-      check: nullable(num({ int: true, min: 1, max: 1000 })),
-      meaning: 'scale_out ceiling for this app; null = recovery.max_replicas.',
-    },
+    max_replicas: { check: nullable(num({ int: true, min: 1, max: 1000 })), meaning: 'scale_out ceiling for this app; null = recovery.max_replicas.' },
   },
 };
 
@@ -134,10 +119,7 @@ export const APP_RECOVERY: Section<AppRecoveryOptions> = {
   defaults: DEFAULT_APP_RECOVERY,
   fields: {
     dependencies: { check: containerNames, meaning: 'Container names restart_dependencies restarts.' },
-    clear_cache: {
-      check: nullable(clearCacheCall),
-      meaning: '{method, path} or "METHOD /path": the HTTP call clear_cache sends to the backend.',
-    },
+    clear_cache: { check: nullable(clearCacheCall), meaning: '{method, path} or "METHOD /path": the HTTP call clear_cache sends to the backend.' },
   },
 };
 

@@ -8,14 +8,8 @@ import type { AdminConfig, LoggingConfig, ProbeSettings } from './types.js';
 export const ADMIN: Section<AdminConfig> = {
   defaults: DEFAULT_ADMIN,
   fields: {
-    listen: {
-      check: listenAddress,
-      meaning: 'host:port or [ipv6]:port of the admin API, metrics and status page; ORCHESTRY_ADMIN_LISTEN overrides it.',
-    },
-    token: {
-      check: nullable(token),
-      meaning: 'Bearer token for state-changing endpoints (printable ASCII); ORCHESTRY_ADMIN_TOKEN overrides it.',
-    },
+    listen: { check: listenAddress, meaning: 'host:port or [ipv6]:port of the admin API, metrics and status page; ORCHESTRY_ADMIN_LISTEN overrides it.' },
+    token: { check: nullable(token), meaning: 'Bearer token for state-changing endpoints (printable ASCII); ORCHESTRY_ADMIN_TOKEN overrides it.' },
   },
 };
 
@@ -23,14 +17,8 @@ export const ADMIN: Section<AdminConfig> = {
 export const PROBES: Section<ProbeSettings> = {
   defaults: DEFAULT_PROBES,
   fields: {
-    max_concurrency: {
-      check: num({ int: true, min: 1, max: 100_000 }),
-      meaning: 'Most probes in flight at once, across all backends.',
-    },
-    jitter_fraction: {
-      check: num({ min: 0, max: 0.5 }),
-      meaning: "Spread of probe start times, as a fraction of each app's period.",
-    },
+    max_concurrency: { check: num({ int: true, min: 1, max: 100_000 }), meaning: 'Most probes in flight at once, across all backends.' },
+    jitter_fraction: { check: num({ min: 0, max: 0.5 }), meaning: "Spread of probe start times, as a fraction of each app's period." },
   },
 };
 

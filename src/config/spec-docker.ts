@@ -10,20 +10,11 @@ export const DOCKER: Section<DockerConfig> = {
   fields: {
     enabled: { check: bool, meaning: 'Discover backends from containers labelled orchestry.enable=true.' },
     socket_path: { check: fsPath, meaning: "The Engine's unix socket." },
-    address_mode: {
-      check: oneOf(ADDRESS_MODES),
-      meaning: "network: the container's IP on network (compose); host: host_address and the label port.",
-    },
-    network: {
-      check: nullable(str),
-      meaning: "Docker network whose IP is used in network mode; null = the container's only network.",
-    },
+    address_mode: { check: oneOf(ADDRESS_MODES), meaning: "network: the container's IP on network (compose); host: host_address and the label port." },
+    network: { check: nullable(str), meaning: "Docker network whose IP is used in network mode; null = the container's only network." },
     // Any string here; parseDocker then checks that it is a host.
     host_address: { check: str, meaning: 'Address of containers on host networking.' },
-    startup_grace_seconds: {
-      check: num({ min: 0, max: MAX_SECONDS }),
-      meaning: 'A container not healthy this long after it started is application_startup_failed.',
-    },
+    startup_grace_seconds: { check: num({ min: 0, max: MAX_SECONDS }), meaning: 'A container not healthy this long after it started is application_startup_failed.' },
     reconnect_min_seconds: { check: num({ above: 0, max: 3600 }), meaning: 'Event-stream reconnect backoff: first wait.' },
     reconnect_max_seconds: { check: num({ above: 0, max: 3600 }), meaning: 'Event-stream reconnect backoff: longest wait.' },
   },

@@ -9,39 +9,18 @@ import type { NginxConfig } from './types.js';
 export const NGINX: Section<NginxConfig> = {
   defaults: DEFAULT_NGINX,
   fields: {
-    mode: {
-      check: oneOf(NGINX_MODES),
-      meaning: 'local: nginx on this host (nginx -t, a signal or nginx -s reload); docker: nginx in its own container.',
-    },
+    mode: { check: oneOf(NGINX_MODES), meaning: 'local: nginx on this host (nginx -t, a signal or nginx -s reload); docker: nginx in its own container.' },
     container: { check: nullable(str), meaning: 'Mode docker: the nginx container, by name or id.' },
-    container_label: {
-      check: nullable(str),
-      meaning: 'Mode docker: or the one running container with this label (key=value or key).',
-    },
-    binary: {
-      check: fsPath,
-      meaning: 'nginx executable for nginx -t and nginx -s reload; a bare name is looked up in PATH.',
-    },
+    container_label: { check: nullable(str), meaning: 'Mode docker: or the one running container with this label (key=value or key).' },
+    binary: { check: fsPath, meaning: 'nginx executable for nginx -t and nginx -s reload; a bare name is looked up in PATH.' },
     config_path: { check: fsPath, meaning: 'The main nginx.conf, which must include output_path.' },
     prefix: { check: nullable(fsPath), meaning: "nginx -p prefix; null keeps nginx's compiled-in prefix." },
     output_path: { check: fsPath, meaning: 'The generated upstreams file.' },
-    template_path: {
-      check: nullable(fsPath),
-      meaning: 'Handlebars template; null uses the built-in templates/upstreams.conf.hbs.',
-    },
-    pid_path: {
-      check: nullable(fsPath),
-      meaning: 'If set, reload by SIGHUP to the pid in this file; otherwise nginx -s reload.',
-    },
+    template_path: { check: nullable(fsPath), meaning: 'Handlebars template; null uses the built-in templates/upstreams.conf.hbs.' },
+    pid_path: { check: nullable(fsPath), meaning: 'If set, reload by SIGHUP to the pid in this file; otherwise nginx -s reload.' },
     ejected: { check: oneOf(EJECT_MODES), meaning: "Default for every app's upstream.ejected." },
-    coalesce_min_wait_seconds: {
-      check: num({ min: 0, max: 60 }),
-      meaning: 'Quiet time after a change before rendering, so bursts reload once.',
-    },
-    coalesce_max_wait_seconds: {
-      check: num({ min: 0, max: 60 }),
-      meaning: 'Longest a change may wait, however busy; at least coalesce_min_wait_seconds.',
-    },
+    coalesce_min_wait_seconds: { check: num({ min: 0, max: 60 }), meaning: 'Quiet time after a change before rendering, so bursts reload once.' },
+    coalesce_max_wait_seconds: { check: num({ min: 0, max: 60 }), meaning: 'Longest a change may wait, however busy; at least coalesce_min_wait_seconds.' },
     validate: { check: bool, meaning: 'Run nginx -t before every swap.' },
   },
 };

@@ -10,20 +10,11 @@ export const STORE: Section<StoreConfig> = {
   defaults: DEFAULT_STORE,
   fields: {
     enabled: { check: bool, meaning: 'Keep state and history in a SQLite file; off, nothing survives a restart.' },
-    path: {
-      check: fsPath,
-      meaning: "The database file, relative to the config file's directory; ORCHESTRY_STORE_PATH overrides it.",
-    },
+    path: { check: fsPath, meaning: "The database file, relative to the config file's directory; ORCHESTRY_STORE_PATH overrides it." },
     raw_retention_hours: { check: num({ above: 0, max: 24 * 366 }), meaning: 'How long every probe result is kept.' },
-    rollup_retention_days: {
-      check: num({ above: 0, max: 3660 }),
-      meaning: 'How long per-minute rollups, failures, transitions, recovery actions and alerts are kept.',
-    },
+    rollup_retention_days: { check: num({ above: 0, max: 3660 }), meaning: 'How long per-minute rollups, failures, transitions, recovery actions and alerts are kept.' },
     flush_interval_seconds: { check: num({ above: 0, max: 60 }), meaning: 'Queued writes are committed at least this often.' },
-    max_queue: {
-      check: num({ int: true, min: 1000, max: 10_000_000 }),
-      meaning: 'Probe results held while the database lags; beyond it they are dropped and counted.',
-    },
+    max_queue: { check: num({ int: true, min: 1000, max: 10_000_000 }), meaning: 'Probe results held while the database lags; beyond it they are dropped and counted.' },
   },
 };
 
