@@ -168,7 +168,7 @@ async function runPhase() {
   // The rest of the daemon's per-probe path: the health/breaker registry and the metrics listener.
   const registry = createHealthRegistry({
     clock,
-    breaker: { failure_threshold: 5, success_threshold: 3, recovery_timeout_seconds: 60, max_test_requests: 3 },
+    breaker: { failure_threshold: 5, recovery_timeout_seconds: 2, max_ejection_seconds: 300, slow_start_seconds: 10 },
     detection: DEFAULT_FAILURE_DETECTION,
   });
   registry.sync(backends);

@@ -80,7 +80,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
   const docker = config.docker.enabled || config.nginx.mode === 'docker' ? new Dockerode({ socketPath: config.docker.socket_path }) : undefined;
   const discoveryDocker = config.docker.enabled ? docker : undefined;
   const nginx = createNginxSync({ clock, bus, nginx: config.nginx, docker });
-  const router = createRouter({ clock, bus, registry, holds: () => recovery.holds(), onDesired: (set, urgent) => nginx.update(set, urgent) });
+  const router = createRouter({ clock, bus, registry, holds: () => recovery.holds(), slowStart: () => nginx.liveUpdates(), onDesired: (set, urgent) => nginx.update(set, urgent) });
   const recovery = createRecoveryController({
     clock, bus, logger: log, registry, config: current, docker, apps: () => router.apps(), restored: restored.planner,
     applyHolds: async () => {
@@ -161,6 +161,7 @@ async function start(s: Stages): Promise<Sidecar> {
 
 async function stop(s: Stages, closers: Array<{ close(): Promise<void> }>): Promise<void> {
   s.recovery.stop();
+  s.router.stop();
   s.resources.stop();
   await s.discovery.stop();
   await s.health.stop();

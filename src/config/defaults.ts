@@ -111,11 +111,18 @@ export const DEFAULT_BACKEND = frozen({ weight: 1, backup: false });
 // ---- sections -----------------------------------------------------------------------------
 
 /** The seed's CircuitBreaker defaults: 5 failures open, 3 successes close, 60 s, 3 trials. */
+/**
+ * The breaker's defaults. The seed holds an open breaker 60 s and then admits 3 trial requests;
+ * here probes go on while it is open and readmit the backend once it has been held
+ * `recovery_timeout_seconds` x times ejected (Envoy's base ejection time, 30 s there; 2 s here
+ * so that a restarted backend is back within seconds, and still at least two DNS refreshes of
+ * nginx's resolver), then slow start ramps its weight over 10 s while any failure reopens it.
+ */
 export const DEFAULT_BREAKER: Readonly<BreakerConfig> = frozen({
   failure_threshold: 5,
-  success_threshold: 3,
-  recovery_timeout_seconds: 60,
-  max_test_requests: 3,
+  recovery_timeout_seconds: 2,
+  max_ejection_seconds: 300,
+  slow_start_seconds: 10,
 });
 
 /** The seed's FailureDetector thresholds, plus the detectors it names and this project adds. */

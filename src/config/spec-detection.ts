@@ -7,25 +7,16 @@ import type { BreakerConfig, FailureDetectionConfig } from './types.js';
 export const BREAKER: Section<BreakerConfig> = {
   defaults: DEFAULT_BREAKER,
   fields: {
-    failure_threshold: { check: num({ int: true, min: 1 }), meaning: 'Failures that open the breaker.' },
-    success_threshold: { check: num({ int: true, min: 1 }), meaning: 'Successes in half-open that close it.' },
-    recovery_timeout_seconds: { check: num({ above: 0, max: MAX_SECONDS }), meaning: 'Time open before trying half-open.' },
-    max_test_requests: { check: num({ int: true, min: 1 }), meaning: 'Trial requests allowed while half-open.' },
+    failure_threshold: { check: num({ int: true, min: 1 }), meaning: 'Consecutive failed probes that open the breaker (an unhealthy verdict or a passive ejection opens it too).' },
+    recovery_timeout_seconds: { check: num({ above: 0, max: MAX_SECONDS }), meaning: 'Base ejection time: an open breaker is held this long x the times the backend was ejected recently, then readmitted once probes pass.' },
+    max_ejection_seconds: { check: num({ above: 0, max: MAX_SECONDS }), meaning: 'The longest hold; each such span spent closed forgets one ejection.' },
+    slow_start_seconds: { check: num({ min: 0, max: MAX_SECONDS }), meaning: 'Half-open: routed at a weight ramping from 10 % to full over this long, reopened by any failure; 0 readmits at full weight.' },
   },
 };
 
-/** `breaker`, which must be able to close again. */
+/** `breaker`. */
 export function parseBreaker(value: unknown, report: Report): BreakerConfig {
-  const breaker = readSection(value, 'breaker', BREAKER, report);
-  // A half-open breaker closes only after success_threshold trial successes, and it admits at
-  // most max_test_requests trials: more successes than trials could never close it again.
-  if (breaker.success_threshold > breaker.max_test_requests) {
-    report(
-      'breaker.success_threshold',
-      `must not exceed max_test_requests (got ${breaker.success_threshold} > ${breaker.max_test_requests})`,
-    );
-  }
-  return breaker;
+  return readSection(value, 'breaker', BREAKER, report);
 }
 
 const MAX_MINUTES = MAX_SECONDS / 60;

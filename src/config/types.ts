@@ -112,10 +112,14 @@ export interface AppConfig {
 
 /** The seed's CircuitBreaker settings (its defaults are DEFAULT_BREAKER). */
 export interface BreakerConfig {
+  /** Consecutive failed probes that open it (the health check's failure_threshold ejects too). */
   failure_threshold: number;
-  success_threshold: number;
+  /** Base ejection time: an open breaker holds this long x the times it was ejected recently. */
   recovery_timeout_seconds: number;
-  max_test_requests: number;
+  /** The longest hold; also how long closed before one ejection is forgotten. */
+  max_ejection_seconds: number;
+  /** Half-open: readmitted at a weight ramping to full over this long; 0 closes at once. */
+  slow_start_seconds: number;
 }
 
 /** The seed's FailureDetector thresholds, plus the signals it names but does not compute. */

@@ -36,22 +36,19 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
   const { clock, bus, registry } = opts;
   const httpProber = createHttpProber({ version: opts.version, clock });
   const tcpProber = createTcpProber({ clock });
-  // The breaker's admission ticket of each probe in flight: a result is judged with the ticket
-  // its probe was admitted with (results that arrive after the breaker moved on are dropped).
-  const tickets = new Map<string, number>();
   const scheduler: ProbeScheduler = createProbeScheduler({
     clock,
     maxConcurrency: opts.config.probes.max_concurrency,
     jitterFraction: opts.config.probes.jitter_fraction,
     proberFor: (b: Backend) => (b.health.protocol === 'TCP' ? tcpProber : httpProber),
+    // Probes never stop while a breaker is open (they are how a backend earns its way back);
+    // each one first lets time act on the breaker.
     admit: (b: Backend) => {
-      const verdict = registry.admit(b.id);
-      tickets.set(b.id, verdict.ticket);
-      publishTransitions(bus, verdict.transitions);
-      return verdict.admit;
+      publishTransitions(bus, registry.tick(b.id));
+      return true;
     },
     onResult: (result: ProbeResult, b: Backend) => {
-      const { transitions, failures } = registry.record(result, tickets.get(b.id) ?? -1);
+      const { transitions, failures } = registry.record(result);
       bus.emit('probe', result);
       if (failures.length > 0) publishFailures(bus, registry, b.id, failures);
       publishTransitions(bus, transitions);
@@ -61,7 +58,6 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
   return {
     sync(backends) {
       const { added, removed } = registry.sync(backends);
-      for (const id of removed) tickets.delete(id);
       scheduler.setTargets(backends);
       if (added.length > 0 || removed.length > 0) bus.emit('backends', { added, removed });
     },

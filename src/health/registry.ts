@@ -24,11 +24,18 @@ export interface HealthRegistryOptions {
 export interface HealthRegistry {
   /** Reconciles with the full set of backends: new ones start unknown/closed, missing ones go. */
   sync(backends: Backend[]): { added: string[]; removed: string[] };
-  /** Asks the backend's breaker whether to probe now. Unknown ids are not admitted. */
-  admit(backendId: string): { admit: boolean; ticket: number; transitions: Transition[] };
-  /** Applies one probe result with the ticket `admit` gave; results for unknown ids are ignored. */
-  record(result: ProbeResult, ticket: number): { transitions: Transition[]; failures: FailureEvent[] };
-  /** New breaker and detection settings apply from the next admit/record; states are kept. */
+  /**
+   * Lets time act on the backend's breaker (a hold that ran out while the probes pass, a slow
+   * start that completed); call before each probe. Unknown ids give nothing.
+   */
+  tick(backendId: string): Transition[];
+  /** Applies one probe result; results for unknown ids are ignored. */
+  record(result: ProbeResult): { transitions: Transition[]; failures: FailureEvent[] };
+  /** One real request's outcome from nginx's log: a readmitted backend is judged by them. */
+  outcome(backendId: string, ok: boolean, detail?: string): Transition[];
+  /** Ejects a backend for a reason found elsewhere (nginx's own traffic: an outlier rule). */
+  eject(backendId: string, reason: string): Transition[];
+  /** New breaker and detection settings apply from the next tick/record; states are kept. */
   updateConfig(breaker: BreakerConfig, detection: FailureDetectionConfig): void;
   /** Every backend, by app name, then in the order the last sync gave them. */
   views(): BackendView[];
@@ -95,17 +102,19 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
   };
   return {
     sync: (backends) => sync(s, backends),
-    admit: (backendId) => admit(s, backendId),
-    record: (result, ticket) => record(s, result, ticket),
+    tick: (backendId) => stepBreaker(s, backendId, (e) => ({ kind: 'tick', healthy: e.health.status === 'healthy' })),
+    record: (result) => record(s, result),
+    outcome: (backendId, ok, detail) => stepBreaker(s, backendId, () => ({ kind: 'outcome', ok, ...(detail ? { detail } : {}) })),
+    eject: (backendId, reason) => stepBreaker(s, backendId, () => ({ kind: 'eject', reason })),
     updateConfig(nextBreaker, nextDetection) {
       s.breakerCfg = nextBreaker;
       s.detectionCfg = nextDetection;
     },
-    views: () => s.order.map((id) => toView(s.entries.get(id)!)),
-    viewsOf: (app) => (s.byApp.get(app) ?? []).map((id) => toView(s.entries.get(id)!)),
+    views: () => s.order.map((id) => toView(s, s.entries.get(id)!)),
+    viewsOf: (app) => (s.byApp.get(app) ?? []).map((id) => toView(s, s.entries.get(id)!)),
     view(backendId) {
       const entry = s.entries.get(backendId);
-      return entry ? toView(entry) : undefined;
+      return entry ? toView(s, entry) : undefined;
     },
     backend: (backendId) => s.entries.get(backendId)?.backend,
     exportState(backendId) {
@@ -139,7 +148,7 @@ function sync(s: RegistryState, backends: Backend[]): { added: string[]; removed
     next.set(backend.id, {
       backend,
       health: saved?.health ?? thresholds.initialHealth(),
-      breaker: saved?.breaker ?? breaker.initialBreaker(),
+      breaker: saved?.breaker ?? breaker.initialBreaker(now),
       failures: saved?.failures ?? {},
       lastProbe: null,
       lastFailure: saved?.lastFailure ?? null,
@@ -163,19 +172,20 @@ function sync(s: RegistryState, backends: Backend[]): { added: string[]; removed
   return { added, removed };
 }
 
-function admit(s: RegistryState, backendId: string): { admit: boolean; ticket: number; transitions: Transition[] } {
+/** Feeds one event to a backend's breaker; its transition, if any. */
+function stepBreaker(s: RegistryState, backendId: string, event: (e: Entry) => breaker.BreakerEvent): Transition[] {
   const entry = s.entries.get(backendId);
-  if (!entry) return { admit: false, ticket: breaker.NO_TICKET, transitions: [] };
+  if (!entry) return [];
   const now = s.clock.now();
-  const r = breaker.admit(entry.breaker, s.breakerCfg, now);
+  const r = breaker.step(entry.breaker, event(entry), s.breakerCfg, now);
   entry.breaker = r.state;
-  if (!r.transition) return { admit: r.admit, ticket: r.ticket, transitions: [] };
+  if (!r.transition) return [];
   entry.since = now;
   s.dirty.add(backendId);
-  return { admit: r.admit, ticket: r.ticket, transitions: [breakerTransition(entry.backend, r.transition)] };
+  return [breakerTransition(entry.backend, r.transition)];
 }
 
-function record(s: RegistryState, result: ProbeResult, ticket: number): { transitions: Transition[]; failures: FailureEvent[] } {
+function record(s: RegistryState, result: ProbeResult): { transitions: Transition[]; failures: FailureEvent[] } {
   const entry = s.entries.get(result.backendId);
   if (!entry) return { transitions: [], failures: [] };
   const now = s.clock.now();
@@ -186,7 +196,13 @@ function record(s: RegistryState, result: ProbeResult, ticket: number): { transi
   entry.health = h.state;
   if (h.transition) transitions.push(healthTransition(entry.backend, h.transition));
 
-  const b = breaker.record(entry.breaker, { ok: result.healthy, ticket, detail }, s.breakerCfg, now);
+  const healthy = h.state.status === 'healthy';
+  let b = breaker.step(entry.breaker, { kind: 'probe', ok: result.healthy, healthy, ...(detail ? { detail } : {}) }, s.breakerCfg, now);
+  // An unhealthy verdict ejects through the breaker too: its hold and its count of ejections
+  // (flap damping) apply to probe ejections as to passive ones.
+  if (h.transition?.to === 'unhealthy' && b.state.status !== 'open') {
+    b = breaker.step(b.state, { kind: 'eject', reason: `health check: ${h.transition.reason}` }, s.breakerCfg, now);
+  }
   entry.breaker = b.state;
   if (b.transition) transitions.push(breakerTransition(entry.backend, b.transition));
 
@@ -250,7 +266,7 @@ function isFailureEvent(x: unknown): x is FailureEvent {
   return typeof o.failureType === 'string' && typeof o.backendId === 'string' && typeof o.timestamp === 'number' && typeof o.message === 'string';
 }
 
-function toView(e: Entry): BackendView {
+function toView(s: RegistryState, e: Entry): BackendView {
   return {
     backendId: e.backend.id,
     app: e.backend.app,
@@ -263,7 +279,9 @@ function toView(e: Entry): BackendView {
     // 'unknown' is routed, like HAProxy's default initial state: before the first verdict we have
     // no evidence against a backend, and a sidecar restart must not eject every backend at once.
     // A draining backend (its container is being stopped) goes at once, whatever its probes say.
-    ejected: e.health.status === 'unhealthy' || e.breaker.status !== 'closed' || e.backend.draining === true,
+    // half_open is routed: readmitted on probation, at a weight that ramps up (slowStart).
+    ejected: e.health.status === 'unhealthy' || e.breaker.status === 'open' || e.backend.draining === true,
+    slowStart: breaker.slowStartFactor(e.breaker, s.breakerCfg, s.clock.now()),
     draining: e.backend.draining === true,
     container: e.backend.container ?? null,
     consecutiveFailures: e.health.consecutiveFailures,

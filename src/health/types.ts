@@ -80,8 +80,13 @@ export interface BackendView {
   backup: boolean;
   health: HealthStatus;
   breaker: BreakerStatus;
-  /** Unhealthy, breaker not closed, or draining. */
+  /** Unhealthy, breaker open, or draining. */
   ejected: boolean;
+  /**
+   * Share of its weight a readmitted (half-open) backend gets now, ramping from 0.1 to 1 over
+   * breaker.slow_start_seconds; 1 (or absent) otherwise.
+   */
+  slowStart?: number;
   /** Its container is being stopped. */
   draining: boolean;
   /** The container behind it, when discovered from Docker. */

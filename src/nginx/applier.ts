@@ -42,6 +42,8 @@ export interface UpstreamApplier {
   apply(set: DesiredSet): Promise<ApplyOutcome>;
   /** The text last validated and reloaded by this applier (or carried over from `previous`). */
   readonly lastGood: string | null;
+  /** Ejections, readmissions and weights reach nginx without a reload (DNS answers). */
+  readonly liveUpdates: boolean;
 }
 
 export interface RenderReloadApplierOptions {
@@ -88,6 +90,7 @@ export function createRenderReloadApplier(opts: RenderReloadApplierOptions): Ups
     get lastGood() {
       return s.lastGood;
     },
+    liveUpdates: false,
   };
 }
 

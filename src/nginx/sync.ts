@@ -50,6 +50,8 @@ export interface NginxSync {
   /** New nginx settings: new coalescing waits, the template again, nginx told again. */
   reconfigure(nginx: NginxConfig): void;
   status(): NginxSyncStatus;
+  /** Ejections, readmissions and weights reach nginx without a reload (DNS mode). */
+  liveUpdates(): boolean;
   stop(): Promise<void>;
 }
 
@@ -100,6 +102,7 @@ export function createNginxSync(opts: NginxSyncOptions): NginxSync {
     flush: () => s.coalescer.flush(),
     reconfigure: (nginx) => reconfigure(s, nginx),
     status: () => s.status,
+    liveUpdates: () => s.applier?.liveUpdates ?? false,
     async stop() {
       s.stopped = true;
       if (s.retryTimer) opts.clock.clearTimeout(s.retryTimer);

@@ -23,6 +23,11 @@ export interface DesiredSetOptions {
    * backends are taken out of nginx whatever their health, like an ejection.
    */
   drainedContainerIds?: ReadonlySet<string>;
+  /**
+   * Readmitted (half-open) backends get the share of their weight their view's slowStart says
+   * (default true). Off where a weight change costs a reload: they then come back at full weight.
+   */
+  slowStart?: boolean;
 }
 
 export interface DesiredSetResult {
@@ -82,7 +87,7 @@ export function buildDesiredSet(apps: AppConfig[], views: BackendView[], opts: D
       }
       for (const v of backups) servers.push({ v, server: toServer(v, false, true) });
     }
-    return { ...base, panic, failover, servers: applyFactors(servers, factors) };
+    return { ...base, panic, failover, servers: applyFactors(servers, factors, opts.slowStart ?? true) };
   });
   return { set: { upstreams }, panics, failovers };
 }
@@ -114,13 +119,19 @@ function toServer(v: BackendView, down: boolean, backup: boolean): DesiredServer
   return { address: formatAddress(v.host, v.port), weight: v.weight, backup, down };
 }
 
-/** Scales weights by the redirect factors, separately for primaries and backups (nginx weighs them apart). */
+/**
+ * Scales weights by the redirect factors and slow start, separately for primaries and backups
+ * (nginx weighs them apart). Slow start is counted in tenths, so a ramp changes weights at most
+ * ten times.
+ */
 function applyFactors(
   servers: Array<{ v: BackendView; server: DesiredServer }>,
   factors: ReadonlyMap<string, number>,
+  slowStart: boolean,
 ): DesiredServer[] {
-  if (factors.size === 0) return servers.map((s) => s.server);
-  const factorOf = (v: BackendView) => factors.get(v.backendId) ?? 1;
+  const ramp = (v: BackendView) => (slowStart && v.slowStart !== undefined && v.slowStart < 1 ? Math.max(0.1, Math.floor(v.slowStart * 10) / 10) : 1);
+  if (factors.size === 0 && !servers.some((s) => ramp(s.v) < 1)) return servers.map((s) => s.server);
+  const factorOf = (v: BackendView) => (factors.get(v.backendId) ?? 1) * ramp(v);
   const lowest = (backup: boolean) =>
     Math.min(1, ...servers.filter((s) => s.server.backup === backup && !s.server.down).map((s) => factorOf(s.v)));
   const scale = { primary: 1 / lowest(false), backup: 1 / lowest(true) };

@@ -4,7 +4,7 @@
  * panic/failover edges it brings, and hands it to nginx. Recomputed after discovery changes, after
  * a burst of transitions, and when recovery changes its holds.
  */
-import type { Clock } from '../clock.js';
+import type { Clock, TimerHandle } from '../clock.js';
 import type { AppConfig } from '../config/types.js';
 import type { MergedSnapshot } from '../discovery/aggregator.js';
 import type { SidecarBus } from '../events/sidecar-events.js';
@@ -13,12 +13,17 @@ import { diffConditions, NO_CONDITIONS, type Conditions } from './conditions.js'
 import { buildDesiredSet, type DesiredSetOptions } from './desired.js';
 import type { DesiredSet } from './types.js';
 
+/** How often the weights of readmitted backends are looked at while they ramp up. */
+const RAMP_STEP_MS = 1000;
+
 export interface RouterOptions {
   clock: Clock;
   bus: SidecarBus;
   registry: HealthRegistry;
   /** Recovery's traffic holds now (weights lowered, containers drained). */
   holds(): DesiredSetOptions;
+  /** Whether weight changes are free (DNS answers) so readmitted backends ramp up (slow start). */
+  slowStart(): boolean;
   /**
    * Receives each decision once no required discovery source is awaited; `urgent` when a
    * backend is draining (its container is being stopped: no coalescing wait).
@@ -35,6 +40,7 @@ export interface Router {
   schedule(): void;
   apps(): readonly AppConfig[];
   conditions(): Conditions;
+  stop(): void;
 }
 
 export function createRouter(opts: RouterOptions): Router {
@@ -44,11 +50,21 @@ export function createRouter(opts: RouterOptions): Router {
   let draining = false;
   let conditions: Conditions = NO_CONDITIONS;
   let scheduled = false;
+  let rampTimer: TimerHandle | null = null;
 
   const refresh = () => {
     scheduled = false;
     const views = registry.views();
-    const { set, panics, failovers } = buildDesiredSet(apps, views, opts.holds());
+    const slowStart = opts.slowStart();
+    const { set, panics, failovers } = buildDesiredSet(apps, views, { ...opts.holds(), slowStart });
+    // A readmitted backend's weight ramps with time, not with events: look again in a second.
+    if (slowStart && !rampTimer && views.some((v) => v.slowStart !== undefined && v.slowStart < 1)) {
+      rampTimer = opts.clock.setTimeout(() => {
+        rampTimer = null;
+        refresh();
+      }, RAMP_STEP_MS);
+      rampTimer.unref?.();
+    }
     const diff = diffConditions(conditions, { panics, failovers }, apps.map((a) => a.name));
     conditions = diff.conditions;
     const at = opts.clock.now();
@@ -85,5 +101,9 @@ export function createRouter(opts: RouterOptions): Router {
     schedule,
     apps: () => apps,
     conditions: () => conditions,
+    stop() {
+      if (rampTimer) opts.clock.clearTimeout(rampTimer);
+      rampTimer = null;
+    },
   };
 }

@@ -51,7 +51,7 @@ beforeAll(async () => {
   web:
     backends: [${backends.map((b) => `"127.0.0.1:${b.port}"`).join(', ')}]
     health: { path: /health, period_seconds: 1.5, timeout_seconds: 1, failure_threshold: 2, initial_delay_seconds: 0 }
-breaker: { failure_threshold: 2, success_threshold: 1, max_test_requests: 1, recovery_timeout_seconds: 2 }
+breaker: { failure_threshold: 2, recovery_timeout_seconds: 2 }
 alerting:
   enabled: true
   receivers:

@@ -111,7 +111,6 @@ recovery:
   stop_timeout_seconds: 2
 breaker:
   recovery_timeout_seconds: 2
-  success_threshold: 1
 failure_detection:
   max_response_time_ms: ${MAX_RESPONSE_TIME_MS}
 nginx:

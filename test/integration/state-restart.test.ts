@@ -83,8 +83,6 @@ recovery:
   stop_timeout_seconds: 1
 breaker:
   failure_threshold: 2
-  success_threshold: 1
-  max_test_requests: 1
   recovery_timeout_seconds: 120
 store:
   path: ${dbPath}

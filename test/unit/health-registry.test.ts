@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.js';
-import { DEFAULT_BREAKER_CONFIG, NO_TICKET } from '../../src/health/breaker.js';
+import { DEFAULT_BREAKER_CONFIG } from '../../src/health/breaker.js';
 import { createHealthRegistry } from '../../src/health/registry.js';
 import { DEFAULT_HEALTH } from '../../src/config/schema.js';
 import { DEFAULT_FAILURE_DETECTION } from '../../src/config/schema.js';
@@ -12,6 +12,8 @@ const health: HealthCheckConfig = {
   initial_delay_seconds: 0,
   period_seconds: 5,
   timeout_seconds: 2,
+  failure_threshold: 3,
+  success_threshold: 1,
 };
 
 const detection: FailureDetectionConfig = {
@@ -47,12 +49,11 @@ function probe(b: Backend, healthy: boolean, over: Partial<ProbeResult> = {}): P
 function setup() {
   const clock = createManualClock(1_000_000);
   const registry = createHealthRegistry({ clock, breaker: { ...DEFAULT_BREAKER_CONFIG }, detection });
-  /** Admit, then record; returns everything both steps emitted. */
+  /** Tick, then record (as the health monitor does per probe); returns everything both emitted. */
   const run = (b: Backend, healthy: boolean, over: Partial<ProbeResult> = {}) => {
-    const a = registry.admit(b.id);
-    if (!a.admit) return { admitted: false, transitions: a.transitions, failures: [] };
-    const r = registry.record(probe(b, healthy, over), a.ticket);
-    return { admitted: true, transitions: [...a.transitions, ...r.transitions], failures: r.failures };
+    const ticked = registry.tick(b.id);
+    const r = registry.record(probe(b, healthy, over));
+    return { transitions: [...ticked, ...r.transitions], failures: r.failures };
   };
   return { clock, registry, run };
 }
@@ -72,6 +73,7 @@ describe('health registry', () => {
       health: 'unknown',
       breaker: 'closed',
       ejected: false,
+      slowStart: 1,
       draining: false,
       container: null,
       consecutiveFailures: 0,
@@ -126,7 +128,7 @@ describe('health registry', () => {
     expect(registry.view(b.id)?.health).toBe('unknown');
     const stricter = { ...b, health: { ...health, failure_threshold: 2 } };
     registry.sync([stricter]);
-    expect(run(stricter, false).transitions.map((t) => t.to)).toEqual(['unhealthy']);
+    expect(run(stricter, false).transitions.map((t) => `${t.kind}:${t.to}`)).toEqual(['health:unhealthy', 'breaker:open']);
   });
 
   it('lists views by app, then in the order the snapshot gave them', () => {
@@ -141,7 +143,7 @@ describe('health registry', () => {
     ]);
   });
 
-  it('emits the health transition once, at failure_threshold, and ejects the backend', () => {
+  it('emits the health transition once, at failure_threshold, and ejects the backend through its breaker', () => {
     const { registry, run, clock } = setup();
     const b = backend('web', 8001);
     registry.sync([b]);
@@ -159,43 +161,70 @@ describe('health registry', () => {
         at: 1_005_000,
         reason: '3 consecutive failures: connect ECONNREFUSED 127.0.0.1:8001',
       },
+      expect.objectContaining({ kind: 'breaker', from: 'closed', to: 'open', at: 1_005_000 }),
     ]);
     expect(run(b, false).transitions).toEqual([]);
     expect(registry.view(b.id)).toMatchObject({ health: 'unhealthy', ejected: true, consecutiveFailures: 4, since: 1_005_000 });
   });
 
-  it('opens the breaker at its own failure_threshold and then refuses probes until the recovery timeout', () => {
-    const { registry, run, clock } = setup();
+  it('opens the breaker when the health check goes unhealthy, and keeps probing while it is open', () => {
+    const { registry, run } = setup();
     const b = backend('web', 8001);
     registry.sync([b]);
-    for (let i = 0; i < 4; i++) run(b, false);
-    const fifth = run(b, false);
-    expect(fifth.transitions).toEqual([
-      expect.objectContaining({ kind: 'breaker', from: 'closed', to: 'open', reason: '5 consecutive failures: connect ECONNREFUSED 127.0.0.1:8001' }),
-    ]);
-    expect(registry.admit(b.id)).toEqual({ admit: false, ticket: NO_TICKET, transitions: [] });
-    clock.advance(60_000);
-    const trial = registry.admit(b.id);
-    expect(trial.admit).toBe(true);
-    expect(trial.transitions).toEqual([
-      expect.objectContaining({ kind: 'breaker', backendId: b.id, from: 'open', to: 'half_open', at: 1_060_000 }),
-    ]);
-    expect(registry.view(b.id)).toMatchObject({ breaker: 'half_open', ejected: true, since: 1_060_000 });
+    run(b, false);
+    run(b, false);
+    const third = run(b, false);
+    expect(third.transitions.map((t) => `${t.kind}:${t.to}`)).toEqual(['health:unhealthy', 'breaker:open']);
+    expect(third.transitions[1]?.reason).toBe('health check: 3 consecutive failures: connect ECONNREFUSED 127.0.0.1:8001');
+    expect(run(b, false)).toMatchObject({ transitions: [] });
+    expect(registry.view(b.id)).toMatchObject({ health: 'unhealthy', breaker: 'open', ejected: true, consecutiveFailures: 4 });
   });
 
-  it('readmits a backend once health is healthy and the breaker has closed again', () => {
+  it('opens the breaker at its own failure_threshold when that comes before the health verdict', () => {
+    const { registry, run } = setup();
+    registry.updateConfig({ ...DEFAULT_BREAKER_CONFIG, failure_threshold: 2 }, detection);
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    run(b, false);
+    expect(run(b, false).transitions).toEqual([
+      expect.objectContaining({ kind: 'breaker', from: 'closed', to: 'open', reason: '2 consecutive failures: connect ECONNREFUSED 127.0.0.1:8001' }),
+    ]);
+    expect(registry.view(b.id)).toMatchObject({ health: 'unknown', breaker: 'open', ejected: true });
+  });
+
+  it('readmits a recovered backend after its hold at a reduced weight, and closes the breaker after slow start', () => {
     const { registry, run, clock } = setup();
     const b = backend('web', 8001);
     registry.sync([b]);
-    for (let i = 0; i < 5; i++) run(b, false);
-    clock.advance(60_000);
+    for (let i = 0; i < 3; i++) run(b, false);
     const first = run(b, true);
-    expect(first.transitions.map((t) => `${t.kind}:${t.to}`)).toEqual(['breaker:half_open', 'health:healthy']);
-    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', breaker: 'half_open', ejected: true });
+    expect(first.transitions.map((t) => `${t.kind}:${t.to}`)).toEqual(['health:healthy']);
+    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', breaker: 'open', ejected: true });
+    clock.advance(DEFAULT_BREAKER_CONFIG.recovery_timeout_seconds * 1000);
+    expect(run(b, true).transitions.map((t) => `${t.kind}:${t.to}`)).toEqual(['breaker:half_open']);
+    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', breaker: 'half_open', ejected: false, slowStart: 0.1 });
+    clock.advance(DEFAULT_BREAKER_CONFIG.slow_start_seconds * 500);
+    expect(registry.view(b.id)?.slowStart).toBeCloseTo(0.55);
+    clock.advance(DEFAULT_BREAKER_CONFIG.slow_start_seconds * 500);
+    expect(registry.tick(b.id).map((t) => `${t.kind}:${t.to}`)).toEqual(['breaker:closed']);
+    expect(registry.view(b.id)).toMatchObject({ breaker: 'closed', ejected: false, slowStart: 1 });
+  });
+
+  it("ejects a backend on nginx's evidence, and a failed request reopens it while readmitted, for longer", () => {
+    const { registry, run, clock } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
     run(b, true);
-    const third = run(b, true);
-    expect(third.transitions.map((t) => `${t.kind}:${t.to}`)).toEqual(['breaker:closed']);
-    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', breaker: 'closed', ejected: false });
+    expect(registry.eject(b.id, 'passive: 5 consecutive 5xx')).toEqual([
+      expect.objectContaining({ kind: 'breaker', from: 'closed', to: 'open', reason: 'passive: 5 consecutive 5xx' }),
+    ]);
+    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', ejected: true });
+    clock.advance(DEFAULT_BREAKER_CONFIG.recovery_timeout_seconds * 1000);
+    expect(registry.tick(b.id).map((t) => t.to)).toEqual(['half_open']);
+    expect(registry.outcome(b.id, true)).toEqual([]);
+    const reopened = registry.outcome(b.id, false, 'HTTP 502');
+    expect(reopened.map((t) => t.to)).toEqual(['open']);
+    expect(reopened[0]?.reason).toBe('request failed while readmitted: HTTP 502 (ejection 2, held 4s)');
   });
 
   it('does not eject a backend whose health is still unknown', () => {
@@ -204,18 +233,6 @@ describe('health registry', () => {
     registry.sync([b]);
     run(b, false);
     expect(registry.view(b.id)).toMatchObject({ health: 'unknown', breaker: 'closed', ejected: false });
-  });
-
-  it('counts a stale ticket towards health but not towards the breaker', () => {
-    const { registry, run } = setup();
-    const b = backend('web', 8001);
-    registry.sync([b]);
-    for (let i = 0; i < 4; i++) run(b, false);
-    const stale = registry.admit(b.id);
-    run(b, false); // opens the breaker, moving its epoch on
-    const late = registry.record(probe(b, true), stale.ticket);
-    expect(late.transitions.map((t) => `${t.kind}:${t.to}`)).toEqual(['health:healthy']);
-    expect(registry.view(b.id)?.breaker).toBe('open');
   });
 
   it('returns failure events and remembers the last probe and failure', () => {
@@ -244,8 +261,9 @@ describe('health registry', () => {
     const b = backend('web', 8001);
     registry.sync([b]);
     registry.sync([]);
-    expect(registry.record(probe(b, false), 0)).toEqual({ transitions: [], failures: [] });
-    expect(registry.admit(b.id)).toEqual({ admit: false, ticket: NO_TICKET, transitions: [] });
+    expect(registry.record(probe(b, false))).toEqual({ transitions: [], failures: [] });
+    expect(registry.tick(b.id)).toEqual([]);
+    expect(registry.eject(b.id, 'x')).toEqual([]);
     expect(registry.views()).toEqual([]);
   });
 
@@ -279,11 +297,12 @@ describe('health registry state across restarts', () => {
     const view = registry.view(b.id)!;
     expect([view.health, view.breaker, view.ejected, view.consecutiveFailures]).toEqual(['unhealthy', 'open', true, 5]);
     expect(view.lastFailure?.failureType).toBe('port_not_listening');
-    // Still open: the recovery timeout counts from the saved failure, not from the restart.
-    expect(run(b, true).admitted).toBe(false);
+    // Still open: the hold counts from the saved ejection, not from the restart.
+    expect(run(b, true).transitions.map((t) => `${t.kind}:${t.to}`)).toEqual(['health:healthy']);
+    expect(registry.view(b.id)).toMatchObject({ breaker: 'open', ejected: true });
     clock.advance(DEFAULT_BREAKER_CONFIG.recovery_timeout_seconds * 1000);
-    for (let i = 0; i < 3; i++) run(b, true);
-    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', breaker: 'closed', ejected: false });
+    run(b, true);
+    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', breaker: 'half_open', ejected: false });
   });
 
   it('keeps the failure counts of the window', () => {
@@ -292,10 +311,10 @@ describe('health registry state across restarts', () => {
     const { registry, run } = setup();
     registry.restore(new Map([[b.id, saved]]));
     registry.sync([b]);
-    registry.admit(b.id);
+    registry.tick(b.id);
     const state = registry.exportState(b.id)!;
     expect(state.failures.port_not_listening?.times).toHaveLength(5);
-    expect(run(b, true).admitted).toBe(false);
+    expect(state.breaker).toMatchObject({ status: 'open', timesEjected: 1 });
   });
 
   it('rejects malformed saved states and starts those backends fresh', () => {

@@ -48,7 +48,7 @@ describe('the state persister', () => {
     r.writes.length = 0;
     r.clock.advance(5000);
     expect(r.writes).toEqual([]);
-    r.registry.record(failed(6000), r.registry.admit(b.id).ticket);
+    r.registry.record(failed(6000));
     planner = createPlannerState(); // a new object with the same content
     r.clock.advance(5000);
     expect(r.writes.map(([k]) => k)).toEqual([`backend:${b.id}`]);
@@ -62,7 +62,7 @@ describe('the state persister', () => {
     const first = rig();
     await first.persister.restore();
     first.registry.sync([b]);
-    first.registry.record(failed(1000), first.registry.admit(b.id).ticket);
+    first.registry.record(failed(1000));
     const saved = first.registry.exportState(b.id);
     const second = rig({ states: new Map<string, unknown>([[`backend:${b.id}`, saved], ['planner', { nonsense: true }]]), alerts: ['a'] });
     const restored = await second.persister.restore();

@@ -165,3 +165,19 @@ describe('buildDesiredSet: redirect_traffic weight factors', () => {
     expect(plain.set.upstreams[0]!.servers.map((s) => s.weight)).toEqual([7, 1]);
   });
 });
+
+describe('buildDesiredSet: slow start of readmitted backends', () => {
+  it('gives a readmitted backend its slow-start share by raising the others, in tenths', () => {
+    const web = app('web', ['10.0.0.1:80', '10.0.0.2:80', '10.0.0.3:80']);
+    const v = views(web).map((x, i) => (i === 2 ? { ...x, breaker: 'half_open' as const, slowStart: 0.1 } : x));
+    expect(buildDesiredSet([web], v).set.upstreams[0]!.servers.map((s) => s.weight)).toEqual([10, 10, 1]);
+    const later = v.map((x, i) => (i === 2 ? { ...x, slowStart: 0.57 } : x));
+    expect(buildDesiredSet([web], later).set.upstreams[0]!.servers.map((s) => s.weight)).toEqual([2, 2, 1]);
+  });
+
+  it('routes a readmitted backend at full weight where weight changes cost a reload', () => {
+    const web = app('web', ['10.0.0.1:80', '10.0.0.2:80']);
+    const v = views(web).map((x, i) => (i === 1 ? { ...x, slowStart: 0.1 } : x));
+    expect(buildDesiredSet([web], v, { slowStart: false }).set.upstreams[0]!.servers.map((s) => s.weight)).toEqual([1, 1]);
+  });
+});

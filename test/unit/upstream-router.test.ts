@@ -9,7 +9,7 @@ import { createRouter } from '../../src/upstream/router.js';
 import type { DesiredSet } from '../../src/upstream/types.js';
 import { configOf } from '../helpers/sidecar-config.js';
 
-const config = configOf({ apps: { web: { backends: ['127.0.0.1:8001', '127.0.0.1:8002'] } } });
+const config = configOf({ apps: { web: { backends: ['127.0.0.1:8001', '127.0.0.1:8002'], health: { success_threshold: 1 } } } });
 const web = config.apps[0]!;
 const container = (id: string): ContainerRef => ({
   id, name: id, image: 'img', replica: null, state: 'running', dockerHealth: null, restartCount: 0, oomKilled: false, exitCode: null, startedAt: 0, labels: {},
@@ -27,7 +27,7 @@ function rig(holds: DesiredSetOptions = {}) {
   const desired: Array<{ set: DesiredSet; urgent: boolean }> = [];
   const routings: RoutingDecision[] = [];
   bus.on('routing', (r) => routings.push(r));
-  const router = createRouter({ clock, bus, registry, holds: () => holds, onDesired: (set, urgent) => desired.push({ set, urgent }) });
+  const router = createRouter({ clock, bus, registry, holds: () => holds, slowStart: () => true, onDesired: (set, urgent) => desired.push({ set, urgent }) });
   const discover = (backends: Backend[], awaiting: string[] = []) => {
     registry.sync(backends);
     const merged: MergedSnapshot = { apps: [web], backends, awaiting };
@@ -85,5 +85,28 @@ describe('the router', () => {
     r.discover([backend(8001)]);
     expect(edges).toEqual(['panic web true', 'panic web false']);
     expect(r.router.conditions().panic.size).toBe(0);
+  });
+
+  it('looks again every second while a readmitted backend ramps up, and stops once it is at full weight', () => {
+    const r = rig();
+    const b = backend(8002);
+    r.discover([backend(8001), b]);
+    r.registry.eject(b.id, 'test');
+    r.clock.advance(config.breaker.recovery_timeout_seconds * 1000);
+    const passed = r.registry.record({ backendId: b.id, app: 'web', checkType: 'http', healthy: true, responseTimeMs: 1, statusCode: 200, body: 'ok', errorClass: null, error: null, startedAt: 0, finishedAt: 0, attempts: 1 });
+    expect(passed.transitions.map((t) => t.to)).toEqual(['healthy', 'half_open']);
+    r.router.refresh();
+    expect(r.desired.at(-1)?.set.upstreams[0]?.servers.map((s) => s.weight)).toEqual([10, 1]);
+    const before = r.routings.length;
+    r.clock.advance(5000);
+    expect(r.routings.length).toBeGreaterThan(before);
+    expect(r.desired.at(-1)?.set.upstreams[0]?.servers.map((s) => s.weight)).toEqual([2, 1]);
+    r.clock.advance(config.breaker.slow_start_seconds * 1000);
+    r.registry.tick(b.id);
+    r.clock.advance(1000);
+    const settled = r.routings.length;
+    r.clock.advance(10_000);
+    expect(r.routings.length).toBe(settled);
+    expect(r.desired.at(-1)?.set.upstreams[0]?.servers.map((s) => s.weight)).toEqual([1, 1]);
   });
 });
