@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up of a fresh clone: system packages the tests use (nginx, prometheus + promtool,
 # prometheus-alertmanager, the Docker Engine, a static busybox for the test images, debootstrap, docker-compose,
-# chromium), a running dockerd, Node 24 when the machine's node is older than the project needs,
+# chromium), nginx >= 1.27.3 from Debian sid in its own root, a running dockerd, Node 24 when the machine's node is older than the project needs,
 # then the npm dependencies and a build. Idempotent: run it on a fresh CI machine or again where
 # everything is already there.
 set -euo pipefail
@@ -35,6 +35,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=300 update -q
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# DNS mode needs nginx >= 1.27.3 (`server ... service=... resolve`); Debian 12 ships 1.22. Debian
+# sid's nginx gets its own root, cached at /var/cache/orchestry/nginx-sid and run through
+# scripts/nginx-sid (about 50 s the first time, instant afterwards). Without root it only warns,
+# like the Docker engine below: the DNS-mode tests then fail saying what to run.
+scripts/setup-nginx-sid.sh || [ "$(id -u)" -ne 0 ]
 
 # The Docker tests need a running engine. Started the way ENVIRONMENT.md says: no bridge, no
 # iptables (test containers use host networking on loopback). Left running for later test runs;
