@@ -12,6 +12,7 @@ import {
   encodeResponse,
   parseQuery,
   type Query,
+  type Question,
   type Response,
 } from './wire.js';
 
@@ -28,6 +29,8 @@ export interface Reply {
   truncated: boolean;
   /** Why a packet was refused as malformed or dropped. */
   reason?: string;
+  /** The question answered, when the packet had a readable one. */
+  question?: Question;
 }
 
 /** Answers one DNS message received over `transport`. Never throws. */
@@ -55,7 +58,8 @@ function respondOnce(packet: Uint8Array, table: ZoneTable, transport: Transport)
   if (query.edns && query.edns.version !== 0) {
     // RFC 6891 6.1.3: only version 0 exists; answer BADVERS, with our OPT record.
     const res: Response = { ...empty(query.id, 0, query.rd, RCODE.BADVERS), question: query.question, edns };
-    return { bytes: encodeResponse(res, CLASSIC_UDP_SIZE).bytes, outcome: 'badvers', truncated: false };
+    const bytes = encodeResponse(res, CLASSIC_UDP_SIZE).bytes;
+    return { bytes, outcome: 'badvers', truncated: false, question: query.question };
   }
   const answer = answerQuestion(table, query.question);
   const res: Response = {
@@ -71,7 +75,7 @@ function respondOnce(packet: Uint8Array, table: ZoneTable, transport: Transport)
     edns,
   };
   const { bytes, truncated } = encodeResponse(res, maxSize(query, transport));
-  return { bytes, outcome: answer.outcome, truncated };
+  return { bytes, outcome: answer.outcome, truncated, question: query.question };
 }
 
 /** TCP: anything up to 64 KiB. UDP: 512 bytes, or what EDNS offered, capped at 1232. */
