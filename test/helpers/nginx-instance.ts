@@ -166,8 +166,11 @@ export async function launchNginx(opts: {
   configPath: string;
   pidPath: string;
   probePort: number;
+  /** Default NGINX_BIN; nginx-current.ts gives one >= 1.27.3. */
+  binary?: string;
 }): Promise<{ pid: number; stop(): Promise<void> }> {
-  const child: ChildProcess = spawn(NGINX_BIN, ['-p', opts.dir, '-c', opts.configPath, '-g', 'daemon off;'], {
+  const binary = opts.binary ?? NGINX_BIN;
+  const child: ChildProcess = spawn(binary, ['-p', opts.dir, '-c', opts.configPath, '-g', 'daemon off;'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -180,7 +183,7 @@ export async function launchNginx(opts: {
     }),
   );
   const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not start ${NGINX_BIN}`);
+  if (pid === undefined) throw new Error(`could not start ${binary}`);
   const stop = async () => {
     if (running) {
       process.kill(pid, 'SIGTERM');
