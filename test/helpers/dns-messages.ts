@@ -2,8 +2,21 @@
  * DNS messages for tests, pure: queries built from parts (including malformed ones on purpose)
  * and responses decoded into plain data, so tests read like `answers[0].target`.
  * The decoder is independent of src/nginx/dns/wire.ts's encoder except for reading names.
+ * Also the DesiredUpstream the DNS tests publish.
  */
 import { readName } from '../../src/nginx/dns/wire.js';
+import type { DesiredServer, DesiredUpstream } from '../../src/upstream/types.js';
+
+/** An upstream of `servers` (weight 1, primary, up unless given), round robin. */
+export function desiredUpstream(name: string, servers: Array<Partial<DesiredServer> & { address: string }>): DesiredUpstream {
+  return {
+    name,
+    servers: servers.map((s) => ({ weight: 1, backup: false, down: false, ...s })),
+    panic: false,
+    keepalive: 0,
+    balance: 'round_robin',
+  };
+}
 
 export interface QueryParts {
   id?: number;

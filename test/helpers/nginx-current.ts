@@ -17,7 +17,7 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import { docker as defaultDocker, TEST_LABEL } from './docker.js';
-import { REPO_ROOT, run } from './standin-images.js';
+import { REPO_ROOT, inspectImage, run } from './standin-images.js';
 
 export const NGINX_SID_ROOT = process.env.ORCHESTRY_NGINX_ROOT ?? '/var/cache/orchestry/nginx-sid';
 export const NGINX_CURRENT_BIN = process.env.NGINX_CURRENT_BIN ?? join(REPO_ROOT, 'scripts', 'nginx-sid');
@@ -78,7 +78,7 @@ const LEFT_OUT = ['./usr/share/doc', './usr/share/man', './usr/share/locale', '.
 export async function ensureCurrentNginxImage(client: Dockerode = defaultDocker): Promise<{ image: string; standin: string }> {
   const { version } = await currentNginx();
   const image = `${CURRENT_NGINX_REPO}:${await rootHash()}`;
-  if (!(await exists(client, image))) {
+  if (!(await inspectImage(client, image))) {
     const tar = spawn('tar', ['-C', NGINX_SID_ROOT, '--numeric-owner', ...LEFT_OUT.map((p) => `--exclude=${p}`), '-c', '.'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -89,7 +89,7 @@ export async function ensureCurrentNginxImage(client: Dockerode = defaultDocker)
     await Promise.all(stale.map((t) => client.getImage(t).remove().catch(() => undefined)));
   }
   const standin = `nginx:${version.split('.').slice(0, 2).join('.')}`;
-  const existing = await client.getImage(standin).inspect().catch(() => null);
+  const existing = await inspectImage(client, standin);
   if (!existing || existing.Config?.Labels?.[TEST_LABEL]) {
     const [repo, tag] = standin.split(':') as [string, string];
     await client.getImage(image).tag({ repo, tag });
@@ -104,17 +104,4 @@ async function rootHash(): Promise<string> {
     for await (const chunk of createReadStream(join(NGINX_SID_ROOT, file))) hash.update(chunk as Buffer);
   }
   return hash.digest('hex').slice(0, 16);
-}
-
-async function exists(client: Dockerode, name: string): Promise<boolean> {
-  return client
-    .getImage(name)
-    .inspect()
-    .then(
-      () => true,
-      (err: { statusCode?: number }) => {
-        if (err.statusCode === 404) return false;
-        throw err;
-      },
-    );
 }

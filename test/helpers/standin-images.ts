@@ -59,7 +59,8 @@ export function run(
   });
 }
 
-async function inspectImage(client: Dockerode, name: string): Promise<Dockerode.ImageInspectInfo | null> {
+/** The image's inspect data, or null when there is no image of that name. */
+export async function inspectImage(client: Dockerode, name: string): Promise<Dockerode.ImageInspectInfo | null> {
   return client
     .getImage(name)
     .inspect()

@@ -6,20 +6,10 @@ import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDnsServer, type DnsServer, type DnsServerOptions } from '../../src/nginx/dns/server.js';
-import { buildQuery, decodeMessage, type DecodedMessage } from '../helpers/dns-messages.js';
+import { buildQuery, decodeMessage, desiredUpstream, type DecodedMessage } from '../helpers/dns-messages.js';
 import { waitFor } from '../helpers/wait.js';
 
-const WEB = {
-  upstreams: [
-    {
-      name: 'web',
-      servers: [{ address: '127.0.0.1:8001', weight: 1, backup: false, down: false }],
-      panic: false,
-      keepalive: 0,
-      balance: 'round_robin' as const,
-    },
-  ],
-};
+const WEB = { upstreams: [desiredUpstream('web', [{ address: '127.0.0.1:8001' }])] };
 const SRV = buildQuery({ name: '_http._tcp.web.orchestry.internal' });
 
 const servers: DnsServer[] = [];

@@ -12,6 +12,7 @@ import { createDnsServer, type DnsReplyEvent, type DnsServer } from '../../src/n
 import { nameKey } from '../../src/nginx/dns/wire.js';
 import type { DesiredUpstream } from '../../src/upstream/types.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
+import { desiredUpstream } from '../helpers/dns-messages.js';
 import { currentNginx } from '../helpers/nginx-current.js';
 import { freePort, httpGet, launchNginx, makeNginxDir, nginxLogCounts, privateTempPaths } from '../helpers/nginx-instance.js';
 import { waitFor } from '../helpers/wait.js';
@@ -81,13 +82,7 @@ afterAll(async () => {
 });
 
 function upstream(app: App): DesiredUpstream {
-  return {
-    name: app,
-    servers: records[app].map((e) => ({ address: e.b.address, weight: e.weight ?? 1, backup: e.backup ?? false, down: false })),
-    panic: false,
-    keepalive: 8,
-    balance: 'round_robin',
-  };
+  return { ...desiredUpstream(app, records[app].map((e) => ({ address: e.b.address, weight: e.weight ?? 1, backup: e.backup ?? false }))), keepalive: 8 };
 }
 
 /** Publishes every app's current records; resolves once nginx has resolved them twice since. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDnsServer, type DnsServer } from '../../src/nginx/dns/server.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
+import { desiredUpstream } from '../helpers/dns-messages.js';
 import { containerLogs, docker, removeTestContainers, requireDocker, runContainer, waitForContainer } from '../helpers/docker.js';
 import { currentNginx, ensureCurrentNginxImage } from '../helpers/nginx-current.js';
 import { freePort, httpGet, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
@@ -97,8 +98,7 @@ http {
 
     let get: () => Promise<{ status: number; body: string }>;
     function publish(list: TestBackend[]): void {
-      const servers = list.map((b) => ({ address: b.address, weight: 1, backup: false, down: false }));
-      dns.publish({ upstreams: [{ name: 'web', servers, panic: false, keepalive: 0, balance: 'round_robin' }] });
+      dns.publish({ upstreams: [desiredUpstream('web', list.map((b) => ({ address: b.address })))] });
     }
 
     it('routes to the records and follows a change without a reload', async () => {

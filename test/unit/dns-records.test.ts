@@ -2,20 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { addressLabel, labelAddress, splitHostPort } from '../../src/nginx/dns/address-name.js';
 import { PLACEHOLDER, SRV_PRIORITY, buildZoneTable, srvRecordsFor, unpublishedZone } from '../../src/nginx/dns/records.js';
 import { createDnsServer } from '../../src/nginx/dns/server.js';
-import type { DesiredServer, DesiredUpstream } from '../../src/upstream/types.js';
+import type { DesiredUpstream } from '../../src/upstream/types.js';
+import { desiredUpstream } from '../helpers/dns-messages.js';
 
 const ZONE = ['orchestry', 'internal'];
 const SPEC = { zone: 'orchestry.internal', service: '_http._tcp' };
 
-function upstream(name: string, servers: Array<Partial<DesiredServer> & { address: string }>): DesiredUpstream {
-  return {
-    name,
-    servers: servers.map((s) => ({ weight: 1, backup: false, down: false, ...s })),
-    panic: false,
-    keepalive: 0,
-    balance: 'round_robin',
-  };
-}
 
 /** SRV records as `priority weight port target` lines. */
 function lines(u: DesiredUpstream): string[] {
@@ -24,7 +16,7 @@ function lines(u: DesiredUpstream): string[] {
 
 describe('srvRecordsFor', () => {
   it('publishes one record per routable server with its weight, leaving out servers marked down', () => {
-    const u = upstream('web', [
+    const u = desiredUpstream('web', [
       { address: '10.0.0.1:8080', weight: 5 },
       { address: '10.0.0.2:8080', down: true },
       { address: '10.0.0.3:8080', weight: 1000 },
@@ -33,7 +25,7 @@ describe('srvRecordsFor', () => {
   });
 
   it('gives backups a higher priority number than primaries', () => {
-    const u = upstream('web', [{ address: '10.0.0.1:80' }, { address: '10.0.0.9:80', backup: true, weight: 3 }]);
+    const u = desiredUpstream('web', [{ address: '10.0.0.1:80' }, { address: '10.0.0.9:80', backup: true, weight: 3 }]);
     expect(lines(u)).toEqual([
       `${SRV_PRIORITY.primary} 1 80 ip-10-0-0-1.orchestry.internal`,
       `${SRV_PRIORITY.backup} 3 80 ip-10-0-0-9.orchestry.internal`,
@@ -42,7 +34,7 @@ describe('srvRecordsFor', () => {
   });
 
   it('publishes one record per server when servers share a host, told apart by port', () => {
-    const u = upstream('web', [{ address: '127.0.0.1:8001' }, { address: '127.0.0.1:8002' }, { address: '127.0.0.1:8003' }]);
+    const u = desiredUpstream('web', [{ address: '127.0.0.1:8001' }, { address: '127.0.0.1:8002' }, { address: '127.0.0.1:8003' }]);
     expect(lines(u)).toEqual([
       '10 1 8001 ip-127-0-0-1.orchestry.internal',
       '10 1 8002 ip-127-0-0-1.orchestry.internal',
@@ -51,15 +43,15 @@ describe('srvRecordsFor', () => {
   });
 
   it('names IPv6 servers by their RFC 5952 text with dashes', () => {
-    const u = upstream('web', [{ address: '[2001:DB8:0:0::1]:80' }, { address: '[::1]:81' }]);
+    const u = desiredUpstream('web', [{ address: '[2001:DB8:0:0::1]:80' }, { address: '[::1]:81' }]);
     expect(lines(u)).toEqual(['10 1 80 ip6-2001-db8--1.orchestry.internal', '10 1 81 ip6---1.orchestry.internal']);
   });
 
   it('publishes the placeholder backup alone when no server is routable, never an empty answer', () => {
     for (const servers of [[], [{ address: '10.0.0.1:80', down: true }]]) {
-      const result = srvRecordsFor(upstream('web', servers), ZONE);
+      const result = srvRecordsFor(desiredUpstream('web', servers), ZONE);
       expect(result.placeholder).toBe(true);
-      expect(lines(upstream('web', servers))).toEqual([
+      expect(lines(desiredUpstream('web', servers))).toEqual([
         `${SRV_PRIORITY.placeholder} 1 ${PLACEHOLDER.port} ip-127-0-0-1.orchestry.internal`,
       ]);
     }
@@ -67,7 +59,7 @@ describe('srvRecordsFor', () => {
   });
 
   it('skips servers given by host name, saying why, and falls back to the placeholder when none is left', () => {
-    const result = srvRecordsFor(upstream('web', [{ address: 'backend.local:80' }, { address: 'oops' }]), ZONE);
+    const result = srvRecordsFor(desiredUpstream('web', [{ address: 'backend.local:80' }, { address: 'oops' }]), ZONE);
     expect(result.placeholder).toBe(true);
     expect(result.skipped).toEqual([
       { app: 'web', address: 'backend.local:80', reason: expect.stringMatching(/not an IP address/) },
@@ -79,7 +71,7 @@ describe('srvRecordsFor', () => {
 describe('buildZoneTable', () => {
   it('puts each app under <service>.<app>.<zone>, lowercase', () => {
     const { table, apps, problems } = buildZoneTable(
-      { upstreams: [upstream('Web', [{ address: '10.0.0.1:80' }]), upstream('api.v2', [{ address: '10.0.0.2:80' }])] },
+      { upstreams: [desiredUpstream('Web', [{ address: '10.0.0.1:80' }]), desiredUpstream('api.v2', [{ address: '10.0.0.2:80' }])] },
       SPEC,
       1,
     );
@@ -92,9 +84,9 @@ describe('buildZoneTable', () => {
     const { apps, problems } = buildZoneTable(
       {
         upstreams: [
-          upstream('web', [{ address: '10.0.0.1:80' }]),
-          upstream('WEB', [{ address: '10.0.0.2:80' }]),
-          upstream('a'.repeat(64), [{ address: '10.0.0.3:80' }]),
+          desiredUpstream('web', [{ address: '10.0.0.1:80' }]),
+          desiredUpstream('WEB', [{ address: '10.0.0.2:80' }]),
+          desiredUpstream('a'.repeat(64), [{ address: '10.0.0.3:80' }]),
         ],
       },
       SPEC,
@@ -116,12 +108,12 @@ describe('DNS server publication (no sockets)', () => {
   it('bumps the SOA serial only when the records change', () => {
     const server = createDnsServer({ port: 0 });
     expect(server.table.published).toBe(false);
-    const one = { upstreams: [upstream('web', [{ address: '10.0.0.1:80' }])] };
+    const one = { upstreams: [desiredUpstream('web', [{ address: '10.0.0.1:80' }])] };
     server.publish(one);
     expect(server.table.serial).toBe(1);
     server.publish(structuredClone(one));
     expect(server.table.serial).toBe(1);
-    server.publish({ upstreams: [upstream('web', [{ address: '10.0.0.1:80', weight: 2 }])] });
+    server.publish({ upstreams: [desiredUpstream('web', [{ address: '10.0.0.1:80', weight: 2 }])] });
     expect(server.table.serial).toBe(2);
   });
 });

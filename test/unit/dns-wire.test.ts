@@ -2,27 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { buildZoneTable, unpublishedZone, type ZoneTable } from '../../src/nginx/dns/records.js';
 import { respond, type Transport } from '../../src/nginx/dns/respond.js';
 import { RCODE, RR_TYPE, encodeResponse, parseQuery, readName, type ResourceRecord } from '../../src/nginx/dns/wire.js';
-import type { DesiredServer, DesiredUpstream } from '../../src/upstream/types.js';
-import { buildQuery, decodeMessage } from '../helpers/dns-messages.js';
+import type { DesiredUpstream } from '../../src/upstream/types.js';
+import { buildQuery, decodeMessage, desiredUpstream } from '../helpers/dns-messages.js';
 
 const SPEC = { zone: 'orchestry.internal', service: '_http._tcp' };
 
-function upstream(name: string, servers: Array<Partial<DesiredServer> & { address: string }>): DesiredUpstream {
-  return {
-    name,
-    servers: servers.map((s) => ({ weight: 1, backup: false, down: false, ...s })),
-    panic: false,
-    keepalive: 0,
-    balance: 'round_robin',
-  };
-}
 
 function zoneWith(...upstreams: DesiredUpstream[]): ZoneTable {
   return buildZoneTable({ upstreams }, SPEC, 7).table;
 }
 
 const WEB = zoneWith(
-  upstream('web', [
+  desiredUpstream('web', [
     { address: '127.0.0.1:8001', weight: 5 },
     { address: '127.0.0.1:8002' },
     { address: '127.0.0.2:8003', backup: true },
@@ -31,7 +22,7 @@ const WEB = zoneWith(
 
 /** Thirty backends: about 1.5 KB of SRV records, three times a classic UDP message. */
 const BIG = zoneWith(
-  upstream(
+  desiredUpstream(
     'big',
     Array.from({ length: 30 }, (_, i) => ({ address: `127.0.0.${i + 1}:${9000 + i}` })),
   ),
@@ -291,7 +282,7 @@ describe('respond', () => {
   });
 
   it('uses the UDP size EDNS offers, up to 1232 bytes, and answers EDNS version 1 with BADVERS', () => {
-    const twenty = zoneWith(upstream('mid', Array.from({ length: 20 }, (_, i) => ({ address: `127.0.0.${i + 1}:80` }))));
+    const twenty = zoneWith(desiredUpstream('mid', Array.from({ length: 20 }, (_, i) => ({ address: `127.0.0.${i + 1}:80` }))));
     const q = { name: '_http._tcp.mid.orchestry.internal' };
     expect(ask(twenty, q).msg.tc).toBe(true);
     const edns = ask(twenty, { ...q, edns: { udpSize: 4096 } });
@@ -331,8 +322,8 @@ describe('respond to random and mutated packets', () => {
     const random = prng(0x5eed);
     const int = (n: number) => Math.floor(random() * n);
     const table = zoneWith(
-      ...WEB.srv.values().map((a) => upstream(a.app, [{ address: '127.0.0.1:8001' }])),
-      upstream('big', Array.from({ length: 30 }, (_, i) => ({ address: `127.0.0.${i + 1}:${9000 + i}` }))),
+      desiredUpstream('web', [{ address: '127.0.0.1:8001' }]),
+      desiredUpstream('big', Array.from({ length: 30 }, (_, i) => ({ address: `127.0.0.${i + 1}:${9000 + i}` }))),
     );
     const outcomes = new Map<string, number>();
     for (let i = 0; i < 10_000; i++) {
