@@ -13,6 +13,7 @@ const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]
 const V4_PREFIX = 'ip-';
 const V6_PREFIX = 'ip6-';
 
+/** The address a name spells, as A or AAAA data. */
 export interface ParsedAddress {
   type: 'A' | 'AAAA';
   /** 4 or 16 bytes, network order. */

@@ -27,6 +27,7 @@ import {
 /** What a reply said, for counters and logs. */
 export type AnswerOutcome = 'answer' | 'nodata' | 'nxdomain' | 'refused' | 'servfail' | 'notimp' | 'formerr';
 
+/** The sections and codes of one reply. */
 export interface Answer {
   outcome: AnswerOutcome;
   rcode: number;

@@ -13,7 +13,9 @@ import type { DesiredSet, DesiredUpstream } from '../../upstream/types.js';
 import { addressLabel, splitHostPort } from './address-name.js';
 import { asciiLower, nameKey, type Labels } from './wire.js';
 
+/** The zone the server answers for unless configured otherwise. */
 export const DEFAULT_ZONE = 'orchestry.internal';
+/** The SRV service prefix nginx's `service=_http._tcp.<app>` asks for. */
 export const DEFAULT_SERVICE = '_http._tcp';
 
 /** SRV priorities: nginx routes to the lowest number present and keeps the others as backup. */
@@ -38,6 +40,7 @@ export interface ZoneSpec {
   service: string;
 }
 
+/** The data of one SRV record. */
 export interface SrvRecord {
   priority: number;
   weight: number;
@@ -107,6 +110,7 @@ export interface ZoneTable {
   content: string;
 }
 
+/** A built table and what went into it. */
 export interface ZoneBuild {
   table: ZoneTable;
   apps: AppRecords[];

@@ -16,11 +16,13 @@ import {
   type Response,
 } from './wire.js';
 
+/** How a message arrived: it decides how large the answer may be. */
 export type Transport = 'udp' | 'tcp';
 
 /** What became of one packet. */
 export type ReplyOutcome = AnswerOutcome | 'badvers' | 'dropped';
 
+/** What to send back for one packet, and what it was. */
 export interface Reply {
   /** Bytes to send back, or null: nothing is sent (the packet was no query to answer). */
   bytes: Uint8Array | null;

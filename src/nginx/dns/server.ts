@@ -16,9 +16,12 @@ import { DEFAULT_SERVICE, DEFAULT_ZONE, buildZoneTable, unpublishedZone, type Zo
 import { respond, type Reply, type ReplyOutcome, type Transport } from './respond.js';
 import { HEADER_SIZE } from './wire.js';
 
+/** Loopback: nginx on this host (or in a container with host networking) reaches it. */
 export const DEFAULT_DNS_HOST = '127.0.0.1';
+/** The research note's port. It is also mDNS's: where avahi holds it, configure another. */
 export const DEFAULT_DNS_PORT = 5353;
 
+/** Where to listen, which zone, and the limits against misbehaving TCP clients. */
 export interface DnsServerOptions {
   /** IPv4 or IPv6 address to listen on (UDP and TCP); default 127.0.0.1. */
   host?: string;
@@ -48,6 +51,7 @@ export interface DnsReplyEvent {
   truncated: boolean;
 }
 
+/** Counters since start(), for metrics and tests. */
 export interface DnsServerStats {
   /** Messages received, by transport. */
   queries: Record<Transport, number>;
@@ -64,6 +68,7 @@ export interface DnsServerStats {
   socketErrors: number;
 }
 
+/** The running server: publish() swaps what it answers. */
 export interface DnsServer {
   /** Binds UDP and TCP; resolves with the address they listen on. */
   start(): Promise<{ host: string; port: number }>;

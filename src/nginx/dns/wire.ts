@@ -24,7 +24,9 @@ export const RR_TYPE = {
   ANY: 255,
 } as const;
 
+/** Class IN, the only one this server has records in. */
 export const CLASS_IN = 1;
+/** QCLASS ANY, answered like IN. */
 export const CLASS_ANY = 255;
 
 /** Response codes; BADVERS (16) only exists with EDNS (its upper bits travel in the OPT record). */
@@ -57,6 +59,7 @@ const FLAG_RD = 0x0100;
 /** A domain name as its labels, each a byte string held in a latin1 string (one char per byte). */
 export type Labels = readonly string[];
 
+/** The one question of a query. */
 export interface Question {
   labels: Labels;
   type: number;
@@ -69,6 +72,7 @@ export interface Edns {
   version: number;
 }
 
+/** A well-formed standard query. */
 export interface Query {
   id: number;
   opcode: number;
@@ -83,6 +87,7 @@ export type ParsedPacket =
   | { kind: 'error'; id: number; opcode: number; rd: boolean; rcode: number; reason: string }
   | { kind: 'drop'; reason: string };
 
+/** The data of the record types this server writes. */
 export type RecordData =
   | { type: 'A'; address: Uint8Array }
   | { type: 'AAAA'; address: Uint8Array }
@@ -99,12 +104,14 @@ export type RecordData =
       minimum: number;
     };
 
+/** One record of an answer, authority or additional section. */
 export interface ResourceRecord {
   labels: Labels;
   ttl: number;
   data: RecordData;
 }
 
+/** Everything encodeResponse() writes. */
 export interface Response {
   id: number;
   opcode: number;
