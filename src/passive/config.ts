@@ -40,6 +40,11 @@ export interface PassiveConfig {
   tag: string; // 'orchestry'
   /** Longer datagrams are dropped unparsed. A real line is 300-600 bytes. */
   max_line_bytes: number; // 16384
+  /**
+   * The socket's kernel receive buffer (SO_RCVBUF): what absorbs a burst of lines while the
+   * event loop is busy; beyond it the kernel drops. Linux caps it at net.core.rmem_max.
+   */
+  receive_buffer_bytes: number; // 1048576
   /** Datagrams waiting to be parsed; more are dropped (counted as queue_full). */
   queue_size: number; // 4096
   /** Datagrams parsed per event-loop turn before the loop gets to run timers (probes) again. */
@@ -78,6 +83,7 @@ export const DEFAULT_PASSIVE_CONFIG: Readonly<PassiveConfig> = {
   allow_from: [],
   tag: 'orchestry',
   max_line_bytes: 16384,
+  receive_buffer_bytes: 1048576,
   queue_size: 4096,
   batch_size: 256,
   consecutive_5xx: 5,
@@ -116,6 +122,7 @@ export function checkPassiveConfig(cfg: PassiveConfig, path = 'passive'): string
   for (const [i, a] of cfg.allow_from.entries()) need(isIP(a) !== 0, `allow_from[${i}]`, 'an IP address', a);
   need(/^[A-Za-z0-9_]{1,32}$/.test(cfg.tag), 'tag', '1 to 32 letters, digits or _ (nginx allows no others)', cfg.tag);
   need(int(cfg.max_line_bytes, 512, 65507), 'max_line_bytes', 'an integer from 512 to 65507', cfg.max_line_bytes);
+  need(int(cfg.receive_buffer_bytes, 4096, 2 ** 31 - 1), 'receive_buffer_bytes', 'an integer from 4096 up', cfg.receive_buffer_bytes);
   need(int(cfg.queue_size, 1, 1_000_000), 'queue_size', 'an integer from 1 to 1000000', cfg.queue_size);
   need(int(cfg.batch_size, 1, 100_000), 'batch_size', 'an integer from 1 to 100000', cfg.batch_size);
   need(int(cfg.consecutive_5xx, 0, 1000), 'consecutive_5xx', 'an integer from 0 (off) to 1000', cfg.consecutive_5xx);

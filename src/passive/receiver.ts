@@ -62,8 +62,11 @@ export interface ReceiverStats {
 }
 
 export interface AccessLogReceiver {
-  /** Binds the socket; resolves with the bound address (the port when 0 was asked). */
-  start(): Promise<{ host: string; port: number }>;
+  /**
+   * Binds the socket; resolves with the bound address (the port when 0 was asked) and the
+   * receive buffer the kernel granted (Linux reports twice what it was asked, capped by rmem_max).
+   */
+  start(): Promise<{ host: string; port: number; receiveBufferBytes: number }>;
   stop(): Promise<void>;
   stats(): ReceiverStats;
 }
@@ -127,13 +130,13 @@ function emptyStats(): ReceiverStats {
   };
 }
 
-async function start(state: ReceiverState): Promise<{ host: string; port: number }> {
+async function start(state: ReceiverState): Promise<{ host: string; port: number; receiveBufferBytes: number }> {
   if (state.socket) throw new Error('access-log receiver already started');
   const listen = parseListen(state.opts.listen);
   if (!listen) throw new Error(`passive.listen: "${state.opts.listen}" is not host:port or [ipv6]:port`);
   const socket = createSocket({
     type: listen.host.includes(':') ? 'udp6' : 'udp4',
-    ...(state.opts.receiveBufferBytes ? { recvBufferSize: state.opts.receiveBufferBytes } : {}),
+    recvBufferSize: state.opts.receiveBufferBytes ?? DEFAULT_PASSIVE_CONFIG.receive_buffer_bytes,
   });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
@@ -146,7 +149,7 @@ async function start(state: ReceiverState): Promise<{ host: string; port: number
   socket.on('message', (msg, rinfo) => receive(state, msg, rinfo));
   state.socket = socket;
   const bound = socket.address();
-  return { host: bound.address, port: bound.port };
+  return { host: bound.address, port: bound.port, receiveBufferBytes: socket.getRecvBufferSize() };
 }
 
 async function stop(state: ReceiverState): Promise<void> {

@@ -21,6 +21,10 @@ function json(fields: Record<string, unknown> = {}): string {
   });
 }
 
+/** A line whose four per-attempt lists are given, as nginx writes them. */
+const lists = (addr: string, status: string, responseTime: string, connectTime: string) =>
+  json({ upstream_addr: addr, upstream_status: status, upstream_response_time: responseTime, upstream_connect_time: connectTime });
+
 /** The datagram nginx sends with `tag=orchestry,nohostname` (local7.info = PRI 190). */
 const datagram = (msg: string, header = '<190>Jan  2 03:04:05 orchestry: ') => header + msg;
 
@@ -75,12 +79,7 @@ describe('access-log JSON to outcomes', () => {
   });
 
   it('gives one outcome per attempt when nginx retried (proxy_next_upstream)', () => {
-    const line = json({
-      upstream_addr: '127.0.0.1:8001, 127.0.0.1:8002',
-      upstream_status: '502, 200',
-      upstream_response_time: '0.000, 0.012',
-      upstream_connect_time: '-, 0.001',
-    });
+    const line = lists('127.0.0.1:8001, 127.0.0.1:8002', '502, 200', '0.000, 0.012', '-, 0.001');
     expect(outcomes(parse(datagram(line)))).toEqual([
       { app: 'web', address: '127.0.0.1:8001', status: 502, responseTimeMs: 0, connectTimeMs: null, kind: 'gateway', at: AT },
       { app: 'web', address: '127.0.0.1:8002', status: 200, responseTimeMs: 12, connectTimeMs: 1, kind: 'ok', at: AT },
@@ -88,12 +87,7 @@ describe('access-log JSON to outcomes', () => {
   });
 
   it('reads attempts across an internal redirect (" : " between upstream groups)', () => {
-    const line = json({
-      upstream_addr: '127.0.0.1:8001, 127.0.0.1:8002 : 127.0.0.1:9001',
-      upstream_status: '500, 504 : 200',
-      upstream_response_time: '0.002, 3.001 : 0.010',
-      upstream_connect_time: '0.000, 0.001 : 0.000',
-    });
+    const line = lists('127.0.0.1:8001, 127.0.0.1:8002 : 127.0.0.1:9001', '500, 504 : 200', '0.002, 3.001 : 0.010', '0.000, 0.001 : 0.000');
     const got = outcomes(parse(datagram(line)));
     expect(got.map((o) => [o.address, o.status, o.kind, o.responseTimeMs])).toEqual([
       ['127.0.0.1:8001', 500, '5xx', 2],
@@ -178,17 +172,10 @@ describe('malformed and hostile lines are counted by reason and dropped', () => 
     ['a connect time that is NaN', datagram(json({ upstream_connect_time: 'NaN' })), 'bad_time'],
     ['more statuses than addresses', datagram(json({ upstream_status: '502, 200' })), 'mismatched_lists'],
     ['more times than addresses', datagram(json({ upstream_response_time: '0.001, 0.002' })), 'mismatched_lists'],
-    ['groups that do not line up', datagram(json({ upstream_addr: '1.1.1.1:1, 1.1.1.2:1', upstream_status: '502 : 200', upstream_response_time: '0.001 : 0.001', upstream_connect_time: '- : -' })), 'mismatched_lists'],
+    ['groups that do not line up', datagram(lists('1.1.1.1:1, 1.1.1.2:1', '502 : 200', '0.001 : 0.001', '- : -')), 'mismatched_lists'],
     [
       `${MAX_ATTEMPTS + 1} attempts`,
-      datagram(
-        json({
-          upstream_addr: Array(MAX_ATTEMPTS + 1).fill('1.1.1.1:1').join(', '),
-          upstream_status: Array(MAX_ATTEMPTS + 1).fill('502').join(', '),
-          upstream_response_time: Array(MAX_ATTEMPTS + 1).fill('0.001').join(', '),
-          upstream_connect_time: Array(MAX_ATTEMPTS + 1).fill('-').join(', '),
-        }),
-      ),
+      datagram(lists(...['1.1.1.1:1', '502', '0.001', '-'].map((e) => Array(MAX_ATTEMPTS + 1).fill(e).join(', ')) as [string, string, string, string])),
       'too_many_attempts',
     ],
   ];
