@@ -194,7 +194,7 @@ function countOutcome(step: Step, backend: OutlierBackend, o: Outcome): void {
   // A rule's count restarts when it fires, ejected or not (Envoy). When both fire on the same
   // outcome, one attempt under the more specific rule stands for both.
   if (gatewayFired) e.consecutiveGateway = 0;
-  if (fiveFired || gatewayFired) e.consecutive5xx = 0;
+  if (fiveFired) e.consecutive5xx = 0;
   step.backends[backend.id] = e;
   if (gatewayFired) {
     const why = `${cfg.consecutive_gateway_failure} consecutive gateway failures (last: ${describe(o)})`;
@@ -207,19 +207,24 @@ function countOutcome(step: Step, backend: OutlierBackend, o: Outcome): void {
 /** Latency rule over the backends sampled in this step, against every comparable backend. */
 function checkLatency(step: Step): void {
   const { backends, now, cfg, input } = step;
-  const means = new Map<string, { mean: number; count: number }>();
-  for (const [id, e] of Object.entries(backends)) {
-    const m = e.ejection ? null : windowMean(e.samples, now, cfg.latency);
-    if (m) means.set(id, m);
-  }
-  let sorted: number[] | null = null;
+  const candidates: [string, { mean: number; count: number }][] = [];
   for (const id of step.sampled) {
-    const own = means.get(id);
-    // Most steps end here: a backend under the floor needs no comparison, so no sort.
-    if (!own || own.mean <= cfg.latency.min_ms || backends[id]!.ejection) continue;
-    sorted ??= sortedMeans([...means.values()].map((m) => m.mean));
-    const why = latencyVerdict(own, sorted, cfg.latency);
-    const backend = input.backends.get(backends[id]!.address);
+    const own = windowMean(backends[id]!.samples, now, cfg.latency);
+    if (own && own.mean > cfg.latency.min_ms) candidates.push([id, own]);
+  }
+  // Most steps end here: while every sampled backend is under the floor, nobody needs comparing,
+  // so the other backends are neither scanned nor sorted.
+  if (candidates.length === 0) return;
+  const means: number[] = [];
+  for (const e of Object.values(backends)) {
+    const m = e.ejection ? null : windowMean(e.samples, now, cfg.latency);
+    if (m) means.push(m.mean);
+  }
+  const sorted = sortedMeans(means);
+  for (const [id, own] of candidates) {
+    const e = backends[id]!;
+    const why = e.ejection ? null : latencyVerdict(own, sorted, cfg.latency);
+    const backend = input.backends.get(e.address);
     if (why && backend) tryEject(step, backend, 'latency', why);
   }
 }

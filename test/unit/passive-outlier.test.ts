@@ -129,6 +129,12 @@ describe('consecutive gateway failures', () => {
     expect(d.send(1, 502)).toMatchObject([{ rule: 'consecutive_gateway_failure' }]);
   });
 
+  it('restarts only its own count when refused, so consecutive_5xx keeps counting (Envoy)', () => {
+    const d = detector({ count: 2, down: [2], config: { ...cfg, consecutive_gateway_failure: 3 } });
+    expect(d.send(1, 502, 3)).toMatchObject([{ kind: 'suppressed', rule: 'consecutive_gateway_failure' }]);
+    expect(d.send(1, 500, 2)).toMatchObject([{ kind: 'suppressed', rule: 'consecutive_5xx' }]);
+  });
+
   it('is off with consecutive_gateway_failure 0, leaving consecutive_5xx to act', () => {
     const d = detector({ config: { ...cfg, consecutive_gateway_failure: 0 } });
     expect(d.send(1, 502, 5)).toMatchObject([{ rule: 'consecutive_5xx' }]);
@@ -235,7 +241,10 @@ describe('limits', () => {
 
   it('never ejects the last routable backend of an app', () => {
     const d = detector({ count: 2, down: [2], config: { ...cfg, max_ejection_percent: 100 } });
-    const [v] = d.send(1, 502, 5);
+    const verdicts = d.send(1, 502, 5);
+    // Both rules fired on the fifth 502: one attempt, under the gateway rule, stands for both.
+    expect(verdicts).toHaveLength(1);
+    const [v] = verdicts;
     expect(v).toMatchObject({ kind: 'suppressed', rule: 'consecutive_gateway_failure' });
     expect(v!.reason).toContain('not ejected: it is the last routable backend of web');
   });
