@@ -11,7 +11,8 @@
 // Prints per phase: lines/s sent and accepted (gave outcomes), drops by reason (ours) and the
 // kernel's (socket buffer full; /proc/net/udp), parse CPU per line (receiver's own busy time
 // per datagram handled, outlier reducer included) and the whole process's CPU per line, and
-// the event loop's delay (monitorEventLoopDelay, 10 ms resolution) p50 / p99 / max.
+// the event loop's lateness (monitorEventLoopDelay, 10 ms resolution) p50 / p99 / max. Last,
+// the same flood into a bare counting socket (BENCH_BASELINE=0 skips it): the machine's share.
 import { fork } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -122,17 +123,37 @@ async function main() {
 
   const idle = await measure(receiver, port, IDLE_SECONDS, async () => new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000)));
   report('idle (no traffic)', idle, IDLE_SECONDS);
-  const flooded = await measure(receiver, port, SECONDS, async () => {
-    const child = fork(SELF, ['flood', String(port)], { stdio: 'inherit' });
-    return new Promise((resolve, reject) => {
-      child.once('message', resolve);
-      child.once('exit', (code) => code !== 0 && reject(new Error(`flood child exited ${code}`)));
-    });
-  });
+  const flooded = await measure(receiver, port, SECONDS, () => runFlood(port));
   report(`flood ${RATE.toLocaleString('en')} lines/s`, flooded, SECONDS);
-  console.log(`  load average after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  console.log(`  outlier verdicts during the flood: ${verdicts}`);
+  console.log(`  outlier verdicts during the flood: ${verdicts}; load average after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   await receiver.stop();
+  if (process.env.BENCH_BASELINE !== '0') await baseline(Number(process.env.BENCH_RCVBUF ?? cfg.receive_buffer_bytes));
+}
+
+/** Starts the flood child against `port`; resolves with what it reports. */
+function runFlood(port) {
+  const child = fork(SELF, ['flood', String(port)], { stdio: 'inherit' });
+  return new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => code !== 0 && reject(new Error(`flood child exited ${code}`)));
+  });
+}
+
+/**
+ * The same flood into a bare socket that only counts: what receiving alone costs on this machine
+ * at this moment, so the receiver's own share of CPU and lateness can be told from the machine's.
+ */
+async function baseline(receiveBufferBytes) {
+  let received = 0;
+  const socket = createSocket({ type: 'udp4', recvBufferSize: receiveBufferBytes });
+  socket.on('message', () => received++);
+  await new Promise((r) => socket.bind(0, '127.0.0.1', r));
+  const port = socket.address().port;
+  const fake = { stats: () => ({ received, parsed: 0, outcomes: 0, dropped: {}, busyMs: 0, maxQueued: 0, maxBatchMs: 0 }) };
+  const m = await measure(fake, port, SECONDS, () => runFlood(port));
+  report(`baseline: the same flood into a socket that only counts (no parsing)`, m, SECONDS);
+  console.log(`  load average after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  socket.close();
 }
 
 /** Runs `during` while sampling event-loop delay, receiver stats, CPU and kernel drops. */
@@ -149,7 +170,7 @@ async function measure(receiver, port, seconds, during) {
   const after = receiver.stats();
   const cpu = process.cpuUsage(cpuBefore);
   const dropped = {};
-  for (const [k, v] of Object.entries(after.dropped)) if (v - before.dropped[k] > 0) dropped[k] = v - before.dropped[k];
+  for (const [k, v] of Object.entries(after.dropped)) if (v - (before.dropped[k] ?? 0) > 0) dropped[k] = v - before.dropped[k];
   return {
     sent: child?.sent ?? 0,
     received: after.received - before.received,
@@ -160,6 +181,7 @@ async function measure(receiver, port, seconds, during) {
     busyMs: after.busyMs - before.busyMs,
     cpuMs: (cpu.user + cpu.system) / 1000,
     maxQueued: after.maxQueued,
+    maxBatchMs: after.maxBatchMs,
     delay: { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 },
   };
 }
@@ -186,7 +208,7 @@ function report(label, m, seconds) {
   console.log(`  received       ${m.received.toLocaleString('en')} (${perSec(m.received)}/s); accepted ${m.parsed.toLocaleString('en')} lines (${perSec(m.parsed)}/s), ${m.outcomes.toLocaleString('en')} outcomes`);
   console.log(`  dropped        ours ${JSON.stringify(m.dropped)}; kernel (socket buffer full) ${m.kernelDrops.toLocaleString('en')}`);
   console.log(`  CPU            parse+reduce ${us(m.busyMs, m.received)} per line; whole process ${us(m.cpuMs, m.received)} per line, ${((m.cpuMs / (seconds * 1000)) * 100).toFixed(1)} % of a core`);
-  console.log(`  queue          at most ${m.maxQueued} datagrams waiting`);
+  console.log(`  queue          at most ${m.maxQueued} datagrams waiting; longest batch ${m.maxBatchMs.toFixed(1)} ms (wall)`);
   // The histogram holds the whole 10 ms timer interval; lateness is what exceeds it.
   const late = (ms) => `${Math.max(0, ms - 10).toFixed(1)} ms`;
   console.log(`  event loop     lateness of a 10 ms timer p50 ${late(m.delay.p50)}, p99 ${late(m.delay.p99)}, max ${late(m.delay.max)}`);

@@ -59,6 +59,8 @@ export interface ReceiverStats {
   batches: number;
   /** Wall time spent parsing and in onOutcomes, ms. */
   busyMs: number;
+  /** The longest one batch took, ms: how long the receiver held the event loop at once. */
+  maxBatchMs: number;
 }
 
 export interface AccessLogReceiver {
@@ -127,6 +129,7 @@ function emptyStats(): ReceiverStats {
     maxQueued: 0,
     batches: 0,
     busyMs: 0,
+    maxBatchMs: 0,
   };
 }
 
@@ -207,5 +210,7 @@ function processBatch(state: ReceiverState, batch: Datagram[]): void {
       state.opts.onError?.(err);
     }
   }
-  stats.busyMs += performance.now() - started;
+  const took = performance.now() - started;
+  stats.busyMs += took;
+  if (took > stats.maxBatchMs) stats.maxBatchMs = took;
 }
