@@ -17,10 +17,11 @@
  *   `queue_full`);
  * - parsing happens in batches of at most batch_size per turn, scheduled with setImmediate
  *   (see batch-queue.ts), so timers run between two batches.
- * Measured (bench/passive-flood.mjs): since libuv hands over at most 32 datagrams per turn, the
- * queue never held more than 32 and a turn's work stays under a millisecond at ~10 us a line; the
- * kernel's buffer (receive_buffer_bytes) is what absorbs bursts, and what drops when the process
- * cannot keep up. batch_size and queue_size are the guards should a turn ever bring more.
+ * Measured (bench/passive-flood.mjs, 50,000 lines/s): libuv hands over at most 32 datagrams per
+ * turn, so the queue never held more than 32, and at 4-10 us of parsing a line a turn's parse work
+ * is a fraction of a millisecond. The kernel's buffer (receive_buffer_bytes) is what absorbs
+ * bursts, and what drops when the process cannot keep up; batch_size and queue_size are the
+ * guards should a turn ever bring more.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
