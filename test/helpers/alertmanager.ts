@@ -1,76 +1,13 @@
 /**
- * Helpers for the alerting tests: a private Prometheus Alertmanager on loopback (its own config,
- * storage dir and free port, clustering off, stopped by pid), and config, event and view fixtures.
+ * A private Prometheus Alertmanager on loopback for the alerting tests: its own config, storage
+ * dir and free port, clustering off, stopped by pid. Alerting config fixtures: fixtures.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
 import { waitFor } from './wait.js';
-import type { AlertingConfig, AlertReceiverConfig, AlertRouteConfig } from '../../src/config/types.js';
-import type { BackendView, FailureEvent } from '../../src/health/types.js';
-
-export function receiver(name: string, over: Partial<AlertReceiverConfig> = {}): AlertReceiverConfig {
-  return { name, type: 'webhook', url: `http://127.0.0.1:9/${name}`, headers: {}, timeout_seconds: 5, max_per_minute: 30, ...over };
-}
-
-export function route(receivers: string[], over: Partial<AlertRouteConfig> = {}): AlertRouteConfig {
-  return { receivers, min_severity: 'low', apps: [], failure_types: [], ...over };
-}
-
-/** Enabled, one webhook receiver `ops` on one catch-all route. */
-export function alertConfig(over: Partial<AlertingConfig> = {}): AlertingConfig {
-  return {
-    enabled: true,
-    receivers: [receiver('ops')],
-    routes: [route(['ops'])],
-    escalation: { after_seconds: 900, receivers: [] },
-    resend_interval_seconds: 60,
-    retry_min_seconds: 1,
-    retry_max_seconds: 300,
-    ...over,
-  };
-}
-
-export function failure(over: Partial<FailureEvent> = {}): FailureEvent {
-  return {
-    failureType: 'health_check_failed',
-    backendId: 'web/127.0.0.1:8001',
-    app: 'web',
-    severity: 'high',
-    message: 'HTTP 500 from /health',
-    details: {},
-    timestamp: 0,
-    consecutiveCount: 3,
-    totalCount: 3,
-    firstOccurrence: 0,
-    critical: false,
-    ...over,
-  };
-}
-
-export function view(over: Partial<BackendView> = {}): BackendView {
-  return {
-    backendId: 'web/127.0.0.1:8001',
-    app: 'web',
-    host: '127.0.0.1',
-    port: 8001,
-    weight: 1,
-    backup: false,
-    health: 'healthy',
-    breaker: 'closed',
-    ejected: false,
-    draining: false,
-    container: null,
-    consecutiveFailures: 0,
-    consecutiveSuccesses: 1,
-    lastProbe: null,
-    lastFailure: null,
-    since: 0,
-    ...over,
-  };
-}
 
 export const ALERTMANAGER_BIN = process.env.ALERTMANAGER_BIN ?? '/usr/bin/prometheus-alertmanager';
 
@@ -90,18 +27,6 @@ export interface AlertmanagerInstance {
   /** GET /api/v2/alerts?active=true: alerts Alertmanager considers firing now. */
   activeAlerts(): Promise<AlertmanagerAlert[]>;
   stop(): Promise<void>;
-}
-
-/** A port nothing listened on a moment ago (listen on 0, read it, close). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /**

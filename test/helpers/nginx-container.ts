@@ -10,7 +10,8 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { containerLogs, runContainer, waitForContainer } from './docker.js';
 import { ensureTestImages } from './docker-images.js';
-import { freePort, httpGet, makeNginxDir, nginxLogCounts } from './nginx-instance.js';
+import { httpGet, makeNginxDir, nginxLogCounts } from './nginx-instance.js';
+import { freePort } from './free-port.js';
 import { waitFor } from './wait.js';
 
 /** Where nginx, inside its container, sees the generated file. */

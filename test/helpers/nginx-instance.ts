@@ -5,13 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, request } from 'node:http';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NginxConfig } from '../../src/config/types.js';
+import { NGINX_BIN, nginxConf, nginxPaths } from './fixtures.js';
+import { freePort } from './free-port.js';
 import { waitFor } from './wait.js';
-
-export const NGINX_BIN = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
 
 /** A temp dir for one nginx, readable by its workers (they may run as nobody under root). */
 export async function makeNginxDir(): Promise<string> {
@@ -21,37 +21,6 @@ export async function makeNginxDir(): Promise<string> {
   await mkdir(join(dir, 'logs'));
   await mkdir(join(dir, 'tmp'));
   return dir;
-}
-
-/** http-level directives that keep every temp path inside `dir`. */
-export function privateTempPaths(dir: string): string {
-  return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
-    .map((t) => `    ${t}_temp_path ${join(dir, 'tmp', t)};`)
-    .join('\n');
-}
-
-/**
- * A port that was free a moment ago on 127.0.0.1, chosen below the kernel's ephemeral range:
- * a port from that range (what listen(0) returns) can be taken by any outgoing connection,
- * e.g. nginx's own to a backend, before nginx gets to bind it.
- */
-export async function freePort(): Promise<number> {
-  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768');
-  const low = Number(range.trim().split(/\s+/)[0]) || 32768;
-  const base = Math.min(20_000, low - 1000);
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = base + Math.floor(Math.random() * (low - base));
-    if (await canListen(port)) return port;
-  }
-  throw new Error('no free port below the ephemeral range');
-}
-
-function canListen(port: number): Promise<boolean> {
-  const server = createServer();
-  return new Promise((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
 }
 
 export interface NginxInstance {
@@ -84,29 +53,20 @@ export interface NginxInstance {
 export async function startNginx(opts: { upstreams: string; app?: string }): Promise<NginxInstance> {
   const dir = await makeNginxDir();
   const port = await freePort();
-  const configPath = join(dir, 'nginx.conf');
-  const pidPath = join(dir, 'nginx.pid');
-  const outputPath = join(dir, 'conf.d', 'orchestry-upstreams.conf');
-  const errorLog = join(dir, 'logs', 'error.log');
+  const { configPath, pidPath, outputPath, errorLog } = nginxPaths(dir);
   await writeFile(outputPath, opts.upstreams);
   await writeFile(
     configPath,
-    `pid ${pidPath};
-error_log ${errorLog} notice;
-worker_processes 1;
-events { worker_connections 64; }
-http {
-    access_log ${join(dir, 'logs', 'access.log')};
-${privateTempPaths(dir)}
-    include conf.d/*.conf;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    server {
-        listen 127.0.0.1:${port};
-        location / { proxy_pass http://${opts.app ?? 'web'}; }
-    }
-}
-`,
+    nginxConf({
+      dir,
+      include: 'conf.d/*.conf',
+      accessLog: true,
+      http: [
+        'proxy_http_version 1.1;',
+        'proxy_set_header Connection "";',
+        `server { listen 127.0.0.1:${port}; location / { proxy_pass http://${opts.app ?? 'web'}; } }`,
+      ],
+    }),
   );
   const logCounts = () => nginxLogCounts(errorLog);
   const proc = await launchNginx({ dir, configPath, pidPath, probePort: port }).catch(async (err: unknown) => {
@@ -160,17 +120,18 @@ ${privateTempPaths(dir)}
 /**
  * Runs `nginx -p dir -c configPath` in the foreground as our child and waits until it wrote
  * its pid and answers on `probePort`. stop() sends SIGTERM to that pid and waits for the exit.
+ * configPath and pidPath default to dir/nginx.conf and dir/nginx.pid (fixtures.ts nginxPaths).
  */
-export async function launchNginx(opts: {
+export async function launchNginx(options: {
   dir: string;
-  configPath: string;
-  pidPath: string;
+  configPath?: string;
+  pidPath?: string;
   probePort: number;
   /** Default NGINX_BIN; nginx-current.ts gives one >= 1.27.3. */
   binary?: string;
 }): Promise<{ pid: number; stop(): Promise<void> }> {
-  const binary = opts.binary ?? NGINX_BIN;
-  const child: ChildProcess = spawn(binary, ['-p', opts.dir, '-c', opts.configPath, '-g', 'daemon off;'], {
+  const opts = { ...nginxPaths(options.dir), ...options };
+  const child: ChildProcess = spawn(opts.binary ?? NGINX_BIN, ['-p', opts.dir, '-c', opts.configPath, '-g', 'daemon off;'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

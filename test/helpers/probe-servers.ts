@@ -1,5 +1,7 @@
 /**
- * Loopback servers and backends for prober tests: each misbehaves in one precise way.
+ * Loopback servers for prober tests: each misbehaves in one precise way. They run in the test
+ * process and listen on port 0, so the port is the OS's choice on the very socket that serves.
+ * For a port with nothing on it, see free-port.ts.
  */
 import { spawn, execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -9,27 +11,10 @@ import { connect, createServer as createNetServer, type Server, type Socket } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DEFAULT_HEALTH } from '../../src/config/schema.js';
-import type { HealthCheckConfig } from '../../src/config/types.js';
-import { backendId, type Backend } from '../../src/model.js';
 
 export interface LoopbackServer {
   port: number;
   close(): Promise<void>;
-}
-
-/** A backend on 127.0.0.1 with the seed's health defaults, overridden by `health`. */
-export function probeBackend(port: number, health: Partial<HealthCheckConfig> = {}, app = 'web'): Backend {
-  return {
-    id: backendId(app, '127.0.0.1', port),
-    app,
-    host: '127.0.0.1',
-    port,
-    weight: 1,
-    backup: false,
-    health: { ...DEFAULT_HEALTH, ...health },
-    source: 'test',
-  };
 }
 
 async function listen(server: Server | HttpServer): Promise<number> {
@@ -95,14 +80,6 @@ export const listenSilent = (): Promise<LoopbackServer> => listenTcp(() => {});
 /** Accepts connections and answers the first bytes it receives with a TCP reset. */
 export const listenResetting = (): Promise<LoopbackServer> =>
   listenTcp((socket) => socket.once('data', () => socket.resetAndDestroy()));
-
-/** A loopback port with nothing listening on it (free a moment ago). */
-export async function closedPort(): Promise<number> {
-  const server = createNetServer();
-  const port = await listen(server);
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /**
  * A port where connecting never completes: a child process listens with a backlog of 1 and

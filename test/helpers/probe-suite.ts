@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HealthCheckConfig } from '../../src/config/types.js';
 import type { ProbeErrorClass } from '../../src/model.js';
 import type { Prober } from '../../src/probe/types.js';
-import { closedPort, listenBacklogFull, probeBackend, type LoopbackServer } from './probe-servers.js';
+import { probeBackend } from './fixtures.js';
+import { freePort } from './free-port.js';
+import { listenBacklogFull, type LoopbackServer } from './probe-servers.js';
 
 /** healthy: answers as expected; silent: accepts and never answers; reset: resets on request. */
 export type SuiteCase = 'healthy' | 'silent' | 'reset';
@@ -67,7 +69,7 @@ export function proberSuite(
     });
 
     it('classifies a closed port as connection_refused', async () => {
-      const port = await closedPort();
+      const port = await freePort();
       const r = await prober.probe(probeBackend(port, { ...expectations.health, timeout_seconds: 1 }));
       expect(r.healthy).toBe(false);
       expect(r.errorClass).toBe('connection_refused');
@@ -75,7 +77,7 @@ export function proberSuite(
     });
 
     it('retries a failed attempt max_retries more times and counts the attempts', async () => {
-      const port = await closedPort();
+      const port = await freePort();
       const r = await prober.probe(probeBackend(port, { ...expectations.health, timeout_seconds: 1, max_retries: 2 }));
       expect(r.healthy).toBe(false);
       expect(r.attempts).toBe(3);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAlertmanager, type AlertmanagerInstance } from '../helpers/alertmanager.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import { freePort } from '../helpers/nginx-instance.js';
+import { freePort } from '../helpers/free-port.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 

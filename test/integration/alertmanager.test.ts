@@ -4,16 +4,9 @@ import { createAlerting, type Alerting, type AlertPersistence } from '../../src/
 import type { DeliveryRecord } from '../../src/alerting/dispatcher.js';
 import { createSystemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
-import {
-  alertConfig,
-  failure,
-  freePort,
-  receiver,
-  route,
-  startAlertmanager,
-  view,
-  type AlertmanagerInstance,
-} from '../helpers/alertmanager.js';
+import { startAlertmanager, type AlertmanagerInstance } from '../helpers/alertmanager.js';
+import { alertConfig, alertReceiver as receiver, alertRoute as route, backendView as view, failureEvent as failure } from '../helpers/fixtures.js';
+import { freePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait.js';
 
 const silent = createLogger({ level: 'silent' });

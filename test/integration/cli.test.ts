@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend } from '../helpers/backend-server.js';
-import { freePort, launchNginx, makeNginxDir, NGINX_BIN, privateTempPaths } from '../helpers/nginx-instance.js';
+import { launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
+import { NGINX_BIN, privateTempPaths } from '../helpers/fixtures.js';
+import { freePort } from '../helpers/free-port.js';
 import { startSidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 

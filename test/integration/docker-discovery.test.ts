@@ -16,7 +16,7 @@ import type { Snapshot } from '../../src/model.js';
 import { discoverySourceSuite } from '../helpers/discovery-suite.js';
 import { ensureTestImages } from '../helpers/docker-images.js';
 import { docker, removeTestContainers, requireDocker, runContainer } from '../helpers/docker.js';
-import { closedPort } from '../helpers/probe-servers.js';
+import { freePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'docker-discovery';
@@ -34,7 +34,7 @@ function config(docker: Record<string, unknown> = {}): SidecarConfig {
 
 /** Runs the test app on a free loopback port with `orchestry.*` labels. */
 async function startApp(app: string, labels: Record<string, string> = {}) {
-  const port = await closedPort();
+  const port = await freePort();
   const name = `${SUITE}-${process.pid}-${++serial}`;
   const container = await runContainer({
     image,

@@ -19,7 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTestImages } from '../helpers/docker-images.js';
 import { controlApp, ensureDockerd, removeTestContainers, requireDocker, restartDockerd, runContainer } from '../helpers/docker.js';
 import { startNginxContainer, type NginxContainer } from '../helpers/nginx-container.js';
-import { freePort, httpGet } from '../helpers/nginx-instance.js';
+import { httpGet } from '../helpers/nginx-instance.js';
+import { freePort } from '../helpers/free-port.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -15,7 +15,8 @@ import {
   waitForHealthStatus,
 } from '../helpers/docker.js';
 import { startNginxContainer } from '../helpers/nginx-container.js';
-import { freePort, httpGet } from '../helpers/nginx-instance.js';
+import { httpGet } from '../helpers/nginx-instance.js';
+import { freePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'docker-images';

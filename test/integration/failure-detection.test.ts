@@ -23,8 +23,9 @@ import type { Backend, ContainerRef } from '../../src/model.js';
 import { createHttpProber } from '../../src/probe/http.js';
 import { ensureTestImages } from '../helpers/docker-images.js';
 import { controlApp, docker, removeTestContainers, requireDocker, testLabels, waitForContainer } from '../helpers/docker.js';
-import { freePort } from '../helpers/nginx-instance.js';
-import { listenHttp, probeBackend } from '../helpers/probe-servers.js';
+import { freePort } from '../helpers/free-port.js';
+import { probeBackend } from '../helpers/fixtures.js';
+import { listenHttp } from '../helpers/probe-servers.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'failure-detection';

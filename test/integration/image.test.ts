@@ -11,7 +11,7 @@ import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
 import { containerLogs, docker, removeTestContainers, requireDocker, testLabels, waitForHealthStatus } from '../helpers/docker.js';
-import { freePort } from '../helpers/nginx-instance.js';
+import { freePort } from '../helpers/free-port.js';
 import { buildSidecarImage, ensureNodeBaseImage, REPO_ROOT, run, SIDECAR_IMAGE } from '../helpers/standin-images.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -9,7 +9,8 @@ import { reloadNginx } from '../../src/nginx/reload.js';
 import { createRenderer, type Renderer } from '../../src/nginx/render.js';
 import type { DesiredSet } from '../../src/upstream/types.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import { startNginx, NGINX_BIN, type NginxInstance } from '../helpers/nginx-instance.js';
+import { startNginx, type NginxInstance } from '../helpers/nginx-instance.js';
+import { NGINX_BIN } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Larger than the largest possible Linux pid_max (2^22), so no process can have it. */

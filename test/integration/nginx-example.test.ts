@@ -7,15 +7,10 @@ import { validateNginx } from '../../src/nginx/validate.js';
 import { toViewModel } from '../../src/nginx/view-model.js';
 import { buildDesiredSet } from '../../src/upstream/desired.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import { app, goldenSets, views } from '../helpers/nginx-fixtures.js';
-import {
-  NGINX_BIN,
-  freePort,
-  httpGet,
-  launchNginx,
-  makeNginxDir,
-  privateTempPaths,
-} from '../helpers/nginx-instance.js';
+import { app, goldenSets, views } from '../helpers/fixtures.js';
+import { httpGet, launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
+import { NGINX_BIN, privateTempPaths } from '../helpers/fixtures.js';
+import { freePort } from '../helpers/free-port.js';
 
 const EXAMPLE = new URL('../../nginx/nginx.conf', import.meta.url);
 const EXAMPLE_TEMPLATE = new URL('../../templates/examples/upstreams-zone.conf.hbs', import.meta.url);

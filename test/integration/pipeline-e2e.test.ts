@@ -9,15 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import {
-  freePort,
-  httpGet,
-  launchNginx,
-  makeNginxDir,
-  NGINX_BIN,
-  nginxLogCounts,
-  privateTempPaths,
-} from '../helpers/nginx-instance.js';
+import { httpGet, launchNginx, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
+import { NGINX_BIN, privateTempPaths } from '../helpers/fixtures.js';
+import { freePort } from '../helpers/free-port.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 

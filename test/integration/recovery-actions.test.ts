@@ -9,7 +9,8 @@ import { createDockerActions, type DockerActions } from '../../src/recovery/dock
 import { pickFreePort } from '../../src/recovery/ports.js';
 import { ensureTestImages, type TestImages } from '../helpers/docker-images.js';
 import { docker, removeTestContainers, requireDocker, testLabels } from '../helpers/docker.js';
-import { freePort, httpGet } from '../helpers/nginx-instance.js';
+import { httpGet } from '../helpers/nginx-instance.js';
+import { freePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'recovery-actions';

@@ -16,7 +16,9 @@ import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTestImages } from '../helpers/docker-images.js';
 import { controlApp, docker, removeTestContainers, requireDocker, runContainer } from '../helpers/docker.js';
-import { freePort, httpGet, launchNginx, makeNginxDir, NGINX_BIN, privateTempPaths } from '../helpers/nginx-instance.js';
+import { httpGet, launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
+import { NGINX_BIN, privateTempPaths } from '../helpers/fixtures.js';
+import { freePort } from '../helpers/free-port.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 

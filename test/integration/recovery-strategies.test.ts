@@ -18,7 +18,8 @@ import { createPlannerState, type PlannerState } from '../../src/recovery/planne
 import type { ActionRecord, AppSnapshot, PlannedAction, PlannerConfig, PlannerInput } from '../../src/recovery/types.js';
 import { ensureTestImages, type TestImages } from '../helpers/docker-images.js';
 import { controlApp, docker, removeTestContainers, requireDocker, runContainer } from '../helpers/docker.js';
-import { freePort, httpGet } from '../helpers/nginx-instance.js';
+import { httpGet } from '../helpers/nginx-instance.js';
+import { freePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'recovery-strategies';

@@ -17,7 +17,9 @@ import { createAdminServer, type AdminServer } from '../../src/observability/adm
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import { freePort, launchNginx, makeNginxDir, NGINX_BIN, privateTempPaths } from '../helpers/nginx-instance.js';
+import { launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
+import { NGINX_BIN, privateTempPaths } from '../helpers/fixtures.js';
+import { freePort } from '../helpers/free-port.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -5,7 +5,7 @@ import { retryDelayMs, type DeliveryRecord, type FetchLike } from '../../src/ale
 import { createManualClock, type ManualClock } from '../../src/clock.js';
 import type { AlertingConfig } from '../../src/config/types.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { alertConfig, failure, receiver, route, view } from '../helpers/alertmanager.js';
+import { alertConfig, alertReceiver as receiver, alertRoute as route, backendView as view, failureEvent as failure } from '../helpers/fixtures.js';
 
 interface Call {
   url: string;

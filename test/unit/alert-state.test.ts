@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createAlertState, nextDue, routeReceivers, step, type AlertInput, type AlertState, type Notification } from '../../src/alerting/state.js';
 import type { AlertingConfig } from '../../src/config/types.js';
-import { alertConfig, failure, receiver, route, view } from '../helpers/alertmanager.js';
+import { alertConfig, alertReceiver as receiver, alertRoute as route, backendView as view, failureEvent as failure } from '../helpers/fixtures.js';
 
 /** Runs inputs in order at the given times; returns the final state and every notification. */
 function run(cfg: AlertingConfig, inputs: [number, AlertInput][], start: AlertState = createAlertState()) {

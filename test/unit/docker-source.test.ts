@@ -103,8 +103,12 @@ function fakeEngine() {
   };
 }
 
-/** Lets promise callbacks and stream events run (no clock time passes). */
-const settle = () => new Promise((r) => setTimeout(r, 5));
+/**
+ * Lets promise callbacks and stream events run: the stand-in Engine answers from memory, so all
+ * that is pending is microtasks and nextTicks, which run before the event loop's next turn.
+ * No time passes, on the manual clock or the real one.
+ */
+const settle = () => new Promise((r) => setImmediate(r));
 
 interface Rig {
   engine: ReturnType<typeof fakeEngine>;

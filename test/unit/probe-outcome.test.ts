@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyError, errorText, failure, runAttempts, success } from '../../src/probe/outcome.js';
 import { createManualClock } from '../../src/clock.js';
-import { probeBackend } from '../helpers/probe-servers.js';
+import { probeBackend } from '../helpers/fixtures.js';
 
 const coded = (code: string, message = code, cause?: unknown) =>
   Object.assign(new Error(message, cause === undefined ? undefined : { cause }), { code });

@@ -4,7 +4,7 @@ import type { HealthCheckConfig } from '../../src/config/types.js';
 import type { Backend, ProbeResult } from '../../src/model.js';
 import { createProbeScheduler, TICK_MS, type ProbeSchedulerOptions, type SkipReason } from '../../src/probe/scheduler.js';
 import type { Prober } from '../../src/probe/types.js';
-import { probeBackend } from '../helpers/probe-servers.js';
+import { probeBackend } from '../helpers/fixtures.js';
 
 /** A prober whose probes finish only when the test says so. */
 function fakeProber(now: () => number) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildDesiredSet } from '../../src/upstream/desired.js';
-import { app, views } from '../helpers/nginx-fixtures.js';
+import { app, views } from '../helpers/fixtures.js';
 
 describe('buildDesiredSet', () => {
   it('makes one upstream per app in config order with servers in backend order', () => {

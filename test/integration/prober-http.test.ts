@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, RequestListener } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpProber } from '../../src/probe/http.js';
+import { probeBackend } from '../helpers/fixtures.js';
 import { proberSuite } from '../helpers/probe-suite.js';
 import {
   listenHttp,
@@ -8,7 +9,6 @@ import {
   listenResetting,
   listenSilent,
   listenTcp,
-  probeBackend,
   selfSignedCert,
   type LoopbackServer,
 } from '../helpers/probe-servers.js';

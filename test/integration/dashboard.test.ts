@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { createMetrics } from '../../src/observability/metrics.js';
+import { busyExposition, parseSamples } from '../helpers/metrics-text.js';
 
 const DASHBOARD = fileURLToPath(new URL('../../dashboards/orchestry-sidecar.json', import.meta.url));
 
@@ -81,44 +81,7 @@ function variableSelector(query: string): string {
 
 /** Series names of an exposition from metrics that have seen one of everything. */
 async function exportedSeries(): Promise<Set<string>> {
-  const m = createMetrics({ collectDefault: false });
-  const app = 'web';
-  const backendId = `${app}/127.0.0.1:8001`;
-  m.onProbe(
-    {
-      backendId, app, checkType: 'http', healthy: false, responseTimeMs: 3, statusCode: 503, body: null,
-      errorClass: 'unexpected_status', error: 'status 503', startedAt: 0, finishedAt: 3, attempts: 1,
-    },
-    'http',
-  );
-  m.onFailures([
-    {
-      failureType: 'health_check_failed', backendId, app, severity: 'low', message: 'status 503', details: {},
-      timestamp: 3, consecutiveCount: 1, totalCount: 1, firstOccurrence: 3, critical: false,
-    },
-  ]);
-  m.onTransition({ kind: 'breaker', backendId, app, from: 'closed', to: 'open', at: 3, reason: 'failures' });
-  m.onApply({ result: 'applied', durationMs: 20, reloaded: true });
-  m.onConfigReload('success');
-  m.setBackends([
-    {
-      backendId, app, host: '127.0.0.1', port: 8001, weight: 1, backup: false, health: 'unhealthy', breaker: 'open',
-      ejected: true, draining: false, container: null, consecutiveFailures: 1, consecutiveSuccesses: 0,
-      lastProbe: null, lastFailure: null, since: 3,
-    },
-  ]);
-  m.setPanic(app, true);
-  m.setDegraded(false);
-  m.onRecoveryAction({ app, strategy: 'restart_container', ok: true, dryRun: false, durationMs: 800 });
-  m.setRecoveryInFlight(0);
-  m.setDockerConnected(true);
-  m.setRejectedContainers(0);
-  const names = new Set<string>();
-  for (const line of (await m.render()).split('\n')) {
-    const name = /^([a-zA-Z_:][\w:]*)[{ ]/.exec(line)?.[1];
-    if (name) names.add(name);
-  }
-  return names;
+  return new Set(parseSamples(await busyExposition(false)).map((s) => s.name));
 }
 
 describe('Grafana dashboard', () => {

@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTcpProber } from '../../src/probe/tcp.js';
 import { proberSuite } from '../helpers/probe-suite.js';
-import { listenResetting, listenSilent, listenTcp, probeBackend } from '../helpers/probe-servers.js';
+import { probeBackend } from '../helpers/fixtures.js';
+import { listenResetting, listenSilent, listenTcp } from '../helpers/probe-servers.js';
 
 const PING = { probe_data: 'PING\n', expected_response: 'PONG' };
 

@@ -1,12 +1,12 @@
 /**
  * The default template's exact output. To regenerate after a deliberate template change:
- * UPDATE_GOLDEN=1 npx vitest run test/unit/render-golden.test.ts, then review the diff.
+ * UPDATE_GOLDEN=1 npx vitest run test/integration/render-golden.test.ts, then review the diff.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createRenderer, type Renderer } from '../../src/nginx/render.js';
 import { toViewModel } from '../../src/nginx/view-model.js';
-import { goldenSets } from '../helpers/nginx-fixtures.js';
+import { goldenSets } from '../helpers/fixtures.js';
 
 const GOLDEN_DIR = new URL('../golden/', import.meta.url);
 const update = process.env.UPDATE_GOLDEN === '1';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SidecarError } from '../../src/errors.js';
 import { DEFAULT_TEMPLATE_PATH, createRenderer } from '../../src/nginx/render.js';
 import { toViewModel } from '../../src/nginx/view-model.js';
-import { goldenSets } from '../helpers/nginx-fixtures.js';
+import { goldenSets } from '../helpers/fixtures.js';
 
 let dir: string;
 beforeAll(async () => {
