@@ -17,9 +17,12 @@ export interface DiscoveryHarness {
    * change and still everything `initial` expects (a full snapshot, not a delta).
    */
   change(): Promise<(snapshot: Snapshot) => boolean>;
-  /** How long to watch for a snapshot that must not come. */
-  quietMs: number;
-  /** Stops the source if still running and removes what the harness made. */
+  /**
+   * Another source of the same kind watching the same things, left running: once it reports a
+   * change, a source that was still running would have reported it too.
+   */
+  witness(): DiscoverySource;
+  /** Stops the source and the witness if still running and removes what the harness made. */
   close(): Promise<void>;
 }
 
@@ -60,9 +63,11 @@ export function discoverySourceSuite(name: string, makeHarness: () => Promise<Di
       const { h, snapshots, record } = await open();
       await h.source.start(record);
       await h.source.stop();
+      const witnessed: Snapshot[] = [];
+      await h.witness().start((s) => void witnessed.push(s));
       const before = snapshots.length;
-      await h.change();
-      await new Promise((r) => setTimeout(r, h.quietMs));
+      const shows = await h.change();
+      await waitFor(() => witnessed.some(shows), { what: `a running ${name} reporting the change` });
       expect(snapshots.length).toBe(before);
     });
   });

@@ -105,9 +105,9 @@ discoverySourceSuite('docker source (real Engine)', async () => {
       made.push(next.container);
       return (s) => s.backends.some((b) => b.id === next.backendId) && s.backends.some((b) => b.id === first.backendId);
     },
-    quietMs: 500,
+    witness: () => tracked(watch()).source,
     async close() {
-      await w.source.stop();
+      await Promise.all(sources.map((s) => s.stop()));
       await Promise.all(made.map((c) => c.remove({ force: true }).catch(() => undefined)));
     },
   };
@@ -211,21 +211,35 @@ describe('docker source against the real Engine', () => {
 
   test('an Engine that cannot be reached is reported and retried with backoff; nothing is thrown or emitted', async () => {
     const missing = new Dockerode({ socketPath: `/nonexistent-${process.pid}/docker.sock` });
-    const attempts: number[] = [];
-    const counting = Object.create(missing) as Dockerode;
-    counting.getEvents = ((...args: Parameters<Dockerode['getEvents']>) => {
-      attempts.push(Date.now());
-      return (missing.getEvents as (...a: unknown[]) => unknown)(...args);
-    }) as Dockerode['getEvents'];
-    const w = tracked(watch({ docker: counting, config: config({ reconnect_min_seconds: 0.05, reconnect_max_seconds: 0.2 }) }));
+    /** An Engine client that counts the event stream connections asked of it. */
+    const counted = () => {
+      const attempts: number[] = [];
+      const counting = Object.create(missing) as Dockerode;
+      counting.getEvents = ((...args: Parameters<Dockerode['getEvents']>) => {
+        attempts.push(Date.now());
+        return (missing.getEvents as (...a: unknown[]) => unknown)(...args);
+      }) as Dockerode['getEvents'];
+      return { attempts, docker: counting };
+    };
+    const retrying = config({ reconnect_min_seconds: 0.05, reconnect_max_seconds: 0.2 });
+    const { attempts, docker: counting } = counted();
+    const w = tracked(watch({ docker: counting, config: retrying }));
     await expect(w.source.start(w.record)).resolves.toBeUndefined();
     expect(w.statuses[0]).toEqual({ connected: false, error: expect.stringContaining('ENOENT') });
     await waitFor(() => attempts.length >= 5, { what: 'five connection attempts' });
     expect(w.snapshots).toEqual([]);
     expect(w.source.state()).toMatchObject({ connected: false, apps: [], rejected: [] });
+    // A twin left running keeps retrying at the longest wait (0.2 s): once it has retried three
+    // more times, the stopped source would have too.
+    const twin = counted();
+    const running = tracked(watch({ docker: twin.docker, config: retrying }));
+    await running.source.start(running.record);
+    await waitFor(() => twin.attempts.length >= 5, { what: 'the twin reaching the longest wait' });
     await w.source.stop();
     const after = attempts.length;
-    await new Promise((r) => setTimeout(r, 400));
+    const twinAfter = twin.attempts.length;
+    await waitFor(() => twin.attempts.length >= twinAfter + 3, { what: 'three more attempts of the running twin' });
+    await running.source.stop();
     expect(attempts.length).toBe(after);
   });
 });

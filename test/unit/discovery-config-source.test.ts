@@ -14,16 +14,23 @@ const ids = (s: Snapshot) => s.backends.map((b) => b.id);
 
 discoverySourceSuite('config source', async () => {
   let current = config(['127.0.0.1:8001']);
-  const source = createConfigSource({ config: () => current });
+  // The config watcher refreshes every config source after an edit.
+  const sources = [createConfigSource({ config: () => current })];
   return {
-    source,
+    source: sources[0]!,
     initial: (s) => ids(s).includes('web/127.0.0.1:8001'),
     async change() {
       current = config(['127.0.0.1:8001', '127.0.0.1:8002']);
-      source.refresh();
+      for (const source of sources) source.refresh();
       return (s) => ids(s).includes('web/127.0.0.1:8002');
     },
-    quietMs: 10,
-    close: () => source.stop(),
+    witness() {
+      const source = createConfigSource({ config: () => current });
+      sources.push(source);
+      return source;
+    },
+    close: async () => {
+      for (const source of sources) await source.stop();
+    },
   };
 });
