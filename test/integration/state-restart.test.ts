@@ -4,8 +4,8 @@
  * backends, real containers for recovery, and a loopback webhook receiver for alerts.
  *
  * The incident: backend 2 of a file app stops listening (ejected, breaker open for 120 s); a
- * container that never gets healthy uses up its app's recovery budget (1 disruptive action); a
- * webhook receiver is down, so the alert for backend 2 stays undelivered. Then the sidecar is
+ * container that never gets healthy uses up its app's recovery budget (1 disruptive action), so
+ * a third replica killed next is not recreated; a webhook receiver is down, so the alert for backend 2 stays undelivered. Then the sidecar is
  * killed, backend 2 comes back, and a new sidecar starts. Without the store it would route to
  * backend 2 at once (its first probe passes), restart the container again and forget the alert;
  * the last case shows exactly that with an empty database.
@@ -16,20 +16,22 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DatabaseSync } from 'node:sqlite';
 import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
 import { ensureTestImages } from '../helpers/docker-images.js';
 import { removeTestContainers, requireDocker, runContainer } from '../helpers/docker.js';
-import { freePort, launchNginx, makeNginxDir, NGINX_BIN, privateTempPaths } from '../helpers/nginx-instance.js';
+import { nginxConf, nginxPaths, nginxSection, sidecarYaml } from '../helpers/fixtures.js';
+import { freePort } from '../helpers/free-port.js';
+import { launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'state-restart';
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const run = promisify(execFile);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface BackendJson {
   id: string;
@@ -55,56 +57,47 @@ let dbPath: string;
 let backends: TestBackend[];
 let failing: Dockerode.Container;
 let failingName: string;
+let failingPort: number;
+/** A third replica of the container app, killed mid-incident to ask recovery for a second action. */
+let spare: { container: Dockerode.Container; port: number };
 let sidecar: SidecarProcess | null = null;
 let webhook: Server | null = null;
 const received: Array<{ status: string; alert: { backend: string; failure_type: string } }> = [];
 
 function yaml(): string {
-  return `apps:
-  sr-file:
-    backends: [${backends.map((b) => `"127.0.0.1:${b.port}"`).join(', ')}]
-    health:
-      path: /health
-      period_seconds: 1.5
-      timeout_seconds: 1
-      failure_threshold: 2
-      initial_delay_seconds: 0
-docker:
-  enabled: true
-  address_mode: host
-  host_address: 127.0.0.1
-  startup_grace_seconds: 1
-recovery:
-  mode: "on"
-  budget_per_app: 1
-  budget_window_seconds: 600
-  backoff_min_seconds: 60
-  backoff_max_seconds: 600
-  stop_timeout_seconds: 1
-breaker:
-  failure_threshold: 2
-  recovery_timeout_seconds: 120
-store:
-  path: ${dbPath}
-  flush_interval_seconds: 0.2
-alerting:
-  enabled: true
-  receivers:
-    hook: { type: webhook, url: "http://127.0.0.1:${webhookPort}/alerts", timeout_seconds: 1 }
-  routes:
-    - receivers: [hook]
-  retry_min_seconds: 0.2
-  retry_max_seconds: 0.5
-nginx:
-  binary: ${NGINX_BIN}
-  prefix: ${dir}
-  config_path: ${join(dir, 'nginx.conf')}
-  output_path: ${outputPath}
-  pid_path: ${join(dir, 'nginx.pid')}
-  coalesce_min_wait_seconds: 0.05
-admin:
-  listen: 127.0.0.1:${adminPort}
-`;
+  return sidecarYaml({
+    apps: {
+      'sr-file': {
+        backends: backends.map((b) => `127.0.0.1:${b.port}`),
+        health: { path: '/health', period_seconds: 1.5, timeout_seconds: 1, failure_threshold: 2, initial_delay_seconds: 0 },
+      },
+    },
+    docker: { enabled: true, address_mode: 'host', host_address: '127.0.0.1', startup_grace_seconds: 1 },
+    recovery: {
+      mode: 'on',
+      budget_per_app: 1,
+      budget_window_seconds: 600,
+      backoff_min_seconds: 60,
+      backoff_max_seconds: 600,
+      stop_timeout_seconds: 1,
+      // Lets the killed spare's recreate reach the budget rule: while the failing replica
+      // recovers, the capacity rule (at most half the replicas at once) would refuse it first.
+      max_unavailable_fraction: 1,
+    },
+    breaker: { failure_threshold: 2, success_threshold: 1, max_test_requests: 1, recovery_timeout_seconds: 120 },
+    store: { path: dbPath, flush_interval_seconds: 0.2 },
+    alerting: {
+      enabled: true,
+      receivers: { hook: { type: 'webhook', url: `http://127.0.0.1:${webhookPort}/alerts`, timeout_seconds: 1 } },
+      routes: [{ receivers: ['hook'] }],
+      retry_min_seconds: 0.2,
+      retry_max_seconds: 0.5,
+    },
+    nginx: nginxSection(dir, { coalesce_min_wait_seconds: 0.05 }),
+    admin: { listen: `127.0.0.1:${adminPort}` },
+    // The planner's decisions (a refusal for the budget) are logged at debug.
+    logging: { level: 'debug' },
+  });
 }
 
 async function start(env: Record<string, string> = {}): Promise<SidecarProcess> {
@@ -121,6 +114,18 @@ async function fileState(port: number): Promise<'up' | 'down' | 'absent'> {
   const text = await readFile(outputPath, 'utf8');
   const m = new RegExp(`server 127\\.0\\.0\\.1:${port}( down)?;`).exec(text);
   return m ? (m[1] ? 'down' : 'up') : 'absent';
+}
+
+/** What the store's file holds now: read-only, beside the running sidecar's writer (WAL). */
+function stored(): { states: Map<string, string>; alerts: string[] } {
+  const db = new DatabaseSync(dbPath, { readOnly: true });
+  try {
+    const states = db.prepare('SELECT key, json FROM state').all() as Array<{ key: string; json: string }>;
+    const alerts = db.prepare('SELECT json FROM alerts').all() as Array<{ json: string }>;
+    return { states: new Map(states.map((r) => [r.key, r.json])), alerts: alerts.map((r) => r.json) };
+  } finally {
+    db.close();
+  }
 }
 
 async function recovery(): Promise<RecoveryJson> {
@@ -151,7 +156,7 @@ beforeAll(async () => {
   dir = await makeNginxDir();
   [nginxPort, adminPort, webhookPort] = [await freePort(), await freePort(), await freePort()];
   configPath = join(dir, 'sidecar.yaml');
-  outputPath = join(dir, 'conf.d', 'orchestry-upstreams.conf');
+  outputPath = nginxPaths(dir).outputPath;
   dbPath = join(dir, 'state', 'orchestry.db');
   backends = [await startBackend('b1'), await startBackend('b2'), await startBackend('b3')];
   await backends[1]!.stop();
@@ -159,23 +164,10 @@ beforeAll(async () => {
   // nginx needs the upstream its server names to start; the sidecar writes the real file.
   await writeFile(outputPath, 'upstream sr-file { server 127.0.0.1:9; }\n');
   await writeFile(
-    join(dir, 'nginx.conf'),
-    `pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'logs', 'error.log')} notice;
-worker_processes 1;
-events { worker_connections 64; }
-http {
-  access_log off;
-${privateTempPaths(dir)}
-  include conf.d/orchestry-upstreams.conf;
-  server {
-    listen 127.0.0.1:${nginxPort};
-    location / { proxy_pass http://sr-file; }
-  }
-}
-`,
+    nginxPaths(dir).configPath,
+    nginxConf({ dir, http: [`server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://sr-file; } }`] }),
   );
-  nginx = await launchNginx({ dir, configPath: join(dir, 'nginx.conf'), pidPath: join(dir, 'nginx.pid'), probePort: nginxPort });
+  nginx = await launchNginx({ dir, probePort: nginxPort });
   // Two replicas of a container app; one never passes its health check (HEALTH=fail survives restarts).
   const labels = (port: number) => ({
     'orchestry.enable': 'true',
@@ -187,10 +179,15 @@ ${privateTempPaths(dir)}
     'orchestry.health.failure_threshold': '2',
     'orchestry.health.initial_delay_seconds': '0',
   });
-  const [okPort, failPort] = [await freePort(), await freePort()];
+  const [okPort, sparePort] = [await freePort(), await freePort()];
+  failingPort = await freePort();
   failingName = `${SUITE}-${process.pid}-fail`;
   await runContainer({ image, suite: SUITE, name: `${SUITE}-${process.pid}-ok`, env: { PORT: String(okPort) }, labels: labels(okPort) });
-  failing = await runContainer({ image, suite: SUITE, name: failingName, env: { PORT: String(failPort), HEALTH: 'fail' }, labels: labels(failPort) });
+  failing = await runContainer({ image, suite: SUITE, name: failingName, env: { PORT: String(failingPort), HEALTH: 'fail' }, labels: labels(failingPort) });
+  spare = {
+    container: await runContainer({ image, suite: SUITE, name: `${SUITE}-${process.pid}-spare`, env: { PORT: String(sparePort) }, labels: labels(sparePort) }),
+    port: sparePort,
+  };
 }, 180_000);
 
 afterAll(async () => {
@@ -231,16 +228,38 @@ describe('state that survives a sidecar restart (real process, real SQLite file)
       { what: 'an alert for backend 2 whose delivery failed' },
     );
     expect(received).toEqual([]);
-    // Its restart stays the only one: the budget refuses the next.
-    await sleep(2500);
+    // Its restart stays the only one: the budget refuses the app's next disruptive action. (The
+    // failing container itself asks for none: its breaker is open, so it is not probed for 120 s.)
+    // The spare replica killed now is a container_stopped failure recovery would recreate.
+    await spare.container.kill();
+    await waitFor(
+      () => sidecar!.logs().find((l) => l.msg === 'recovery decision' && l.app === 'sr-budget' && String(l.reason).startsWith('recovery budget exhausted')),
+      { what: 'the recreate of the killed replica refused for the budget' },
+    );
+    // The file as the crash leaves it: the killed replica gone, the restarted one failing again.
+    await waitFor(async () => (await fileState(spare.port)) === 'absent' && (await fileState(failingPort)) === 'down', {
+      what: 'the killed replica out of the file and the restarted one down',
+    });
     expect(await restartsOf()).toBe(1);
     beforeCrash = {
       notBefore: instance!.not_before,
       startedAt: (await failing.inspect()).State.StartedAt,
       file: await readFile(outputPath, 'utf8'),
     };
-    // Written within a flush interval (0.2 s) plus the worker's commit: then crash.
-    await sleep(1000);
+    // Crash only once the file holds what the new process must restore.
+    await waitFor(
+      () => {
+        const { states, alerts } = stored();
+        const b2State = states.get(`backend:sr-file/127.0.0.1:${b2.port}`);
+        return (
+          b2State !== undefined &&
+          (JSON.parse(b2State) as { breaker: { status: string } }).breaker.status === 'open' &&
+          (states.get('planner') ?? '').includes(`"notBefore":${Date.parse(beforeCrash.notBefore!)}`) &&
+          alerts.some((a) => a.includes(`sr-file/127.0.0.1:${b2.port}`))
+        );
+      },
+      { what: 'breaker, recovery budget and alert written to the store' },
+    );
     sidecar!.child.kill('SIGKILL');
     await new Promise((r) => sidecar!.child.once('exit', r));
   }, 90_000);
@@ -253,14 +272,21 @@ describe('state that survives a sidecar restart (real process, real SQLite file)
     // The first view of it the new process gives is the restored one.
     const view = await waitFor(() => backendJson(b2.port), { what: 'backend 2 known to the new sidecar' });
     expect(view).toMatchObject({ health: 'unhealthy', breaker: 'open', ejected: true });
-    // For two probe periods it stays out (the breaker waits out its 120 s): the file nginx reads
-    // never routes to it, and is what it was before the crash.
+    // For two probe periods it stays out (the breaker waits out its 120 s, so it is not even
+    // probed): until backends 1 and 3, on the same period, have each been probed three more
+    // times, the file nginx reads never routes to it, and is what it was before the crash.
+    const others = [backends[0]!, backends[2]!];
+    const probesOf = (b: TestBackend) => sidecar!.metric('orchestry_probes_total', { app: 'sr-file', backend: `127.0.0.1:${b.port}` });
+    const from = await Promise.all(others.map(probesOf));
     const seen = new Set<string>();
-    const until = Date.now() + 3000;
-    while (Date.now() < until) {
-      seen.add(await fileState(b2.port));
-      await sleep(50);
-    }
+    await waitFor(
+      async () => {
+        seen.add(await fileState(b2.port));
+        return (await Promise.all(others.map(probesOf))).every((n, i) => n >= from[i]! + 3);
+      },
+      { what: 'three more probes of backends 1 and 3', intervalMs: 50 },
+    );
+    seen.add(await fileState(b2.port));
     expect([...seen]).toEqual(['down']);
     expect(await backendJson(b2.port)).toMatchObject({ breaker: 'open', ejected: true });
     expect(await readFile(outputPath, 'utf8')).toBe(beforeCrash.file);
