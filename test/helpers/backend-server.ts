@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
 
 export type BackendMode = 'ok' | 'fail' | 'hang';
 
@@ -19,6 +20,21 @@ export interface TestBackend {
   /** Listens again on the same port. */
   resume(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * Backends named `names` for the enclosing describe block: started in its beforeAll, closed in
+ * its afterAll. Read them from inside hooks and tests.
+ */
+export function backendsForSuite<N extends string>(...names: N[]): Record<N, TestBackend> {
+  const backends = {} as Record<N, TestBackend>;
+  beforeAll(async () => {
+    for (const name of names) backends[name] = await startBackend(name);
+  });
+  afterAll(async () => {
+    for (const name of names) await backends[name]?.close();
+  });
+  return backends;
 }
 
 export async function startBackend(name: string, port = 0): Promise<TestBackend> {

@@ -11,6 +11,7 @@ import Dockerode from 'dockerode';
 import { execFile, spawn } from 'node:child_process';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { freePort } from './free-port.js';
 import { waitFor } from './wait.js';
 
 export const DOCKER_SOCKET = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock';
@@ -87,6 +88,39 @@ export async function runContainer(opts: RunContainerOptions, client: Dockerode 
   return container;
 }
 
+let appSerial = 0;
+
+/**
+ * Runs the test app (test/fixtures/app-server.mjs, in `image`) as a discoverable backend of
+ * `app`: on a free loopback port, named `<suite>-<pid>-<n>`, with env PORT, NAME and GRACE_MS
+ * (its shutdown grace) plus `env`, and the labels orchestry.enable, .app and .port plus `labels`.
+ */
+export async function runTestApp(opts: {
+  image: string;
+  suite: string;
+  app: string;
+  graceMs: number;
+  env?: Record<string, string>;
+  /** Labels to add, or a function of the port that returns them. */
+  labels?: Record<string, string> | ((port: number) => Record<string, string>);
+}): Promise<{ container: Dockerode.Container; name: string; port: number }> {
+  const port = await freePort();
+  const name = `${opts.suite}-${process.pid}-${++appSerial}`;
+  const container = await runContainer({
+    image: opts.image,
+    suite: opts.suite,
+    name,
+    env: { PORT: String(port), NAME: name, GRACE_MS: String(opts.graceMs), ...opts.env },
+    labels: {
+      'orchestry.enable': 'true',
+      'orchestry.app': opts.app,
+      'orchestry.port': String(port),
+      ...(typeof opts.labels === 'function' ? opts.labels(port) : opts.labels),
+    },
+  });
+  return { container, name, port };
+}
+
 /** Polls `docker inspect` until `check` accepts the container's state. */
 export async function waitForContainer(
   container: Dockerode.Container,
@@ -116,9 +150,22 @@ export function waitForHealthStatus(
 
 /** POST /control/<action> to the test app (test/fixtures/app-server.mjs) on 127.0.0.1:port. */
 export function controlApp(port: number, action: string): Promise<{ status: number; body: string }> {
+  return appRequest(port, 'POST', `/control/${action}`);
+}
+
+/**
+ * Until the test app on 127.0.0.1:port answers GET /health with 200: before that its SIGTERM
+ * handler may not be installed (pid 1 ignores SIGTERM).
+ */
+export async function appAnswers(port: number): Promise<void> {
+  await waitFor(async () => (await appRequest(port, 'GET', '/health')).status === 200, { what: `GET /health on 127.0.0.1:${port}` });
+}
+
+/** One request to the test app on its own connection (none is kept open to delay its shutdown). */
+function appRequest(port: number, method: string, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path: `/control/${action}`, method: 'POST', agent: false },
+      { host: '127.0.0.1', port, path, method, agent: false },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -132,6 +179,17 @@ export function controlApp(port: number, action: string): Promise<{ status: numb
     req.setTimeout(5000, () => req.destroy(new Error('request timed out')));
     req.end();
   });
+}
+
+/** Whether the Engine no longer knows the container (inspect answers 404). */
+export function isGone(id: string, client: Dockerode = docker): Promise<boolean> {
+  return client
+    .getContainer(id)
+    .inspect()
+    .then(
+      () => false,
+      (err: { statusCode?: number }) => err.statusCode === 404,
+    );
 }
 
 /** The last `tail` lines a container wrote to stdout and stderr, as text (for error messages). */

@@ -15,6 +15,7 @@ import type {
   AlertRouteConfig,
   AppConfig,
   BackendConfig,
+  FailureDetectionConfig,
   SidecarConfig,
   UpstreamOptions,
 } from '../../src/config/types.js';
@@ -148,6 +149,21 @@ export function goldenSets(): Record<string, DesiredSet> {
   };
 }
 
+/**
+ * Failure detection as the classify and registry tests run it: slow above 5 s, an error rate
+ * above 5 % over 10 minutes, 3 failures in a row.
+ */
+export function failureDetection(over: Partial<FailureDetectionConfig> = {}): FailureDetectionConfig {
+  return {
+    ...DEFAULT_CONFIG.failure_detection,
+    max_response_time_ms: 5000,
+    max_error_rate_percent: 5,
+    consecutive_failure_limit: 3,
+    failure_rate_window_minutes: 10,
+    ...over,
+  };
+}
+
 /** A passing HTTP probe of web/127.0.0.1:8001 that took 12 ms. */
 export function probeResult(over: Partial<ProbeResult> = {}): ProbeResult {
   return {
@@ -261,6 +277,16 @@ export function alertConfig(over: Partial<AlertingConfig> = {}): AlertingConfig 
   };
 }
 
+/** A deterministic PRNG (mulberry32) in [0, 1), so a failure can be reproduced from its seed. */
+export function seededRandom(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** The nginx binary the tests run (NGINX_BIN overrides). */
 export const NGINX_BIN = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
 
@@ -310,6 +336,18 @@ export function nginxConf(opts: {
     '}',
     '',
   ].join('\n');
+}
+
+/** http-level directives nginx needs to keep connections to upstream servers alive. */
+export const UPSTREAM_KEEPALIVE = ['proxy_http_version 1.1;', 'proxy_set_header Connection "";'];
+
+/**
+ * nginx.conf of a private nginx in front of the sidecar's upstreams, as the end-to-end tests run
+ * it: 256 connections, an access log, kept-alive upstream connections and a 1 s connect timeout;
+ * `http` adds the rest (retry policy, server blocks).
+ */
+export function frontNginxConf(dir: string, http: string[]): string {
+  return nginxConf({ dir, workerConnections: 256, accessLog: true, http: [...UPSTREAM_KEEPALIVE, 'proxy_connect_timeout 1s;', ...http] });
 }
 
 /** The `nginx:` section of a sidecar config driving the private nginx in `dir`. */

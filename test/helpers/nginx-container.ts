@@ -10,7 +10,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { containerLogs, runContainer, waitForContainer } from './docker.js';
 import { ensureTestImages } from './docker-images.js';
-import { httpGet, makeNginxDir, nginxLogCounts } from './nginx-instance.js';
+import { httpGet, makeNginxDir, nginxLogCounts, nginxSettled } from './nginx-instance.js';
 import { freePort } from './free-port.js';
 import { waitFor } from './wait.js';
 
@@ -76,7 +76,6 @@ http {
 `,
   );
 
-  const logCounts = () => nginxLogCounts(errorLog);
 
   const start = async () => {
     await writeFile(errorLog, ''); // counts start again with each container
@@ -121,17 +120,9 @@ http {
     outputPath,
     get: (path = '/') => httpGet(port, path),
     async reloadCount() {
-      return (await logCounts()).reloads;
+      return (await nginxLogCounts(errorLog)).reloads;
     },
-    async settle(reloads) {
-      await waitFor(
-        async () => {
-          const counts = await logCounts();
-          return counts.reloads >= reloads && counts.exitedWorkers >= counts.reloads;
-        },
-        { what: `${reloads} reload(s) to complete` },
-      );
-    },
+    settle: (reloads) => nginxSettled(errorLog, reloads),
     async stop() {
       await container.stop({ t: 5 });
       await waitForContainer(container, (i) => !i.State.Running, { what: 'nginx container to stop' });

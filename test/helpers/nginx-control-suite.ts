@@ -4,11 +4,11 @@
  * `web`, whose generated file includes that upstream.
  */
 import { writeFile } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/schema.js';
 import type { NginxConfig } from '../../src/config/types.js';
 import type { NginxControl } from '../../src/nginx/control.js';
-import { startBackend, type TestBackend } from './backend-server.js';
+import { backendsForSuite } from './backend-server.js';
 
 export interface NginxControlHarness {
   control: NginxControl;
@@ -39,22 +39,13 @@ export const upstreamFile = (address: string) => `upstream web {\n    server ${a
 /** Registers the shared tests; `start` runs nginx with `upstreams` as the generated file. */
 export function runNginxControlSuite(name: string, start: (upstreams: string) => Promise<NginxControlHarness>): void {
   describe(`NginxControl: ${name}`, () => {
-    let a: TestBackend;
-    let b: TestBackend;
+    const backends = backendsForSuite('a', 'b');
     let h: NginxControlHarness | null = null;
     const begin = async () => {
-      h = await start(upstreamFile(a.address));
+      h = await start(upstreamFile(backends.a.address));
       return h;
     };
 
-    beforeAll(async () => {
-      a = await startBackend('a');
-      b = await startBackend('b');
-    });
-    afterAll(async () => {
-      await a.close();
-      await b.close();
-    });
     afterEach(async () => {
       await h?.close();
       h = null;
@@ -67,7 +58,7 @@ export function runNginxControlSuite(name: string, start: (upstreams: string) =>
 
     it("fails validation with nginx's own error, naming the broken included file", async () => {
       const n = await begin();
-      await writeFile(n.outputPath, `upstream web {\n    bogus_directive on;\n    server ${a.address};\n}\n`);
+      await writeFile(n.outputPath, `upstream web {\n    bogus_directive on;\n    server ${backends.a.address};\n}\n`);
 
       const err = await n.control.validate().then(() => null, (e: unknown) => e);
 
@@ -79,7 +70,7 @@ export function runNginxControlSuite(name: string, start: (upstreams: string) =>
     it('reloads: a changed upstream file takes effect and requests reach the new backend', async () => {
       const n = await begin();
       expect((await n.get()).body).toBe('a');
-      await writeFile(n.outputPath, upstreamFile(b.address));
+      await writeFile(n.outputPath, upstreamFile(backends.b.address));
 
       await n.control.validate();
       await n.control.reload();

@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NginxConfig } from '../../src/config/types.js';
-import { NGINX_BIN, nginxConf, nginxPaths } from './fixtures.js';
+import { NGINX_BIN, nginxConf, nginxPaths, UPSTREAM_KEEPALIVE } from './fixtures.js';
 import { freePort } from './free-port.js';
 import { waitFor } from './wait.js';
 
@@ -62,13 +62,11 @@ export async function startNginx(opts: { upstreams: string; app?: string }): Pro
       include: 'conf.d/*.conf',
       accessLog: true,
       http: [
-        'proxy_http_version 1.1;',
-        'proxy_set_header Connection "";',
+        ...UPSTREAM_KEEPALIVE,
         `server { listen 127.0.0.1:${port}; location / { proxy_pass http://${opts.app ?? 'web'}; } }`,
       ],
     }),
   );
-  const logCounts = () => nginxLogCounts(errorLog);
   const proc = await launchNginx({ dir, configPath, pidPath, probePort: port }).catch(async (err: unknown) => {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -98,18 +96,9 @@ export async function startNginx(opts: { upstreams: string; app?: string }): Pro
     }),
     get: (path = '/', host) => httpGet(port, path, host),
     async reloadCount() {
-      return (await logCounts()).reloads;
+      return (await nginxLogCounts(errorLog)).reloads;
     },
-    async settle(reloads) {
-      await waitFor(
-        async () => {
-          const counts = await logCounts();
-          // worker_processes 1: each reload replaces exactly one worker.
-          return counts.reloads >= reloads && counts.exitedWorkers >= counts.reloads;
-        },
-        { what: `${reloads} reload(s) to complete` },
-      );
-    },
+    settle: (reloads) => nginxSettled(errorLog, reloads),
     async stop() {
       await proc.stop();
       await rm(dir, { recursive: true, force: true });
@@ -182,6 +171,28 @@ export async function nginxLogCounts(errorLog: string): Promise<{ reloads: numbe
     reloads: lines.filter((l) => l.endsWith(': reconfiguring')).length,
     exitedWorkers: lines.filter((l) => /: worker process \d+ exited/.test(l)).length,
   };
+}
+
+/**
+ * Waits until at least `reloads` reloads were logged and every worker they replaced has exited
+ * (worker_processes 1: each reload replaces exactly one): until then an old worker can still
+ * accept a connection with the old upstreams.
+ */
+export async function nginxSettled(errorLog: string, reloads = 0): Promise<void> {
+  await waitFor(
+    async () => {
+      const counts = await nginxLogCounts(errorLog);
+      return counts.reloads >= reloads && counts.exitedWorkers >= counts.reloads;
+    },
+    { what: `${reloads || 'every'} reload(s) to complete` },
+  );
+}
+
+/** How the upstreams file at `path` lists 127.0.0.1:port. */
+export async function serverInFile(path: string, port: number): Promise<'up' | 'down' | 'absent'> {
+  const text = await readFile(path, 'utf8');
+  const m = new RegExp(`server 127\\.0\\.0\\.1:${port}( down)?;`).exec(text);
+  return m ? (m[1] ? 'down' : 'up') : 'absent';
 }
 
 /** GET http://127.0.0.1:port/path with an optional Host header. */

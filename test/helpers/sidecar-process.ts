@@ -8,12 +8,25 @@ import { waitFor } from './wait.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
+/** One backend as GET /api/v1/apps/<app> lists it (the fields tests read). */
+export interface BackendJson {
+  id: string;
+  address: string;
+  health: string;
+  breaker: string;
+  ejected: boolean;
+  container: { id: string; name: string } | null;
+  last_probe: { at: string; response_time_ms: number } | null;
+}
+
 export interface SidecarProcess {
   readonly child: ChildProcess;
   readonly adminUrl: string;
   /** Every JSON log line so far, parsed. */
   logs(): Array<Record<string, unknown>>;
   api<T = unknown>(path: string): Promise<{ status: number; body: T }>;
+  /** The backends of `app` (none while the app is unknown). */
+  backends(app: string): Promise<BackendJson[]>;
   /** The value of one metric series from /metrics (sum over matching series), or 0. */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   stop(): Promise<number | null>;
@@ -60,6 +73,10 @@ export async function startSidecarProcess(
     adminUrl,
     logs: () => lines,
     api,
+    async backends(app) {
+      const { status, body } = await api<{ backends: BackendJson[] }>(`/api/v1/apps/${app}`);
+      return status === 200 ? body.backends : [];
+    },
     async metric(name, labels = {}) {
       const { body } = await api<string>('/metrics');
       let sum = 0;

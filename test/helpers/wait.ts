@@ -19,3 +19,23 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
   }
 }
+
+/**
+ * Runs `sample` over and over, `intervalMs` apart, until stop(), which resolves once the run in
+ * progress has finished: a recorder of what a test watches while something else happens.
+ */
+export function sampleEvery(intervalMs: number, sample: () => unknown): { stop(): Promise<void> } {
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      await sample();
+      if (running) await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+    },
+  };
+}

@@ -11,6 +11,18 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
+/** An admin server with nothing to report, ready, logging nothing; on an ephemeral port by default. */
+function bareServer(listen = '127.0.0.1:0') {
+  return createAdminServer({
+    listen,
+    logger: createLogger({ level: 'silent' }),
+    metrics: createMetrics({ collectDefault: false }),
+    getApps: () => [],
+    getApp: () => undefined,
+    readiness: () => ({ ready: true, reasons: [] }),
+  });
+}
+
 interface Harness {
   base: string;
   port: number;
@@ -60,14 +72,7 @@ async function expectJson(res: Response, status: number, body: unknown): Promise
 
 describe('admin server', () => {
   it('listens on an ephemeral loopback port when asked for port 0', async () => {
-    const server = createAdminServer({
-      listen: '127.0.0.1:0',
-      logger: createLogger({ level: 'silent' }),
-      metrics: createMetrics({ collectDefault: false }),
-      getApps: () => [],
-      getApp: () => undefined,
-      readiness: () => ({ ready: true, reasons: [] }),
-    });
+    const server = bareServer();
     servers.push(server);
     const address = await server.start();
     expect(address.host).toBe('127.0.0.1');
@@ -194,14 +199,7 @@ describe('admin server', () => {
 
   it('fails to start with one line naming the address when it is already in use', async () => {
     const { port } = await startAdmin();
-    const second = createAdminServer({
-      listen: `127.0.0.1:${port}`,
-      logger: createLogger({ level: 'silent' }),
-      metrics: createMetrics({ collectDefault: false }),
-      getApps: () => [],
-      getApp: () => undefined,
-      readiness: () => ({ ready: true, reasons: [] }),
-    });
+    const second = bareServer(`127.0.0.1:${port}`);
     servers.push(second);
     await expect(second.start()).rejects.toThrow(
       `admin.listen: cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`,
@@ -233,14 +231,7 @@ describe('admin server', () => {
   });
 
   it('closes cleanly when it was never started', async () => {
-    const server = createAdminServer({
-      listen: '127.0.0.1:0',
-      logger: createLogger({ level: 'silent' }),
-      metrics: createMetrics({ collectDefault: false }),
-      getApps: () => [],
-      getApp: () => undefined,
-      readiness: () => ({ ready: true, reasons: [] }),
-    });
+    const server = bareServer();
     await expect(server.close()).resolves.toBeUndefined();
   });
 });
@@ -316,14 +307,7 @@ describe('admin listen address', () => {
     (listen) => {
       let caught: unknown;
       try {
-        createAdminServer({
-          listen,
-          logger: createLogger({ level: 'silent' }),
-          metrics: createMetrics({ collectDefault: false }),
-          getApps: () => [],
-          getApp: () => undefined,
-          readiness: () => ({ ready: true, reasons: [] }),
-        });
+        bareServer(listen);
       } catch (err) {
         caught = err;
       }

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend } from '../helpers/backend-server.js';
-import { launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
-import { NGINX_BIN, privateTempPaths } from '../helpers/fixtures.js';
+import { nginxConf, nginxPaths, nginxSection, sidecarYaml } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
+import { launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
 import { startSidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -147,36 +147,19 @@ admin: { listen: "127.0.0.1:${adminPort}" }
     const nginxPort = await freePort();
     const adminPort = await freePort();
     const backend = await startBackend('late-1');
-    const output = join(nginxDir, 'conf.d', 'orchestry-upstreams.conf');
+    const { outputPath: output, configPath } = nginxPaths(nginxDir);
     await writeFile(output, `upstream late { server ${backend.address}; }\n`);
     await writeFile(
-      join(nginxDir, 'nginx.conf'),
-      `pid ${join(nginxDir, 'nginx.pid')};
-error_log ${join(nginxDir, 'logs', 'error.log')} notice;
-worker_processes 1;
-events { worker_connections 64; }
-http {
-  access_log off;
-${privateTempPaths(nginxDir)}
-  include conf.d/*.conf;
-  server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://late; } }
-}
-`,
+      configPath,
+      nginxConf({ dir: nginxDir, include: 'conf.d/*.conf', http: [`server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://late; } }`] }),
     );
     const path = await write(
       'late-nginx.yaml',
-      `apps:
-  late:
-    backends: ["${backend.address}"]
-    health: { initial_delay_seconds: 0, period_seconds: 2, timeout_seconds: 1 }
-nginx:
-  binary: ${NGINX_BIN}
-  prefix: ${nginxDir}
-  config_path: ${join(nginxDir, 'nginx.conf')}
-  output_path: ${output}
-  pid_path: ${join(nginxDir, 'nginx.pid')}
-admin: { listen: "127.0.0.1:${adminPort}" }
-`,
+      sidecarYaml({
+        apps: { late: { backends: [backend.address], health: { initial_delay_seconds: 0, period_seconds: 2, timeout_seconds: 1 } } },
+        nginx: nginxSection(nginxDir),
+        admin: { listen: `127.0.0.1:${adminPort}` },
+      }),
     );
     const sidecar = await startSidecarProcess(path, `http://127.0.0.1:${adminPort}`);
     let nginx: { stop(): Promise<void> } | null = null;
@@ -188,7 +171,7 @@ admin: { listen: "127.0.0.1:${adminPort}" }
         },
         { what: 'not ready while nginx is down' },
       );
-      nginx = await launchNginx({ dir: nginxDir, configPath: join(nginxDir, 'nginx.conf'), pidPath: join(nginxDir, 'nginx.pid'), probePort: nginxPort });
+      nginx = await launchNginx({ dir: nginxDir, probePort: nginxPort });
       // Nothing else changes: only the sidecar's own retry can make it ready.
       await waitFor(async () => (await sidecar.api('/readyz')).status === 200, { timeoutMs: 20_000, what: 'ready after nginx started' });
       expect(await sidecar.metric('orchestry_degraded')).toBe(0);

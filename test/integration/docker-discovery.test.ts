@@ -15,13 +15,11 @@ import { createDockerSource, type DockerSource, type DockerStatus } from '../../
 import type { Snapshot } from '../../src/model.js';
 import { discoverySourceSuite } from '../helpers/discovery-suite.js';
 import { ensureTestImages } from '../helpers/docker-images.js';
-import { docker, removeTestContainers, requireDocker, runContainer } from '../helpers/docker.js';
-import { freePort } from '../helpers/free-port.js';
+import { appAnswers, docker, removeTestContainers, requireDocker, runTestApp } from '../helpers/docker.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'docker-discovery';
 let image = '';
-let serial = 0;
 
 function config(docker: Record<string, unknown> = {}): SidecarConfig {
   const result = parseConfig({
@@ -34,21 +32,8 @@ function config(docker: Record<string, unknown> = {}): SidecarConfig {
 
 /** Runs the test app on a free loopback port with `orchestry.*` labels. */
 async function startApp(app: string, labels: Record<string, string> = {}) {
-  const port = await freePort();
-  const name = `${SUITE}-${process.pid}-${++serial}`;
-  const container = await runContainer({
-    image,
-    suite: SUITE,
-    name,
-    env: { PORT: String(port), NAME: name, GRACE_MS: '1500' },
-    labels: { 'orchestry.enable': 'true', 'orchestry.app': app, 'orchestry.port': String(port), ...labels },
-  });
-  return { container, port, name, backendId: `${app}/127.0.0.1:${port}` };
-}
-
-/** Until the app answers: before that its SIGTERM handler may not be installed yet. */
-async function ready(port: number): Promise<void> {
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, { what: `the app on port ${port}` });
+  const started = await runTestApp({ image, suite: SUITE, app, graceMs: 1500, labels });
+  return { ...started, backendId: `${app}/127.0.0.1:${started.port}` };
 }
 
 function watch(opts: { docker?: Dockerode; config?: SidecarConfig } = {}) {
@@ -167,7 +152,7 @@ describe('docker source against the real Engine', () => {
 
   test('docker stop: the backend is drained before the container dies, then removed', async () => {
     const app = await startApp('dd-web');
-    await ready(app.port);
+    await appAnswers(app.port);
     const w = tracked(watch());
     await w.source.start(w.record);
     await waitFor(() => w.backend(app.backendId), { what: 'the container as a backend' });

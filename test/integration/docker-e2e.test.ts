@@ -17,12 +17,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTestImages } from '../helpers/docker-images.js';
-import { controlApp, ensureDockerd, removeTestContainers, requireDocker, restartDockerd, runContainer } from '../helpers/docker.js';
+import { appAnswers, controlApp, ensureDockerd, removeTestContainers, requireDocker, restartDockerd, runTestApp } from '../helpers/docker.js';
 import { startNginxContainer, type NginxContainer } from '../helpers/nginx-container.js';
 import { httpGet } from '../helpers/nginx-instance.js';
 import { freePort } from '../helpers/free-port.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
-import { waitFor } from '../helpers/wait.js';
+import { sampleEvery, waitFor } from '../helpers/wait.js';
 
 const SUITE = 'docker-e2e';
 /** Every labelled container on the engine is discovered: a name of our own keeps other files' out. */
@@ -71,58 +71,21 @@ let nginx: NginxContainer | undefined;
 let sidecar: SidecarProcess | undefined;
 /** The replicas of APP with good labels, in start order. */
 const apps: AppContainer[] = [];
-let serial = 0;
-const usedPorts = new Set<number>();
 
 /** Every distinct content the generated file had, with the time this side first saw it. */
 const versions: Array<{ at: number; text: string }> = [];
-let polling = false;
-let pollLoop: Promise<void> = Promise.resolve();
+let filePoll: { stop(): Promise<void> } | undefined;
 
 function startFilePoll(path: string) {
-  polling = true;
-  pollLoop = (async () => {
-    while (polling) {
-      const text = await readFile(path, 'utf8').catch(() => null);
-      if (text !== null && text !== versions.at(-1)?.text) versions.push({ at: Date.now(), text });
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  })();
-}
-
-async function distinctPort(): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (!usedPorts.has(port)) {
-      usedPorts.add(port);
-      return port;
-    }
-  }
+  filePoll = sampleEvery(10, async () => {
+    const text = await readFile(path, 'utf8').catch(() => null);
+    if (text !== null && text !== versions.at(-1)?.text) versions.push({ at: Date.now(), text });
+  });
 }
 
 /** Runs a replica of APP (or whatever its labels say) on a free loopback port. */
-async function startApp(labels: (port: number) => Record<string, string> = () => ({})): Promise<AppContainer> {
-  const port = await distinctPort();
-  const name = `${SUITE}-${process.pid}-${++serial}`;
-  const container = await runContainer({
-    image,
-    suite: SUITE,
-    name,
-    env: { PORT: String(port), NAME: name, GRACE_MS: String(GRACE_MS) },
-    labels: {
-      'orchestry.enable': 'true',
-      'orchestry.app': APP,
-      'orchestry.port': String(port),
-      ...HEALTH_LABELS,
-      ...labels(port),
-    },
-  });
-  return { container, name, port };
-}
-
-/** Until the app answers: before that its SIGTERM handler is not installed (pid 1 ignores SIGTERM). */
-async function answers(port: number): Promise<void> {
-  await waitFor(async () => (await httpGet(port, '/health')).status === 200, { what: `the app on port ${port}` });
+function startApp(labels: (port: number) => Record<string, string> = () => ({})): Promise<AppContainer> {
+  return runTestApp({ image, suite: SUITE, app: APP, graceMs: GRACE_MS, labels: (port) => ({ ...HEALTH_LABELS, ...labels(port) }) });
 }
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -238,17 +201,16 @@ beforeAll(async () => {
   // nginx needs the upstream to exist before the sidecar's first render.
   nginx = await startNginxContainer({ suite: SUITE, app: APP, upstreams: `upstream ${APP} { server 127.0.0.1:9 down; }\n` });
   apps.push(...(await Promise.all([0, 1, 2].map(() => startApp()))));
-  await Promise.all(apps.map((a) => answers(a.port)));
+  await Promise.all(apps.map((a) => appAnswers(a.port)));
   startFilePoll(nginx.outputPath);
-  const adminPort = await distinctPort();
+  const adminPort = await freePort();
   const configPath = join(dir, 'sidecar.yaml');
   await writeFile(configPath, sidecarYaml(adminPort));
   sidecar = await startSidecarProcess(configPath, `http://127.0.0.1:${adminPort}`);
 }, 120_000);
 
 afterAll(async () => {
-  polling = false;
-  await pollLoop;
+  await filePoll?.stop();
   await sidecar?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
   // Everything below needs the engine, and so do the test files after this one.
@@ -294,7 +256,7 @@ describe('Docker discovery with nginx in a container', () => {
 
   it('ejects a container on `docker stop` before it exits, and no request through nginx fails', async () => {
     const victim = apps[0]!;
-    await answers(victim.port);
+    await appAnswers(victim.port);
     await routesTo(apps);
     const from = versions.length;
     const load = startLoad(4);
@@ -341,7 +303,7 @@ describe('Docker discovery with nginx in a container', () => {
     expect(Object.keys(counts)).toEqual([apps[2]!.name]);
 
     await Promise.all([apps[0]!, victim].map((a) => a.container.start()));
-    await Promise.all(apps.map((a) => answers(a.port)));
+    await Promise.all(apps.map((a) => appAnswers(a.port)));
     await waitFor(async () => apps.every((a) => serverState(versions.at(-1)?.text ?? '', a.port) === 'up'), {
       what: 'both restarted replicas back in the file',
     });
@@ -386,7 +348,7 @@ describe('Docker discovery with nginx in a container', () => {
     const applies = await sidecar!.metric('orchestry_nginx_applies_total');
     const extra = await startApp();
     apps.push(extra);
-    await answers(extra.port);
+    await appAnswers(extra.port);
     await routesTo(apps);
     // Docker's health check and two probes of the replica later (a probe period each, longer
     // than the coalescing ceiling), any second render its start could cause would have happened.
@@ -477,7 +439,7 @@ describe('Docker discovery with nginx in a container', () => {
     // A container started right after the restart is found and routed to.
     const late = await startApp();
     apps.push(late);
-    await answers(late.port);
+    await appAnswers(late.port);
     await waitFor(async () => serverState(await currentFile(), late.port) === 'up', { what: 'the replica started after the restart in the file' });
     await routesTo([...healthy, late]);
     apps.splice(apps.indexOf(sick), 1); // ejected for good: its health stays failing

@@ -19,12 +19,12 @@ import { checkTcpAccept, createDockerStatsSampler, type DockerStatsSampler, type
 import { stepFailures, type FailureHistory } from '../../src/health/classify.js';
 import { detectDeadlock, initialResourceState, stepResources, type ResourceState } from '../../src/health/resource-detector.js';
 import type { FailureEvent } from '../../src/health/types.js';
-import type { Backend, ContainerRef } from '../../src/model.js';
+import type { Backend } from '../../src/model.js';
 import { createHttpProber } from '../../src/probe/http.js';
 import { ensureTestImages } from '../helpers/docker-images.js';
 import { controlApp, docker, removeTestContainers, requireDocker, testLabels, waitForContainer } from '../helpers/docker.js';
 import { freePort } from '../helpers/free-port.js';
-import { probeBackend } from '../helpers/fixtures.js';
+import { containerRefOf, probeBackend } from '../helpers/fixtures.js';
 import { listenHttp } from '../helpers/probe-servers.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -119,23 +119,6 @@ async function timeoutStreak(backend: Backend, n: number): Promise<number> {
   return streak;
 }
 
-/** The ContainerRef the Docker source would build, from `docker inspect`. */
-function containerRef(info: Dockerode.ContainerInspectInfo): ContainerRef {
-  return {
-    id: info.Id,
-    name: info.Name.replace(/^\//, ''),
-    image: info.Config.Image,
-    replica: null,
-    state: info.State.Status,
-    dockerHealth: info.State.Health?.Status ?? null,
-    restartCount: info.RestartCount,
-    oomKilled: info.State.OOMKilled,
-    exitCode: info.State.Running ? null : info.State.ExitCode,
-    startedAt: Date.parse(info.State.StartedAt),
-    labels: info.Config.Labels ?? {},
-  };
-}
-
 /** The Engine's events for one container, parsed as the Docker source parses them. */
 async function containerEvents(container: Dockerode.Container) {
   const stream = (await docker.getEvents({ filters: { container: [container.id] } })) as NodeJS.ReadableStream & { destroy(): void };
@@ -185,7 +168,7 @@ describe('failure detection on real containers', () => {
 
       // The existing container detector, fed with the Engine's own events, calls it an OOM kill.
       await waitFor(() => dockerEvents.events.some((e) => e.action === 'die'), { what: 'the die event' });
-      const ref = containerRef(info);
+      const ref = containerRefOf(info);
       let state: DetectorState = new Map();
       const failures: ContainerFailure[] = [];
       for (const e of dockerEvents.events) {

@@ -12,7 +12,7 @@ import { createNginxControl } from '../../src/nginx/control.js';
 import { createDockerNginxControl } from '../../src/nginx/docker-control.js';
 import { createRenderer, type Renderer } from '../../src/nginx/render.js';
 import type { DesiredSet } from '../../src/upstream/types.js';
-import { startBackend, type TestBackend } from '../helpers/backend-server.js';
+import { backendsForSuite } from '../helpers/backend-server.js';
 import { ensureTestImages } from '../helpers/docker-images.js';
 import { docker, removeTestContainers, requireDocker } from '../helpers/docker.js';
 import { nginxConfig, runNginxControlSuite, upstreamFile } from '../helpers/nginx-control-suite.js';
@@ -58,23 +58,14 @@ function harness(n: NginxContainer, control: ReturnType<typeof createDockerNginx
 }
 
 describe('docker nginx control', () => {
-  let a: TestBackend;
-  let b: TestBackend;
+  const backends = backendsForSuite('a', 'b');
   const started: NginxContainer[] = [];
   const start = async (opts: { labels?: Record<string, string> } = {}) => {
-    const n = await startNginxContainer({ suite: SUITE, upstreams: upstreamFile(a.address), ...opts });
+    const n = await startNginxContainer({ suite: SUITE, upstreams: upstreamFile(backends.a.address), ...opts });
     started.push(n);
     return n;
   };
 
-  beforeAll(async () => {
-    a = await startBackend('a');
-    b = await startBackend('b');
-  });
-  afterAll(async () => {
-    await a.close();
-    await b.close();
-  });
   afterEach(async () => {
     await Promise.all(started.splice(0).map((n) => n.remove()));
   });
@@ -141,7 +132,7 @@ describe('docker nginx control', () => {
 
     await n.recreate();
     expect(n.container.id).not.toBe(oldId);
-    await writeFile(n.outputPath, upstreamFile(b.address));
+    await writeFile(n.outputPath, upstreamFile(backends.b.address));
     await control.validate();
     await control.reload();
 
@@ -190,22 +181,17 @@ describe('docker nginx control', () => {
 });
 
 describe('render-reload applier with nginx in a container', () => {
-  let a: TestBackend;
-  let b: TestBackend;
+  const backends = backendsForSuite('a', 'b');
   let renderer: Renderer;
   let scratch: string;
   let n: NginxContainer | null = null;
 
   beforeAll(async () => {
-    a = await startBackend('a');
-    b = await startBackend('b');
     renderer = createRenderer({ templatePath: null });
     await renderer.load();
     scratch = await mkdtemp(join(tmpdir(), 'orchestry-docker-applier-'));
   });
   afterAll(async () => {
-    await a.close();
-    await b.close();
     await rm(scratch, { recursive: true, force: true });
   });
   afterEach(async () => {
@@ -231,10 +217,10 @@ describe('render-reload applier with nginx in a container', () => {
   };
 
   it('writes the shared file, validates by exec, reloads by SIGHUP, and traffic reaches the new backend', async () => {
-    n = await startNginxContainer({ suite: SUITE, upstreams: upstreamFile(a.address) });
+    n = await startNginxContainer({ suite: SUITE, upstreams: upstreamFile(backends.a.address) });
     expect((await n.get()).body).toBe('a');
 
-    const outcome = await applierFor(n, renderer).apply(setFor(b.address));
+    const outcome = await applierFor(n, renderer).apply(setFor(backends.b.address));
 
     expect(outcome).toMatchObject({ result: 'applied', reloaded: true });
     expect(await readFile(n.outputPath, 'utf8')).toBe(outcome.text);
@@ -243,17 +229,17 @@ describe('render-reload applier with nginx in a container', () => {
   });
 
   it('puts back the previous file when nginx -t in the container rejects the rendering, and nginx keeps serving', async () => {
-    n = await startNginxContainer({ suite: SUITE, upstreams: upstreamFile(a.address) });
+    n = await startNginxContainer({ suite: SUITE, upstreams: upstreamFile(backends.a.address) });
     const badPath = join(scratch, 'bad.hbs');
     await writeFile(badPath, '{{#each upstreams}}upstream {{name}} {\n    bogus_directive on;\n}\n{{/each}}');
     const bad = createRenderer({ templatePath: badPath });
     await bad.load();
 
-    const outcome = await applierFor(n, bad).apply(setFor(b.address));
+    const outcome = await applierFor(n, bad).apply(setFor(backends.b.address));
 
     expect(outcome).toMatchObject({ result: 'failed', stage: 'validate', code: 'NGINX_FAILED', reloaded: false });
     expect(outcome.error).toContain(`unknown directive "bogus_directive" in ${INCLUDED_PATH}:2`);
-    expect(await readFile(n.outputPath, 'utf8')).toBe(upstreamFile(a.address));
+    expect(await readFile(n.outputPath, 'utf8')).toBe(upstreamFile(backends.a.address));
     expect(await readdir(join(n.dir, 'conf.d'))).toEqual(['orchestry-upstreams.conf']);
     expect((await n.get()).body).toBe('a');
     expect(await n.reloadCount()).toBe(0);

@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import { httpGet, launchNginx, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
-import { NGINX_BIN, privateTempPaths } from '../helpers/fixtures.js';
+import { frontNginxConf, nginxPaths, nginxSection, sidecarYaml } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
+import { httpGet, launchNginx, makeNginxDir, nginxLogCounts, nginxSettled } from '../helpers/nginx-instance.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -33,50 +33,21 @@ let configPath: string;
 let templatePath: string;
 let outputPath: string;
 
-function sidecarYaml(webBackends: TestBackend[], adminPort: number): string {
-  return `apps:
-  web:
-    backends: [${webBackends.map((b) => `"${b.address}"`).join(', ')}]
-    health:
-      path: /health
-      initial_delay_seconds: 0
-      period_seconds: ${PERIOD}
-      timeout_seconds: 1
-      failure_threshold: ${FAILURE_THRESHOLD}
-      success_threshold: 1
-  api:
-    backends: [${api.map((b) => `"${b.address}"`).join(', ')}]
-    health:
-      protocol: TCP
-      initial_delay_seconds: 0
-      period_seconds: ${PERIOD}
-      timeout_seconds: 1
-      failure_threshold: ${FAILURE_THRESHOLD}
-breaker:
-  recovery_timeout_seconds: 3
-nginx:
-  binary: ${NGINX_BIN}
-  prefix: ${dir}
-  config_path: ${join(dir, 'nginx.conf')}
-  output_path: ${outputPath}
-  template_path: ${templatePath}
-  pid_path: ${join(dir, 'nginx.pid')}
-  coalesce_min_wait_seconds: 0.1
-  coalesce_max_wait_seconds: 1
-admin:
-  listen: 127.0.0.1:${adminPort}
-logging:
-  level: debug
-`;
+function sidecarConfig(webBackends: TestBackend[], adminPort: number): string {
+  const health = { initial_delay_seconds: 0, period_seconds: PERIOD, timeout_seconds: 1, failure_threshold: FAILURE_THRESHOLD };
+  return sidecarYaml({
+    apps: {
+      web: { backends: webBackends.map((b) => b.address), health: { path: '/health', ...health, success_threshold: 1 } },
+      api: { backends: api.map((b) => b.address), health: { protocol: 'TCP', ...health } },
+    },
+    breaker: { recovery_timeout_seconds: 3 },
+    nginx: nginxSection(dir, { template_path: templatePath, coalesce_min_wait_seconds: 0.1, coalesce_max_wait_seconds: 1 }),
+    admin: { listen: `127.0.0.1:${adminPort}` },
+    logging: { level: 'debug' },
+  });
 }
 
-const reloadsLogged = async () => (await nginxLogCounts(join(dir, 'logs', 'error.log'))).reloads;
-const workersExited = async () => (await nginxLogCounts(join(dir, 'logs', 'error.log'))).exitedWorkers;
-
-/** Waits until every worker replaced by a reload has exited (old workers still hold the old upstreams). */
-async function settled() {
-  await waitFor(async () => (await workersExited()) >= (await reloadsLogged()), { what: 'old nginx workers to exit' });
-}
+const reloadsLogged = async () => (await nginxLogCounts(nginxPaths(dir).errorLog)).reloads;
 
 /**
  * Waits until nginx has reloaded since `before` reloads and the replaced workers are gone. The
@@ -85,7 +56,8 @@ async function settled() {
  */
 async function reloadedSince(before: number) {
   await waitFor(async () => (await reloadsLogged()) > before, { what: 'nginx reload' });
-  await settled();
+  // Every worker a reload replaced has exited (old workers still hold the old upstreams).
+  await nginxSettled(nginxPaths(dir).errorLog);
 }
 
 /** Sends `n` requests through nginx for `host`; returns how many each backend answered. */
@@ -122,32 +94,21 @@ beforeAll(async () => {
   const adminPort = await freePort();
   configPath = join(dir, 'sidecar.yaml');
   templatePath = join(dir, 'upstreams.conf.hbs');
-  outputPath = join(dir, 'conf.d', 'orchestry-upstreams.conf');
+  outputPath = nginxPaths(dir).outputPath;
   await copyFile(DEFAULT_TEMPLATE, templatePath);
-  await writeFile(configPath, sidecarYaml(web, adminPort));
+  await writeFile(configPath, sidecarConfig(web, adminPort));
   await writeFile(
-    join(dir, 'nginx.conf'),
-    `pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'logs', 'error.log')} notice;
-worker_processes 1;
-events { worker_connections 256; }
-http {
-  access_log ${join(dir, 'logs', 'access.log')};
-${privateTempPaths(dir)}
-  include conf.d/orchestry-upstreams.conf;
-  proxy_http_version 1.1;
-  proxy_set_header Connection "";
-  proxy_next_upstream error timeout http_502 http_503 http_504;
-  proxy_connect_timeout 1s;
-  server { listen 127.0.0.1:${nginxPort} default_server; server_name web.test; location / { proxy_pass http://web; } }
-  server { listen 127.0.0.1:${nginxPort}; server_name api.test; location / { proxy_pass http://api; } }
-}
-`,
+    nginxPaths(dir).configPath,
+    frontNginxConf(dir, [
+      'proxy_next_upstream error timeout http_502 http_503 http_504;',
+      `server { listen 127.0.0.1:${nginxPort} default_server; server_name web.test; location / { proxy_pass http://web; } }`,
+      `server { listen 127.0.0.1:${nginxPort}; server_name api.test; location / { proxy_pass http://api; } }`,
+    ]),
   );
   // nginx cannot start without its upstreams: `render` produces the first file, as a user would.
   const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'render', '--config', configPath]);
   await writeFile(outputPath, stdout);
-  nginx = await launchNginx({ dir, configPath: join(dir, 'nginx.conf'), pidPath: join(dir, 'nginx.pid'), probePort: nginxPort });
+  nginx = await launchNginx({ dir, probePort: nginxPort });
   sidecar = await startSidecarProcess(configPath, `http://127.0.0.1:${adminPort}`);
   await waitFor(async () => (await sidecar.api('/readyz')).status === 200, { what: 'sidecar ready' });
   // Every backend has had its first verdict.
@@ -243,7 +204,7 @@ describe('end to end with a real nginx', () => {
     await settled();
     const before = await reloadsLogged();
     const appliesBefore = await sidecar.metric('orchestry_nginx_applies_total');
-    await writeFile(configPath, sidecarYaml([...web, extra], adminPort));
+    await writeFile(configPath, sidecarConfig([...web, extra], adminPort));
     await waitFor(async () => (await block('web')).includes(`server ${extra.address}`), { what: 'web-4 in the upstream' });
     await reloadedSince(before);
     // A reload begun for an earlier change can satisfy reloadedSince(): wait for this one to route.

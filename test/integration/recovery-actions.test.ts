@@ -8,10 +8,8 @@ import { createLogger } from '../../src/observability/logger.js';
 import { createDockerActions, type DockerActions } from '../../src/recovery/docker-actions.js';
 import { pickFreePort } from '../../src/recovery/ports.js';
 import { ensureTestImages, type TestImages } from '../helpers/docker-images.js';
-import { docker, removeTestContainers, requireDocker, testLabels } from '../helpers/docker.js';
-import { httpGet } from '../helpers/nginx-instance.js';
+import { appAnswers, docker, isGone, removeTestContainers, requireDocker, testLabels } from '../helpers/docker.js';
 import { freePort } from '../helpers/free-port.js';
-import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'recovery-actions';
 const TMP_REPO = 'orchestry-test/recovery-tmp';
@@ -58,22 +56,10 @@ async function runApp(opts: { port: number; image?: string; labels?: Record<stri
     },
   });
   await container.start();
-  await answersHealth(opts.port);
+  await appAnswers(opts.port);
   return container;
 }
 
-const answersHealth = (port: number) =>
-  waitFor(async () => (await httpGet(port, '/health')).status === 200, { what: `GET /health on 127.0.0.1:${port}` });
-
-async function isGone(id: string): Promise<boolean> {
-  return docker
-    .getContainer(id)
-    .inspect()
-    .then(
-      () => false,
-      (err: { statusCode?: number }) => err.statusCode === 404,
-    );
-}
 
 /** Container events (start, die, destroy) since `since` (epoch s), in order. */
 async function eventsSince(since: number): Promise<{ id: string; action: string }[]> {
@@ -102,7 +88,7 @@ describe('recovery docker actions', () => {
     const after = await c.inspect();
     expect(after.State.Running).toBe(true);
     expect(after.State.StartedAt).not.toBe(before.State.StartedAt);
-    await answersHealth(port);
+    await appAnswers(port);
   });
 
   it('recreates a container: new id, same name, image, env, labels and host config; the old one is gone', async () => {
@@ -126,7 +112,7 @@ describe('recovery docker actions', () => {
     expect(after.HostConfig.NetworkMode).toBe('host');
     expect(after.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 2 });
     expect(after.HostConfig.Memory).toBe(256 * 1024 * 1024);
-    await answersHealth(port);
+    await appAnswers(port);
   });
 
   it('recreates a stopped container and starts it', async () => {
@@ -136,7 +122,7 @@ describe('recovery docker actions', () => {
     const r = await actions.recreate(c.id);
     expect(r.ok, r.error).toBe(true);
     expect((await docker.getContainer(r.newContainerId!).inspect()).State.Running).toBe(true);
-    await answersHealth(port);
+    await appAnswers(port);
   });
 
   it('puts the old container back when the new one cannot be created', async () => {
@@ -153,7 +139,7 @@ describe('recovery docker actions', () => {
     const after = await c.inspect();
     expect(after.Name).toBe(before.Name);
     expect(after.State.Running).toBe(true);
-    await answersHealth(port);
+    await appAnswers(port);
   });
 
   it('replaces a container: the new replica runs on a new port before the old one is removed', async () => {
@@ -169,7 +155,7 @@ describe('recovery docker actions', () => {
     expect(fresh.Config.Labels['orchestry.port']).toBe(String(newPort));
     expect(fresh.Config.Labels['orchestry.replica']).toBe('1');
     expect(await isGone(c.id)).toBe(true);
-    await answersHealth(newPort);
+    await appAnswers(newPort);
 
     const events = await eventsSince(since);
     const startedNew = events.findIndex((e) => e.id === fresh.Id && e.action === 'start');
@@ -199,8 +185,8 @@ describe('recovery docker actions', () => {
     expect(added.Config.Env).toEqual(tpl.Config.Env.map((e) => (e.startsWith('PORT=') ? `PORT=${newPort}` : e)));
     expect(added.HostConfig.NetworkMode).toBe('host');
     expect(tpl.State.Running).toBe(true);
-    await answersHealth(newPort!);
-    await answersHealth(port);
+    await appAnswers(newPort!);
+    await appAnswers(port);
   });
 
   it('refuses to scale out a host-networked app without a port, creating nothing', async () => {

@@ -17,10 +17,11 @@ import { plan } from '../../src/recovery/planner.js';
 import { createPlannerState, type PlannerState } from '../../src/recovery/planner-state.js';
 import type { ActionRecord, AppSnapshot, PlannedAction, PlannerConfig, PlannerInput } from '../../src/recovery/types.js';
 import { ensureTestImages, type TestImages } from '../helpers/docker-images.js';
-import { controlApp, docker, removeTestContainers, requireDocker, runContainer } from '../helpers/docker.js';
-import { httpGet } from '../helpers/nginx-instance.js';
+import { appAnswers, controlApp, docker, removeTestContainers, requireDocker, runContainer } from '../helpers/docker.js';
+import { backendView, containerRefOf, failureEvent, probeResult, recoveryConfig } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
-import { waitFor } from '../helpers/wait.js';
+import { httpGet } from '../helpers/nginx-instance.js';
+import { sampleEvery, waitFor } from '../helpers/wait.js';
 
 const SUITE = 'recovery-strategies';
 const silent = createLogger({ level: 'silent' });
@@ -37,15 +38,12 @@ afterAll(async () => {
   await removeTestContainers(SUITE);
 });
 
-const CONFIG: PlannerConfig = {
-  ...DEFAULT_RECOVERY,
-  mode: 'on',
+const CONFIG: PlannerConfig = recoveryConfig({
   backoff_min_seconds: 1,
   backoff_max_seconds: 5,
   stop_timeout_seconds: 2,
   startup_grace_seconds: 0,
-  action_timeout_seconds: 64,
-};
+});
 
 interface Replica {
   container: Dockerode.Container;
@@ -57,27 +55,20 @@ async function runApp(what: string): Promise<Replica> {
   const port = await freePort();
   const name = `orchestry-test-strategies-${process.pid}-${what}-${++seq}`;
   const container = await runContainer({ image: images.nodeApp, suite: SUITE, name, env: { PORT: String(port), NAME: name, GRACE_MS: '100' } });
-  await answersHealth(port);
+  await appAnswers(port);
   return { container, name, port };
 }
 
-const answersHealth = (port: number) =>
-  waitFor(async () => (await httpGet(port, '/health')).status === 200, { what: `GET /health on 127.0.0.1:${port}` });
-
 function failureOf(type: FailureType, backendId: string, at: number): FailureEvent {
-  return {
+  return failureEvent({
     failureType: type,
     backendId,
-    app: 'web',
-    severity: 'high',
     message: `${type}: integration test`,
-    details: {},
     timestamp: at,
     consecutiveCount: 1,
     totalCount: 1,
     firstOccurrence: at,
-    critical: false,
-  };
+  });
 }
 
 /** What the health stage would report: one probe of /health now, plus `docker inspect`. */
@@ -88,36 +79,15 @@ async function view(r: Replica): Promise<BackendView> {
   const finishedAt = Date.now();
   const healthy = status === 200;
   const backendId = `web/127.0.0.1:${r.port}`;
-  return {
-    backendId,
-    app: 'web',
-    host: '127.0.0.1',
+  return backendView({
     port: r.port,
-    weight: 1,
-    backup: false,
     health: healthy ? 'healthy' : 'unhealthy',
-    breaker: 'closed',
     ejected: !healthy,
-    draining: false,
-    container: {
-      id: info.Id,
-      name: r.name,
-      image: info.Config.Image,
-      replica: null,
-      state: info.State.Status,
-      dockerHealth: info.State.Health?.Status ?? null,
-      restartCount: info.RestartCount,
-      oomKilled: info.State.OOMKilled,
-      exitCode: null,
-      startedAt: Date.parse(info.State.StartedAt),
-      labels: info.Config.Labels ?? {},
-    },
+    container: { ...containerRefOf(info), name: r.name, exitCode: null },
     consecutiveFailures: healthy ? 0 : 3,
     consecutiveSuccesses: healthy ? 1 : 0,
-    lastProbe: {
+    lastProbe: probeResult({
       backendId,
-      app: 'web',
-      checkType: 'http',
       healthy,
       responseTimeMs: finishedAt - startedAt,
       statusCode: status || null,
@@ -126,11 +96,10 @@ async function view(r: Replica): Promise<BackendView> {
       error: healthy ? null : `HTTP ${status}`,
       startedAt,
       finishedAt,
-      attempts: 1,
-    },
+    }),
     lastFailure: healthy ? null : failureOf('health_check_failed', backendId, finishedAt),
     since: startedAt,
-  };
+  });
 }
 
 async function snapshotOf(replicas: Replica[], recovery: AppRecoveryOptions): Promise<AppSnapshot> {
@@ -172,15 +141,11 @@ describe('recovery strategies against real containers', () => {
     // Watch the containers the whole time: running or not, and each start time seen.
     const starts = replicas.map(() => new Set<string>());
     let mostDown = 0;
-    let watching = true;
-    const watcher = (async () => {
-      while (watching) {
-        const infos = await Promise.all(replicas.map((r) => r.container.inspect()));
-        infos.forEach((info, i) => starts[i]!.add(info.State.StartedAt));
-        mostDown = Math.max(mostDown, infos.filter((info) => !info.State.Running || info.State.Restarting).length);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    })();
+    const watcher = sampleEvery(25, async () => {
+      const infos = await Promise.all(replicas.map((r) => r.container.inspect()));
+      infos.forEach((info, i) => starts[i]!.add(info.State.StartedAt));
+      mostDown = Math.max(mostDown, infos.filter((info) => !info.State.Running || info.State.Restarting).length);
+    });
 
     const drained: string[] = [];
     const l = loop(executorWith(drained));
@@ -198,8 +163,7 @@ describe('recovery strategies against real containers', () => {
       },
       { timeoutMs: 90_000, intervalMs: 200, what: 'the rolling restart to finish' },
     );
-    watching = false;
-    await watcher;
+    await watcher.stop();
 
     expect(l.planned.map((a) => a.containerName)).toEqual([replicas[1]!.name, replicas[0]!.name, replicas[2]!.name]);
     expect(l.records.map((r) => [r.strategy, r.ok])).toEqual([['rolling_restart', true], ['rolling_restart', true], ['rolling_restart', true]]);
@@ -239,7 +203,7 @@ describe('recovery strategies against real containers', () => {
     const after = (await dependency.container.inspect()).State;
     expect(after.Running).toBe(true);
     expect(after.StartedAt).not.toBe(before);
-    await answersHealth(dependency.port);
+    await appAnswers(dependency.port);
     // The replicas themselves were left alone.
     for (const r of replicas) expect((await r.container.inspect()).RestartCount).toBe(0);
   }, 60_000);

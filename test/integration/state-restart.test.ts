@@ -25,21 +25,13 @@ import { ensureTestImages } from '../helpers/docker-images.js';
 import { removeTestContainers, requireDocker, runContainer } from '../helpers/docker.js';
 import { nginxConf, nginxPaths, nginxSection, sidecarYaml } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
-import { launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
-import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
+import { launchNginx, makeNginxDir, serverInFile } from '../helpers/nginx-instance.js';
+import { startSidecarProcess, type BackendJson, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'state-restart';
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const run = promisify(execFile);
-
-interface BackendJson {
-  id: string;
-  address: string;
-  health: string;
-  breaker: string;
-  ejected: boolean;
-}
 
 interface RecoveryJson {
   apps: Array<{ app: string; budget_used: number; budget: number }>;
@@ -84,7 +76,7 @@ function yaml(): string {
       // recovers, the capacity rule (at most half the replicas at once) would refuse it first.
       max_unavailable_fraction: 1,
     },
-    breaker: { failure_threshold: 2, success_threshold: 1, max_test_requests: 1, recovery_timeout_seconds: 120 },
+    breaker: { failure_threshold: 2, recovery_timeout_seconds: 120 },
     store: { path: dbPath, flush_interval_seconds: 0.2 },
     alerting: {
       enabled: true,
@@ -106,15 +98,10 @@ async function start(env: Record<string, string> = {}): Promise<SidecarProcess> 
 }
 
 async function backendJson(port: number): Promise<BackendJson | undefined> {
-  const { body } = await sidecar!.api<{ backends: BackendJson[] }>('/api/v1/apps/sr-file');
-  return body.backends.find((b) => b.address === `127.0.0.1:${port}`);
+  return (await sidecar!.backends('sr-file')).find((b) => b.address === `127.0.0.1:${port}`);
 }
 
-async function fileState(port: number): Promise<'up' | 'down' | 'absent'> {
-  const text = await readFile(outputPath, 'utf8');
-  const m = new RegExp(`server 127\\.0\\.0\\.1:${port}( down)?;`).exec(text);
-  return m ? (m[1] ? 'down' : 'up') : 'absent';
-}
+const fileState = (port: number) => serverInFile(outputPath, port);
 
 /** What the store's file holds now: read-only, beside the running sidecar's writer (WAL). */
 function stored(): { states: Map<string, string>; alerts: string[] } {

@@ -17,9 +17,9 @@ import { createAdminServer, type AdminServer } from '../../src/observability/adm
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import { launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
-import { NGINX_BIN, privateTempPaths } from '../helpers/fixtures.js';
+import { nginxConf, nginxPaths, nginxSection, sidecarYaml } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
+import { launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -102,57 +102,27 @@ describe('status page against a running sidecar', () => {
     const adminPort = await freePort();
     const configPath = join(dir, 'sidecar.yaml');
     const templatePath = join(dir, 'upstreams.conf.hbs');
-    const outputPath = join(dir, 'conf.d', 'orchestry-upstreams.conf');
+    const { outputPath } = nginxPaths(dir);
     await copyFile(DEFAULT_TEMPLATE, templatePath);
+    const health = { initial_delay_seconds: 0, period_seconds: 2, timeout_seconds: 1 };
     await writeFile(
       configPath,
-      `apps:
-  web:
-    backends: [${web.map((b) => `"${b.address}"`).join(', ')}]
-    health:
-      path: /health
-      initial_delay_seconds: 0
-      period_seconds: 2
-      timeout_seconds: 1
-      failure_threshold: 2
-      success_threshold: 1
-  api:
-    backends: [${api.map((b) => `"${b.address}"`).join(', ')}]
-    health:
-      protocol: TCP
-      initial_delay_seconds: 0
-      period_seconds: 2
-      timeout_seconds: 1
-nginx:
-  binary: ${NGINX_BIN}
-  prefix: ${dir}
-  config_path: ${join(dir, 'nginx.conf')}
-  output_path: ${outputPath}
-  template_path: ${templatePath}
-  pid_path: ${join(dir, 'nginx.pid')}
-  coalesce_min_wait_seconds: 0.1
-  coalesce_max_wait_seconds: 1
-admin:
-  listen: 127.0.0.1:${adminPort}
-`,
+      sidecarYaml({
+        apps: {
+          web: { backends: web.map((b) => b.address), health: { path: '/health', ...health, failure_threshold: 2, success_threshold: 1 } },
+          api: { backends: api.map((b) => b.address), health: { protocol: 'TCP', ...health } },
+        },
+        nginx: nginxSection(dir, { template_path: templatePath, coalesce_min_wait_seconds: 0.1, coalesce_max_wait_seconds: 1 }),
+        admin: { listen: `127.0.0.1:${adminPort}` },
+      }),
     );
     await writeFile(
-      join(dir, 'nginx.conf'),
-      `pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'logs', 'error.log')} notice;
-worker_processes 1;
-events { worker_connections 64; }
-http {
-  access_log off;
-${privateTempPaths(dir)}
-  include conf.d/orchestry-upstreams.conf;
-  server { listen 127.0.0.1:${nginxPort} default_server; location / { proxy_pass http://web; } }
-}
-`,
+      nginxPaths(dir).configPath,
+      nginxConf({ dir, http: [`server { listen 127.0.0.1:${nginxPort} default_server; location / { proxy_pass http://web; } }`] }),
     );
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'render', '--config', configPath]);
     await writeFile(outputPath, stdout);
-    nginx = await launchNginx({ dir, configPath: join(dir, 'nginx.conf'), pidPath: join(dir, 'nginx.pid'), probePort: nginxPort });
+    nginx = await launchNginx({ dir, probePort: nginxPort });
     sidecar = await startSidecarProcess(configPath, `http://127.0.0.1:${adminPort}`);
     await waitFor(
       async () => {
@@ -216,10 +186,9 @@ ${privateTempPaths(dir)}
     expect(await text(page, '.summary')).toContain('1 ejected');
     expect(problems).toEqual([]);
 
-    // Let the flash of the changed row fade before the picture is taken.
-    await new Promise((r) => setTimeout(r, 2600));
+    // The picture without the flash of the changed row: finite animations are run to their end.
     await mkdir(join(SCREENSHOT, '..'), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT });
+    await page.screenshot({ path: SCREENSHOT, animations: 'disabled' });
   });
 });
 

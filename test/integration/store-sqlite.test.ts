@@ -19,6 +19,7 @@ import { listPartitions, migrate, SCHEMA_VERSION } from '../../src/store/schema.
 import { SKETCH_RELATIVE_ACCURACY } from '../../src/store/sketch.js';
 import { createSqliteStore } from '../../src/store/sqlite-store.js';
 import type { StateStore } from '../../src/store/types.js';
+import { failureEvent, probeResult, seededRandom } from '../helpers/fixtures.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -62,10 +63,9 @@ function store(path: string, clock: ManualClock, over: Partial<StoreConfig> = {}
 }
 
 function probe(backendId: string, at: number, ms: number, errorClass: ProbeErrorClass | null = null): ProbeResult {
-  return {
+  return probeResult({
     backendId,
     app: backendId.split('/')[0]!,
-    checkType: 'http',
     healthy: errorClass === null,
     responseTimeMs: ms,
     statusCode: errorClass === null ? 200 : null,
@@ -74,8 +74,7 @@ function probe(backendId: string, at: number, ms: number, errorClass: ProbeError
     error: errorClass,
     startedAt: at - ms,
     finishedAt: at,
-    attempts: 1,
-  };
+  });
 }
 
 function transition(backendId: string, kind: 'health' | 'breaker', from: string, to: string, at: number): Transition {
@@ -83,19 +82,16 @@ function transition(backendId: string, kind: 'health' | 'breaker', from: string,
 }
 
 function failure(backendId: string, at: number, failureType: FailureEvent['failureType']): FailureEvent {
-  return {
+  return failureEvent({
     failureType,
     backendId,
     app: backendId.split('/')[0]!,
-    severity: 'high',
     message: failureType,
-    details: {},
     timestamp: at,
     consecutiveCount: 1,
     totalCount: 1,
     firstOccurrence: at,
-    critical: false,
-  };
+  });
 }
 
 function action(backendId: string, at: number, strategy: ActionRecord['strategy'], id: string): ActionRecord {
@@ -122,16 +118,6 @@ function query<T>(path: string, sql: string): T[] {
   } finally {
     db.close();
   }
-}
-
-/** Deterministic PRNG (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('sqlite state store', () => {
@@ -287,7 +273,7 @@ describe('sqlite state store', () => {
   it('agrees with the raw report within the sketch accuracy over thousands of random latencies', async () => {
     const clock = createManualClock(T0);
     const s = store(dbPath(), clock);
-    const rnd = random(42);
+    const rnd = seededRandom(42);
     const backends = ['web/a:1', 'web/b:1', 'web/c:1'];
     for (let i = 0; i < 6000; i++) {
       const at = T0 - 3 * HOUR + i * 1800;

@@ -10,37 +10,16 @@ import {
   stepFailures,
   type FailureHistory,
 } from '../../src/health/classify.js';
-import { DEFAULT_FAILURE_DETECTION } from '../../src/config/schema.js';
 import type { FailureDetectionConfig } from '../../src/config/types.js';
 import type { ProbeErrorClass, ProbeResult } from '../../src/model.js';
 import type { FailureEvent, FailureType } from '../../src/health/types.js';
+import { failureDetection, probeResult } from '../helpers/fixtures.js';
 
-const detection: FailureDetectionConfig = {
-  ...DEFAULT_FAILURE_DETECTION,
-  max_response_time_ms: 5000,
-  max_error_rate_percent: 5,
-  consecutive_failure_limit: 3,
-  failure_rate_window_minutes: 10,
-};
+const detection: FailureDetectionConfig = failureDetection();
 const WINDOW_MS = 10 * 60_000;
 
-function result(over: Partial<ProbeResult> = {}): ProbeResult {
-  return {
-    backendId: 'web/127.0.0.1:8001',
-    app: 'web',
-    checkType: 'http',
-    healthy: true,
-    responseTimeMs: 12,
-    statusCode: 200,
-    body: 'ok',
-    errorClass: null,
-    error: null,
-    startedAt: 0,
-    finishedAt: 12,
-    attempts: 1,
-    ...over,
-  };
-}
+/** A passing probe of web/127.0.0.1:8001 that took 12 ms. */
+const result = (over: Partial<ProbeResult> = {}): ProbeResult => probeResult(over);
 
 function failed(errorClass: ProbeErrorClass | null, over: Partial<ProbeResult> = {}): ProbeResult {
   return result({ healthy: false, statusCode: null, body: null, errorClass, error: errorClass && `${errorClass} happened`, ...over });

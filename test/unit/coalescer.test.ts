@@ -26,14 +26,20 @@ function recorder(manual = false) {
   };
 }
 
+/** A coalescer on a manual clock (from `start`, default 0) whose runs a recorder records. */
+function rig(opts: { minWaitMs: number; maxWaitMs: number; manual?: boolean; start?: number }) {
+  const clock = createManualClock(opts.start ?? 0);
+  const rec = recorder(opts.manual);
+  const c = createCoalescer({ clock, minWaitMs: opts.minWaitMs, maxWaitMs: opts.maxWaitMs, run: rec.make(clock) });
+  return { clock, rec, c };
+}
+
 /** Lets promise callbacks (run completion) settle. */
 const settle = () => new Promise<void>((r) => setImmediate(r));
 
 describe('createCoalescer', () => {
   it('collapses a burst into one run with the latest value, minWait after the last push', async () => {
-    const clock = createManualClock(1000);
-    const rec = recorder();
-    const c = createCoalescer({ clock, minWaitMs: 200, maxWaitMs: 2000, run: rec.make(clock) });
+    const { clock, rec, c } = rig({ minWaitMs: 200, maxWaitMs: 2000, start: 1000 });
     c.push(1);
     clock.advance(100);
     c.push(2);
@@ -49,9 +55,7 @@ describe('createCoalescer', () => {
   });
 
   it('runs no later than maxWait after the first push of a continuous stream', async () => {
-    const clock = createManualClock(0);
-    const rec = recorder();
-    const c = createCoalescer({ clock, minWaitMs: 200, maxWaitMs: 1000, run: rec.make(clock) });
+    const { clock, rec, c } = rig({ minWaitMs: 200, maxWaitMs: 1000 });
     for (let i = 1; i <= 25; i++) {
       c.push(i);
       clock.advance(100);
@@ -70,9 +74,7 @@ describe('createCoalescer', () => {
   });
 
   it('never runs twice at once: a push during a run waits for it, then follows the same timing', async () => {
-    const clock = createManualClock(0);
-    const rec = recorder(true);
-    const c = createCoalescer({ clock, minWaitMs: 100, maxWaitMs: 500, run: rec.make(clock) });
+    const { clock, rec, c } = rig({ minWaitMs: 100, maxWaitMs: 500, manual: true });
     c.push(1);
     clock.advance(100);
     expect(rec.calls.map((x) => x.value)).toEqual([1]);
@@ -96,9 +98,7 @@ describe('createCoalescer', () => {
   });
 
   it('waits minWait after a run when the held push is recent', async () => {
-    const clock = createManualClock(0);
-    const rec = recorder(true);
-    const c = createCoalescer({ clock, minWaitMs: 100, maxWaitMs: 500, run: rec.make(clock) });
+    const { clock, rec, c } = rig({ minWaitMs: 100, maxWaitMs: 500, manual: true });
     c.push(1);
     clock.advance(100);
     c.push(2);
@@ -114,9 +114,7 @@ describe('createCoalescer', () => {
   });
 
   it('flush runs a pending value now and waits for it', async () => {
-    const clock = createManualClock(0);
-    const rec = recorder();
-    const c = createCoalescer({ clock, minWaitMs: 200, maxWaitMs: 2000, run: rec.make(clock) });
+    const { clock, rec, c } = rig({ minWaitMs: 200, maxWaitMs: 2000 });
     c.push(1);
     c.push(2);
     await c.flush();
@@ -126,9 +124,7 @@ describe('createCoalescer', () => {
   });
 
   it('flush waits for the run in flight and then runs the value held behind it', async () => {
-    const clock = createManualClock(0);
-    const rec = recorder(true);
-    const c = createCoalescer({ clock, minWaitMs: 100, maxWaitMs: 500, run: rec.make(clock) });
+    const { clock, rec, c } = rig({ minWaitMs: 100, maxWaitMs: 500, manual: true });
     c.push(1);
     clock.advance(100);
     c.push(2);
@@ -146,9 +142,7 @@ describe('createCoalescer', () => {
   });
 
   it('stop drops the pending value and ignores later pushes', async () => {
-    const clock = createManualClock(0);
-    const rec = recorder();
-    const c = createCoalescer({ clock, minWaitMs: 100, maxWaitMs: 500, run: rec.make(clock) });
+    const { clock, rec, c } = rig({ minWaitMs: 100, maxWaitMs: 500 });
     c.push(1);
     c.stop();
     c.push(2);

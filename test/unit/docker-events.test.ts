@@ -13,27 +13,14 @@ import {
   type DetectorState,
 } from '../../src/discovery/docker-events.js';
 import type { ContainerRef } from '../../src/model.js';
+import { containerRef } from '../helpers/fixtures.js';
 
 const ID = 'c5983de5b0fd971bd82cd9bd4dab1c00c73f4d254f2f8cbbdfc94fe715d1704f';
 const START = 1_000_000;
 const CFG = { restartWindowMs: 300_000, restartLoopThreshold: 3, startupGraceMs: 60_000 };
 
-function ref(over: Partial<ContainerRef> = {}): ContainerRef {
-  return {
-    id: ID,
-    name: 'web-1',
-    image: 'orchestry-test/node-app:1',
-    replica: null,
-    state: 'running',
-    dockerHealth: 'healthy',
-    restartCount: 0,
-    oomKilled: false,
-    exitCode: null,
-    startedAt: START,
-    labels: { 'orchestry.app': 'web' },
-    ...over,
-  };
-}
+/** Container web-1 of app web, running and healthy since START. */
+const ref = (over: Partial<ContainerRef> = {}): ContainerRef => containerRef({ id: ID, startedAt: START, ...over });
 
 function event(action: ContainerAction, over: Partial<ContainerEvent> = {}): ContainerEvent {
   return {

@@ -6,6 +6,7 @@ import {
   snapshotWithDraining,
   type InspectedContainer,
 } from '../../src/discovery/docker-labels.js';
+import { containerRef } from '../helpers/fixtures.js';
 
 const ID_A = 'c5983de5b0fd971bd82cd9bd4dab1c00c73f4d254f2f8cbbdfc94fe715d1704f';
 
@@ -94,19 +95,13 @@ describe('mapping labelled containers to backends', () => {
         backup: false,
         health: DEFAULT_HEALTH,
         source: 'docker',
-        container: {
+        // Running, healthy, never restarted, no replica label: the fixture's defaults.
+        container: containerRef({
           id: ID_A,
-          name: 'web-1',
           image: 'orchestry-test/node-app:87243e0c9a989550',
-          replica: null,
-          state: 'running',
-          dockerHealth: 'healthy',
-          restartCount: 0,
-          oomKilled: false,
-          exitCode: null,
           startedAt: Date.parse('2026-11-28T07:04:20.63184233Z'),
           labels: labels(),
-        },
+        }),
       },
     ]);
     expect(containers.map((c) => c.app)).toEqual(['web']);

@@ -3,9 +3,9 @@ import { createManualClock } from '../../src/clock.js';
 import { DEFAULT_BREAKER_CONFIG } from '../../src/health/breaker.js';
 import { createHealthRegistry } from '../../src/health/registry.js';
 import { DEFAULT_HEALTH } from '../../src/config/schema.js';
-import { DEFAULT_FAILURE_DETECTION } from '../../src/config/schema.js';
 import type { FailureDetectionConfig, HealthCheckConfig } from '../../src/config/types.js';
-import { backendId, type Backend, type ProbeResult } from '../../src/model.js';
+import type { Backend, ProbeResult } from '../../src/model.js';
+import { backend as backendFixture, failureDetection, probeResult } from '../helpers/fixtures.js';
 
 const health: HealthCheckConfig = {
   ...DEFAULT_HEALTH,
@@ -16,34 +16,25 @@ const health: HealthCheckConfig = {
   success_threshold: 1,
 };
 
-const detection: FailureDetectionConfig = {
-  ...DEFAULT_FAILURE_DETECTION,
-  max_response_time_ms: 5000,
-  max_error_rate_percent: 5,
-  consecutive_failure_limit: 3,
-  failure_rate_window_minutes: 10,
-};
+const detection: FailureDetectionConfig = failureDetection();
 
 function backend(app: string, port: number, over: Partial<Backend> = {}): Backend {
-  return { id: backendId(app, '127.0.0.1', port), app, host: '127.0.0.1', port, weight: 1, backup: false, health, source: 'test', ...over };
+  return backendFixture({ app, port, health, ...over });
 }
 
 function probe(b: Backend, healthy: boolean, over: Partial<ProbeResult> = {}): ProbeResult {
-  return {
+  return probeResult({
     backendId: b.id,
     app: b.app,
-    checkType: 'http',
     healthy,
     responseTimeMs: 4,
     statusCode: healthy ? 200 : null,
     body: healthy ? 'ok' : null,
     errorClass: healthy ? null : 'connection_refused',
     error: healthy ? null : `connect ECONNREFUSED 127.0.0.1:${b.port}`,
-    startedAt: 0,
     finishedAt: 4,
-    attempts: 1,
     ...over,
-  };
+  });
 }
 
 function setup() {

@@ -8,60 +8,24 @@ import { STRATEGY_MAP } from '../../src/recovery/strategies.js';
 import { trafficHolds } from '../../src/recovery/traffic-holds.js';
 import type { AppSnapshot, PlanResult, PlannedAction, PlannerConfig, PlannerInput } from '../../src/recovery/types.js';
 
+import { backendView, containerRef, failureEvent, recoveryConfig } from '../helpers/fixtures.js';
+
 const T0 = 1_700_000_000_000;
 const S = 1000;
 
-function config(over: Partial<PlannerConfig> = {}): PlannerConfig {
-  return {
-    ...DEFAULT_RECOVERY,
-    mode: 'on',
-    startup_grace_seconds: DEFAULT_DOCKER.startup_grace_seconds,
-    action_timeout_seconds: 80,
-    ...over,
-  };
-}
+/** The schema's defaults, mode on (fixtures.ts). */
+const config = (over: Partial<PlannerConfig> = {}): PlannerConfig => recoveryConfig(over);
 
 type ReplicaOver = Partial<Omit<BackendView, 'container'>> & { ctr?: Partial<ContainerRef> | null };
 
 /** Replica n of app `web`: healthy, running, started long ago, on port 8000 + n. */
 function replica(n: number, over: ReplicaOver = {}): BackendView {
   const { ctr, ...rest } = over;
-  const port = 8000 + n;
-  return {
-    backendId: `web/127.0.0.1:${port}`,
-    app: 'web',
-    host: '127.0.0.1',
-    port,
-    weight: 1,
-    backup: false,
-    health: 'healthy',
-    breaker: 'closed',
-    ejected: false,
-    draining: false,
-    container:
-      ctr === null
-        ? null
-        : {
-            id: `id-${n}`,
-            name: `web-${n}`,
-            image: 'app:1',
-            replica: n,
-            state: 'running',
-            dockerHealth: null,
-            restartCount: 0,
-            oomKilled: false,
-            exitCode: null,
-            startedAt: T0 - 3600 * S,
-            labels: {},
-            ...ctr,
-          },
-    consecutiveFailures: 0,
-    consecutiveSuccesses: 1,
-    lastProbe: null,
-    lastFailure: null,
-    since: T0,
-    ...rest,
-  };
+  const container =
+    ctr === null
+      ? null
+      : containerRef({ id: `id-${n}`, name: `web-${n}`, image: 'app:1', replica: n, dockerHealth: null, startedAt: T0 - 3600 * S, labels: {}, ...ctr });
+  return backendView({ port: 8000 + n, container, since: T0, ...rest });
 }
 
 function sick(n: number, over: ReplicaOver = {}): BackendView {
@@ -81,7 +45,7 @@ function snapshot(replicas: BackendView[], over: Partial<AppSnapshot> = {}): App
 }
 
 function event(type: FailureType, backend: BackendView, consecutive: number, at: number, details: Record<string, unknown> = {}): FailureEvent {
-  return {
+  return failureEvent({
     failureType: type,
     backendId: backend.backendId,
     app: backend.app,
@@ -92,8 +56,7 @@ function event(type: FailureType, backend: BackendView, consecutive: number, at:
     consecutiveCount: consecutive,
     totalCount: consecutive,
     firstOccurrence: at,
-    critical: false,
-  };
+  });
 }
 
 /** Drives the planner like main would: one state, a manual `now`, results fed back. */

@@ -8,16 +8,7 @@ import {
   sketchQuantile,
   type Counts,
 } from '../../src/store/sketch.js';
-
-/** Deterministic PRNG (mulberry32) so a failure can be reproduced. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../helpers/fixtures.js';
 
 function nearestRank(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -53,7 +44,7 @@ describe('counts codec', () => {
 
 describe('latency sketch', () => {
   it(`reads nearest-rank percentiles within ${SKETCH_RELATIVE_ACCURACY * 100}% of the exact value`, () => {
-    const rnd = random(7);
+    const rnd = seededRandom(7);
     const us: number[] = [];
     for (let i = 0; i < 20_000; i++) us.push(Math.round(1000 * Math.exp(rnd() * Math.log(5000)) * (rnd() < 0.01 ? 40 : 1)));
     const sketch: Counts = new Map();
@@ -66,7 +57,7 @@ describe('latency sketch', () => {
   });
 
   it('gives the same percentiles from merged per-minute sketches as from one sketch of everything', () => {
-    const rnd = random(11);
+    const rnd = seededRandom(11);
     const whole = newAgg();
     const merged = newAgg();
     for (let minute = 0; minute < 60; minute++) {
