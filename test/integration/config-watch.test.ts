@@ -6,6 +6,7 @@ import { loadConfigFile } from '../../src/config/load.js';
 import type { SidecarConfig } from '../../src/config/types.js';
 import { createConfigWatcher, type ConfigWatcher } from '../../src/config/watch.js';
 import { ConfigError } from '../../src/errors.js';
+import { waitFor } from '../helpers/wait.js';
 
 let dir: string;
 let path: string;
@@ -37,15 +38,6 @@ async function saveByRename(text: string): Promise<void> {
   await rename(temp, path);
 }
 
-/** Polls until `condition` holds; real file events arrive on their own schedule. */
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 function start(initial?: SidecarConfig): ConfigWatcher {
   watcher = createConfigWatcher({
     path,
@@ -72,17 +64,17 @@ test('reloads on edits, keeps the last good config through an invalid one, and r
   expect(changes).toEqual([]);
 
   await saveByRename(yaml('127.0.0.1:8001', '127.0.0.1:8002'));
-  await waitFor(() => changes.length === 1, 'the new backend');
+  await waitFor(() => changes.length === 1, { what: 'the new backend', intervalMs: 20 });
   expect(ports(changes[0])).toEqual([8001, 8002]);
 
   await writeFile(path, 'apps:\n  web:\n    backends: [127.0.0.1:8001]\n    health: { port: 0 }\n');
-  await waitFor(() => errors.length === 1, 'the validation error');
+  await waitFor(() => errors.length === 1, { what: 'the validation error', intervalMs: 20 });
   expect(errors[0]).toBeInstanceOf(ConfigError);
   expect(errors[0]?.message).toContain('apps.web.health.port: must be between 1 and 65535 (got 0)');
   expect(changes).toHaveLength(1);
 
   await saveByRename(yaml('127.0.0.1:8003'));
-  await waitFor(() => changes.length === 2, 'the fixed config');
+  await waitFor(() => changes.length === 2, { what: 'the fixed config', intervalMs: 20 });
   expect(ports(changes[1])).toEqual([8003]);
   expect(errors).toHaveLength(1);
 });
@@ -110,7 +102,7 @@ test('reports an unreadable file through onError and ignores other files in the 
   await start().ready;
   await writeFile(join(dir, 'other.yaml'), 'not: [valid');
   await rm(path);
-  await waitFor(() => errors.length === 1, 'the read error');
+  await waitFor(() => errors.length === 1, { what: 'the read error', intervalMs: 20 });
   expect(errors[0]?.message).toBe(`cannot read config file ${path}: no such file (ENOENT)`);
   expect(changes).toHaveLength(1);
 });
@@ -122,6 +114,6 @@ test('ends on the final content after a rapid burst of saves', async () => {
   await writeFile(path, yaml('127.0.0.1:8003'));
   await saveByRename(yaml('127.0.0.1:8004'));
   await writeFile(path, yaml('127.0.0.1:8005'));
-  await waitFor(() => ports(changes.at(-1))?.[0] === 8005, 'the last save');
+  await waitFor(() => ports(changes.at(-1))?.[0] === 8005, { what: 'the last save', intervalMs: 20 });
   expect(errors).toEqual([]);
 });
