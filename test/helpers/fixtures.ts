@@ -1,9 +1,10 @@
 /**
  * The tests' shared fixtures, all pure (unit tests import them; test/helpers/no-io-guard.ts):
- * backends and backend views, probe results, failure events, container refs, the recovery
- * planner's and alerting's config, and the text of a sidecar YAML file and of a private nginx's nginx.conf.
- * Every factory takes overrides; its defaults describe `web/127.0.0.1:8001`, healthy.
- * Configuration defaults come from parseConfig, so they are the schema's own.
+ * backends and backend views, probe results, failure events, container refs, apps and desired
+ * sets, the recovery planner's, failure detection's and alerting's config, and the text of a
+ * sidecar YAML file and of a private nginx's nginx.conf. Every factory takes overrides; its
+ * defaults describe `web/127.0.0.1:8001`, healthy. Configuration defaults come from
+ * parseConfig, so they are the schema's own.
  */
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';

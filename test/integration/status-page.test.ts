@@ -186,9 +186,14 @@ describe('status page against a running sidecar', () => {
     expect(await text(page, '.summary')).toContain('1 ejected');
     expect(problems).toEqual([]);
 
-    // The picture without the flash of the changed row: finite animations are run to their end.
+    // The picture once the flash of the changed row has faded (a finished CSS animation leaves
+    // document.getAnimations()).
+    await waitFor(async () => (await page.evaluate('document.getAnimations().length')) === 0, {
+      intervalMs: 100,
+      what: 'the row flash to fade',
+    });
     await mkdir(join(SCREENSHOT, '..'), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, animations: 'disabled' });
+    await page.screenshot({ path: SCREENSHOT });
   });
 });
 
