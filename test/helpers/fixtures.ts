@@ -22,7 +22,8 @@ import type {
 } from '../../src/config/types.js';
 import type { BackendView, FailureEvent } from '../../src/health/types.js';
 import { backendId, formatAddress, type Backend, type ContainerRef, type ProbeResult } from '../../src/model.js';
-import { plannerConfig, type PlannerConfig } from '../../src/recovery/planner.js';
+import { plannerConfig } from '../../src/recovery/planner.js';
+import type { PlannerConfig } from '../../src/recovery/types.js';
 import { buildDesiredSet } from '../../src/upstream/desired.js';
 import type { DesiredSet } from '../../src/upstream/types.js';
 

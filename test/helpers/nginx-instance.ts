@@ -133,7 +133,7 @@ export async function launchNginx(options: {
     }),
   );
   const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not start ${binary}`);
+  if (pid === undefined) throw new Error(`could not start ${opts.binary ?? NGINX_BIN}`);
   const stop = async () => {
     if (running) {
       process.kill(pid, 'SIGTERM');

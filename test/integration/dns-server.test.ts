@@ -14,7 +14,9 @@ import type { DesiredUpstream } from '../../src/upstream/types.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
 import { desiredUpstream } from '../helpers/dns-messages.js';
 import { currentNginx } from '../helpers/nginx-current.js';
-import { freePort, httpGet, launchNginx, makeNginxDir, nginxLogCounts, privateTempPaths } from '../helpers/nginx-instance.js';
+import { httpGet, launchNginx, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
+import { freePort } from '../helpers/free-port.js';
+import { privateTempPaths } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
 
 const APPS = ['web', 'failover', 'big'] as const;

@@ -11,7 +11,8 @@ import { startBackend, type TestBackend } from '../helpers/backend-server.js';
 import { desiredUpstream } from '../helpers/dns-messages.js';
 import { containerLogs, docker, removeTestContainers, requireDocker, runContainer, waitForContainer } from '../helpers/docker.js';
 import { currentNginx, ensureCurrentNginxImage } from '../helpers/nginx-current.js';
-import { freePort, httpGet, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
+import { httpGet, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
+import { freePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'nginx-current-image';

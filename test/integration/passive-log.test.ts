@@ -13,7 +13,9 @@ import { groupOutcomesByApp, initialAppOutliers, stepOutliers, type OutlierBacke
 import { createAccessLogReceiver, type AccessLogReceiver } from '../../src/passive/receiver.js';
 import type { Outcome } from '../../src/passive/types.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import { freePort, httpGet, launchNginx, makeNginxDir, privateTempPaths } from '../helpers/nginx-instance.js';
+import { httpGet, launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
+import { freePort } from '../helpers/free-port.js';
+import { privateTempPaths } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
 
 const EXAMPLE = new URL('../../nginx/nginx.conf', import.meta.url);

@@ -201,7 +201,7 @@ describe('end to end with a real nginx', () => {
       },
       { what: 'every backend routed' },
     );
-    await settled();
+    await nginxSettled(nginxPaths(dir).errorLog);
     const before = await reloadsLogged();
     const appliesBefore = await sidecar.metric('orchestry_nginx_applies_total');
     await writeFile(configPath, sidecarConfig([...web, extra], adminPort));

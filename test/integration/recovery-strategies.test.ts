@@ -7,7 +7,6 @@
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSystemClock } from '../../src/clock.js';
-import { DEFAULT_RECOVERY } from '../../src/config/defaults.js';
 import type { AppRecoveryOptions } from '../../src/config/types.js';
 import type { BackendView, FailureEvent, FailureType } from '../../src/health/types.js';
 import { createLogger } from '../../src/observability/logger.js';

@@ -299,7 +299,7 @@ describe('health registry state across restarts', () => {
   it('keeps the failure counts of the window', () => {
     const b = backend('web', 8001);
     const saved = ejectedState(b);
-    const { registry, run } = setup();
+    const { registry } = setup();
     registry.restore(new Map([[b.id, saved]]));
     registry.sync([b]);
     registry.tick(b.id);

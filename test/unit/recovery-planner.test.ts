@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DOCKER, DEFAULT_RECOVERY } from '../../src/config/defaults.js';
 import type { BackendView, FailureEvent, FailureType } from '../../src/health/types.js';
 import type { ContainerRef, ProbeResult } from '../../src/model.js';
 import { plan, plannerConfig } from '../../src/recovery/planner.js';
