@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.js';
+import { initialHealth, step } from '../../src/health/thresholds.js';
 import type { HealthCheckConfig } from '../../src/config/types.js';
 import type { Backend, ProbeResult } from '../../src/model.js';
 import { createProbeScheduler, TICK_MS, type ProbeSchedulerOptions, type SkipReason } from '../../src/probe/scheduler.js';
 import type { Prober } from '../../src/probe/types.js';
 import { probeBackend } from '../helpers/fixtures.js';
 
-/** A prober whose probes finish only when the test says so. */
-function fakeProber(now: () => number) {
+/** A prober whose probes finish only when the test says so, healthy or (a timeout) not. */
+function fakeProber(now: () => number, healthy = true) {
   const calls: { backend: Backend; at: number; finish(): void }[] = [];
   const prober: Prober = {
     probe: (backend) =>
@@ -21,12 +22,12 @@ function fakeProber(now: () => number) {
               backendId: backend.id,
               app: backend.app,
               checkType: 'http',
-              healthy: true,
+              healthy,
               responseTimeMs: 1,
-              statusCode: 200,
+              statusCode: healthy ? 200 : null,
               body: '',
-              errorClass: null,
-              error: null,
+              errorClass: healthy ? null : 'timeout',
+              error: healthy ? null : 'timeout',
               startedAt: at,
               finishedAt: now(),
               attempts: 1,
@@ -43,10 +44,10 @@ const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 const target = (port: number, health: Partial<HealthCheckConfig> = {}) =>
   probeBackend(port, { initial_delay_seconds: 0, period_seconds: 10, ...health });
 
-function setup(over: Partial<ProbeSchedulerOptions> = {}) {
+function setup(over: Partial<ProbeSchedulerOptions> = {}, healthy = true) {
   const clock = createManualClock(1_000_000);
   const t0 = clock.now();
-  const fake = fakeProber(() => clock.now() - t0);
+  const fake = fakeProber(() => clock.now() - t0, healthy);
   const results: { id: string; backend: Backend }[] = [];
   const skips: { id: string; reason: SkipReason; at: number }[] = [];
   const lateness: number[] = [];
@@ -117,7 +118,7 @@ describe('probe scheduler', () => {
     expect(s.lateness.map((l) => Math.round(l * 10) / 10)).toEqual([0, 0.7 * TICK_MS, 0.8 * TICK_MS]);
   });
 
-  it('never runs two probes of one backend at once: a tick during a probe is skipped', async () => {
+  it('never runs two probes of one backend at once: the probe due during one starts when it ends, later ones are skipped', async () => {
     const s = setup();
     s.scheduler.setTargets([target(1)]);
     s.scheduler.start();
@@ -125,15 +126,21 @@ describe('probe scheduler', () => {
     await s.at(10_000);
     await s.at(20_000);
     expect(s.calls).toHaveLength(1);
-    expect(s.skips.map((k) => [k.reason, k.at])).toEqual([
-      ['in_flight', 10_000],
-      ['in_flight', 20_000],
-    ]);
+    // Due at 10 s: waits for the probe in flight. Due at 20 s: one is already waiting, skipped.
+    expect(s.skips.map((k) => [k.reason, k.at])).toEqual([['in_flight', 20_000]]);
+    await s.at(25_000);
     s.calls[0]!.finish();
     await s.at(25_000);
+    expect(s.startTimes()).toEqual([0, 25_000]);
+    // The fixed rate goes on from the probe that caught up: 35 s, not 30 s.
+    s.calls[1]!.finish();
     await s.at(30_000);
-    expect(s.startTimes()).toEqual([0, 30_000]);
-    expect(s.scheduler.stats()).toMatchObject({ started: 2, completed: 1, skipped: 2, inFlight: 1 });
+    await s.at(34_999);
+    expect(s.startTimes()).toEqual([0, 25_000]);
+    await s.at(35_000);
+    expect(s.startTimes()).toEqual([0, 25_000, 35_000]);
+    expect(s.lateness).toEqual([0, 0, 0]);
+    expect(s.scheduler.stats()).toMatchObject({ started: 3, completed: 2, skipped: 1, inFlight: 1 });
   });
 
   it('runs at most maxConcurrency probes and starts waiting ones in due order', async () => {
@@ -195,11 +202,15 @@ describe('probe scheduler', () => {
     s.scheduler.setTargets([target(1)]);
     await s.at(1_000);
     expect(s.calls).toHaveLength(1);
-    expect(s.skips.map((k) => [k.id, k.reason])).toEqual([['web/127.0.0.1:1', 'in_flight']]);
+    expect(s.skips).toEqual([]);
     s.calls[0]!.finish();
     await s.at(10_000);
     expect(s.results).toHaveLength(0);
-    expect(s.startTimes()).toEqual([0, 10_000]);
+    // Its first probe under the new schedule waited for the old one, then started at once.
+    expect(s.startTimes()).toEqual([0, 1_000]);
+    s.calls[1]!.finish();
+    await s.at(11_000);
+    expect(s.startTimes()).toEqual([0, 1_000, 11_000]);
   });
 
   it('keeps the schedule of a backend whose health config is unchanged, and reports the newest backend object', async () => {
@@ -304,5 +315,106 @@ describe('probe scheduler', () => {
     expect(s.results).toHaveLength(0);
     await s.at(60_000);
     expect(s.calls).toHaveLength(1);
+  });
+});
+
+describe('probe scheduler: a probe that runs long does not cost the next one', () => {
+  /**
+   * One backend whose every probe takes `durationMs` (a hung one: its timeout, plus the few ms a
+   * timeout fires late), health failure_threshold 3. The clock moves 1 ms at a time.
+   */
+  async function run(opts: { periodSeconds: number; durationMs: number; untilMs: number; healthy?: boolean }) {
+    let health = initialHealth();
+    let verdictAt: number | undefined;
+    const s = setup({
+      onResult: (r) => {
+        const next = step(health, { ok: r.healthy }, { failure_threshold: 3, success_threshold: 2 }, r.finishedAt);
+        health = next.state;
+        if (next.transition?.to === 'unhealthy') verdictAt ??= next.transition.at;
+      },
+    }, opts.healthy ?? false);
+    s.scheduler.setTargets([target(1, { period_seconds: opts.periodSeconds, timeout_seconds: 1 })]);
+    s.scheduler.start();
+    const finished = new Set<number>();
+    for (let ms = 0; ms <= opts.untilMs; ms++) {
+      await s.at(ms);
+      s.calls.forEach((c, i) => {
+        if (!finished.has(i) && ms >= c.at + opts.durationMs) {
+          finished.add(i);
+          c.finish();
+        }
+      });
+    }
+    await s.at(opts.untilMs);
+    return { ...s, verdictAt };
+  }
+
+  const gaps = (times: number[]) => times.slice(1).map((t, i) => t - times[i]!);
+
+  it('probes a hung backend back to back when the period is just above the timeout (period 1.001 s, timeout 1 s)', async () => {
+    const s = await run({ periodSeconds: 1.001, durationMs: 1_005, untilMs: 5_000 });
+    // Each probe starts as the previous one times out: every ~1 s, not every other period (~2 s).
+    expect(s.startTimes()).toEqual([0, 1_005, 2_010, 3_015, 4_020]);
+    expect(s.skips).toEqual([]);
+    expect(s.lateness.every((l) => l === 0)).toBe(true);
+    // failure_threshold 3: unhealthy as the third probe times out, ~3 x the timeout.
+    expect(s.verdictAt).toBe(3_015);
+  });
+
+  it('gives a verdict no later with a period just above the timeout than with a longer one', async () => {
+    const tight = await run({ periodSeconds: 1.001, durationMs: 1_005, untilMs: 4_000 });
+    const loose = await run({ periodSeconds: 1.1, durationMs: 1_005, untilMs: 4_000 });
+    expect(loose.startTimes()).toEqual([0, 1_100, 2_200, 3_300]);
+    expect(loose.verdictAt).toBe(3_205);
+    expect(tight.verdictAt).toBeLessThan(loose.verdictAt!);
+  });
+
+  it('probes back to back when the timeout fires exactly on time', async () => {
+    const s = await run({ periodSeconds: 1.001, durationMs: 1_000, untilMs: 4_500 });
+    expect(gaps(s.startTimes()).every((g) => g >= 1_000 && g <= 1_001)).toBe(true);
+    expect(s.startTimes()).toHaveLength(5);
+    expect(s.verdictAt).toBeLessThanOrEqual(3_002);
+  });
+
+  it('keeps the fixed rate of a backend that answers quickly', async () => {
+    const s = await run({ periodSeconds: 1.001, durationMs: 10, untilMs: 5_000, healthy: true });
+    expect(s.startTimes()).toEqual([0, 1_001, 2_002, 3_003, 4_004]);
+    expect(s.lateness.every((l) => l === 0)).toBe(true);
+  });
+
+  it('starts the next probe at once when one ends within a tick of its due time', async () => {
+    // Ends 10 ms before the next is due: waiting for the timer could cost up to a tick more.
+    const s = await run({ periodSeconds: 1, durationMs: 990, untilMs: 3_000, healthy: true });
+    expect(s.startTimes()).toEqual([0, 990, 1_980, 2_970]);
+    // 30 ms before: the fixed rate.
+    const t = await run({ periodSeconds: 1, durationMs: 970, untilMs: 3_000, healthy: true });
+    expect(t.startTimes()).toEqual([0, 1_000, 2_000, 3_000]);
+  });
+
+  it('skips the owed probe when admit() refuses the backend by then', async () => {
+    let open = false;
+    const s = setup({ admit: () => !open });
+    s.scheduler.setTargets([target(1)]);
+    s.scheduler.start();
+    await s.at(0);
+    await s.at(10_000);
+    open = true;
+    s.calls[0]!.finish();
+    await s.at(12_000);
+    expect(s.startTimes()).toEqual([0]);
+    expect(s.skips.map((k) => [k.reason, k.at])).toEqual([['not_admitted', 10_000]]);
+  });
+
+  it('does not start the probe owed to a backend removed while its probe ran', async () => {
+    const s = setup();
+    s.scheduler.setTargets([target(1)]);
+    s.scheduler.start();
+    await s.at(0);
+    await s.at(10_000);
+    s.scheduler.setTargets([]);
+    s.calls[0]!.finish();
+    await s.at(30_000);
+    expect(s.startTimes()).toEqual([0]);
+    expect(s.scheduler.stats()).toMatchObject({ targets: 0, inFlight: 0 });
   });
 });
