@@ -174,8 +174,28 @@ function anyCasePattern(values: readonly string[]): string {
 
 // ---- checks -------------------------------------------------------------------------------
 
+/** Bounds of a number: `min`/`max` inclusive, `above` exclusive. */
+export interface NumberRule {
+  int?: boolean;
+  min?: number;
+  max?: number;
+  above?: number;
+}
+
+/** Why `value` is outside the rule's bounds ("must be at least 1"), or undefined. */
+function boundsProblem(value: number, rule: NumberRule): string | undefined {
+  if (rule.above !== undefined && !(value > rule.above)) return `must be greater than ${rule.above}`;
+  const { min, max } = rule;
+  if (min !== undefined && max !== undefined && (value < min || value > max)) {
+    return `must be between ${min} and ${max}`;
+  }
+  if (min !== undefined && value < min) return `must be at least ${min}`;
+  if (max !== undefined && value > max) return `must be at most ${max}`;
+  return undefined;
+}
+
 /** A number within the rule's bounds. */
-export function num(rule: { int?: boolean; min?: number; max?: number; above?: number }): Check<number> {
+export function num(rule: NumberRule): Check<number> {
   const check: Check<number> = (value, path, report) => {
     const kind = rule.int ? 'an integer' : 'a number';
     if (typeof value !== 'number' || Number.isNaN(value)) {
@@ -183,16 +203,8 @@ export function num(rule: { int?: boolean; min?: number; max?: number; above?: n
     }
     if (!Number.isFinite(value)) return report(path, `must be a finite number (got ${value})`);
     if (rule.int && !Number.isInteger(value)) return report(path, `must be an integer (got ${value})`);
-    if (rule.above !== undefined && !(value > rule.above)) {
-      return report(path, `must be greater than ${rule.above} (got ${value})`);
-    }
-    const { min, max } = rule;
-    if (min !== undefined && max !== undefined && (value < min || value > max)) {
-      return report(path, `must be between ${min} and ${max} (got ${value})`);
-    }
-    if (min !== undefined && value < min) return report(path, `must be at least ${min} (got ${value})`);
-    if (max !== undefined && value > max) return report(path, `must be at most ${max} (got ${value})`);
-    return value;
+    const problem = boundsProblem(value, rule);
+    return problem ? report(path, `${problem} (got ${value})`) : value;
   };
   return withSchema(check, () => ({
     type: rule.int ? 'integer' : 'number',
@@ -200,6 +212,75 @@ export function num(rule: { int?: boolean; min?: number; max?: number; above?: n
     ...(rule.above !== undefined ? { exclusiveMinimum: rule.above } : {}),
     ...(rule.max !== undefined ? { maximum: rule.max } : {}),
   }));
+}
+
+// ---- durations ----------------------------------------------------------------------------
+
+/** What a bare number means in a duration key: the unit its name ends with. */
+export type DurationUnit = 'milliseconds' | 'seconds' | 'minutes' | 'hours' | 'days';
+
+/**
+ * A duration string: a decimal number and one unit, `ms`, `s`, `m` or `h` (`500ms`, `1.5s`, `2m`,
+ * `1h`). No sign, no exponent, no spaces, lower case only (`M` reads as months or mega elsewhere),
+ * one unit (no `1m30s`: write `90s`). Also the JSON Schema's pattern, so both accept the same.
+ */
+export const DURATION_PATTERN = '^(\\d+(?:\\.\\d+)?|\\.\\d+)(ms|s|m|h)$';
+const DURATION = new RegExp(DURATION_PATTERN);
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const KEY_UNIT_MS: Readonly<Record<DurationUnit, number>> = {
+  milliseconds: 1,
+  seconds: 1000,
+  minutes: 60_000,
+  hours: 3_600_000,
+  days: 86_400_000,
+};
+/** Examples in an error message, at the scale of the key's unit. */
+const EXAMPLES: Readonly<Record<DurationUnit, string>> = {
+  milliseconds: '500ms, 2s or 1m',
+  seconds: '500ms, 2s or 1m',
+  minutes: '30s, 10m or 2h',
+  hours: '30m, 12h or 48h',
+  days: '12h, 48h or 720h',
+};
+
+/** `text` (`500ms`, `1.5s`, `2m`, `1h`) as a number of `unit`s; undefined when it is no duration. */
+export function parseDuration(text: string, unit: DurationUnit = 'seconds'): number | undefined {
+  const match = DURATION.exec(text);
+  if (!match) return undefined;
+  const n = Number(match[1]);
+  const from = UNIT_MS[match[2] as string] as number;
+  const to = KEY_UNIT_MS[unit];
+  // The ratio of two units is a whole number either way round: multiplying or dividing by it
+  // rounds once, so 100ms is exactly 0.1 s (100 * 0.001 would not be).
+  return from >= to ? n * (from / to) : n / (to / from);
+}
+
+/** Bounds of a duration, in the key's unit (seconds unless `unit` says otherwise). */
+export interface DurationRule extends NumberRule {
+  unit?: DurationUnit;
+  /** Every duration has a ceiling, which also keeps a string of a thousand digits out. */
+  max: number;
+}
+
+/**
+ * A duration: a number of the key's unit (what every `_seconds` key took before units) or a
+ * string with a unit (parseDuration), within the rule's bounds; the value is always a number of
+ * the key's unit, so nothing downstream knows which form was written.
+ */
+export function duration(rule: DurationRule): Check<number> {
+  const unit = rule.unit ?? 'seconds';
+  const asNumber = num(rule);
+  const check: Check<number> = (value, path, report) => {
+    if (typeof value === 'number') return asNumber(value, path, report);
+    const parsed = typeof value === 'string' ? parseDuration(value, unit) : undefined;
+    if (parsed === undefined) {
+      return report(path, `must be a duration such as ${EXAMPLES[unit]}, or a number of ${unit} (got ${show(value)})`);
+    }
+    if (rule.int && !Number.isInteger(parsed)) return report(path, `must be a whole number of ${unit} (got ${show(value)})`);
+    const problem = boundsProblem(parsed, rule);
+    return problem ? report(path, `${problem} (got ${show(value)})`) : parsed;
+  };
+  return withSchema(check, () => ({ anyOf: [schemaOf(asNumber), { type: 'string', pattern: DURATION_PATTERN }] }));
 }
 
 /** Case-insensitive enum; the value is normalised to the listed spelling. */

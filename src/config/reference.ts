@@ -5,7 +5,7 @@
  * none of them can drift from what validation accepts.
  */
 import { APP_NAME } from './allowlists.js';
-import { schemaOf, type Check, type JsonSchema, type Section } from './check.js';
+import { DURATION_PATTERN, schemaOf, type Check, type JsonSchema, type Section } from './check.js';
 import { APP_DOCKER, APP_RECOVERY, BACKENDS_SCHEMA, UPSTREAM } from './spec-apps.js';
 import { ALERTING, ESCALATION, RECEIVER, ROUTE } from './spec-alerting.js';
 import { ADMIN, LOGGING, PROBES } from './spec-daemon.js';
@@ -173,6 +173,8 @@ export function typeText(schema: JsonSchema): string {
     const listed = anyOf[0]?.enum as unknown[] | undefined;
     // oneOf(): the listed spellings, then the any-case pattern.
     if (listed && anyOf.length === 2 && anyOf[1]?.pattern) return listed.join(' | ');
+    // duration(): a number of the key's unit with its bounds, or a string with a unit.
+    if (anyOf.length === 2 && anyOf[1]?.pattern === DURATION_PATTERN) return `duration${bounds(anyOf[0] ?? {})}`;
     return anyOf.map(typeText).join(' | ');
   }
   if (schema.enum) return (schema.enum as unknown[]).join(' | ');

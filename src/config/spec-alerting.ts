@@ -4,6 +4,7 @@ import { APP_NAME, appName, headers, httpUrl } from './allowlists.js';
 import {
   MAX_SECONDS,
   bool,
+  duration,
   isMap,
   join,
   listOf,
@@ -37,9 +38,9 @@ export const ALERTING: Section<AlertingFields> = {
   defaults: DEFAULT_ALERTING,
   fields: {
     enabled: { check: bool, meaning: 'Send notifications; needs at least one route.' },
-    resend_interval_seconds: { check: num({ above: 0, max: 3600 }), meaning: 'Firing alerts are re-sent to Alertmanager this often (it resolves alerts it stops hearing of).' },
-    retry_min_seconds: { check: num({ above: 0, max: 3600 }), meaning: 'Failed deliveries are retried after this, doubling...' },
-    retry_max_seconds: { check: num({ above: 0, max: MAX_SECONDS }), meaning: '...up to this far apart.' },
+    resend_interval_seconds: { check: duration({ above: 0, max: 3600 }), meaning: 'Firing alerts are re-sent to Alertmanager this often (it resolves alerts it stops hearing of).' },
+    retry_min_seconds: { check: duration({ above: 0, max: 3600 }), meaning: 'Failed deliveries are retried after this, doubling...' },
+    retry_max_seconds: { check: duration({ above: 0, max: MAX_SECONDS }), meaning: '...up to this far apart.' },
   },
 };
 
@@ -50,7 +51,7 @@ export const RECEIVER: Section<Omit<AlertReceiverConfig, 'name'>> = {
     type: { check: oneOf(RECEIVER_TYPES), meaning: 'Generic JSON webhook, Slack-compatible incoming webhook, or Prometheus Alertmanager (API v2).' },
     url: { check: httpUrl, meaning: "The webhook, or Alertmanager's base URL (/api/v2/alerts is appended); no credentials in it." },
     headers: { check: headers, meaning: 'Extra request headers (e.g. Authorization).' },
-    timeout_seconds: { check: num({ above: 0, max: 300 }), meaning: 'Per delivery attempt.' },
+    timeout_seconds: { check: duration({ above: 0, max: 300 }), meaning: 'Per delivery attempt.' },
     max_per_minute: { check: num({ int: true, min: 1, max: 100_000 }), meaning: 'Rate limit; notifications beyond it wait their turn, in order.' },
   },
 };
@@ -70,7 +71,7 @@ export const ROUTE: Section<AlertRouteConfig> = {
 export const ESCALATION: Section<AlertingConfig['escalation']> = {
   defaults: DEFAULT_ESCALATION,
   fields: {
-    after_seconds: { check: num({ above: 0, max: MAX_SECONDS }), meaning: 'An alert still firing this long after it started...' },
+    after_seconds: { check: duration({ above: 0, max: MAX_SECONDS }), meaning: 'An alert still firing this long after it started...' },
     receivers: { check: listOf(str), meaning: '...is sent, once, to these receivers (and they get its resolution).' },
   },
 };

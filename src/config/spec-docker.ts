@@ -1,6 +1,6 @@
 /** `docker`: discovery of backends from labelled containers, and the Engine connection. */
 import { fsPath, hostProblem } from './allowlists.js';
-import { MAX_SECONDS, bool, nullable, num, oneOf, readSection, show, str, type Report, type Section } from './check.js';
+import { MAX_SECONDS, bool, duration, nullable, oneOf, readSection, show, str, type Report, type Section } from './check.js';
 import { ADDRESS_MODES, DEFAULT_DOCKER } from './defaults.js';
 import type { DockerConfig } from './types.js';
 
@@ -14,9 +14,9 @@ export const DOCKER: Section<DockerConfig> = {
     network: { check: nullable(str), meaning: "Docker network whose IP is used in network mode; null = the container's only network." },
     // Any string here; parseDocker then checks that it is a host.
     host_address: { check: str, meaning: 'Address of containers on host networking.' },
-    startup_grace_seconds: { check: num({ min: 0, max: MAX_SECONDS }), meaning: 'A container not healthy this long after it started is application_startup_failed.' },
-    reconnect_min_seconds: { check: num({ above: 0, max: 3600 }), meaning: 'Event-stream reconnect backoff: first wait.' },
-    reconnect_max_seconds: { check: num({ above: 0, max: 3600 }), meaning: 'Event-stream reconnect backoff: longest wait.' },
+    startup_grace_seconds: { check: duration({ min: 0, max: MAX_SECONDS }), meaning: 'A container not healthy this long after it started is application_startup_failed.' },
+    reconnect_min_seconds: { check: duration({ above: 0, max: 3600 }), meaning: 'Event-stream reconnect backoff: first wait.' },
+    reconnect_max_seconds: { check: duration({ above: 0, max: 3600 }), meaning: 'Event-stream reconnect backoff: longest wait.' },
   },
 };
 

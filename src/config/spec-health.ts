@@ -8,6 +8,7 @@ import {
   MAX_SECONDS,
   bool,
   createIssues,
+  duration,
   join,
   nullable,
   num,
@@ -21,6 +22,13 @@ import {
 } from './check.js';
 import { DEFAULT_HEALTH, HTTP_METHODS, PROTOCOLS, SCHEMES } from './defaults.js';
 import type { HealthCheckConfig } from './types.js';
+
+/**
+ * The shortest probe timeout, 100 ms: short enough for a loopback or same-host backend, long
+ * enough that a busy event loop (probes start up to a 25 ms tick late) does not fail a healthy
+ * backend. The seed's floor was 1 s. A period must exceed the timeout, so it is above this too.
+ */
+export const MIN_TIMEOUT_SECONDS = 0.1;
 
 /** Each health key's check, default and meaning. */
 export const HEALTH: Section<HealthCheckConfig> = {
@@ -37,9 +45,9 @@ export const HEALTH: Section<HealthCheckConfig> = {
     expected_body: { check: nullable(expectedBody), meaning: 'Text the response body must contain, or /pattern/flags for a regular expression (not with method HEAD).' },
     probe_data: { check: nullable(str), meaning: 'TCP only: bytes to send after connecting.' },
     expected_response: { check: nullable(str), meaning: 'TCP only: text the reply must contain.' },
-    initial_delay_seconds: { check: num({ min: 0, max: MAX_SECONDS }), meaning: "Wait before a new backend's first probe." },
-    period_seconds: { check: num({ above: 0, max: MAX_SECONDS }), meaning: 'Interval between probes; must be greater than timeout_seconds.' },
-    timeout_seconds: { check: num({ min: 1, max: MAX_SECONDS }), meaning: 'Probe timeout.' },
+    initial_delay_seconds: { check: duration({ min: 0, max: MAX_SECONDS }), meaning: "Wait before a new backend's first probe." },
+    period_seconds: { check: duration({ above: MIN_TIMEOUT_SECONDS, max: MAX_SECONDS }), meaning: 'Interval between probes; must be greater than timeout_seconds.' },
+    timeout_seconds: { check: duration({ min: MIN_TIMEOUT_SECONDS, max: MAX_SECONDS }), meaning: 'Probe timeout.' },
     failure_threshold: { check: num({ int: true, min: 1 }), meaning: 'Consecutive failures before a backend is unhealthy.' },
     success_threshold: { check: num({ int: true, min: 1 }), meaning: 'Consecutive successes before it is healthy again.' },
     enabled: { check: bool, meaning: 'Probe this app at all.' },

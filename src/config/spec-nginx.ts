@@ -1,7 +1,7 @@
 /** `nginx`: where nginx and its files are, how it is reloaded, and how bursts of changes wait. */
 import { isAbsolute, resolve } from 'node:path';
 import { fsPath } from './allowlists.js';
-import { bool, nullable, num, oneOf, readSection, str, type Report, type Section } from './check.js';
+import { bool, duration, nullable, oneOf, readSection, str, type Report, type Section } from './check.js';
 import { DEFAULT_NGINX, EJECT_MODES, NGINX_MODES } from './defaults.js';
 import type { NginxConfig } from './types.js';
 
@@ -19,8 +19,8 @@ export const NGINX: Section<NginxConfig> = {
     template_path: { check: nullable(fsPath), meaning: 'Handlebars template; null uses the built-in templates/upstreams.conf.hbs.' },
     pid_path: { check: nullable(fsPath), meaning: 'If set, reload by SIGHUP to the pid in this file; otherwise nginx -s reload.' },
     ejected: { check: oneOf(EJECT_MODES), meaning: "Default for every app's upstream.ejected." },
-    coalesce_min_wait_seconds: { check: num({ min: 0, max: 60 }), meaning: 'Quiet time after a change before rendering, so bursts reload once.' },
-    coalesce_max_wait_seconds: { check: num({ min: 0, max: 60 }), meaning: 'Longest a change may wait, however busy; at least coalesce_min_wait_seconds.' },
+    coalesce_min_wait_seconds: { check: duration({ min: 0, max: 60 }), meaning: 'Quiet time after a change before rendering, so bursts reload once.' },
+    coalesce_max_wait_seconds: { check: duration({ min: 0, max: 60 }), meaning: 'Longest a change may wait, however busy; at least coalesce_min_wait_seconds.' },
     validate: { check: bool, meaning: 'Run nginx -t before every swap.' },
   },
 };

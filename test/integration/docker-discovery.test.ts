@@ -144,7 +144,7 @@ describe('docker source against the real Engine', () => {
       errors: [
         expect.stringMatching(/^orchestry\.app: app name must .*\(got "web;}"\)$/),
         'orchestry.port: must be an integer (got "80;")',
-        'orchestry.health.timeout_seconds: must be a number (got "abc")',
+        'orchestry.health.timeout_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got "abc")',
       ],
     });
     expect(JSON.stringify(w.snapshots)).not.toContain('web;}');

@@ -187,7 +187,8 @@ describe('configKeys', () => {
     const type = (key: string) => configKeys().find((k) => k.key === key)?.type;
     expect(type('apps.<name>.health.port')).toBe('integer 1..65535');
     expect(type('apps.<name>.health.protocol')).toBe('HTTP | TCP');
-    expect(type('apps.<name>.health.period_seconds')).toBe('number > 0, ≤ 86400');
+    expect(type('apps.<name>.health.period_seconds')).toBe('duration > 0.1, ≤ 86400');
+    expect(type('apps.<name>.health.timeout_seconds')).toBe('duration 0.1..86400');
     expect(type('nginx.prefix')).toBe('string | null');
     expect(type('alerting.routes[].failure_types')).toContain('list of health_check_failed | ');
   });

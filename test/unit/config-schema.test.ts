@@ -268,7 +268,7 @@ describe('validation messages', () => {
     ['protocol', withApp({ health: { protocol: 'UDP' } }),
       'apps.web.health.protocol: must be one of HTTP, TCP (got "UDP")'],
     ['number as string', withApp({}, { nginx: { coalesce_max_wait_seconds: 'abc' } }),
-      'nginx.coalesce_max_wait_seconds: must be a number (got "abc")'],
+      'nginx.coalesce_max_wait_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got "abc")'],
     ['unknown app key', withApp({ bogus: 1 }), 'apps.web.bogus: unknown key'],
     ['unknown top-level key', withApp({}, { extra: true }), 'extra: unknown key'],
     ['unknown health key', withApp({ health: { interval: 5 } }), 'apps.web.health.interval: unknown key'],
@@ -284,10 +284,10 @@ describe('validation messages', () => {
       'apps.web.health.port: must be between 1 and 65535 (got 65536)'],
     ['port fractional', withApp({ health: { port: 80.5 } }), 'apps.web.health.port: must be an integer (got 80.5)'],
     ['port as string', withApp({ health: { port: '80' } }), 'apps.web.health.port: must be an integer (got "80")'],
-    ['timeout below one second', withApp({ health: { timeout_seconds: 0.5 } }),
-      'apps.web.health.timeout_seconds: must be between 1 and 86400 (got 0.5)'],
+    ['timeout below 100 ms', withApp({ health: { timeout_seconds: 0.05 } }),
+      'apps.web.health.timeout_seconds: must be between 0.1 and 86400 (got 0.05)'],
     ['period zero', withApp({ health: { period_seconds: 0 } }),
-      'apps.web.health.period_seconds: must be greater than 0 (got 0)'],
+      'apps.web.health.period_seconds: must be greater than 0.1 (got 0)'],
     ['infinite period', withApp({ health: { period_seconds: Infinity } }),
       'apps.web.health.period_seconds: must be a finite number (got Infinity)'],
     ['negative initial delay', withApp({ health: { initial_delay_seconds: -1 } }),
@@ -432,7 +432,7 @@ describe('validation messages', () => {
 
   test('does not compare timeout with period when either is itself invalid', () => {
     expect(issues(withApp({ health: { timeout_seconds: 'x', period_seconds: 2 } }))).toEqual([
-      'apps.web.health.timeout_seconds: must be a number (got "x")',
+      'apps.web.health.timeout_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got "x")',
     ]);
   });
 
@@ -459,7 +459,7 @@ describe('validation messages', () => {
         'extra: unknown key',
         'defaults.health.port: must be between 1 and 65535 (got 0)',
         'nginx.mode: must be one of local, docker (got "podman")',
-        'nginx.coalesce_max_wait_seconds: must be a number (got "abc")',
+        'nginx.coalesce_max_wait_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got "abc")',
         'apps.web.health.protocol: must be one of HTTP, TCP (got "UDP")',
         "apps.web.health.path: must not start with '//' (it would change the probed host) (got \"//x\")",
         'apps.web.backends[1]: duplicate backend a:1 (also at index 0)',

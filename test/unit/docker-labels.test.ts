@@ -236,11 +236,15 @@ describe('health labels', () => {
   });
 
   test('the layered result is checked with the rules between fields, blamed on the label that broke it', () => {
-    expect(errorsOf({ 'orchestry.health.timeout_seconds': '40' })).toEqual([
+    const slow = config({ docker: { address_mode: 'host' }, apps: { web: { health: { period_seconds: 30, timeout_seconds: 5 } } } });
+    expect(errorsOf({ 'orchestry.health.timeout_seconds': '40' }, slow)).toEqual([
       'orchestry.health.timeout_seconds: must be less than period_seconds (got 40 >= 30)',
     ]);
-    expect(errorsOf({ 'orchestry.health.period_seconds': '2' })).toEqual([
+    expect(errorsOf({ 'orchestry.health.period_seconds': '2' }, slow)).toEqual([
       'orchestry.health.period_seconds: must be greater than timeout_seconds (got 2 <= 5)',
+    ]);
+    expect(errorsOf({ 'orchestry.health.period_seconds': '5s' }, slow)).toEqual([
+      'orchestry.health.period_seconds: must be greater than timeout_seconds (got 5 <= 5)',
     ]);
     expect(errorsOf({ 'orchestry.health.method': 'HEAD', 'orchestry.health.expected_body': 'ok' })).toEqual([
       'orchestry.health.expected_body: must not be set when method is HEAD (a HEAD response has no body)',
@@ -248,6 +252,38 @@ describe('health labels', () => {
     const yamlBody = config({ docker: { address_mode: 'host' }, apps: { web: { health: { expected_body: 'ok' } } } });
     expect(errorsOf({ 'orchestry.health.method': 'HEAD' }, yamlBody)).toEqual([
       'orchestry.health.method: must not be HEAD when expected_body is set (a HEAD response has no body)',
+    ]);
+  });
+
+  test('duration labels take a unit, as the YAML does, through the same check', () => {
+    const health = (extra: Record<string, string>) => {
+      const { backends, rejected } = containersToBackends([inspected({ labels: labels(extra) })], { config: HOST });
+      expect(rejected).toEqual([]);
+      return backends[0]?.health;
+    };
+    expect(health({
+      'orchestry.health.timeout_seconds': '500ms',
+      'orchestry.health.period_seconds': '1.5s',
+      'orchestry.health.initial_delay_seconds': '1m',
+    })).toMatchObject({ timeout_seconds: 0.5, period_seconds: 1.5, initial_delay_seconds: 60 });
+    expect(health({ 'orchestry.health.timeout_seconds': '100ms', 'orchestry.health.period_seconds': '0.25' }))
+      .toMatchObject({ timeout_seconds: 0.1, period_seconds: 0.25 });
+    expect(health({ 'orchestry.health.initial_delay_seconds': '0s', 'orchestry.health.period_seconds': '1h' }))
+      .toMatchObject({ initial_delay_seconds: 0, period_seconds: 3600 });
+    expect(errorsOf({ 'orchestry.health.timeout_seconds': '2S' })).toEqual([
+      'orchestry.health.timeout_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got "2S")',
+    ]);
+    expect(errorsOf({ 'orchestry.health.timeout_seconds': ' 2s' })).toEqual([
+      'orchestry.health.timeout_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got " 2s")',
+    ]);
+    expect(errorsOf({ 'orchestry.health.period_seconds': '-1s' })).toEqual([
+      'orchestry.health.period_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got "-1s")',
+    ]);
+    expect(errorsOf({ 'orchestry.health.period_seconds': '-1' })).toEqual([
+      'orchestry.health.period_seconds: must be greater than 0.1 (got -1)',
+    ]);
+    expect(errorsOf({ 'orchestry.health.period_seconds': '25h' })).toEqual([
+      'orchestry.health.period_seconds: must be at most 86400 (got "25h")',
     ]);
   });
 
@@ -297,10 +333,14 @@ describe('rejected labels', () => {
       "orchestry.upstream.backup_app: app name must start with a letter, digit or '_' and contain only letters, digits, '_', '.', '-' (at most 64 characters) (got \"dr;}\")"],
     ['backup_app naming its own app', { 'orchestry.upstream.backup_app': 'web' },
       'orchestry.upstream.backup_app: must name another app (got "web")'],
-    ['health number not a number', { 'orchestry.health.timeout_seconds': 'abc' },
-      'orchestry.health.timeout_seconds: must be a number (got "abc")'],
-    ['health number with units', { 'orchestry.health.period_seconds': '5s' },
-      'orchestry.health.period_seconds: must be a number (got "5s")'],
+    ['health duration not a duration', { 'orchestry.health.timeout_seconds': 'abc' },
+      'orchestry.health.timeout_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got "abc")'],
+    ['health duration with a unit it does not know', { 'orchestry.health.period_seconds': '5 sec' },
+      'orchestry.health.period_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got "5 sec")'],
+    ['health timeout below 100 ms', { 'orchestry.health.timeout_seconds': '50ms' },
+      'orchestry.health.timeout_seconds: must be between 0.1 and 86400 (got "50ms")'],
+    ['health threshold with a unit', { 'orchestry.health.failure_threshold': '3s' },
+      'orchestry.health.failure_threshold: must be an integer (got "3s")'],
     ['health path with an injected directive', { 'orchestry.health.path': '/x;\nserver evil' },
       'orchestry.health.path: must not contain whitespace or control characters (got "/x;\\nserver evil")'],
     ['health path re-targeting the probe', { 'orchestry.health.path': '//evil.example/' },
@@ -356,7 +396,7 @@ describe('rejected labels', () => {
       'orchestry.port: must be an integer (got "80;")',
       'orchestry.weight: must be an integer (got "1 down")',
       'orchestry.health.path: must not contain whitespace or control characters (got "/x;\\nserver evil")',
-      'orchestry.health.timeout_seconds: must be a number (got "abc")',
+      'orchestry.health.timeout_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got "abc")',
     ]);
   });
 
