@@ -59,7 +59,26 @@ function frozen<T extends object>(value: T): Readonly<T> {
 
 // ---- apps ---------------------------------------------------------------------------------
 
-/** The seed's HealthCheckConfig defaults, plus `scheme: http` and no `expected_body`. */
+/**
+ * Health check defaults: what a load-balancer user expects, not the seed's. The seed's
+ * HealthCheckConfig (period 30 s, timeout 5 s, initial delay 30 s, failure_threshold 3,
+ * success_threshold 1) took 60-90 s to eject a dead backend (issue 10). These follow HAProxy's
+ * defaults, `inter 2s fall 3 rise 2`:
+ * - period 2 s: a dead backend is out after about 3 periods (4-6 s from its death), a hung one
+ *   within about 7 s, at half a probe per second per backend (1,000 backends: 500 probes/s, a
+ *   quarter of what bench/probe-scale.mjs runs);
+ * - timeout 1 s (HAProxy times a check out at `inter` unless told otherwise; Kubernetes' default
+ *   is 1 s too): a health endpoint answers in milliseconds, and it must be below the period;
+ * - failure_threshold 3 (HAProxy `fall 3`, Kubernetes 3, the seed 3): one lost packet or slow
+ *   answer never ejects;
+ * - success_threshold 2 (HAProxy `rise 2`; the seed 1): a backend that answers once between
+ *   crashes is not readmitted on that answer alone, and readmission still takes only ~2 periods;
+ * - initial_delay 0 (Kubernetes 0; the seed 30 s): a new backend is routed while its health is
+ *   unknown, so a delay only postpones the evidence that ejects a broken one. One still booting
+ *   is ejected and readmitted like any other, and recovery leaves a new container alone for
+ *   docker.startup_grace_seconds whatever its probes say.
+ * Plus `scheme: http` and no `expected_body`, which the seed does not have.
+ */
 export const DEFAULT_HEALTH: HealthCheckConfig = frozen({
   protocol: 'HTTP',
   scheme: 'http',
@@ -72,11 +91,11 @@ export const DEFAULT_HEALTH: HealthCheckConfig = frozen({
   expected_body: null,
   probe_data: null,
   expected_response: null,
-  initial_delay_seconds: 30,
-  period_seconds: 30,
-  timeout_seconds: 5,
+  initial_delay_seconds: 0,
+  period_seconds: 2,
+  timeout_seconds: 1,
   failure_threshold: 3,
-  success_threshold: 1,
+  success_threshold: 2,
   enabled: true,
   follow_redirects: false,
   verify_ssl: true,
@@ -110,7 +129,6 @@ export const DEFAULT_BACKEND = frozen({ weight: 1, backup: false });
 
 // ---- sections -----------------------------------------------------------------------------
 
-/** The seed's CircuitBreaker defaults: 5 failures open, 3 successes close, 60 s, 3 trials. */
 /**
  * The breaker's defaults. The seed holds an open breaker 60 s and then admits 3 trial requests;
  * here probes go on while it is open and readmit the backend once it has been held

@@ -61,7 +61,7 @@ function yaml(): string {
     apps: {
       'sr-file': {
         backends: backends.map((b) => `127.0.0.1:${b.port}`),
-        health: { path: '/health', period_seconds: 1.5, timeout_seconds: 1, failure_threshold: 2, initial_delay_seconds: 0 },
+        health: { path: '/health', period_seconds: 1.5, timeout_seconds: 1, failure_threshold: 2, success_threshold: 1, initial_delay_seconds: 0 },
       },
     },
     docker: { enabled: true, address_mode: 'host', host_address: '127.0.0.1', startup_grace_seconds: 1 },
@@ -164,6 +164,7 @@ beforeAll(async () => {
     'orchestry.health.period_seconds': '1.5',
     'orchestry.health.timeout_seconds': '1',
     'orchestry.health.failure_threshold': '2',
+    'orchestry.health.success_threshold': '1',
     'orchestry.health.initial_delay_seconds': '0',
   });
   const [okPort, sparePort] = [await freePort(), await freePort()];

@@ -32,7 +32,7 @@ function web(raw: unknown) {
 }
 
 describe('defaults', () => {
-  test('DEFAULT_HEALTH carries the seed HealthCheckConfig defaults', () => {
+  test("DEFAULT_HEALTH carries load-balancer timing (HAProxy's inter 2s fall 3 rise 2) and the seed's other defaults", () => {
     expect(DEFAULT_HEALTH).toEqual({
       protocol: 'HTTP',
       scheme: 'http',
@@ -45,11 +45,11 @@ describe('defaults', () => {
       expected_body: null,
       probe_data: null,
       expected_response: null,
-      initial_delay_seconds: 30,
-      period_seconds: 30,
-      timeout_seconds: 5,
+      initial_delay_seconds: 0,
+      period_seconds: 2,
+      timeout_seconds: 1,
       failure_threshold: 3,
-      success_threshold: 1,
+      success_threshold: 2,
       enabled: true,
       follow_redirects: false,
       verify_ssl: true,
