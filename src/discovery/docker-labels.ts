@@ -337,6 +337,8 @@ function healthValue(
   fail: (label: string, message: string) => void,
 ): unknown {
   const example = DEFAULT_HEALTH[key];
+  // A duration with a unit (`500ms`) is no decimal and stays text: the field's own check (the
+  // YAML's duration()) reads it, so labels and YAML accept the same forms.
   if (typeof example === 'number') return typed(text, 'number');
   if (typeof example === 'boolean') return typed(text, 'boolean');
   if (Array.isArray(example)) {
