@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// Failover benchmark (issue 10 item 7): how traffic goes around a failing backend with nginx
+// alone, HAProxy, and nginx managed by the sidecar (reload mode on nginx 1.22, DNS mode on
+// nginx >= 1.27.3), each with real processes on loopback:
+//   three backends (one process each, bench/failover/backend.mjs) behind the front;
+//   a closed-loop client (bench/failover/client.mjs): 16 keep-alive workers, no retries, 20 s;
+//   one fault in backend 1 at t = 5 s: kill (SIGKILL), hang (accepts, never answers), 500
+//   (requests and health checks), slow (answers after 2 s), restart (SIGKILL at 5 s, a new
+//   process on the same port 7 s later).
+// Prints per row and fault the medians of BENCH_RUNS runs: client failures, time out of
+// rotation, late tries, stall, longest request, time back in rotation, reloads, requests/s (each
+// defined in bench/failover/metrics.mjs), and which of the issue's targets a sidecar row misses.
+//
+//   npm run bench:failover                       # builds, then every mode, fault and run
+//   BENCH_MODES=alone,reload BENCH_FAULTS=kill,restart BENCH_RUNS=1 npm run bench:failover
+//
+// Env: BENCH_MODES (alone,haproxy,reload,dns), BENCH_PROBES (sidecar rows: defaults,tuned),
+// BENCH_FAULTS (kill,hang,500,slow,restart), BENCH_RUNS (3), BENCH_SECONDS (20),
+// BENCH_FAULT_AT (5), BENCH_RESTART_AFTER (7), BENCH_WORKERS (16), BENCH_READ_TIMEOUT (3, nginx's
+// proxy_read_timeout and HAProxy's timeout server), BENCH_SETTLE_SECONDS (35: how long a sidecar
+// may take to give every backend a verdict before the load starts; the shipped initial delay is
+// 30 s), BENCH_JSON (a file for every run's figures), BENCH_KEEP=1 (keep each run's directory:
+// configs, logs, the sidecar's output), NGINX_BIN (/usr/sbin/nginx: alone and reload mode),
+// BENCH_NGINX_DNS (scripts/nginx-sid: DNS mode), BENCH_HAPROXY (/usr/sbin/haproxy),
+// BENCH_DNS_YAML (extra lines under `nginx:` for DNS mode, `;`-separated, `$DNS_PORT` is the
+// run's DNS port), BENCH_DNS_NGINX (extra http-level nginx directives for DNS mode, same rules).
+//
+// Nothing is faked: DNS rows run only when the build's check-config accepts
+// `nginx.update_via: dns` (otherwise they print its refusal), and the HAProxy row only when
+// haproxy is installed (otherwise it prints how to install it).
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { HAPROXY_BIN, HAPROXY_MISSING, haproxyAvailable } from './failover/haproxy.mjs';
+import { medians, runMetrics } from './failover/metrics.mjs';
+import { FAULTS, runOnce } from './failover/run.mjs';
+import { detectFeatures } from './failover/sidecar.mjs';
+import { printTable, targetMisses } from './failover/table.mjs';
+
+const list = (name, fallback) => (process.env[name] ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
+const num = (name, fallback) => Number(process.env[name] ?? fallback);
+const lines = (name) => (process.env[name] ?? '').split(';').map((s) => s.trim()).filter(Boolean);
+
+const opts = {
+  modes: list('BENCH_MODES', 'alone,haproxy,reload,dns'),
+  probes: list('BENCH_PROBES', 'defaults,tuned'),
+  faults: list('BENCH_FAULTS', FAULTS.join(',')),
+  runs: num('BENCH_RUNS', 3),
+  durationMs: num('BENCH_SECONDS', 20) * 1000,
+  faultAtMs: num('BENCH_FAULT_AT', 5) * 1000,
+  restartAfterMs: num('BENCH_RESTART_AFTER', 7) * 1000,
+  drainMs: (num('BENCH_READ_TIMEOUT', 3) + 2) * 1000,
+  workers: num('BENCH_WORKERS', 16),
+  readTimeoutSeconds: num('BENCH_READ_TIMEOUT', 3),
+  settleSeconds: num('BENCH_SETTLE_SECONDS', 35),
+  keep: process.env.BENCH_KEEP === '1',
+  nginx: process.env.NGINX_BIN ?? '/usr/sbin/nginx',
+  nginxDns: process.env.BENCH_NGINX_DNS ?? new URL('../scripts/nginx-sid', import.meta.url).pathname,
+};
+for (const f of opts.faults) if (!FAULTS.includes(f)) throw new Error(`BENCH_FAULTS: unknown fault ${f} (known: ${FAULTS.join(', ')})`);
+
+const version = (bin, args = ['-v']) => {
+  const r = spawnSync(bin, args, { encoding: 'utf8' });
+  return r.error ? `not found (${bin})` : `${r.stdout}${r.stderr}`.trim().split('\n')[0];
+};
+
+/** The rows the modes ask for, and a note for each that cannot run here. */
+function planRows(features) {
+  const rows = [];
+  const notes = [];
+  const sidecarRows = (mode, nginxBinary, nginxExtra, nginxHttp = []) => {
+    for (const p of opts.probes) {
+      if (p !== 'defaults' && p !== 'tuned') throw new Error(`BENCH_PROBES: unknown ${p} (defaults, tuned)`);
+      const health = p === 'tuned' ? features.tuned : undefined;
+      rows.push({ name: `sidecar ${mode} (${p})`, kind: 'sidecar', mode, nginxBinary, nginxHttp, profile: { health, nginxExtra, topExtra: features.passive } });
+    }
+  };
+  for (const mode of opts.modes) {
+    if (mode === 'alone') rows.push({ name: 'nginx alone', kind: 'alone', nginxBinary: opts.nginx });
+    else if (mode === 'haproxy') {
+      if (haproxyAvailable()) rows.push({ name: 'haproxy', kind: 'haproxy' });
+      else notes.push(HAPROXY_MISSING);
+    } else if (mode === 'reload') sidecarRows('reload', opts.nginx, features.reloadLines);
+    else if (mode === 'dns') {
+      if (features.dns.lines) sidecarRows('dns', opts.nginxDns, features.dns.lines, lines('BENCH_DNS_NGINX'));
+      else notes.push(`DNS mode is not available in this build: check-config refuses nginx.update_via: dns (${features.dns.unavailable})`);
+    } else throw new Error(`BENCH_MODES: unknown mode ${mode} (alone, haproxy, reload, dns)`);
+  }
+  return { rows, notes };
+}
+
+const began = Date.now();
+const features = detectFeatures({ nginxBinary: opts.nginx, dnsYaml: lines('BENCH_DNS_YAML') });
+if (!features.tuned) throw new Error('check-config accepts none of the tuned probe settings (bench/failover/sidecar.mjs)');
+const { rows, notes } = planRows(features);
+console.log(`failover bench: ${opts.runs} run(s) of ${opts.durationMs / 1000} s, ${opts.workers} keep-alive workers, fault in b1 at ${opts.faultAtMs / 1000} s`);
+console.log(`  nginx (alone, reload): ${version(opts.nginx)}; nginx (dns): ${version(opts.nginxDns)}; haproxy: ${version(HAPROXY_BIN)}; node ${process.version}`);
+console.log(`  tuned probes: ${JSON.stringify(features.tuned)}; passive section: ${features.passive.length ? 'on' : 'not in this build'}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+for (const n of notes) console.log(`  skipped: ${n}`);
+
+const results = [];
+for (const row of rows) {
+  for (const fault of opts.faults) {
+    const runs = [];
+    for (let i = 0; i < opts.runs; i++) {
+      const obs = await runOnce(row, fault, opts);
+      const m = runMetrics(obs, opts);
+      runs.push(m);
+      console.log(`  ${row.name.padEnd(26)} ${fault.padEnd(8)} run ${i + 1}/${opts.runs}: ${brief(m)}`);
+    }
+    results.push({ row: row.name, kind: row.kind, mode: row.mode ?? null, fault, median: medians(runs), runs });
+  }
+}
+
+printTable(results, opts);
+for (const n of notes) console.log(`skipped: ${n}`);
+const minutes = ((Date.now() - began) / 60_000).toFixed(1);
+console.log(`took ${minutes} min; load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+if (process.env.BENCH_JSON) {
+  const out = { options: opts, features, notes, results: results.map((r) => ({ ...r, misses: targetMisses(r, results, opts) })) };
+  writeFileSync(process.env.BENCH_JSON, JSON.stringify(out, (_k, v) => (v === Infinity ? 'never' : v), 2));
+  console.log(`every run: ${process.env.BENCH_JSON}`);
+}
+
+function brief(m) {
+  const s = (ms) => (ms === null ? '-' : ms === Infinity ? 'never' : `${(ms / 1000).toFixed(1)} s`);
+  const kinds = Object.entries(m.failures).map(([k, n]) => `${k} ${n}`).join(', ');
+  return `fail ${m.fail}${kinds ? ` (${kinds})` : ''}, out ${s(m.out)}, late ${m.late}, stall ${s(m.stall)}, max ${s(m.max)}, back ${s(m.back)}, reloads ${m.reloads} (+${m.reloadsAtStart} at start), ${Math.round(m.rps)} req/s`;
+}

@@ -1,0 +1,103 @@
+// The figures of bench/failover.mjs, from one run's observations (run.mjs), their medians over
+// runs, the issue's targets, and the printed table. Times are wall-clock ms on one machine: the
+// client's, the backends' and nginx's $msec share the clock.
+//
+//   fail     requests the client saw fail: a transport error (ECONNRESET, ...) or a status other
+//            than 200, over the whole run.
+//   out      from the fault to the last attempt nginx made on backend 1 while the fault lasted
+//            (its access log lists every attempt, retries included: a killed backend's refused
+//            connects count), or "never" when it was still being tried in the fault's last 2.5 s
+//            (a backend in rotation is tried many times a second, a 2 s slow one at least every
+//            ~2 s). So nginx alone's re-try after fail_timeout (10 s) shows as out = 10 s.
+//            HAProxy: the last request that reached backend 1, or the time it declared it DOWN.
+//   late     attempts on backend 1 more than 2.5 s after the fault, while it lasted (the issue's
+//            target for a dead backend: none).
+//   stall    how long the client was stuck: the total of the 100 ms intervals after the fault in
+//            which no request completed (with 16 workers, one slow backend can hold all of them).
+//   max      the longest request of the run.
+//   back     kill-and-restart: from the new backend process listening to the first request that
+//            reached it (its own record), or "never" before the run ended.
+//   reloads  nginx reloads ("reconfiguring" in its error log) while the client ran.
+//   req/s    requests completed per second of load.
+
+const BIN_MS = 100;
+const NEVER_TAIL_MS = 2500;
+const LATE_AFTER_MS = 2500;
+
+/** The figures of one run. */
+export function runMetrics(obs, opts) {
+  const loadEnd = obs.t0 + opts.durationMs;
+  const periodEnd = obs.restartListeningAt ?? loadEnd;
+  const client = clientFigures(obs.records, obs.faultAt, loadEnd, opts.durationMs);
+  const tries = b1Attempts(obs).filter((t) => t >= obs.faultAt && t < periodEnd);
+  const last = tries.reduce((a, b) => Math.max(a, b), obs.faultAt);
+  const out = last >= periodEnd - NEVER_TAIL_MS ? Infinity : last - obs.faultAt;
+  let back = null;
+  if (obs.restartListeningAt !== undefined) {
+    const first = obs.receivedNew.reduce((a, b) => Math.min(a, b), Infinity);
+    back = first < loadEnd ? first - obs.restartListeningAt : Infinity;
+  }
+  return {
+    ...client,
+    out,
+    late: tries.filter((t) => t >= obs.faultAt + LATE_AFTER_MS).length,
+    back,
+    reloads: obs.reloads,
+    reloadsAtStart: obs.reloadsAtStart,
+    b1ShareLast2s: shareLast(obs, loadEnd, 2000),
+  };
+}
+
+function clientFigures(records, faultAt, loadEnd, durationMs) {
+  const { start, end, status, error, errorNames } = records;
+  const bins = new Uint32Array(Math.ceil((loadEnd - faultAt) / BIN_MS));
+  const failures = {};
+  let fail = 0;
+  let failBeforeFault = 0;
+  let max = 0;
+  for (let i = 0; i < start.length; i++) {
+    max = Math.max(max, end[i] - start[i]);
+    if (end[i] >= faultAt && end[i] < loadEnd) bins[Math.floor((end[i] - faultAt) / BIN_MS)]++;
+    if (status[i] === 200) continue;
+    fail++;
+    if (start[i] < faultAt) failBeforeFault++;
+    const kind = status[i] ? `HTTP ${status[i]}` : errorNames[error[i]];
+    failures[kind] = (failures[kind] ?? 0) + 1;
+  }
+  return {
+    fail,
+    failBeforeFault,
+    failures,
+    stall: bins.filter((n) => n === 0).length * BIN_MS,
+    max,
+    requests: start.length,
+    rps: start.length / (durationMs / 1000),
+  };
+}
+
+/** When backend 1 was tried: nginx's attempts on it, or for HAProxy its arrivals and DOWN time. */
+function b1Attempts(obs) {
+  const own = obs.attempts.filter((a) => a.addr === obs.b1Addr);
+  if (!obs.stateEvents) return own.map((a) => a.start);
+  return [...obs.received[1], ...own.filter((e) => e.status === 'DOWN').map((e) => e.start)];
+}
+
+/** Backend 1's share of the requests that reached a backend in the last `ms` of the load. */
+function shareLast(obs, loadEnd, ms) {
+  const inWindow = (arr) => arr.filter((t) => t >= loadEnd - ms && t < loadEnd).length;
+  const b1 = inWindow(obs.received[1]) + inWindow(obs.receivedNew);
+  const all = b1 + inWindow(obs.received[0]) + inWindow(obs.received[2]);
+  return all ? b1 / all : 0;
+}
+
+/** The median of each figure over runs (Infinity is "never"; null where a figure does not apply). */
+export function medians(runs) {
+  const med = (key) => {
+    const v = runs.map((r) => r[key]).filter((x) => x !== null && x !== undefined).sort((a, b) => a - b);
+    if (!v.length) return null;
+    const mid = Math.floor(v.length / 2);
+    return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  };
+  const keys = ['fail', 'out', 'late', 'stall', 'max', 'back', 'reloads', 'rps', 'b1ShareLast2s'];
+  return Object.fromEntries(keys.map((k) => [k, med(k)]));
+}
