@@ -11,6 +11,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { superviseChild } from './child.mjs';
+import { answers } from './nginx.mjs';
 
 /** Where the haproxy binary is expected, and how to get it. */
 export const HAPROXY_BIN = process.env.BENCH_HAPROXY ?? '/usr/sbin/haproxy';
@@ -47,7 +49,7 @@ frontend fe
 /**
  * Starts `haproxy -db -f cfg` as our child and waits until it answers. `attempts()` gives what
  * the bench knows of requests to each server: the server-state changes HAProxy printed
- * ({addr, start, status: 'DOWN' | 'UP'}); metrics.mjs adds the backends' own arrival times.
+ * ({addr, start, end, status: 'DOWN' | 'UP'}); metrics.mjs adds the backends' own arrival times.
  */
 export async function startHaproxy(run, opts) {
   const cfg = join(run.dir, 'haproxy.cfg');
@@ -59,35 +61,19 @@ export async function startHaproxy(run, opts) {
     const now = performance.timeOrigin + performance.now();
     output += d;
     for (const m of String(d).matchAll(/Server web\/b(\d) is (DOWN|UP)/g)) {
-      events.push({ addr: run.backends[Number(m[1])], start: now, status: m[2] });
+      events.push({ addr: run.backends[Number(m[1])], start: now, end: now, status: m[2] });
     }
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
-  let running = true;
-  const exited = new Promise((r) => child.once('exit', () => r((running = false))));
-  const stop = async () => {
-    if (!running) return;
-    child.kill('SIGTERM');
-    await exited;
-  };
+  const { running, stop } = superviseChild(child, 'SIGTERM');
   const deadline = Date.now() + 10_000;
   while (!(await answers(run.frontPort))) {
-    if (!running || Date.now() > deadline) {
+    if (!running() || Date.now() > deadline) {
       await stop();
       throw new Error(`haproxy did not start: ${output.trim()}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
   return { stop, reloads: async () => 0, attempts: async () => events, stateEvents: true };
-}
-
-async function answers(port) {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}/`);
-    await res.text();
-    return true;
-  } catch {
-    return false;
-  }
 }

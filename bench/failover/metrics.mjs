@@ -4,14 +4,17 @@
 //
 //   fail     requests the client saw fail: a transport error (ECONNRESET, ...) or a status other
 //            than 200, over the whole run.
-//   out      from the fault to the last attempt nginx made on backend 1 while the fault lasted
-//            (its access log lists every attempt, retries included: a killed backend's refused
-//            connects count), or "never" when it was still being tried in the fault's last 2.5 s
-//            (a backend in rotation is tried many times a second, a 2 s slow one at least every
-//            ~2 s). So nginx alone's re-try after fail_timeout (10 s) shows as out = 10 s.
-//            HAProxy: the last request that reached backend 1, or the time it declared it DOWN.
-//   late     attempts on backend 1 more than 2.5 s after the fault, while it lasted (the issue's
-//            target for a dead backend: none).
+//   out      from the fault until nginx stopped sending backend 1 traffic: the start of the last
+//            attempt on it in the run of traffic that began at the fault, where a run ends at
+//            the first 2.5 s in which no attempt on it was made or in flight (its access log
+//            lists every attempt, retries included, with its response time: a killed backend's
+//            refused connects count, a hung one's attempts last until the read timeout).
+//            "never" when that run lasted until the fault's end (a backend in rotation is tried
+//            many times a second, a 2 s slow one at least every 2 s).
+//            HAProxy: the last request that reached backend 1, or when it declared it DOWN.
+//   late     attempts on backend 1 begun more than 2.5 s after the fault, while it lasted: what
+//            comes after "out", e.g. nginx's re-try of a failed server after fail_timeout (10 s).
+//            The issue's target for a dead backend is none.
 //   stall    how long the client was stuck: the total of the 100 ms intervals after the fault in
 //            which no request completed (with 16 workers, one slow backend can hold all of them).
 //   max      the longest request of the run.
@@ -21,7 +24,7 @@
 //   req/s    requests completed per second of load.
 
 const BIN_MS = 100;
-const NEVER_TAIL_MS = 2500;
+const GAP_MS = 2500;
 const LATE_AFTER_MS = 2500;
 
 /** The figures of one run. */
@@ -29,9 +32,7 @@ export function runMetrics(obs, opts) {
   const loadEnd = obs.t0 + opts.durationMs;
   const periodEnd = obs.restartListeningAt ?? loadEnd;
   const client = clientFigures(obs.records, obs.faultAt, loadEnd, opts.durationMs);
-  const tries = b1Attempts(obs).filter((t) => t >= obs.faultAt && t < periodEnd);
-  const last = tries.reduce((a, b) => Math.max(a, b), obs.faultAt);
-  const out = last >= periodEnd - NEVER_TAIL_MS ? Infinity : last - obs.faultAt;
+  const tries = b1Attempts(obs).filter((a) => a.start >= obs.faultAt && a.start < periodEnd);
   let back = null;
   if (obs.restartListeningAt !== undefined) {
     const first = obs.receivedNew.reduce((a, b) => Math.min(a, b), Infinity);
@@ -39,8 +40,8 @@ export function runMetrics(obs, opts) {
   }
   return {
     ...client,
-    out,
-    late: tries.filter((t) => t >= obs.faultAt + LATE_AFTER_MS).length,
+    out: obs.stateEvents ? declaredDown(tries, obs.faultAt) : outOfRotation(tries, obs.faultAt, periodEnd),
+    late: tries.filter((a) => !a.down && a.start >= obs.faultAt + LATE_AFTER_MS).length,
     back,
     reloads: obs.reloads,
     reloadsAtStart: obs.reloadsAtStart,
@@ -75,11 +76,38 @@ function clientFigures(records, faultAt, loadEnd, durationMs) {
   };
 }
 
-/** When backend 1 was tried: nginx's attempts on it, or for HAProxy its arrivals and DOWN time. */
+/**
+ * When backend 1 was tried ({start, end}): nginx's attempts on it, or for HAProxy the requests
+ * that reached it and the moment it was declared DOWN.
+ */
 function b1Attempts(obs) {
   const own = obs.attempts.filter((a) => a.addr === obs.b1Addr);
-  if (!obs.stateEvents) return own.map((a) => a.start);
-  return [...obs.received[1], ...own.filter((e) => e.status === 'DOWN').map((e) => e.start)];
+  if (!obs.stateEvents) return own;
+  return [...obs.received[1].map((t) => ({ start: t, end: t })), ...own.filter((e) => e.status === 'DOWN').map((e) => ({ ...e, down: true }))];
+}
+
+/**
+ * HAProxy's `out`: it sends a server nothing from the moment it declares it DOWN until it is UP
+ * again (no re-tries in between as nginx's fail_timeout), so out is the later of that moment and
+ * the last request that reached it; "never" when it was not declared DOWN while the fault lasted.
+ */
+function declaredDown(tries, faultAt) {
+  if (!tries.some((a) => a.down)) return Infinity;
+  return tries.reduce((last, a) => Math.max(last, a.start), faultAt) - faultAt;
+}
+
+/** `out` (see the top): Infinity when the run of traffic from the fault lasted to `periodEnd`. */
+function outOfRotation(tries, faultAt, periodEnd) {
+  const sorted = [...tries].sort((a, b) => a.start - b.start);
+  if (!sorted.length) return 0;
+  let lastStart = sorted[0].start;
+  let busyUntil = sorted[0].end;
+  for (const a of sorted.slice(1)) {
+    if (a.start - busyUntil >= GAP_MS) return lastStart - faultAt;
+    lastStart = a.start;
+    busyUntil = Math.max(busyUntil, a.end);
+  }
+  return busyUntil >= periodEnd - GAP_MS ? Infinity : lastStart - faultAt;
 }
 
 /** Backend 1's share of the requests that reached a backend in the last `ms` of the load. */

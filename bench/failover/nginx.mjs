@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import { join } from 'node:path';
+import { superviseChild } from './child.mjs';
 
 const SHIPPED_CONF = new URL('../../nginx/nginx.conf', import.meta.url).pathname;
 
@@ -128,19 +129,10 @@ export async function launchNginx({ binary, dir, port }) {
   const child = spawn(binary, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise((r) => child.once('exit', r));
-  let running = true;
-  exited.then(() => (running = false));
-  const stop = async () => {
-    if (!running) return;
-    child.kill('SIGQUIT');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const { running, stop } = superviseChild(child, 'SIGQUIT');
   const deadline = Date.now() + 10_000;
   for (;;) {
-    if (!running) throw new Error(`nginx exited: ${stderr.trim()}`);
+    if (!running()) throw new Error(`nginx exited: ${stderr.trim()}`);
     const pidText = await readFile(join(dir, 'nginx.pid'), 'utf8').catch(() => '');
     if (pidText.trim() === String(child.pid) && (await answers(port))) break;
     if (Date.now() > deadline) {
@@ -152,7 +144,8 @@ export async function launchNginx({ binary, dir, port }) {
   return { pid: child.pid, stop };
 }
 
-function answers(port) {
+/** Whether something answers HTTP on 127.0.0.1:port (any status). */
+export function answers(port) {
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
       res.resume();
@@ -175,7 +168,7 @@ export async function errorLogCounts(dir) {
 
 /**
  * Every attempt nginx made on an upstream server, from the bench's access log:
- * {addr, start (wall ms), status (a number, or 0 when there was no response)}.
+ * {addr, start and end (wall ms), status (a number, or 0 when there was no response)}.
  * nginx logs a request when it ends; an attempt's start is the request's start ($msec minus
  * $request_time) plus the response times of the attempts before it (retries run one after the
  * other), to the log's millisecond.
@@ -192,8 +185,9 @@ export async function upstreamAttempts(dir) {
     const times = m[5].split(/, | : /);
     let t = Number(m[1]) * 1000 - Number(m[2]) * 1000;
     addrs.forEach((addr, i) => {
-      attempts.push({ addr, start: t, status: Number(statuses[i]) || 0 });
+      const start = t;
       t += (Number(times[i]) || 0) * 1000;
+      attempts.push({ addr, start, end: t, status: Number(statuses[i]) || 0 });
     });
   }
   return attempts;

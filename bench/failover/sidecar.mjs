@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { superviseChild } from './child.mjs';
 import { errorLogCounts } from './nginx.mjs';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
@@ -113,17 +114,9 @@ export async function startSidecar({ dir, adminPort, settleSeconds }) {
     stdio: ['ignore', log, log],
     env: sidecarEnv(),
   });
-  let running = true;
-  const exited = new Promise((r) => child.once('exit', () => r((running = false))));
-  const stop = async () => {
-    if (!running) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const { running, stop } = superviseChild(child, 'SIGTERM');
   try {
-    const verdicts = await waitForVerdicts(adminPort, settleSeconds, () => running);
+    const verdicts = await waitForVerdicts(adminPort, settleSeconds, running);
     await waitForReloads(dir);
     return { reloadsAtStart: (await errorLogCounts(dir)).reloads, verdicts, stop };
   } catch (err) {

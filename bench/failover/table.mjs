@@ -21,7 +21,7 @@ export function targetMisses(result, all, opts) {
     const alone = all.find((r) => r.kind === 'alone' && r.fault === fault);
     if (alone && m.fail > alone.median.fail) misses.push(`fail > alone (${count(alone.median.fail)})`);
   }
-  if ((fault === 'kill' || fault === 'restart') && m.out > 2500) misses.push('out > 2.5 s');
+  if ((fault === 'kill' || fault === 'restart') && (m.out > 2500 || m.late > 0)) misses.push('tried > 2.5 s after death');
   if (fault === 'hang' && m.stall > opts.readTimeoutSeconds * 1000) misses.push(`stall > ${opts.readTimeoutSeconds} s`);
   if (fault === '500' && m.out > 1000) misses.push('out > 1 s');
   if (fault === 'slow' && m.out > 3000) misses.push('out > 3 s');
