@@ -90,7 +90,7 @@ function planRows(features) {
 }
 
 const began = Date.now();
-const features = detectFeatures({ nginxBinary: opts.nginx, dnsYaml: lines('BENCH_DNS_YAML') });
+const features = detectFeatures({ nginxBinary: opts.nginx, nginxDnsBinary: opts.nginxDns, dnsYaml: lines('BENCH_DNS_YAML') });
 if (!features.tuned) throw new Error('check-config accepts none of the tuned probe settings (bench/failover/sidecar.mjs)');
 const { rows, notes } = planRows(features);
 console.log(`failover bench: ${opts.runs} run(s) of ${opts.durationMs / 1000} s, ${opts.workers} keep-alive workers, fault in b1 at ${opts.faultAtMs / 1000} s`);

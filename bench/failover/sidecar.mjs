@@ -77,7 +77,7 @@ export function renderUpstreams(file) {
  * knows nginx.update_via (and which of its values) and the passive section. Returns profile
  * pieces, and for DNS mode either its nginx lines or why it is not available.
  */
-export function detectFeatures({ nginxBinary, dnsYaml }) {
+export function detectFeatures({ nginxBinary, nginxDnsBinary, dnsYaml }) {
   const dir = mkdtempSync(join(tmpdir(), 'orchestry-bench-failover-check-'));
   try {
     const run = { dir, backends: ['127.0.0.1:18001', '127.0.0.1:18002'], nginxBinary, adminPort: 19999, dnsPort: 15353, syslogPort: 15514 };
@@ -88,7 +88,8 @@ export function detectFeatures({ nginxBinary, dnsYaml }) {
       .find((health) => accepts({ health }).ok);
     const reload = accepts({ nginxExtra: ['update_via: reload'] }).ok ? ['update_via: reload'] : [];
     const dnsLines = ['update_via: dns', ...dnsYaml];
-    const dns = accepts({ nginxExtra: dnsLines });
+    // With the binary DNS rows run: a check of update_via: dns may ask it for its version.
+    const dns = checkConfig(sidecarYaml({ ...run, nginxBinary: nginxDnsBinary }, { nginxExtra: dnsLines }), dir);
     const passiveLines = ['passive: { listen: "127.0.0.1:$SYSLOG_PORT" }'];
     const passive = accepts({ topExtra: passiveLines }).ok ? passiveLines : [];
     return {
