@@ -20,6 +20,7 @@ import { createHealthMonitor } from './health/monitor.js';
 import { createHealthRegistry } from './health/registry.js';
 import { createResourceMonitor } from './health/resource-monitor.js';
 import { createNginxSync } from './nginx/sync.js';
+import { createPassiveMonitor } from './passive/monitor.js';
 import { createSidecarAdmin } from './observability/api.js';
 import { createEventLog } from './observability/event-log.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -80,7 +81,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
   const docker = config.docker.enabled || config.nginx.mode === 'docker' ? new Dockerode({ socketPath: config.docker.socket_path }) : undefined;
   const discoveryDocker = config.docker.enabled ? docker : undefined;
   const nginx = createNginxSync({ clock, bus, nginx: config.nginx, docker });
-  const router = createRouter({ clock, bus, registry, holds: () => recovery.holds(), slowStart: () => nginx.liveUpdates(), onDesired: (set, urgent) => nginx.update(set, urgent) });
+  const router = createRouter({ clock, bus, registry, holds: () => recovery.holds(), slowStart: () => nginx.liveUpdates(), leaveToNginx: () => current().nginx.leave_to_nginx, onDesired: (set, urgent) => nginx.update(set, urgent) });
   const recovery = createRecoveryController({
     clock, bus, logger: log, registry, config: current, docker, apps: () => router.apps(), restored: restored.planner,
     applyHolds: async () => {
@@ -95,6 +96,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
     events: createEventLog(),
     alerting: createAlerting({ config: config.alerting, clock, logger: log, persistence: store }),
     health: createHealthMonitor({ clock, bus, registry, config, version: VERSION }),
+    passive: createPassiveMonitor({ clock, bus, registry, logger: log, config: () => current().passive }),
     resources: createResourceMonitor({ clock, bus, registry, logger: log, docker: discoveryDocker, config: current }),
     discovery: createDiscovery({
       clock, bus, logger: log, config: current, docker: discoveryDocker,
@@ -113,6 +115,7 @@ function subscribe(s: Stages): void {
   subscribeAlerting(bus, s.alerting, registry);
   if (s.settings.config.store.enabled) metrics.observeStore(() => s.store.status());
   if (s.settings.config.alerting.enabled) metrics.observeAlerting(() => s.alerting.status());
+  metrics.observeFailover(() => ({ updateVia: s.nginx.status().updateVia?.mode ?? null, dns: s.nginx.dnsStats(), passive: s.passive.stats() }));
   bus.on('discovery', ({ backends }) => s.health.sync(backends));
   bus.on('discovery', ({ backends }) => s.containerFailures.remember(backends));
   bus.on('discovery', ({ backends }) => s.resources.track(backends));
@@ -135,6 +138,7 @@ async function start(s: Stages): Promise<Sidecar> {
   // Alerts restored for backends that vanished while the sidecar was down resolve now.
   s.alerting.reconcile(s.registry.views().map((v) => v.backendId));
   s.resources.start();
+  await s.passive.start();
   s.health.start();
   s.persister.start(() => s.recovery.state());
   s.recovery.start();
@@ -165,6 +169,7 @@ async function stop(s: Stages, closers: Array<{ close(): Promise<void> }>): Prom
   s.resources.stop();
   await s.discovery.stop();
   await s.health.stop();
+  await s.passive.stop();
   await s.nginx.stop();
   s.alerting.stop();
   // The last word: states changed since the last flush, then everything queued is written.

@@ -3,7 +3,7 @@
  * requests and in Docker calls, so names, hosts, paths, headers and URLs are checked against
  * what is allowed rather than against what is known to be dangerous.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { isMap, join, num, show, withSchema, type Check } from './check.js';
 
 /** A host and an optional port, as written in a backend or listen address. */
@@ -249,6 +249,22 @@ export const listenAddress: Check<string> = withSchema((value, path, report) => 
   }
   return value;
 }, { type: 'string', pattern: ':\\d{1,5}$' });
+
+/** `ip:port` or `[ipv6]:port`: a socket to bind or to point nginx at, so no host name. */
+export const ipListenAddress: Check<string> = withSchema((value, path, report) => {
+  const ok = listenAddress(value, path, report);
+  if (ok === undefined) return undefined;
+  const host = ok.startsWith('[') ? ok.slice(1, ok.indexOf(']')) : ok.slice(0, ok.lastIndexOf(':'));
+  return isIP(host) ? ok : report(path, `must be an IP address and port, e.g. 127.0.0.1:5353 (got ${show(value)})`);
+}, { type: 'string', pattern: ':\\d{1,5}$' });
+
+/** A DNS name of letters, digits, `-` and `_` labels, e.g. `orchestry.internal`. */
+export const dnsName: Check<string> = withSchema((value, path, report) => {
+  if (typeof value !== 'string') return report(path, `must be a string (got ${show(value)})`);
+  const labels = value.replace(/\.$/, '').split('.');
+  const ok = value.length <= 200 && labels.every((l) => /^[A-Za-z0-9_-]{1,63}$/.test(l));
+  return ok ? value.replace(/\.$/, '').toLowerCase() : report(path, `must be a DNS name of letters, digits, "-" and "_" labels, e.g. orchestry.internal (got ${show(value)})`);
+}, { type: 'string', pattern: '^[A-Za-z0-9_-]{1,63}(\\.[A-Za-z0-9_-]{1,63})*\\.?$' });
 
 /** A bearer token. */
 export const token: Check<string> = withSchema((value, path, report) => {

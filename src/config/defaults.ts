@@ -16,6 +16,7 @@ import type {
   HealthCheckConfig,
   LoggingConfig,
   NginxConfig,
+  PassiveConfig,
   ProbeSettings,
   RecoveryConfig,
   StoreConfig,
@@ -38,6 +39,12 @@ export const EJECT_MODES = ['down', 'omit'] as const;
 export const ADDRESS_MODES = ['network', 'host'] as const;
 /** nginx.mode */
 export const NGINX_MODES = ['local', 'docker'] as const;
+/** nginx.update_via */
+export const UPDATE_VIA = ['auto', 'dns', 'reload'] as const;
+/** nginx.leave_to_nginx */
+export const LEAVE_TO_NGINX = ['refused', '5xx'] as const;
+/** passive.probe_success_releases */
+export const PROBE_RELEASES = ['gateway', 'all', 'none'] as const;
 /** recovery.mode */
 export const RECOVERY_MODES = ['off', 'dry-run', 'on'] as const;
 /** logging.level */
@@ -93,6 +100,9 @@ export const DEFAULT_HEALTH: HealthCheckConfig = frozen({
   expected_response: null,
   initial_delay_seconds: 0,
   period_seconds: 2,
+  // HAProxy's downinter: an ejected backend is probed faster, so with success_threshold 2 it is
+  // readmitted within about a second of answering again (a refused connection costs little).
+  ejected_period_seconds: 0.5,
   timeout_seconds: 1,
   failure_threshold: 3,
   success_threshold: 2,
@@ -108,6 +118,11 @@ export const DEFAULT_UPSTREAM: Readonly<UpstreamOptions> = frozen({
   keepalive: 32,
   balance: 'round_robin',
   backup_app: null,
+  // nginx's own check stays on (one failed attempt takes a server out) but only briefly: the
+  // sidecar's probes and breaker hold ejections; nginx's default 10 s would keep a restarted
+  // backend out up to 10 s after the sidecar readmitted it.
+  max_fails: 1,
+  fail_timeout_seconds: 1,
 });
 
 /** Defaults of an app's Docker options. */
@@ -175,6 +190,52 @@ export const DEFAULT_NGINX: Readonly<NginxConfig> = frozen({
   coalesce_min_wait_seconds: 0.1,
   coalesce_max_wait_seconds: 2,
   validate: true,
+  update_via: 'auto',
+  // The research note's port; it is also mDNS's: where avahi holds it, configure another.
+  dns_listen: '127.0.0.1:5353',
+  dns_resolver: null,
+  dns_zone: 'orchestry.internal',
+  // nginx's default proxy_next_upstream (error timeout) retries refused connections; 5xx only
+  // when the config lists http_500..http_504, as the shipped nginx.conf does.
+  leave_to_nginx: ['refused'],
+});
+
+/**
+ * `passive`: Envoy's outlier-detection defaults (consecutive 5 and 5, base 30 s, max 300 s, interval 10 s) except:
+ * - max_ejection_percent 50 instead of 10: apps here have 2..5 backends, where 10 % ejects none;
+ *   the last routable backend is never ejected whatever the percent;
+ * - probe_success_releases 'gateway': a passing probe proves the backend accepts connections
+ *   again (a restarted container is back within one probe), but not that real requests stop
+ *   failing with 500 or stop being slow, so those ejections run their time;
+ * - the latency rule, which Envoy does not have (its success-rate rule needs many hosts):
+ *   3x the median of the others is far outside normal spread between equal replicas, 500 ms is
+ *   slow for any interactive request, and 5 samples keep one GC pause from ejecting anybody. The
+ *   mean over the last <= 20 samples within 10 s reacts within a few requests.
+ */
+export const DEFAULT_PASSIVE: Readonly<PassiveConfig> = frozen({
+  enabled: true,
+  listen: '127.0.0.1:5514',
+  allow_from: [],
+  tag: 'orchestry',
+  max_line_bytes: 16384,
+  receive_buffer_bytes: 1048576,
+  queue_size: 4096,
+  batch_size: 256,
+  consecutive_5xx: 5,
+  consecutive_gateway_failure: 5,
+  base_ejection_time_seconds: 30,
+  max_ejection_time_seconds: 300,
+  max_ejection_percent: 50,
+  interval_seconds: 10,
+  probe_success_releases: 'gateway',
+  latency: {
+    enabled: true,
+    factor: 3,
+    min_ms: 500,
+    min_samples: 5,
+    window_samples: 20,
+    window_seconds: 10,
+  },
 });
 
 /** `docker`: off; the Engine's default socket. */

@@ -13,6 +13,7 @@ import { BREAKER, FAILURE_DETECTION } from './spec-detection.js';
 import { DOCKER } from './spec-docker.js';
 import { HEALTH } from './spec-health.js';
 import { NGINX } from './spec-nginx.js';
+import { PASSIVE, PASSIVE_LATENCY } from './spec-passive.js';
 import { RECOVERY } from './spec-recovery.js';
 import { STORE } from './spec-store.js';
 
@@ -116,6 +117,12 @@ export const CONFIG_TREE: ObjectNode & { children: Record<string, ConfigNode> } 
     },
     breaker: section("The seed's circuit breaker, per backend.", BREAKER),
     failure_detection: section("The seed's failure detector thresholds.", FAILURE_DETECTION),
+    passive: {
+      kind: 'object',
+      meaning: "Evidence from nginx's own traffic (its access log over syslog) and outlier ejection.",
+      section: PASSIVE as Section<object>,
+      children: { latency: section('A backend far slower than the rest of its app.', PASSIVE_LATENCY) },
+    },
     nginx: section('Where nginx and its files are, and how it is reloaded.', NGINX),
     admin: section('The admin API, metrics and status page.', ADMIN),
     probes: section('Probe scheduling across all backends.', PROBES),

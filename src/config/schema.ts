@@ -43,6 +43,7 @@ export {
   DEFAULT_FAILURE_DETECTION,
   DEFAULT_HEALTH,
 } from './defaults.js';
+import { parsePassive } from './spec-passive.js';
 export { clearCacheCall, defaultApp } from './spec-apps.js';
 export { parseHealthOverlay } from './spec-health.js';
 
@@ -78,6 +79,7 @@ export function parseConfig(
     alerting: parseAlerting(top.alerting, report),
     breaker: parseBreaker(top.breaker, report),
     failure_detection: readSection(top.failure_detection, 'failure_detection', FAILURE_DETECTION, report),
+    passive: parsePassive(top.passive, report),
     nginx,
     admin: readSection(top.admin, 'admin', ADMIN, report),
     probes: readSection(top.probes, 'probes', PROBES, report),

@@ -15,6 +15,7 @@ import {
 } from './allowlists.js';
 import {
   bool,
+  duration,
   field,
   isMap,
   join,
@@ -67,6 +68,8 @@ export const UPSTREAM: Section<UpstreamOptions> = {
     keepalive: { check: num({ int: true, min: 0, max: 10_000 }), meaning: 'nginx keepalive connections per worker; 0 writes no keepalive directive.' },
     balance: { check: oneOf(BALANCE_METHODS), meaning: 'Load-balancing method.' },
     backup_app: { check: nullable(appName), meaning: "failover_to_backup: that app's routable servers become this app's nginx backup servers." },
+    max_fails: { check: num({ int: true, min: 0, max: 1000 }), meaning: "nginx's own passive check on each server line: failed attempts (as proxy_next_upstream counts them) that take a server out; 0 turns it off." },
+    fail_timeout_seconds: { check: duration({ int: true, min: 1, max: 3600 }), meaning: 'How long nginx keeps such a server out, and the window the failures are counted in (whole seconds: nginx rounds).' },
   },
 };
 

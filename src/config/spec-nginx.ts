@@ -1,8 +1,8 @@
 /** `nginx`: where nginx and its files are, how it is reloaded, and how bursts of changes wait. */
 import { isAbsolute, resolve } from 'node:path';
-import { fsPath } from './allowlists.js';
-import { bool, duration, nullable, oneOf, readSection, str, type Report, type Section } from './check.js';
-import { DEFAULT_NGINX, EJECT_MODES, NGINX_MODES } from './defaults.js';
+import { dnsName, fsPath, ipListenAddress } from './allowlists.js';
+import { bool, duration, listOf, nullable, oneOf, readSection, str, type Report, type Section } from './check.js';
+import { DEFAULT_NGINX, EJECT_MODES, LEAVE_TO_NGINX, NGINX_MODES, UPDATE_VIA } from './defaults.js';
 import type { NginxConfig } from './types.js';
 
 /** `nginx`'s keys. */
@@ -22,6 +22,11 @@ export const NGINX: Section<NginxConfig> = {
     coalesce_min_wait_seconds: { check: duration({ min: 0, max: 60 }), meaning: 'Quiet time after a change before rendering, so bursts reload once.' },
     coalesce_max_wait_seconds: { check: duration({ min: 0, max: 60 }), meaning: 'Longest a change may wait, however busy; at least coalesce_min_wait_seconds.' },
     validate: { check: bool, meaning: 'Run nginx -t before every swap.' },
+    update_via: { check: oneOf(UPDATE_VIA), meaning: 'How routing changes reach nginx: dns (nginx >= 1.27.3 re-resolves SRV records the sidecar serves: no reload for ejections, readmissions or weights), reload (rewrite the file and reload), or auto (dns when nginx -v says >= 1.27.3).' },
+    dns_listen: { check: ipListenAddress, meaning: "DNS mode: where the sidecar's DNS server listens, UDP and TCP (ip:port; port 0 picks a free one)." },
+    dns_resolver: { check: nullable(ipListenAddress), meaning: "DNS mode: the address nginx's resolver queries (e.g. the sidecar's address seen from nginx's container); null = dns_listen as bound." },
+    leave_to_nginx: { check: listOf(oneOf(LEAVE_TO_NGINX)), meaning: 'Reload mode: failures nginx notices and retries by itself, left to its max_fails instead of a reload that resets client connections: refused (connections refused or reset), 5xx (needs http_500 http_502 http_503 http_504 in proxy_next_upstream). [] ejects everything by reload.' },
+    dns_zone: { check: dnsName, meaning: 'DNS mode: the zone the sidecar answers for; nginx asks SRV _http._tcp.<app>.<zone>.' },
   },
 };
 

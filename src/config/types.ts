@@ -16,6 +16,9 @@ import type {
   RECOVERY_MODES,
   SCHEMES,
   SEVERITIES,
+  PROBE_RELEASES,
+  UPDATE_VIA,
+  LEAVE_TO_NGINX,
 } from './defaults.js';
 
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -39,6 +42,8 @@ export interface HealthCheckConfig {
   expected_response: string | null;
   initial_delay_seconds: number;
   period_seconds: number;
+  /** Interval between probes while the backend is ejected. */
+  ejected_period_seconds: number;
   timeout_seconds: number;
   failure_threshold: number;
   success_threshold: number;
@@ -72,6 +77,10 @@ export interface UpstreamOptions {
    * servers of this one, used only when every server of this app is unavailable. null = none.
    */
   backup_app: string | null;
+  /** nginx's own passive check on each server line: failed attempts that take it out... */
+  max_fails: number;
+  /** ...for this long (and the window they are counted in). */
+  fail_timeout_seconds: number;
 }
 
 /** Per-app Docker settings (YAML `apps.<name>.docker`, or `orchestry.*` labels). */
@@ -174,6 +183,79 @@ export interface NginxConfig {
   coalesce_max_wait_seconds: number;
   /** Run `nginx -t` before every swap. Off only for nginx builds that cannot test. */
   validate: boolean;
+  /**
+   * How routing changes reach nginx: `dns` (nginx >= 1.27.3 re-resolves SRV records this sidecar
+   * serves: ejections, readmissions and weights without a reload), `reload` (rewrite and reload),
+   * or `auto` (dns when `nginx -v` says >= 1.27.3).
+   */
+  update_via: (typeof UPDATE_VIA)[number];
+  /** DNS mode: where the sidecar's DNS server listens (UDP and TCP); port 0 picks one. */
+  dns_listen: string;
+  /** DNS mode: the address nginx's `resolver` queries; null = dns_listen as bound. */
+  dns_resolver: string | null;
+  /** DNS mode: the zone the sidecar answers for; SRV names are `_http._tcp.<app>.<zone>`. */
+  dns_zone: string;
+  /**
+   * Reload mode: failures nginx notices and retries by itself, left to it instead of a reload
+   * (`refused`: connections refused or reset; `5xx`: needs http_500..http_504 in proxy_next_upstream).
+   */
+  leave_to_nginx: Array<(typeof LEAVE_TO_NGINX)[number]>;
+}
+
+/** The latency outlier rule: a backend far slower than the rest of its app. */
+export interface PassiveLatencyConfig {
+  enabled: boolean;
+  /** Eject when the backend's mean is above factor x the median of its app's other backends... */
+  factor: number;
+  /** ...and above this absolute floor, so a 40 ms backend among 10 ms ones stays. */
+  min_ms: number;
+  /** Samples a backend needs, and each backend compared against, before the rule speaks. */
+  min_samples: number;
+  /** The mean is over at most this many of a backend's latest successful requests... */
+  window_samples: number;
+  /** ...no older than this. */
+  window_seconds: number;
+}
+
+/** Which passive ejections a successful probe ends early (Envoy: successful_active_health_check_uneject_host). */
+export type ProbeRelease = (typeof PROBE_RELEASES)[number];
+
+export interface PassiveConfig {
+  enabled: boolean;
+  /** UDP address of the syslog receiver, as nginx's `server=` writes it: `host:port`, `[v6]:port`. */
+  listen: string;
+  /**
+   * Source addresses whose datagrams are accepted; [] = any. Set it when `listen` is not
+   * loopback: whoever can send to the port can otherwise report failures and eject backends.
+   */
+  allow_from: string[];
+  /** nginx's `tag=`; lines with another tag (e.g. an error_log sent to the same port) are dropped. */
+  tag: string;
+  /** Longer datagrams are dropped unparsed. A real line is 300-600 bytes. */
+  max_line_bytes: number;
+  /**
+   * The socket's kernel receive buffer (SO_RCVBUF): what absorbs a burst of lines while the
+   * event loop is busy; beyond it the kernel drops. Linux caps it at net.core.rmem_max.
+   */
+  receive_buffer_bytes: number;
+  /** Datagrams waiting to be parsed; more are dropped (counted as queue_full). */
+  queue_size: number;
+  /** Datagrams parsed per event-loop turn before the loop gets to run timers (probes) again. */
+  batch_size: number;
+  /** Consecutive 5xx (gateway failures included, as in Envoy) that eject; 0 turns the rule off. */
+  consecutive_5xx: number;
+  /** Consecutive 502/503/504, connect errors and timeouts that eject; 0 turns the rule off. */
+  consecutive_gateway_failure: number;
+  /** First ejection's length; the n-th in a row lasts n x this, up to max_ejection_time_seconds. */
+  base_ejection_time_seconds: number;
+  max_ejection_time_seconds: number;
+  /** At most this share of an app's backends passively ejected at once. */
+  max_ejection_percent: number;
+  /** Each interval a released backend stays in, its ejection count (the multiplier) drops by one. */
+  interval_seconds: number;
+  /** Which passive ejections a successful probe of the backend ends before their time is up. */
+  probe_success_releases: ProbeRelease;
+  latency: PassiveLatencyConfig;
 }
 
 export interface AdminConfig {
@@ -271,7 +353,7 @@ export interface AlertRouteConfig {
 /** The seed's "configurable notifications and escalation". */
 export interface AlertingConfig {
   enabled: boolean;
-  receivers: AlertReceiverConfig[]; // YAML: map of name to receiver
+  receivers: AlertReceiverConfig[];
   routes: AlertRouteConfig[];
   /** An alert still firing this long after it started is sent to the escalation receivers. */
   escalation: { after_seconds: number; receivers: string[] };
@@ -307,6 +389,8 @@ export interface SidecarConfig {
   alerting: AlertingConfig;
   breaker: BreakerConfig;
   failure_detection: FailureDetectionConfig;
+  /** Evidence from nginx's own traffic (its access log over syslog) and outlier ejection. */
+  passive: PassiveConfig;
   nginx: NginxConfig;
   admin: AdminConfig;
   probes: ProbeSettings;

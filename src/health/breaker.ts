@@ -31,8 +31,14 @@ export type BreakerState =
       /** Epoch ms the decay of timesEjected counts from. */
       decayFrom: number;
     }
-  | { status: 'open'; openedAt: number; holdMs: number; timesEjected: number; reason: string }
+  | { status: 'open'; openedAt: number; holdMs: number; timesEjected: number; reason: string; cause?: EjectionCause }
   | { status: 'half_open'; since: number; timesEjected: number };
+
+/**
+ * What an ejection from nginx's own traffic showed: connections refused or reset (`refused`),
+ * 5xx answers (`status`), timeouts, or slowness. nginx retries the first two by itself.
+ */
+export type EjectionCause = 'refused' | 'status' | 'timeout' | 'slow';
 
 /** A change of status, before the registry names the backend it belongs to. */
 export interface BreakerChange {
@@ -50,7 +56,7 @@ export interface BreakerChange {
 export type BreakerEvent =
   | { kind: 'probe'; ok: boolean; healthy: boolean; detail?: string }
   | { kind: 'outcome'; ok: boolean; detail?: string }
-  | { kind: 'eject'; reason: string }
+  | { kind: 'eject'; reason: string; holdMs?: number; cause?: EjectionCause }
   | { kind: 'tick'; healthy: boolean };
 
 export type BreakerSettings = Pick<BreakerConfig, 'failure_threshold' | 'recovery_timeout_seconds' | 'max_ejection_seconds' | 'slow_start_seconds'>;
@@ -82,7 +88,7 @@ export function step(state: BreakerState, event: BreakerEvent, cfg: BreakerSetti
 
 function stepClosed(state: Extract<BreakerState, { status: 'closed' }>, event: BreakerEvent, cfg: BreakerSettings, now: number) {
   const decayed = decay(state, cfg, now);
-  if (event.kind === 'eject') return open(decayed, now, event.reason, cfg);
+  if (event.kind === 'eject') return open(decayed, now, event.reason, cfg, event.holdMs, event.cause);
   if (event.kind !== 'probe') return { state: decayed };
   if (event.ok) return { state: decayed.consecutiveFailures === 0 ? decayed : { ...decayed, consecutiveFailures: 0 } };
   const failures = decayed.consecutiveFailures + 1;
@@ -102,7 +108,7 @@ function stepOpen(state: Extract<BreakerState, { status: 'open' }>, event: Break
 }
 
 function stepHalfOpen(state: Extract<BreakerState, { status: 'half_open' }>, event: BreakerEvent, cfg: BreakerSettings, now: number) {
-  if (event.kind === 'eject') return open(state, now, event.reason, cfg);
+  if (event.kind === 'eject') return open(state, now, event.reason, cfg, event.holdMs, event.cause);
   if ((event.kind === 'probe' || event.kind === 'outcome') && !event.ok) {
     return open(state, now, `${event.kind === 'probe' ? 'probe' : 'request'} failed while readmitted${suffix(event.detail)}`, cfg);
   }
@@ -121,12 +127,13 @@ function decay(state: Extract<BreakerState, { status: 'closed' }>, cfg: BreakerS
   return { ...state, timesEjected, decayFrom: timesEjected === 0 ? now : state.decayFrom + steps * period };
 }
 
-function open(state: BreakerState, now: number, reason: string, cfg: BreakerSettings): { state: BreakerState; transition: BreakerChange } {
+/** Opens the breaker; `atLeastMs` lengthens the hold (a passive ejection's own duration). */
+function open(state: BreakerState, now: number, reason: string, cfg: BreakerSettings, atLeastMs = 0, cause?: EjectionCause): { state: BreakerState; transition: BreakerChange } {
   const timesEjected = state.timesEjected + 1;
-  const hold = holdMs(timesEjected, cfg);
+  const hold = Math.max(holdMs(timesEjected, cfg), atLeastMs);
   const held = timesEjected > 1 ? ` (ejection ${timesEjected}, held ${Math.round(hold / 100) / 10}s)` : '';
   return {
-    state: { status: 'open', openedAt: now, holdMs: hold, timesEjected, reason },
+    state: { status: 'open', openedAt: now, holdMs: hold, timesEjected, reason, ...(cause ? { cause } : {}) },
     transition: change(state.status, 'open', now, `${reason}${held}`),
   };
 }
@@ -151,7 +158,14 @@ export function restore(json: unknown): BreakerState | null {
       return isCount(o.consecutiveFailures) ? { status: 'closed', consecutiveFailures: o.consecutiveFailures, timesEjected: times, decayFrom: isTime(o.decayFrom) ? o.decayFrom : 0 } : null;
     case 'open':
       if (!isTime(o.openedAt)) return null;
-      return { status: 'open', openedAt: o.openedAt, holdMs: isTime(o.holdMs) && o.holdMs >= 0 ? o.holdMs : 0, timesEjected: Math.max(1, times), reason: typeof o.reason === 'string' ? o.reason : 'restored' };
+      return {
+        status: 'open',
+        openedAt: o.openedAt,
+        holdMs: isTime(o.holdMs) && o.holdMs >= 0 ? o.holdMs : 0,
+        timesEjected: Math.max(1, times),
+        reason: typeof o.reason === 'string' ? o.reason : 'restored',
+        ...(CAUSES.has(o.cause as EjectionCause) ? { cause: o.cause as EjectionCause } : {}),
+      };
     case 'half_open':
       // An earlier version's half_open (no `since`) starts its probation over now it is read.
       return { status: 'half_open', since: isTime(o.since) ? o.since : 0, timesEjected: Math.max(1, times) };
@@ -163,6 +177,8 @@ export function restore(json: unknown): BreakerState | null {
 function change(from: BreakerStatus, to: BreakerStatus, at: number, reason: string): BreakerChange {
   return { from, to, at, reason };
 }
+
+const CAUSES: ReadonlySet<EjectionCause> = new Set(['refused', 'status', 'timeout', 'slow']);
 
 const suffix = (detail: string | undefined) => (detail ? `: ${detail}` : '');
 

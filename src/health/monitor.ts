@@ -47,6 +47,8 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
       publishTransitions(bus, registry.tick(b.id));
       return true;
     },
+    // An ejected backend is probed at its ejected period, to notice a recovery soon.
+    periodFor: (b: Backend) => (registry.isEjected(b.id) ? b.health.ejected_period_seconds * 1000 : undefined),
     onResult: (result: ProbeResult, b: Backend) => {
       const { transitions, failures } = registry.record(result);
       bus.emit('probe', result);
@@ -55,10 +57,20 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
     },
   });
 
+  // A container that starts or turns healthy for Docker is probed at once, not at its next period.
+  let byContainer = new Map<string, string[]>();
+  bus.on('container', (e) => {
+    if (e.action === 'start' || (e.action === 'health_status' && e.health === 'healthy')) {
+      for (const id of byContainer.get(e.containerId) ?? []) scheduler.probeNow(id);
+    }
+  });
+
   return {
     sync(backends) {
       const { added, removed } = registry.sync(backends);
       scheduler.setTargets(backends);
+      byContainer = new Map();
+      for (const b of backends) if (b.container) byContainer.set(b.container.id, [...(byContainer.get(b.container.id) ?? []), b.id]);
       if (added.length > 0 || removed.length > 0) bus.emit('backends', { added, removed });
     },
     start: () => scheduler.start(),

@@ -33,8 +33,11 @@ export interface HealthRegistry {
   record(result: ProbeResult): { transitions: Transition[]; failures: FailureEvent[] };
   /** One real request's outcome from nginx's log: a readmitted backend is judged by them. */
   outcome(backendId: string, ok: boolean, detail?: string): Transition[];
-  /** Ejects a backend for a reason found elsewhere (nginx's own traffic: an outlier rule). */
-  eject(backendId: string, reason: string): Transition[];
+  /**
+   * Ejects a backend for a reason found elsewhere (nginx's own traffic: an outlier rule), held
+   * at least `holdMs` (passing probes do not prove real requests stop failing).
+   */
+  eject(backendId: string, reason: string, holdMs?: number, cause?: breaker.EjectionCause): Transition[];
   /** New breaker and detection settings apply from the next tick/record; states are kept. */
   updateConfig(breaker: BreakerConfig, detection: FailureDetectionConfig): void;
   /** Every backend, by app name, then in the order the last sync gave them. */
@@ -44,6 +47,8 @@ export interface HealthRegistry {
   view(backendId: string): BackendView | undefined;
   /** The backend as discovery last gave it. */
   backend(backendId: string): Backend | undefined;
+  /** Whether the backend is out of nginx (unhealthy, breaker open, draining); cheap, no view built. */
+  isEjected(backendId: string): boolean;
   /** One backend's state as plain JSON data, for the store. */
   exportState(backendId: string): PersistedBackendState | undefined;
   /**
@@ -105,7 +110,7 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
     tick: (backendId) => stepBreaker(s, backendId, (e) => ({ kind: 'tick', healthy: e.health.status === 'healthy' })),
     record: (result) => record(s, result),
     outcome: (backendId, ok, detail) => stepBreaker(s, backendId, () => ({ kind: 'outcome', ok, ...(detail ? { detail } : {}) })),
-    eject: (backendId, reason) => stepBreaker(s, backendId, () => ({ kind: 'eject', reason })),
+    eject: (backendId, reason, holdMs, cause) => stepBreaker(s, backendId, () => ({ kind: 'eject', reason, ...(holdMs ? { holdMs } : {}), ...(cause ? { cause } : {}) })),
     updateConfig(nextBreaker, nextDetection) {
       s.breakerCfg = nextBreaker;
       s.detectionCfg = nextDetection;
@@ -117,6 +122,10 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
       return entry ? toView(s, entry) : undefined;
     },
     backend: (backendId) => s.entries.get(backendId)?.backend,
+    isEjected(backendId) {
+      const e = s.entries.get(backendId);
+      return e !== undefined && isOut(e);
+    },
     exportState(backendId) {
       const e = s.entries.get(backendId);
       if (!e) return undefined;
@@ -266,6 +275,10 @@ function isFailureEvent(x: unknown): x is FailureEvent {
   return typeof o.failureType === 'string' && typeof o.backendId === 'string' && typeof o.timestamp === 'number' && typeof o.message === 'string';
 }
 
+function isOut(e: Entry): boolean {
+  return e.health.status === 'unhealthy' || e.breaker.status === 'open' || e.backend.draining === true;
+}
+
 function toView(s: RegistryState, e: Entry): BackendView {
   return {
     backendId: e.backend.id,
@@ -280,8 +293,9 @@ function toView(s: RegistryState, e: Entry): BackendView {
     // no evidence against a backend, and a sidecar restart must not eject every backend at once.
     // A draining backend (its container is being stopped) goes at once, whatever its probes say.
     // half_open is routed: readmitted on probation, at a weight that ramps up (slowStart).
-    ejected: e.health.status === 'unhealthy' || e.breaker.status === 'open' || e.backend.draining === true,
+    ejected: isOut(e),
     slowStart: breaker.slowStartFactor(e.breaker, s.breakerCfg, s.clock.now()),
+    ...(e.breaker.status === 'open' && e.breaker.cause ? { passiveCause: e.breaker.cause } : {}),
     draining: e.backend.draining === true,
     container: e.backend.container ?? null,
     consecutiveFailures: e.health.consecutiveFailures,

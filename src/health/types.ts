@@ -87,6 +87,8 @@ export interface BackendView {
    * breaker.slow_start_seconds; 1 (or absent) otherwise.
    */
   slowStart?: number;
+  /** What nginx's own traffic showed when it ejected the backend (its breaker is open); absent otherwise. */
+  passiveCause?: 'refused' | 'status' | 'timeout' | 'slow';
   /** Its container is being stopped. */
   draining: boolean;
   /** The container behind it, when discovered from Docker. */

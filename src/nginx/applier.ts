@@ -4,7 +4,7 @@
  * this host or in a container, through an NginxControl); a DNS SRV applier (no reloads,
  * nginx >= 1.27.3 `resolve`) can implement the same interface.
  */
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { NginxConfig } from '../config/types.js';
@@ -12,7 +12,7 @@ import { SidecarError, describeError } from '../errors.js';
 import type { DesiredSet } from '../upstream/types.js';
 import { createLocalNginxControl, type NginxControl } from './control.js';
 import type { Renderer } from './render.js';
-import { toViewModel } from './view-model.js';
+import { toViewModel, type UpstreamsContext } from './view-model.js';
 
 export type ApplyStage = 'render' | 'write' | 'validate' | 'reload';
 
@@ -56,6 +56,8 @@ export interface RenderReloadApplierOptions {
   /** An applier this one replaces (e.g. after a template change): its lastGood is kept, so an
    *  identical rendering is still 'unchanged'. */
   previous?: Pick<UpstreamApplier, 'lastGood'>;
+  /** The template context of a set; default toViewModel (DNS mode passes its own rendering). */
+  viewModel?: (set: DesiredSet) => UpstreamsContext;
 }
 
 /**
@@ -79,6 +81,8 @@ export function createRenderReloadApplier(opts: RenderReloadApplierOptions): Ups
     tempPath: join(dirname(output), `.${basename(output)}.tmp-${process.pid}`),
     lastGood: opts.previous?.lastGood ?? null,
     onDisk: undefined,
+    viewModel: opts.viewModel ?? ((set) => toViewModel(set)),
+    tried: opts.previous !== undefined,
   };
   let queue: Promise<unknown> = Promise.resolve();
   return {
@@ -103,6 +107,9 @@ interface ApplierState {
   lastGood: string | null;
   /** What output_path holds now: undefined until first read, null when there is no file. */
   onDisk: string | null | undefined;
+  viewModel: (set: DesiredSet) => UpstreamsContext;
+  /** An apply got past rendering before: only the first may find nginx already in line. */
+  tried: boolean;
 }
 
 /** Per-stage timing of one apply, and its outcome as data. */
@@ -137,12 +144,20 @@ async function applyOnce(s: ApplierState, set: DesiredSet): Promise<ApplyOutcome
   const watch = stopwatch();
   let text: string;
   try {
-    text = s.renderer.render(toViewModel(set));
+    text = s.renderer.render(s.viewModel(set));
   } catch (err) {
     return watch.done(failure('render', err));
   }
   watch.lap('render');
   if (text === s.lastGood) return watch.done({ result: 'unchanged', reloaded: false, text });
+  const first = !s.tried;
+  s.tried = true;
+  if (s.lastGood === null && first && (await alreadyLoaded(s, text))) {
+    // A (re)started sidecar next to an nginx that runs exactly this: a reload would only reset
+    // client connections.
+    s.lastGood = text;
+    return watch.done({ result: 'unchanged', reloaded: false, text });
+  }
 
   let previous: string | null;
   try {
@@ -189,6 +204,20 @@ async function validateOrRestore(s: ApplierState, previous: string | null): Prom
     }
     return err;
   }
+}
+
+/**
+ * Whether output_path already holds `text` and nginx loaded it after it was written (when the
+ * control can tell; when it cannot, the file is trusted: the sidecar writes only what passed nginx -t, or the text it replaced).
+ */
+async function alreadyLoaded(s: ApplierState, text: string): Promise<boolean> {
+  const onDisk = await readFile(s.output, 'utf8').catch(() => null);
+  s.onDisk = onDisk;
+  if (onDisk !== text) return false;
+  const loadedAt = (await s.control.loadedAt?.()) ?? null;
+  if (loadedAt === null) return true;
+  const written = (await stat(s.output)).mtimeMs;
+  return loadedAt >= written;
 }
 
 async function writeAtomically(s: ApplierState, text: string): Promise<void> {

@@ -7,7 +7,8 @@ import type Dockerode from 'dockerode';
 import type { NginxConfig } from '../config/types.js';
 import { SidecarError } from '../errors.js';
 import { createDockerNginxControl } from './docker-control.js';
-import { reloadNginx } from './reload.js';
+import { configLoadedAt, reloadNginx } from './reload.js';
+import { parseNginxVersion, runNginx } from './run.js';
 import { validateNginx } from './validate.js';
 
 /** Tests and reloads one nginx. Both methods reject with a SidecarError saying what failed. */
@@ -16,6 +17,10 @@ export interface NginxControl {
   validate(): Promise<void>;
   /** Delivers the reload signal (nginx loads the config asynchronously). */
   reload(): Promise<void>;
+  /** nginx's version (`1.30.6`), from `nginx -v`. */
+  version(): Promise<string>;
+  /** When nginx last loaded its config (epoch ms), where that can be told; null otherwise. */
+  loadedAt?(): Promise<number | null>;
   /** Which nginx this is, for logs and errors. */
   describe(): string;
 }
@@ -25,6 +30,11 @@ export function createLocalNginxControl(nginx: NginxConfig): NginxControl {
   return {
     validate: () => validateNginx(nginx),
     reload: () => reloadNginx(nginx),
+    loadedAt: async () => (nginx.pid_path ? configLoadedAt(nginx.pid_path) : null),
+    version: async () => {
+      const { stdout, stderr } = await runNginx(nginx.binary, ['-v'], { timeoutMs: 10_000 });
+      return parseNginxVersion(`${stderr}\n${stdout}`);
+    },
     describe: () => `local nginx (${nginx.config_path})`,
   };
 }

@@ -18,7 +18,7 @@ import type Dockerode from 'dockerode';
 import { PassThrough } from 'node:stream';
 import { ConfigError, SidecarError, describeError } from '../errors.js';
 import type { NginxControl } from './control.js';
-import { errorLines } from './run.js';
+import { errorLines, parseNginxVersion } from './run.js';
 
 export interface DockerNginxControlOptions {
   docker: Dockerode;
@@ -81,6 +81,12 @@ export function createDockerNginxControl(opts: DockerNginxControlOptions): Nginx
   return {
     validate: () => validate(ctl),
     reload: () => reload(ctl),
+    async version() {
+      const found = await find(ctl);
+      const { exitCode, output } = await exec(ctl, found, ['-v']);
+      if (exitCode !== 0) throw new SidecarError('NGINX_FAILED', `${ctl.binary} -v in nginx ${found.name} failed (exit ${exitCode}): ${output.trim()}`);
+      return parseNginxVersion(output);
+    },
     describe: () => (ref ? `nginx in container "${ref}"` : `nginx in the container labelled "${label}"`),
   };
 }
@@ -169,12 +175,12 @@ function apiFailed(ctl: Control, found: Found, action: string, err: unknown): Si
 }
 
 /** Runs the test command in the container: its exit code and its output (stdout and stderr). */
-async function exec(ctl: Control, found: Found): Promise<{ exitCode: number; output: string }> {
-  const { command } = ctl;
+async function exec(ctl: Control, found: Found, args = ctl.testArgs): Promise<{ exitCode: number; output: string }> {
+  const command = [ctl.binary, ...args].join(' ');
   let stream: NodeJS.ReadWriteStream;
   let run: Dockerode.Exec;
   try {
-    run = await found.container.exec({ Cmd: [ctl.binary, ...ctl.testArgs], AttachStdout: true, AttachStderr: true, Tty: false });
+    run = await found.container.exec({ Cmd: [ctl.binary, ...args], AttachStdout: true, AttachStderr: true, Tty: false });
     stream = await run.start({ hijack: true, stdin: false });
   } catch (err) {
     throw apiFailed(ctl, found, `run ${command}`, err);

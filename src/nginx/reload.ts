@@ -72,3 +72,32 @@ function cannotSignal(pid: number, path: string, err: unknown): SidecarError {
 function notRunning(detail: string): SidecarError {
   return new SidecarError('NGINX_NOT_RUNNING', `nginx is not running: ${detail}`);
 }
+
+/**
+ * When the nginx named by `pidPath` last loaded its config: the start of its oldest worker (a
+ * reload replaces every worker), in epoch ms, from /proc. null when that cannot be told (no
+ * /proc, no workers, no such process).
+ */
+export async function configLoadedAt(pidPath: string): Promise<number | null> {
+  try {
+    const pid = await readPid(pidPath);
+    // A pid file of no running process: nginx has loaded nothing.
+    if (!(await readFile(`/proc/${pid}/stat`, 'utf8').then(() => true, () => false))) return 0;
+    const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).split(/\s+/).filter(Boolean);
+    const btime = Number(/^btime (\d+)$/m.exec(await readFile('/proc/stat', 'utf8'))?.[1]);
+    if (children.length === 0 || !Number.isFinite(btime)) return null;
+    let earliest = Infinity;
+    for (const child of children) {
+      // Field 22 of /proc/<pid>/stat (after the parenthesised name): start time in clock ticks since boot.
+      const stat = await readFile(`/proc/${child}/stat`, 'utf8');
+      const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+      if (Number.isFinite(ticks)) earliest = Math.min(earliest, btime * 1000 + (ticks * 1000) / CLOCK_TICKS_PER_SECOND);
+    }
+    return Number.isFinite(earliest) ? earliest : null;
+  } catch {
+    return null;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;

@@ -63,3 +63,21 @@ export function errorLines(output: string): string {
   const chosen = serious.length > 0 ? serious : lines.filter((l) => !/test failed|syntax is ok/.test(l));
   return chosen.length > 0 ? [...new Set(chosen)].join('; ') : '(no output)';
 }
+
+/** `nginx version: nginx/1.30.6` (what `nginx -v` prints) -> `1.30.6`; throws when absent. */
+export function parseNginxVersion(output: string): string {
+  const m = /nginx version: [\w.-]*?\/(\d+\.\d+\.\d+)/.exec(output);
+  if (!m) throw new SidecarError('NGINX_FAILED', `cannot read nginx's version from ${JSON.stringify(output.trim().slice(0, 200))}`);
+  return m[1]!;
+}
+
+/** Whether version `v` (`1.30.6`) is at least `min` (`1.27.3`). */
+export function versionAtLeast(v: string, min: string): boolean {
+  const a = v.split('.').map(Number);
+  const b = min.split('.').map(Number);
+  for (let i = 0; i < 3; i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return d > 0;
+  }
+  return true;
+}

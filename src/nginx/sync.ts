@@ -9,10 +9,11 @@ import type { Clock, TimerHandle } from '../clock.js';
 import type { NginxConfig } from '../config/types.js';
 import type { SidecarBus } from '../events/sidecar-events.js';
 import type { DesiredSet } from '../upstream/types.js';
-import { createRenderReloadApplier, type ApplyOutcome, type UpstreamApplier } from './applier.js';
+import type { ApplyOutcome, UpstreamApplier } from './applier.js';
 import { createCoalescer, type Coalescer } from './coalescer.js';
-import { createNginxControl } from './control.js';
 import { createTemplateHolder } from './template.js';
+import type { DnsServerStats } from './dns/server.js';
+import { resolveUpdateMode, type UpdateMode, type UpdateVia } from './update-mode.js';
 
 /** Retry of a failed nginx update: from 1 s, doubling, at most every 30 s. */
 export const APPLY_RETRY_MIN_MS = 1000;
@@ -35,6 +36,8 @@ export interface NginxSyncStatus {
   /** An update has succeeded (applied or found nginx already in line) at least once. */
   firstApplyDone: boolean;
   lastOutcome: ApplyOutcome | null;
+  /** How changes reach nginx now, and why; null before start(). */
+  updateVia: { mode: UpdateVia; why: string } | null;
 }
 
 export interface NginxSync {
@@ -52,6 +55,8 @@ export interface NginxSync {
   status(): NginxSyncStatus;
   /** Ejections, readmissions and weights reach nginx without a reload (DNS mode). */
   liveUpdates(): boolean;
+  /** The DNS server's counters in DNS mode; null otherwise. */
+  dnsStats(): DnsServerStats | null;
   stop(): Promise<void>;
 }
 
@@ -60,6 +65,10 @@ interface SyncState {
   nginx: NginxConfig;
   template: ReturnType<typeof createTemplateHolder>;
   applier: UpstreamApplier | null;
+  /** The mode for the current nginx settings; settled again when they change. */
+  mode: Promise<UpdateMode> | null;
+  /** The mode last settled, for reads that cannot wait. */
+  modeNow: UpdateMode | null;
   coalescer: Coalescer<DesiredSet>;
   last: { key: string; set: DesiredSet } | null;
   status: NginxSyncStatus;
@@ -74,9 +83,11 @@ export function createNginxSync(opts: NginxSyncOptions): NginxSync {
     nginx: opts.nginx,
     template: createTemplateHolder(),
     applier: null,
+    mode: null,
+    modeNow: null,
     coalescer: null as unknown as Coalescer<DesiredSet>,
     last: null,
-    status: { firstApplyDone: false, lastOutcome: null },
+    status: { firstApplyDone: false, lastOutcome: null, updateVia: null },
     retryTimer: null,
     retryDelayMs: APPLY_RETRY_MIN_MS,
     stopped: false,
@@ -103,11 +114,13 @@ export function createNginxSync(opts: NginxSyncOptions): NginxSync {
     reconfigure: (nginx) => reconfigure(s, nginx),
     status: () => s.status,
     liveUpdates: () => s.applier?.liveUpdates ?? false,
+    dnsStats: () => s.modeNow?.dns()?.stats() ?? null,
     async stop() {
       s.stopped = true;
       if (s.retryTimer) opts.clock.clearTimeout(s.retryTimer);
       s.coalescer.stop();
       await s.template.close();
+      await (await s.mode)?.close();
     },
   };
 }
@@ -132,7 +145,7 @@ async function applyNow(s: SyncState, set: DesiredSet): Promise<void> {
       ? // The template did not compile: keep the last good file, stay not ready.
         { result: 'failed', stage: 'render', error: error ?? 'no template loaded', durationMs: 0, reloaded: false }
       : await s.applier.apply(set);
-  s.status = { firstApplyDone: s.status.firstApplyDone || outcome.result !== 'failed', lastOutcome: outcome };
+  s.status = { ...s.status, firstApplyDone: s.status.firstApplyDone || outcome.result !== 'failed', lastOutcome: outcome };
   if (outcome.result === 'failed') {
     const retryInMs = scheduleRetry(s);
     if (retryInMs !== undefined) outcome.retryInMs = retryInMs;
@@ -160,16 +173,12 @@ function scheduleRetry(s: SyncState): number | undefined {
 
 /** Loads the configured template; a new applier renders with it (keeping the last good text). */
 async function loadTemplate(s: SyncState): Promise<void> {
-  await s.template.load(s.nginx.template_path);
+  s.mode ??= resolveUpdateMode(s.nginx, s.opts.docker);
+  const [mode] = await Promise.all([s.mode, s.template.load(s.nginx.template_path)]);
+  s.modeNow = mode;
+  s.status = { ...s.status, updateVia: { mode: mode.mode, why: mode.why } };
   const renderer = s.template.renderer();
-  if (s.template.error() === null && renderer) {
-    s.applier = createRenderReloadApplier({
-      nginx: s.nginx,
-      renderer,
-      control: createNginxControl(s.nginx, s.opts.docker),
-      ...(s.applier ? { previous: s.applier } : {}),
-    });
-  }
+  if (s.template.error() === null && renderer) s.applier = mode.applier(renderer, s.applier);
 }
 
 function watchTemplate(s: SyncState): void {
@@ -178,12 +187,24 @@ function watchTemplate(s: SyncState): void {
   });
 }
 
+/** The nginx settings the update mode depends on. */
+const MODE_KEYS = ['mode', 'container', 'container_label', 'binary', 'update_via', 'dns_listen', 'dns_resolver', 'dns_zone'] as const;
+
 function reconfigure(s: SyncState, nginx: NginxConfig): void {
   if (JSON.stringify(nginx) === JSON.stringify(s.nginx)) return;
   const prev = s.nginx;
   s.nginx = nginx;
   s.coalescer.stop();
   s.coalescer = makeCoalescer(s);
+  // Another nginx (binary, container) or other DNS settings: settle the mode again, once the old
+  // DNS server has let go of its address.
+  if (MODE_KEYS.some((k) => nginx[k] !== prev[k])) {
+    const old = s.mode;
+    s.mode = (old ?? Promise.resolve(null))
+      .then((m) => m?.close())
+      .catch(() => undefined)
+      .then(() => resolveUpdateMode(nginx, s.opts.docker));
+  }
   if (nginx.template_path !== prev.template_path) watchTemplate(s);
   void loadTemplate(s).then(() => pushLast(s));
 }

@@ -22,6 +22,11 @@ export interface UpstreamContext {
   panic: boolean;
   /** The app has no backends; templates render a `down` placeholder (see the default). */
   empty: boolean;
+  /**
+   * Directives without `;` that go first in the block (DNS mode: `zone web 64k`, `resolver
+   * 127.0.0.1:5353 ipv6=off`, `resolver_timeout 2s`); empty otherwise.
+   */
+  directives: string[];
   servers: ServerContext[];
 }
 
@@ -46,8 +51,26 @@ const BALANCE: Record<DesiredUpstream['balance'], string> = {
 /** nginx rejects `backup` under these methods. */
 const NO_BACKUP = new Set(['ip_hash', 'random']);
 
+/**
+ * DNS mode: the apps whose servers nginx resolves (SRV records the sidecar serves) instead of
+ * listing them, and what their upstream blocks need for it.
+ */
+export interface DnsRendering {
+  /** Apps rendered as one `server <zone> service=... resolve` line. */
+  apps: ReadonlySet<string>;
+  zone: string;
+  /** SRV service prefix, `_http._tcp`. */
+  service: string;
+  /** `ip:port` or `[v6]:port` of the sidecar's DNS server, as nginx reaches it. */
+  resolver: string;
+  /** Whether nginx must ask for AAAA records for this app (one of its servers is IPv6). */
+  ipv6(app: string): boolean;
+  /** Shared memory for one app's resolved servers, e.g. `64k`. */
+  zoneSize(app: string): string;
+}
+
 /** Builds the template context; throws SidecarError('RENDER_INVALID_VALUE') on any bad value. */
-export function toViewModel(set: DesiredSet): UpstreamsContext {
+export function toViewModel(set: DesiredSet, dns?: DnsRendering): UpstreamsContext {
   const seen = new Set<string>();
   const upstreams = set.upstreams.map((u): UpstreamContext => {
     if (typeof u.name !== 'string' || !NAME.test(u.name)) {
@@ -61,6 +84,8 @@ export function toViewModel(set: DesiredSet): UpstreamsContext {
       invalid(`${where}: invalid keepalive ${show(u.keepalive)} (integer 0..10000)`);
     }
     if (typeof u.panic !== 'boolean') invalid(`${where}: invalid panic flag ${show(u.panic)}`);
+    const failParams = failParamsOf(u, where);
+    if (dns?.apps.has(u.name)) return dnsUpstream(u, dns, failParams);
     const servers = u.servers.map((s): ServerContext => {
       if (!isAddress(s.address)) {
         const expected = 'IPv4:port, [IPv6]:port or hostname:port';
@@ -74,7 +99,7 @@ export function toViewModel(set: DesiredSet): UpstreamsContext {
         invalid(`${server}: backup is not supported with balance ${show(u.balance)}`);
       }
       const params =
-        (s.weight === 1 ? '' : ` weight=${s.weight}`) + (s.backup ? ' backup' : '') + (s.down ? ' down' : '');
+        (s.weight === 1 ? '' : ` weight=${s.weight}`) + failParams + (s.backup ? ' backup' : '') + (s.down ? ' down' : '');
       return { address: s.address, weight: s.weight, backup: s.backup, down: s.down, params };
     });
     if (servers.length > 0 && servers.every((s) => s.backup)) {
@@ -86,10 +111,46 @@ export function toViewModel(set: DesiredSet): UpstreamsContext {
       keepalive: u.keepalive,
       panic: u.panic,
       empty: servers.length === 0,
+      directives: [],
       servers,
     };
   });
   return { generatedBy: 'orchestry-sidecar', upstreams };
+}
+
+/** ` max_fails=N fail_timeout=Ns`, each only when it differs from nginx's default (1, 10 s). */
+function failParamsOf(u: DesiredUpstream, where: string): string {
+  const maxFails = u.maxFails ?? 1;
+  const timeout = u.failTimeoutSeconds ?? 10;
+  if (!isIntIn(maxFails, 0, 1000)) invalid(`${where}: invalid max_fails ${show(maxFails)} (integer 0..1000)`);
+  if (!isIntIn(timeout, 1, 3600)) invalid(`${where}: invalid fail_timeout ${show(timeout)} (seconds 1..3600)`);
+  return (maxFails === 1 ? '' : ` max_fails=${maxFails}`) + (timeout === 10 ? '' : ` fail_timeout=${timeout}s`);
+}
+
+/**
+ * One app in DNS mode: nginx resolves its servers, so the block names only the zone, the
+ * resolver and one `resolve` line, and stays the same text whatever the servers do.
+ */
+function dnsUpstream(u: DesiredUpstream, dns: DnsRendering, failParams: string): UpstreamContext {
+  const zoneName = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+  if (!zoneName.test(dns.zone) || !isAddress(dns.resolver) || !/^\d{1,6}k$/.test(dns.zoneSize(u.name))) {
+    invalid(`upstream ${show(u.name)}: invalid DNS settings (zone ${show(dns.zone)}, resolver ${show(dns.resolver)})`);
+  }
+  return {
+    name: u.name,
+    balanceDirective: BALANCE[u.balance],
+    keepalive: u.keepalive,
+    panic: u.panic,
+    empty: false,
+    directives: [
+      `zone ${u.name} ${dns.zoneSize(u.name)}`,
+      // TTL 0 answers: nginx asks again every second. A short timeout, because the default 30 s
+      // freezes updates for 30 s after one lost answer.
+      `resolver ${dns.resolver} ipv6=${dns.ipv6(u.name) ? 'on' : 'off'}`,
+      'resolver_timeout 2s',
+    ],
+    servers: [{ address: dns.zone, weight: 1, backup: false, down: false, params: ` service=${dns.service}.${u.name} resolve${failParams}` }],
+  };
 }
 
 function isAddress(value: unknown): boolean {

@@ -31,6 +31,10 @@ export interface AdminApiSources {
   drained(): ReadonlySet<string> | undefined;
   alerting: Alerting;
   alertingEnabled(): boolean;
+  /** How nginx is told (dns or reload) and why; null before it is settled. */
+  nginxMode(): { update_via: string; reason: string } | null;
+  /** The passive receiver's address and counters; null when off. */
+  passive(): unknown;
 }
 
 /** The stages the admin server reports on. */
@@ -45,7 +49,8 @@ export interface SidecarAdminSources {
   router: { apps(): readonly AppConfig[]; conditions(): { panic: ReadonlySet<string> } };
   discovery: { current(): { awaiting: string[] } | null; rejected(): RejectedContainer[]; dockerConnected(): boolean | null };
   recovery: { summary(): unknown; holds(): { drainedContainerIds?: ReadonlySet<string> } };
-  nginx: { status(): { firstApplyDone: boolean; lastOutcome: ApplyOutcome | null } };
+  nginx: { status(): { firstApplyDone: boolean; lastOutcome: ApplyOutcome | null; updateVia: { mode: string; why: string } | null } };
+  passive: { address(): string | null; stats(): unknown };
 }
 
 /** The admin server (metrics, probes, JSON API, status page) over what the stages report now. */
@@ -67,6 +72,11 @@ export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
       drained: () => recovery.holds().drainedContainerIds,
       alerting: s.alerting,
       alertingEnabled: () => s.config().alerting.enabled,
+      nginxMode: () => {
+        const u = nginx.status().updateVia;
+        return u ? { update_via: u.mode, reason: u.why } : null;
+      },
+      passive: () => (s.passive.address() ? { listen: s.passive.address(), ...(s.passive.stats() as object) } : null),
     }),
     readiness: () =>
       readiness({
@@ -88,6 +98,8 @@ export function createAdminApi(src: AdminApiSources): ApiCallbacks {
       apps: src.apps().map(json),
       state_store: (({ state, path, error }) => ({ state, path, error }))(src.store.status()),
       rejected_containers: src.rejected().map((r) => ({ id: r.containerId, name: r.containerName, errors: r.errors })),
+      nginx: src.nginxMode(),
+      passive: src.passive(),
     }),
     getApp: (name) => {
       const app = appOf(name);

@@ -126,3 +126,36 @@ export function registerAlertingCollectors(registry: prom.Registry, status: () =
   ]));
   registerCollector(registry, 'orchestry_alert_queue', 'gauge', 'Alert notifications waiting for delivery (kept in the store while they wait).', perReceiver((r) => [[{}, r.queued]]));
 }
+
+/** What the failover metrics read at scrape time: how nginx is told, the DNS server, the log receiver. */
+export interface FailoverMetricsStatus {
+  updateVia: string | null;
+  dns: { queries: Record<string, number>; outcomes: Partial<Record<string, number>>; truncated: number } | null;
+  passive: { received: number; parsed: number; outcomes: number; dropped: Record<string, number> } | null;
+}
+
+/** DNS mode and passive evidence, read at scrape time. */
+export function registerFailoverCollectors(registry: prom.Registry, status: () => FailoverMetricsStatus): void {
+  registerCollector(registry, 'orchestry_nginx_update_mode', 'gauge', 'How routing changes reach nginx: the series of the mode in use is 1 (dns: SRV answers, no reload; reload: rewrite and reload).', () => {
+    const mode = status().updateVia;
+    return mode ? ['dns', 'reload'].map((m) => ({ value: m === mode ? 1 : 0, labels: { mode: m } })) : [];
+  });
+  registerCollector(registry, 'orchestry_dns_queries_total', 'counter', "DNS mode: queries the sidecar's DNS server answered (or dropped), by transport and outcome.", () => {
+    const dns = status().dns;
+    if (!dns) return [];
+    return Object.entries(dns.outcomes).map(([outcome, value]) => ({ value: value ?? 0, labels: { outcome } }));
+  });
+  registerCollector(registry, 'orchestry_dns_truncated_total', 'counter', 'DNS mode: UDP answers cut to TC (nginx asks again over TCP).', () => {
+    const dns = status().dns;
+    return dns ? [{ value: dns.truncated, labels: {} }] : [];
+  });
+  registerCollector(registry, 'orchestry_passive_lines_total', 'counter', "Lines of nginx's access log received, by what became of them (parsed, or dropped and why).", () => {
+    const p = status().passive;
+    if (!p) return [];
+    return [{ value: p.parsed, labels: { result: 'parsed' } }, ...Object.entries(p.dropped).map(([reason, value]) => ({ value, labels: { result: reason } }))];
+  });
+  registerCollector(registry, 'orchestry_passive_outcomes_total', 'counter', "Upstream attempts read from nginx's access log (one per try of a request).", () => {
+    const p = status().passive;
+    return p ? [{ value: p.outcomes, labels: {} }] : [];
+  });
+}

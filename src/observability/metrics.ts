@@ -11,8 +11,10 @@ import type { ProbeResult } from '../model.js';
 import {
   registerAlertingCollectors,
   registerBackendCollectors,
+  registerFailoverCollectors,
   registerStoreCollectors,
   type BackendSeries,
+  type FailoverMetricsStatus,
 } from './metric-collectors.js';
 import { defineMetrics, defineProbeDuration, setInitialValues } from './metric-definitions.js';
 import {
@@ -63,6 +65,8 @@ export interface Metrics {
   observeStore(status: () => StoreMetricsStatus): void;
   /** Read at scrape time: the alerting status (not called when alerting is disabled). */
   observeAlerting(status: () => AlertingMetricsStatus): void;
+  /** Read at scrape time: how nginx is told, the DNS server's and the log receiver's counters. */
+  observeFailover(status: () => FailoverMetricsStatus): void;
 }
 
 /** What the store metrics read; StoreStatus has these fields. */
@@ -113,6 +117,7 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
     setDockerConnected: (connected) => m.dockerConnected.set(connected ? 1 : 0),
     observeStore: (status) => registerStoreCollectors(registry, status),
     observeAlerting: (status) => registerAlertingCollectors(registry, status),
+    observeFailover: (status) => registerFailoverCollectors(registry, status),
     setRejectedContainers: (count) => m.rejectedContainers.set(count),
   };
 }

@@ -54,6 +54,11 @@ export interface ProbeSchedulerOptions {
   onSkip?(backend: Backend, reason: SkipReason): void;
   /** Called as each probe starts, with how late it starts relative to its due time. */
   onProbeStart?(backend: Backend, latenessMs: number): void;
+  /**
+   * The backend's period from now on, ms, when it differs from its health check's (an ejected
+   * backend is probed faster so it is readmitted soon after it recovers); undefined keeps it.
+   */
+  periodFor?(backend: Backend): number | undefined;
 }
 
 export interface ProbeSchedulerStats {
@@ -77,6 +82,8 @@ export interface ProbeScheduler {
    */
   stop(): Promise<void>;
   stats(): ProbeSchedulerStats;
+  /** Probes this backend at the next tick (e.g. its container just started), then on schedule. */
+  probeNow(backendId: string): void;
 }
 
 interface Entry extends HeapItem {
@@ -164,6 +171,7 @@ export function createProbeScheduler(opts: ProbeSchedulerOptions): ProbeSchedule
       arm(s);
     },
     stop: () => stop(s),
+    probeNow: (id) => probeNow(s, id),
     stats: () => ({
       targets: s.targets,
       inFlight: s.inFlight,
@@ -210,7 +218,7 @@ function skip(s: SchedulerState, e: Entry, reason: SkipReason): void {
 function tick(s: SchedulerState, e: Entry): void {
   const due = e.due;
   // Fixed rate: the next due time follows from this one, not from when the probe ends.
-  e.due = due + e.periodMs;
+  e.due = due + periodNow(s, e);
   heapFix(s.heap, e);
   if (e.pending || (e.inFlight && e.owed)) return skip(s, e, 'in_flight');
   if (e.inFlight) {
@@ -220,6 +228,21 @@ function tick(s: SchedulerState, e: Entry): void {
   }
   if (s.opts.admit && !s.opts.admit(e.backend)) return skip(s, e, 'not_admitted');
   enqueue(s, e, due);
+}
+
+function periodNow(s: SchedulerState, e: Entry): number {
+  return s.opts.periodFor?.(e.backend) ?? e.periodMs;
+}
+
+/** Due at once (at the next tick), unless a probe of it is already queued or running. */
+function probeNow(s: SchedulerState, id: string): void {
+  const e = s.entries.get(id);
+  if (!e || e.pos < 0 || e.pending || e.inFlight) return;
+  const now = s.clock.now();
+  if (e.due <= now) return;
+  e.due = now;
+  heapFix(s.heap, e);
+  arm(s);
 }
 
 function enqueue(s: SchedulerState, e: Entry, due: number): void {
@@ -237,7 +260,7 @@ function enqueue(s: SchedulerState, e: Entry, due: number): void {
  */
 function catchUp(s: SchedulerState, e: Entry, now: number): void {
   e.owed = false;
-  e.due = now + e.periodMs;
+  e.due = now + periodNow(s, e);
   heapFix(s.heap, e);
   arm(s);
   if (s.opts.admit && !s.opts.admit(e.backend)) return skip(s, e, 'not_admitted');
@@ -302,6 +325,14 @@ function settle(s: SchedulerState, e: Entry, result: ProbeResult | undefined): v
     return;
   }
   const now = s.clock.now();
+  // This result may have ejected the backend: its shorter period applies from now, not from
+  // after the next regular probe.
+  const period = e.active && !e.owed ? s.opts.periodFor?.(e.backend) : undefined;
+  if (period !== undefined && e.due > now + period) {
+    e.due = now + period;
+    heapFix(s.heap, e);
+    arm(s);
+  }
   // Checked after onResult, which may have removed or rescheduled the backend.
   if (e.active && !e.inFlight && !e.pending && (e.owed || e.due <= now + CATCH_UP_MS)) catchUp(s, e, now);
   drain(s, now);

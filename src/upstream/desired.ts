@@ -28,6 +28,12 @@ export interface DesiredSetOptions {
    * (default true). Off where a weight change costs a reload: they then come back at full weight.
    */
   slowStart?: boolean;
+  /**
+   * Reload mode: ejected backends whose failure nginx sees and retries by itself (refused or
+   * reset connections, 5xx answers: proxy_next_upstream and max_fails) stay in the file, because a
+   * reload to take them out resets client connections and buys nothing nginx does not already do.
+   */
+  leaveToNginx?: ReadonlySet<'refused' | '5xx'>;
 }
 
 export interface DesiredSetResult {
@@ -61,6 +67,8 @@ export function buildDesiredSet(apps: AppConfig[], views: BackendView[], opts: D
   const failovers: string[] = [];
   const factors = opts.weightFactors ?? new Map<string, number>();
   views = withDrains(views, opts.drainedContainerIds);
+  const leave = opts.leaveToNginx;
+  if (leave && leave.size > 0) views = views.map((v) => (v.ejected && leave.has(nginxRetries(v) as 'refused') ? { ...v, ejected: false } : v));
   const byName = new Map(apps.map((a) => [a.name, a]));
   const upstreams = apps.map((app): DesiredUpstream => {
     const mine = sortViews(app.backends, views.filter((v) => v.app === app.name));
@@ -68,6 +76,8 @@ export function buildDesiredSet(apps: AppConfig[], views: BackendView[], opts: D
       name: app.name,
       keepalive: app.upstream.keepalive,
       balance: app.upstream.balance,
+      maxFails: app.upstream.max_fails,
+      failTimeoutSeconds: app.upstream.fail_timeout_seconds,
     };
     const primaries = mine.filter((v) => !v.backup);
     const backups = backupViews(app, primaries.length, mine, views, byName);
@@ -90,6 +100,21 @@ export function buildDesiredSet(apps: AppConfig[], views: BackendView[], opts: D
     return { ...base, panic, failover, servers: applyFactors(servers, factors, opts.slowStart ?? true) };
   });
   return { set: { upstreams }, panics, failovers };
+}
+
+/**
+ * Which failure of a backend nginx notices on the first request and retries elsewhere by itself:
+ * `refused` (connections refused or reset: proxy_next_upstream error) or `5xx` (answers 5xx:
+ * proxy_next_upstream http_500 ..., as the shipped nginx.conf has); null for anything else.
+ * Timeouts and slowness are not: nginx would make every request wait for them.
+ */
+export function nginxRetries(v: BackendView): 'refused' | '5xx' | null {
+  if (v.draining) return null;
+  if (v.passiveCause) return v.passiveCause === 'refused' ? 'refused' : v.passiveCause === 'status' ? '5xx' : null;
+  const p = v.lastProbe;
+  if (!p || p.healthy) return null;
+  if (p.errorClass === 'connection_refused' || p.errorClass === 'connection_reset') return 'refused';
+  return p.errorClass === 'unexpected_status' && (p.statusCode ?? 0) >= 500 ? '5xx' : null;
 }
 
 /** Views of drained containers' backends as ejected and draining (recovery's drains). */

@@ -24,6 +24,8 @@ export interface RouterOptions {
   holds(): DesiredSetOptions;
   /** Whether weight changes are free (DNS answers) so readmitted backends ramp up (slow start). */
   slowStart(): boolean;
+  /** Reload mode: leave refused/5xx backends to nginx's own retries instead of reloading (nginx.defer_to_nginx). */
+  leaveToNginx(): ReadonlyArray<'refused' | '5xx'>;
   /**
    * Receives each decision once no required discovery source is awaited; `urgent` when a
    * backend is draining (its container is being stopped: no coalescing wait).
@@ -55,8 +57,10 @@ export function createRouter(opts: RouterOptions): Router {
   const refresh = () => {
     scheduled = false;
     const views = registry.views();
+    // DNS mode: readmitted backends ramp up. Reload mode: what nginx handles itself stays routed.
     const slowStart = opts.slowStart();
-    const { set, panics, failovers } = buildDesiredSet(apps, views, { ...opts.holds(), slowStart });
+    const leaveToNginx = new Set(slowStart ? [] : opts.leaveToNginx());
+    const { set, panics, failovers } = buildDesiredSet(apps, views, { ...opts.holds(), slowStart, leaveToNginx });
     // A readmitted backend's weight ramps with time, not with events: look again in a second.
     if (slowStart && !rampTimer && views.some((v) => v.slowStart !== undefined && v.slowStart < 1)) {
       rampTimer = opts.clock.setTimeout(() => {

@@ -25,6 +25,9 @@ export interface DesiredUpstream {
   failover?: boolean;
   keepalive: number;
   balance: 'round_robin' | 'least_conn' | 'ip_hash' | 'random';
+  /** nginx's own passive check per server (max_fails / fail_timeout); nginx's defaults when absent. */
+  maxFails?: number;
+  failTimeoutSeconds?: number;
 }
 
 export interface DesiredSet {

@@ -1,12 +1,13 @@
 /**
  * A real HTTP backend on loopback whose health endpoint can be switched between healthy,
- * failing (503) and hanging, and which can stop and resume listening on its port.
+ * failing (503) and hanging, whose other paths can answer 500 while its health check passes
+ * (`errors`: only real traffic shows the fault), and which can stop and resume listening.
  */
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll } from 'vitest';
 
-export type BackendMode = 'ok' | 'fail' | 'hang';
+export type BackendMode = 'ok' | 'fail' | 'hang' | 'errors';
 
 export interface TestBackend {
   readonly name: string;
@@ -69,12 +70,13 @@ export async function startBackend(name: string, port = 0): Promise<TestBackend>
       const s = createServer((req, res) => {
         if (req.url?.startsWith('/health')) {
           if (mode === 'hang') return; // never answers; the probe times out
-          res.writeHead(mode === 'ok' ? 200 : 503, { 'content-type': 'text/plain' });
-          res.end(mode === 'ok' ? 'ok' : 'failing');
+          const healthy = mode === 'ok' || mode === 'errors';
+          res.writeHead(healthy ? 200 : 503, { 'content-type': 'text/plain' });
+          res.end(healthy ? 'ok' : 'failing');
           return;
         }
         backend.hits++;
-        res.writeHead(200, { 'content-type': 'text/plain', 'x-backend': name });
+        res.writeHead(mode === 'errors' ? 500 : 200, { 'content-type': 'text/plain', 'x-backend': name });
         res.end(name);
       });
       s.keepAliveTimeout = 5000;

@@ -27,12 +27,15 @@ import type { PlannerConfig } from '../../src/recovery/types.js';
 import { buildDesiredSet } from '../../src/upstream/desired.js';
 import type { DesiredSet } from '../../src/upstream/types.js';
 
-/** A config with one app `web` and nothing else set: every default the schema gives. */
-export const DEFAULT_CONFIG: SidecarConfig = (() => {
-  const result = parseConfig({ apps: { web: {} } });
-  if (!result.ok) throw new Error(JSON.stringify(result.issues));
+/** A validated SidecarConfig from raw YAML data; throws with every issue otherwise. */
+export function configOf(raw: unknown): SidecarConfig {
+  const result = parseConfig(raw);
+  if (!result.ok) throw new Error(result.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
   return result.config;
-})();
+}
+
+/** A config with one app `web` and nothing else set: every default the schema gives. */
+export const DEFAULT_CONFIG: SidecarConfig = configOf({ apps: { web: {} } });
 
 /** The default app, for its defaulted sections (health, docker, recovery, upstream). */
 export const DEFAULT_APP = DEFAULT_CONFIG.apps[0]!;
@@ -361,6 +364,9 @@ export function nginxSection(dir: string, over: Record<string, unknown> = {}): R
     config_path: paths.configPath,
     output_path: paths.outputPath,
     pid_path: paths.pidPath,
+    // Every ejection is written to the file, so tests can see it there; what reload mode leaves
+    // to nginx by default (refused connections) is tested on its own in pipeline-e2e.
+    leave_to_nginx: [],
     ...over,
   };
 }

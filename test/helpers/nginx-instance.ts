@@ -50,7 +50,7 @@ export interface NginxInstance {
  * Starts `nginx -p dir -c dir/nginx.conf` proxying `/` to upstream `app`, with `upstreams`
  * as the initial content of the included upstreams file.
  */
-export async function startNginx(opts: { upstreams: string; app?: string }): Promise<NginxInstance> {
+export async function startNginx(opts: { upstreams: string; app?: string; binary?: string }): Promise<NginxInstance> {
   const dir = await makeNginxDir();
   const port = await freePort();
   const { configPath, pidPath, outputPath, errorLog } = nginxPaths(dir);
@@ -67,7 +67,8 @@ export async function startNginx(opts: { upstreams: string; app?: string }): Pro
       ],
     }),
   );
-  const proc = await launchNginx({ dir, configPath, pidPath, probePort: port }).catch(async (err: unknown) => {
+  const binary = opts.binary ?? NGINX_BIN;
+  const proc = await launchNginx({ dir, configPath, pidPath, probePort: port, binary }).catch(async (err: unknown) => {
     await rm(dir, { recursive: true, force: true });
     throw err;
   });
@@ -82,7 +83,7 @@ export async function startNginx(opts: { upstreams: string; app?: string }): Pro
       mode: 'local',
       container: null,
       container_label: null,
-      binary: NGINX_BIN,
+      binary,
       config_path: configPath,
       prefix: dir,
       output_path: outputPath,
@@ -92,6 +93,11 @@ export async function startNginx(opts: { upstreams: string; app?: string }): Pro
       coalesce_min_wait_seconds: 0.2,
       coalesce_max_wait_seconds: 2,
       validate: true,
+      update_via: 'reload',
+      dns_listen: '127.0.0.1:0',
+      dns_resolver: null,
+      dns_zone: 'orchestry.internal',
+      leave_to_nginx: [],
       ...overrides,
     }),
     get: (path = '/', host) => httpGet(port, path, host),
@@ -191,8 +197,8 @@ export async function nginxSettled(errorLog: string, reloads = 0): Promise<void>
 /** How the upstreams file at `path` lists 127.0.0.1:port. */
 export async function serverInFile(path: string, port: number): Promise<'up' | 'down' | 'absent'> {
   const text = await readFile(path, 'utf8');
-  const m = new RegExp(`server 127\\.0\\.0\\.1:${port}( down)?;`).exec(text);
-  return m ? (m[1] ? 'down' : 'up') : 'absent';
+  const m = new RegExp(`server 127\\.0\\.0\\.1:${port}( [^;]*)?;`).exec(text);
+  return m ? (/ down$/.test(m[1] ?? '') ? 'down' : 'up') : 'absent';
 }
 
 /** GET http://127.0.0.1:port/path with an optional Host header. */
@@ -211,4 +217,10 @@ export function httpGet(port: number, path = '/', host?: string): Promise<{ stat
     req.setTimeout(5000, () => req.destroy(new Error('request timed out')));
     req.end();
   });
+}
+
+/** The pids of a process's children (nginx's workers under its master), from /proc. */
+export async function childPids(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(/\s+/).filter(Boolean).map(Number).sort((x, y) => x - y);
 }

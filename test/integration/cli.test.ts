@@ -90,8 +90,8 @@ describe('orchestry-sidecar CLI', () => {
     const { code, stdout } = await cli(['render', '--config', path]);
     expect(code).toBe(0);
     expect(stdout).toContain('upstream web {');
-    expect(stdout).toContain('server 127.0.0.1:8001;');
-    expect(stdout).toContain('server 127.0.0.1:8002 weight=3;');
+    expect(stdout).toContain('server 127.0.0.1:8001 fail_timeout=1s;');
+    expect(stdout).toContain('server 127.0.0.1:8002 weight=3 fail_timeout=1s;');
   });
 
   it('rejects unknown commands with usage and exit 2', async () => {

@@ -111,7 +111,7 @@ ${privateTempPaths(dir)}
     const renderer = createRenderer({ templatePath: EXAMPLE_TEMPLATE.pathname });
     await renderer.load();
     const text = renderer.render(toViewModel(set));
-    expect(text).toContain('max_fails=2');
+    expect(text).toContain(`zone ${set.upstreams[0]!.name} 64k;`);
     await expect(checkUpstreams(`zone-${name}`, text)).resolves.toBeUndefined();
   });
 

@@ -83,7 +83,7 @@ async function backendOf(app: string, b: TestBackend): Promise<{ consecutive_suc
   const { body } = await sidecar.api<{ backends: Array<{ address: string; consecutive_successes: number }> }>(`/api/v1/apps/${app}`);
   return body.backends.find((x) => x.address === b.address);
 }
-const isDown = async (app: string, b: TestBackend) => (await block(app)).includes(`server ${b.address} down;`);
+const isDown = async (app: string, b: TestBackend) => new RegExp(`server ${b.address}[^;]* down;`).test(await block(app));
 
 beforeAll(async () => {
   dir = await makeNginxDir();

@@ -98,6 +98,14 @@ describe('circuit breaker', () => {
     expect(reopened).toMatchObject({ timesEjected: 2, holdMs: 4000 });
   });
 
+  it("holds a passive ejection at least its own duration, and remembers what nginx's traffic showed", () => {
+    const r = step(initialBreaker(), { kind: 'eject', reason: 'passive: 5 consecutive 5xx', holdMs: 30_000, cause: 'status' }, cfg, 0);
+    expect(r.state).toMatchObject({ status: 'open', holdMs: 30_000, cause: 'status' });
+    expect(step(r.state, pass, cfg, 29_999).state.status).toBe('open');
+    expect(step(r.state, pass, cfg, 30_000).state.status).toBe('half_open');
+    expect(restore(JSON.parse(JSON.stringify(r.state)))).toEqual(r.state);
+  });
+
   it('ignores failures while open: the hold counts from the ejection', () => {
     const s = opened(1000);
     expect(step(s, { kind: 'eject', reason: 'again' }, cfg, 2000)).toEqual({ state: s });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { restartOnlyChanges } from '../../src/config/changes.js';
-import { configOf } from '../helpers/sidecar-config.js';
+import { configOf } from '../helpers/fixtures.js';
 
 const base = { apps: { web: { backends: ['127.0.0.1:8001'] } } };
 

@@ -5,7 +5,7 @@ import {
   parseAddress,
   parseConfig,
 } from '../../src/config/schema.js';
-import { DEFAULT_RECOVERY } from '../../src/config/defaults.js';
+import { DEFAULT_PASSIVE, DEFAULT_RECOVERY } from '../../src/config/defaults.js';
 import type { SidecarConfig } from '../../src/config/types.js';
 import { formatIssue } from '../../src/errors.js';
 
@@ -47,6 +47,7 @@ describe('defaults', () => {
       expected_response: null,
       initial_delay_seconds: 0,
       period_seconds: 2,
+      ejected_period_seconds: 0.5,
       timeout_seconds: 1,
       failure_threshold: 3,
       success_threshold: 2,
@@ -84,7 +85,7 @@ describe('defaults', () => {
           docker: { address_mode: null, port_range: null, port_env: 'PORT', max_replicas: null },
           recovery: { dependencies: [], clear_cache: null },
           health: DEFAULT_HEALTH,
-          upstream: { ejected: 'down', keepalive: 32, balance: 'round_robin', backup_app: null },
+          upstream: { ejected: 'down', keepalive: 32, balance: 'round_robin', backup_app: null, max_fails: 1, fail_timeout_seconds: 1 },
         },
       ],
       docker: {
@@ -150,7 +151,13 @@ describe('defaults', () => {
         coalesce_min_wait_seconds: 0.1,
         coalesce_max_wait_seconds: 2,
         validate: true,
+        update_via: 'auto',
+        dns_listen: '127.0.0.1:5353',
+        dns_resolver: null,
+        dns_zone: 'orchestry.internal',
+        leave_to_nginx: ['refused'],
       },
+      passive: DEFAULT_PASSIVE,
       admin: { listen: '127.0.0.1:9180', token: null },
       probes: { max_concurrency: 512, jitter_fraction: 0.1 },
       logging: { level: 'info' },

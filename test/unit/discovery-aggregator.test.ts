@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AppConfig } from '../../src/config/types.js';
 import { createDiscoveryAggregator, mergeSnapshots, type MergedSnapshot } from '../../src/discovery/aggregator.js';
 import { backendId, type Backend, type Snapshot } from '../../src/model.js';
-import { configOf } from '../helpers/sidecar-config.js';
+import { configOf } from '../helpers/fixtures.js';
 
 const app = (name: string, keepalive = 32): AppConfig => configOf({ apps: { [name]: { upstream: { keepalive } } } }).apps[0]!;
 const health = app('web').health;

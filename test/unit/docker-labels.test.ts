@@ -172,6 +172,7 @@ describe('health labels', () => {
       expected_response: 'PONG',
       initial_delay_seconds: '0',
       period_seconds: '2.5',
+      ejected_period_seconds: '250ms',
       timeout_seconds: '1',
       failure_threshold: '4',
       success_threshold: '2',
@@ -197,6 +198,7 @@ describe('health labels', () => {
       expected_response: 'PONG',
       initial_delay_seconds: 0,
       period_seconds: 2.5,
+      ejected_period_seconds: 0.25,
       timeout_seconds: 1,
       failure_threshold: 4,
       success_threshold: 2,
@@ -517,7 +519,7 @@ describe('apps only labels define', () => {
         recovery: { dependencies: [], clear_cache: null },
         backends: [],
         health: DEFAULT_HEALTH,
-        upstream: { ejected: 'omit', keepalive: 32, balance: 'round_robin', backup_app: null },
+        upstream: { ejected: 'omit', keepalive: 32, balance: 'round_robin', backup_app: null, max_fails: 1, fail_timeout_seconds: 1 },
       },
     ]);
   });

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { checkPassiveConfig, DEFAULT_PASSIVE_CONFIG, parseListen, type PassiveConfig } from '../../src/passive/config.js';
+import { parseConfig } from '../../src/config/schema.js';
+import { DEFAULT_PASSIVE as DEFAULT_PASSIVE_CONFIG } from '../../src/config/defaults.js';
+import type { PassiveConfig } from '../../src/config/types.js';
+import { parseListen } from '../../src/passive/config.js';
 import { medianWithout } from '../../src/passive/outlier-latency.js';
 import {
   groupOutcomesByApp,
@@ -448,27 +451,30 @@ describe('state', () => {
 
 describe('passive config', () => {
   it('has defaults that pass its own checks', () => {
-    expect(checkPassiveConfig(DEFAULT_PASSIVE_CONFIG)).toEqual([]);
+    const r = parseConfig({ apps: { web: {} }, passive: {} });
+    expect(r.ok && r.config.passive).toEqual(DEFAULT_PASSIVE_CONFIG);
   });
 
   it('names each bad setting by its path', () => {
-    const bad: PassiveConfig = {
-      ...cfg,
-      listen: 'nowhere',
-      tag: 'no-dashes',
-      allow_from: ['10.0.0.1', 'host'],
-      max_ejection_time_seconds: 10,
-      max_ejection_percent: 101,
-      latency: { ...cfg.latency, factor: 1, window_samples: 2 },
-    };
-    expect(checkPassiveConfig(bad)).toEqual([
-      'passive.listen must be host:port or [ipv6]:port with a port from 1 to 65535 (got "nowhere")',
-      'passive.allow_from[1] must be an IP address (got "host")',
-      'passive.tag must be 1 to 32 letters, digits or _ (nginx allows no others) (got "no-dashes")',
-      'passive.max_ejection_time_seconds must be at least base_ejection_time_seconds (30) (got 10)',
-      'passive.max_ejection_percent must be from 0 to 100 (got 101)',
-      'passive.latency.factor must be above 1 (got 1)',
-      'passive.latency.window_samples must be an integer from latency.min_samples (5) to 10000 (got 2)',
+    const r = parseConfig({
+      apps: { web: {} },
+      passive: {
+        listen: 'nowhere',
+        tag: 'no-dashes',
+        allow_from: ['10.0.0.1', 'host'],
+        max_ejection_time_seconds: 10,
+        max_ejection_percent: 101,
+        latency: { factor: 1, window_samples: 2 },
+      },
+    });
+    expect(r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      'passive.listen: must be "host:port" or "[ipv6]:port" (got "nowhere")',
+      'passive.allow_from[1]: must be an IP address (got "host")',
+      'passive.tag: must be 1 to 32 letters, digits or _, as nginx\'s tag= allows (got "no-dashes")',
+      'passive.max_ejection_percent: must be between 0 and 100 (got 101)',
+      'passive.latency.factor: must be greater than 1 (got 1)',
+      'passive.max_ejection_time_seconds: must be at least base_ejection_time_seconds (got 10 < 30)',
+      'passive.latency.window_samples: must be at least min_samples (got 2 < 5)',
     ]);
   });
 

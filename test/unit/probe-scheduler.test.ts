@@ -418,3 +418,43 @@ describe('probe scheduler: a probe that runs long does not cost the next one', (
     expect(s.scheduler.stats()).toMatchObject({ targets: 0, inFlight: 0 });
   });
 });
+
+describe('probe scheduler: faster while ejected, and at once when asked', () => {
+  it('uses the period periodFor gives from the result that asked for it, and the usual one when it gives none', async () => {
+    let ejected = false;
+    const s = setup({ periodFor: () => (ejected ? 500 : undefined) });
+    s.scheduler.setTargets([target(1)]);
+    s.scheduler.start();
+    for (let ms = 0; ms <= 25_000; ms += 250) {
+      await s.at(ms);
+      // The probe at 10 s ejects the backend; from 11 s it is routed again (the probe already
+      // under way then was scheduled while it was out, the one after it is not).
+      if (ms === 10_000) ejected = true;
+      if (ms === 11_000) ejected = false;
+      for (const c of s.calls) if (ms === c.at) c.finish();
+    }
+    expect(s.startTimes()).toEqual([0, 10_000, 10_500, 11_000, 11_500, 21_500]);
+  });
+
+  it('probes a backend at the next tick when asked, then keeps its period from there', async () => {
+    const s = setup();
+    const b = target(1);
+    s.scheduler.setTargets([b]);
+    s.scheduler.start();
+    await s.at(0);
+    s.calls[0]!.finish();
+    await s.at(3_000);
+    s.scheduler.probeNow(b.id);
+    await s.at(3_000 + TICK_MS);
+    const now = s.startTimes()[1]!;
+    expect(now).toBeGreaterThanOrEqual(3_000);
+    expect(now).toBeLessThanOrEqual(3_000 + TICK_MS);
+    s.calls[1]!.finish();
+    // Fixed rate from the time it was asked for (3 s), as from any due time.
+    await s.at(3_000 + 10_000 - TICK_MS - 1);
+    expect(s.startTimes()).toHaveLength(2);
+    await s.at(3_000 + 10_000 + TICK_MS);
+    expect(s.startTimes()[2]).toBeGreaterThanOrEqual(13_000 - TICK_MS);
+    expect(s.startTimes()[2]).toBeLessThanOrEqual(13_000 + TICK_MS);
+  });
+});

@@ -41,6 +41,7 @@ describe('toViewModel', () => {
       keepalive: 32,
       panic: false,
       empty: false,
+      directives: [],
       servers: [
         { address: '10.0.0.1:80', weight: 1, backup: false, down: false, params: '' },
         { address: '10.0.0.2:80', weight: 3, backup: true, down: true, params: ' weight=3 backup down' },

@@ -5,7 +5,7 @@ import { backendId, type Backend, type ProbeResult } from '../../src/model.js';
 import { createPlannerState, type PlannerState } from '../../src/recovery/planner-state.js';
 import { createStatePersister } from '../../src/store/persister.js';
 import type { RestoredState, StateStore } from '../../src/store/types.js';
-import { configOf } from '../helpers/sidecar-config.js';
+import { configOf } from '../helpers/fixtures.js';
 import { createLogger } from '../../src/observability/logger.js';
 
 const config = configOf({ apps: { web: { backends: ['127.0.0.1:8001'] } } });

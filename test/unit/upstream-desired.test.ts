@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildDesiredSet } from '../../src/upstream/desired.js';
+import { buildDesiredSet, nginxRetries } from '../../src/upstream/desired.js';
 import { app, views } from '../helpers/fixtures.js';
 
 describe('buildDesiredSet', () => {
@@ -17,6 +17,8 @@ describe('buildDesiredSet', () => {
       balance: 'least_conn',
       panic: false,
       failover: false,
+      maxFails: 1,
+      failTimeoutSeconds: 1,
       servers: [{ address: '10.0.1.1:90', weight: 1, backup: false, down: false }],
     });
   });
@@ -179,5 +181,34 @@ describe('buildDesiredSet: slow start of readmitted backends', () => {
     const web = app('web', ['10.0.0.1:80', '10.0.0.2:80']);
     const v = views(web).map((x, i) => (i === 1 ? { ...x, slowStart: 0.1 } : x));
     expect(buildDesiredSet([web], v, { slowStart: false }).set.upstreams[0]!.servers.map((s) => s.weight)).toEqual([1, 1]);
+  });
+});
+
+describe('buildDesiredSet: failures left to nginx in reload mode', () => {
+  const probe = (over: Record<string, unknown>) => ({
+    backendId: 'x', app: 'web', checkType: 'http' as const, healthy: false, responseTimeMs: 1, statusCode: null, body: null,
+    errorClass: 'connection_refused' as const, error: 'refused', startedAt: 0, finishedAt: 0, attempts: 1, ...over,
+  });
+
+  it('keeps a refused or 5xx backend routed when told to leave that to nginx, and ejects a timed-out one', () => {
+    const web = app('web', ['10.0.0.1:80', '10.0.0.2:80', '10.0.0.3:80', '10.0.0.4:80']);
+    const [ok, refused, failing, hung] = views(web, ['10.0.0.2:80', '10.0.0.3:80', '10.0.0.4:80']);
+    const v = [
+      ok!,
+      { ...refused!, lastProbe: probe({}) },
+      { ...failing!, lastProbe: probe({ errorClass: 'unexpected_status', statusCode: 500 }) },
+      { ...hung!, lastProbe: probe({ errorClass: 'timeout' }) },
+    ];
+    const down = (leave: Array<'refused' | '5xx'>) =>
+      buildDesiredSet([web], v, { leaveToNginx: new Set(leave) }).set.upstreams[0]!.servers.filter((s) => s.down).map((s) => s.address);
+    expect(down([])).toEqual(['10.0.0.2:80', '10.0.0.3:80', '10.0.0.4:80']);
+    expect(down(['refused'])).toEqual(['10.0.0.3:80', '10.0.0.4:80']);
+    expect(down(['refused', '5xx'])).toEqual(['10.0.0.4:80']);
+  });
+
+  it("follows nginx's own evidence for a passive ejection, and never leaves a draining backend", () => {
+    expect(nginxRetries({ ...views(app('w', ['10.0.0.1:80']))[0]!, ejected: true, passiveCause: 'status' })).toBe('5xx');
+    expect(nginxRetries({ ...views(app('w', ['10.0.0.1:80']))[0]!, ejected: true, passiveCause: 'timeout' })).toBeNull();
+    expect(nginxRetries({ ...views(app('w', ['10.0.0.1:80']))[0]!, ejected: true, draining: true, lastProbe: probe({}) })).toBeNull();
   });
 });

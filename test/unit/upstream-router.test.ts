@@ -7,7 +7,7 @@ import { backendId, type Backend, type ContainerRef } from '../../src/model.js';
 import type { DesiredSetOptions } from '../../src/upstream/desired.js';
 import { createRouter } from '../../src/upstream/router.js';
 import type { DesiredSet } from '../../src/upstream/types.js';
-import { configOf } from '../helpers/sidecar-config.js';
+import { configOf } from '../helpers/fixtures.js';
 
 const config = configOf({ apps: { web: { backends: ['127.0.0.1:8001', '127.0.0.1:8002'], health: { success_threshold: 1 } } } });
 const web = config.apps[0]!;
@@ -27,7 +27,7 @@ function rig(holds: DesiredSetOptions = {}) {
   const desired: Array<{ set: DesiredSet; urgent: boolean }> = [];
   const routings: RoutingDecision[] = [];
   bus.on('routing', (r) => routings.push(r));
-  const router = createRouter({ clock, bus, registry, holds: () => holds, slowStart: () => true, onDesired: (set, urgent) => desired.push({ set, urgent }) });
+  const router = createRouter({ clock, bus, registry, holds: () => holds, slowStart: () => true, leaveToNginx: () => [], onDesired: (set, urgent) => desired.push({ set, urgent }) });
   const discover = (backends: Backend[], awaiting: string[] = []) => {
     registry.sync(backends);
     const merged: MergedSnapshot = { apps: [web], backends, awaiting };
