@@ -12,6 +12,7 @@ import { startBackend, type TestBackend } from '../helpers/backend-server.js';
 import { startNginx, type NginxInstance } from '../helpers/nginx-instance.js';
 import { NGINX_BIN } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
+import { webSet } from '../helpers/applier-suite.js';
 
 /** Larger than the largest possible Linux pid_max (2^22), so no process can have it. */
 const NO_SUCH_PID = 4_194_305;
@@ -40,17 +41,7 @@ afterEach(async () => {
 });
 
 function setFor(...addresses: string[]): DesiredSet {
-  return {
-    upstreams: [
-      {
-        name: 'web',
-        keepalive: 8,
-        balance: 'round_robin',
-        panic: false,
-        servers: addresses.map((address) => ({ address, weight: 1, backup: false, down: false })),
-      },
-    ],
-  };
+  return webSet(addresses.map((address) => ({ address })));
 }
 
 /** An upstreams file routing to `address`, as a previous sidecar run might have left it. */
