@@ -115,6 +115,7 @@ function subscribe(s: Stages): void {
   subscribeAlerting(bus, s.alerting, registry);
   if (s.settings.config.store.enabled) metrics.observeStore(() => s.store.status());
   if (s.settings.config.alerting.enabled) metrics.observeAlerting(() => s.alerting.status());
+  metrics.observeBackends(() => registry.views());
   metrics.observeFailover(() => ({ updateVia: s.nginx.status().updateVia?.mode ?? null, dns: s.nginx.dnsStats(), passive: s.passive.stats() }));
   bus.on('discovery', ({ backends }) => s.health.sync(backends));
   bus.on('discovery', ({ backends }) => s.containerFailures.remember(backends));

@@ -34,10 +34,11 @@ export interface ConditionChange {
   at: number;
 }
 
-/** One decision of what nginx should route to, with what it was made from. */
+/** One decision of what nginx should route to. */
 export interface RoutingDecision {
   set: DesiredSet;
-  views: BackendView[];
+  /** The apps whose upstreams were recomputed for it. */
+  changed: string[];
   /** Apps routing to every backend (all ejected, no backup). */
   panics: string[];
 }

@@ -104,7 +104,7 @@ export function createNginxSync(opts: NginxSyncOptions): NginxSync {
       watchTemplate(s);
     },
     update(set, urgent = false) {
-      const key = JSON.stringify(set);
+      const key = keyOf(set);
       if (key === s.last?.key) return;
       s.last = { key, set };
       s.coalescer.push(set);
@@ -123,6 +123,25 @@ export function createNginxSync(opts: NginxSyncOptions): NginxSync {
       await (await s.mode)?.close();
     },
   };
+}
+
+/**
+ * A decision's identity for "did it change": each upstream's JSON, computed once per upstream
+ * object. The router reuses the objects of apps it did not recompute, so a burst in one app costs
+ * that app's text, not the whole set's.
+ */
+const upstreamKeys = new WeakMap<DesiredSet['upstreams'][number], string>();
+function keyOf(set: DesiredSet): string {
+  let key = '';
+  for (const u of set.upstreams) {
+    let k = upstreamKeys.get(u);
+    if (k === undefined) {
+      k = JSON.stringify(u);
+      upstreamKeys.set(u, k);
+    }
+    key += `${k}\n`;
+  }
+  return key;
 }
 
 function makeCoalescer(s: SyncState): Coalescer<DesiredSet> {

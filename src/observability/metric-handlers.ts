@@ -22,6 +22,8 @@ export interface MetricsState {
   perBackend: Map<string, BackendSeries>;
   /** Per-app series, keyed by app name. */
   apps: AppCaches;
+  /** Where the per-backend views are read at each scrape, when set. */
+  observeBackends?: () => BackendView[];
 }
 
 type AppCaches = ReturnType<typeof createAppCaches>;

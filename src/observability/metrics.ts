@@ -52,6 +52,11 @@ export interface Metrics {
    * probe result landing after its backend left re-creates its series until the next call).
    */
   setBackends(views: BackendView[]): void;
+  /**
+   * Read at scrape time: every backend's view (its up/health/breaker series). Reading them per
+   * scrape rather than per transition keeps a burst of transitions from costing N each.
+   */
+  observeBackends(views: () => BackendView[]): void;
   setDegraded(degraded: boolean): void;
   setPanic(app: string, panic: boolean): void;
   /** One recovery action finished (or, in dry-run, was recorded). */
@@ -103,13 +108,19 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
   return {
     registry,
     contentType: registry.contentType,
-    render: () => registry.metrics(),
+    render: () => {
+      if (s.observeBackends) setBackends(s, s.observeBackends());
+      return registry.metrics();
+    },
     onProbe: (result, protocol) => onProbe(s, result, protocol),
     onFailures: (events) => onFailures(s, events),
     onTransition: (t) => onTransition(s, t),
     onApply: (outcome) => onApply(s, outcome),
     onConfigReload: (result) => m.configReloadsTotal.inc({ result }),
     setBackends: (views) => setBackends(s, views),
+    observeBackends: (views) => {
+      s.observeBackends = views;
+    },
     setDegraded: (degraded) => m.degradedGauge.set(degraded ? 1 : 0),
     setPanic: (app, panic) => setPanic(s, app, panic),
     onRecoveryAction: (record) => onRecoveryAction(s, record),

@@ -15,9 +15,9 @@ export function subscribeMetrics(bus: SidecarBus, metrics: Metrics): void {
   bus.on('probe', (result) => metrics.onProbe(result, result.checkType));
   bus.on('failure', ({ event }) => metrics.onFailures([event]));
   bus.on('transition', (t) => metrics.onTransition(t));
-  bus.on('routing', ({ set, views }) => {
-    metrics.setBackends(views);
-    for (const u of set.upstreams) metrics.setPanic(u.name, u.panic);
+  bus.on('routing', ({ set, changed }) => {
+    const recomputed = new Set(changed);
+    for (const u of set.upstreams) if (recomputed.has(u.name)) metrics.setPanic(u.name, u.panic);
   });
   bus.on('apply', (outcome) => {
     metrics.onApply(outcome);

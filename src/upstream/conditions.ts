@@ -1,7 +1,7 @@
 /**
  * Panic and failover are conditions of an app that begin and end. The router logs, counts and
- * alerts on the edges only, so it keeps which apps are in which condition and diffs each new
- * decision against them. Pure.
+ * alerts on the edges only, so it keeps which apps are in which condition and diffs each app it
+ * recomputes against them. Pure.
  */
 
 /** Which apps are in each condition now. */
@@ -20,33 +20,29 @@ export interface ConditionEdge {
 export const NO_CONDITIONS: Conditions = { panic: new Set(), failover: new Set() };
 
 /**
- * The edges between `prev` and `next` over `apps` (every app there is now), in app order,
+ * The edges between `prev` and the recomputed apps' conditions (apps not in `next` keep theirs;
+ * apps not in `known`, when given, are gone and leave without an edge), in `next`'s order,
  * failover before panic; and the conditions after them.
  */
 export function diffConditions(
   prev: Conditions,
-  next: { panics: readonly string[]; failovers: readonly string[] },
-  apps: readonly string[],
+  next: ReadonlyArray<{ app: string; panic: boolean; failover: boolean }>,
+  known?: ReadonlySet<string>,
 ): { edges: ConditionEdge[]; conditions: Conditions } {
   const edges: ConditionEdge[] = [];
   const panic = new Set(prev.panic);
   const failover = new Set(prev.failover);
-  const nowPanic = new Set(next.panics);
-  const nowFailover = new Set(next.failovers);
-  for (const app of apps) {
-    for (const [kind, was, now] of [
-      ['failover', failover, nowFailover],
-      ['panic', panic, nowPanic],
+  for (const u of next) {
+    for (const [kind, set, active] of [
+      ['failover', failover, u.failover],
+      ['panic', panic, u.panic],
     ] as const) {
-      const active = now.has(app);
-      if (active === was.has(app)) continue;
-      if (active) was.add(app);
-      else was.delete(app);
-      edges.push({ kind, app, active });
+      if (active === set.has(u.app)) continue;
+      if (active) set.add(u.app);
+      else set.delete(u.app);
+      edges.push({ kind, app: u.app, active });
     }
   }
-  // Apps that are gone are in no condition any more (without an edge: nothing routes to them).
-  const known = new Set(apps);
-  for (const set of [panic, failover]) for (const app of set) if (!known.has(app)) set.delete(app);
+  if (known) for (const set of [panic, failover]) for (const app of set) if (!known.has(app)) set.delete(app);
   return { edges, conditions: { panic, failover } };
 }

@@ -63,43 +63,73 @@ export interface DesiredSetResult {
  *   because an upstream with only `down` servers would send everything to a 502.
  */
 export function buildDesiredSet(apps: AppConfig[], views: BackendView[], opts: DesiredSetOptions = {}): DesiredSetResult {
+  const byApp = new Map<string, BackendView[]>();
+  for (const v of views) {
+    const list = byApp.get(v.app);
+    if (list) list.push(v);
+    else byApp.set(v.app, [v]);
+  }
+  const byName = new Map(apps.map((a) => [a.name, a]));
+  const viewsOf = (name: string) => byApp.get(name) ?? [];
   const panics: string[] = [];
   const failovers: string[] = [];
-  const factors = opts.weightFactors ?? new Map<string, number>();
-  views = withDrains(views, opts.drainedContainerIds);
-  const leave = opts.leaveToNginx;
-  if (leave && leave.size > 0) views = views.map((v) => (v.ejected && leave.has(nginxRetries(v) as 'refused') ? { ...v, ejected: false } : v));
-  const byName = new Map(apps.map((a) => [a.name, a]));
-  const upstreams = apps.map((app): DesiredUpstream => {
-    const mine = sortViews(app.backends, views.filter((v) => v.app === app.name));
-    const base = {
-      name: app.name,
-      keepalive: app.upstream.keepalive,
-      balance: app.upstream.balance,
-      maxFails: app.upstream.max_fails,
-      failTimeoutSeconds: app.upstream.fail_timeout_seconds,
-    };
-    const primaries = mine.filter((v) => !v.backup);
-    const backups = backupViews(app, primaries.length, mine, views, byName);
-    const allEjected = primaries.length > 0 && primaries.every((v) => v.ejected);
-    const failover = allEjected && backups.length > 0;
-    const panic = allEjected && !failover;
-    let servers: Array<{ v: BackendView; server: DesiredServer }>;
-    if (panic) {
-      panics.push(app.name);
-      servers = mine.map((v) => ({ v, server: toServer(v, false, v.backup) }));
-    } else {
-      if (failover) failovers.push(app.name);
-      servers = [];
-      for (const v of mine) {
-        if (v.ejected && app.upstream.ejected === 'omit' && !failover) continue;
-        servers.push({ v, server: toServer(v, v.ejected, v.backup) });
-      }
-      for (const v of backups) servers.push({ v, server: toServer(v, false, true) });
-    }
-    return { ...base, panic, failover, servers: applyFactors(servers, factors, opts.slowStart ?? true) };
+  const upstreams = apps.map((app) => {
+    const upstream = buildDesiredUpstream(app, viewsOf, byName, opts);
+    if (upstream.panic) panics.push(app.name);
+    if (upstream.failover) failovers.push(app.name);
+    return upstream;
   });
   return { set: { upstreams }, panics, failovers };
+}
+
+/**
+ * One app's upstream (the rules above), from its own views and, for failover_to_backup, its
+ * backup app's: work in proportion to those two apps, whatever the size of the rest.
+ */
+export function buildDesiredUpstream(
+  app: AppConfig,
+  viewsOf: (app: string) => readonly BackendView[],
+  apps: ReadonlyMap<string, AppConfig>,
+  opts: DesiredSetOptions = {},
+): DesiredUpstream {
+  const adjust = (views: readonly BackendView[]) => adjustViews(views, opts);
+  const mine = sortViews(app.backends, adjust(viewsOf(app.name)));
+  const primaries = mine.filter((v) => !v.backup);
+  const backups = backupViews(app, primaries.length, mine, (name) => adjust(viewsOf(name)), apps);
+  const allEjected = primaries.length > 0 && primaries.every((v) => v.ejected);
+  const failover = allEjected && backups.length > 0;
+  const panic = allEjected && !failover;
+  let servers: Array<{ v: BackendView; server: DesiredServer }>;
+  if (panic) {
+    servers = mine.map((v) => ({ v, server: toServer(v, false, v.backup) }));
+  } else {
+    servers = [];
+    for (const v of mine) {
+      if (v.ejected && app.upstream.ejected === 'omit' && !failover) continue;
+      servers.push({ v, server: toServer(v, v.ejected, v.backup) });
+    }
+    for (const v of backups) servers.push({ v, server: toServer(v, false, true) });
+  }
+  return {
+    name: app.name,
+    keepalive: app.upstream.keepalive,
+    balance: app.upstream.balance,
+    maxFails: app.upstream.max_fails,
+    failTimeoutSeconds: app.upstream.fail_timeout_seconds,
+    panic,
+    failover,
+    servers: applyFactors(servers, opts.weightFactors ?? NO_FACTORS, opts.slowStart ?? true),
+  };
+}
+
+const NO_FACTORS: ReadonlyMap<string, number> = new Map();
+
+/** Recovery's drains, and in reload mode the failures left to nginx, applied to views. */
+function adjustViews(views: readonly BackendView[], opts: DesiredSetOptions): BackendView[] {
+  let out = withDrains(views as BackendView[], opts.drainedContainerIds);
+  const leave = opts.leaveToNginx;
+  if (leave && leave.size > 0) out = out.map((v) => (v.ejected && leave.has(nginxRetries(v) as 'refused') ? { ...v, ejected: false } : v));
+  return out;
 }
 
 /**
@@ -128,7 +158,7 @@ function backupViews(
   app: AppConfig,
   ownPrimaries: number,
   mine: BackendView[],
-  views: BackendView[],
+  viewsOf: (app: string) => readonly BackendView[],
   apps: ReadonlyMap<string, AppConfig>,
 ): BackendView[] {
   const other = app.upstream.backup_app;
@@ -136,7 +166,7 @@ function backupViews(
   if (other === null || other === app.name || ownPrimaries === 0) return [];
   if (app.upstream.balance === 'ip_hash' || app.upstream.balance === 'random') return [];
   const own = new Set(mine.map((v) => formatAddress(v.host, v.port)));
-  const routable = views.filter((v) => v.app === other && !v.ejected && !own.has(formatAddress(v.host, v.port)));
+  const routable = viewsOf(other).filter((v) => !v.ejected && !own.has(formatAddress(v.host, v.port)));
   return sortViews(apps.get(other)?.backends ?? [], routable);
 }
 

@@ -10,8 +10,15 @@ import type { MergedSnapshot } from '../discovery/aggregator.js';
 import type { SidecarBus } from '../events/sidecar-events.js';
 import type { HealthRegistry } from '../health/registry.js';
 import { diffConditions, NO_CONDITIONS, type Conditions } from './conditions.js';
-import { buildDesiredSet, type DesiredSetOptions } from './desired.js';
-import type { DesiredSet } from './types.js';
+import { buildDesiredUpstream, type DesiredSetOptions } from './desired.js';
+import type { DesiredSet, DesiredUpstream } from './types.js';
+
+/**
+ * Transitions arriving within this long are one burst, recomputed once: results of one probe
+ * round come back over a few ms, each in its own turn of the event loop. nginx is told at most
+ * every nginx.coalesce_min_wait_seconds anyway.
+ */
+const BURST_MS = 10;
 
 /** How often the weights of readmitted backends are looked at while they ramp up. */
 const RAMP_STEP_MS = 1000;
@@ -38,76 +45,152 @@ export interface Router {
   setDiscovery(merged: MergedSnapshot): void;
   /** Recomputes now. */
   refresh(): void;
-  /** Recomputes once after the current burst (every transition of one event-loop turn). */
+  /** Recomputes once after the current burst (the transitions of the next few ms). */
   schedule(): void;
   apps(): readonly AppConfig[];
   conditions(): Conditions;
   stop(): void;
 }
 
+interface RouterState {
+  opts: RouterOptions;
+  apps: AppConfig[];
+  byName: Map<string, AppConfig>;
+  /** App name -> the apps that list it as their backup_app (their upstreams include its servers). */
+  dependents: Map<string, string[]>;
+  upstreams: Map<string, DesiredUpstream>;
+  awaiting: readonly string[];
+  draining: boolean;
+  conditions: Conditions;
+  /** Apps whose backends moved since the last recompute; 'all' after a discovery or holds change. */
+  dirty: Set<string> | 'all';
+  scheduled: boolean;
+  /** Apps with a readmitted backend still ramping up (slow start). */
+  ramping: Set<string>;
+  rampTimer: TimerHandle | null;
+}
+
 export function createRouter(opts: RouterOptions): Router {
-  const { bus, registry } = opts;
-  let apps: AppConfig[] = [];
-  let awaiting: readonly string[] = [];
-  let draining = false;
-  let conditions: Conditions = NO_CONDITIONS;
-  let scheduled = false;
-  let rampTimer: TimerHandle | null = null;
-
-  const refresh = () => {
-    scheduled = false;
-    const views = registry.views();
-    // DNS mode: readmitted backends ramp up. Reload mode: what nginx handles itself stays routed.
-    const slowStart = opts.slowStart();
-    const leaveToNginx = new Set(slowStart ? [] : opts.leaveToNginx());
-    const { set, panics, failovers } = buildDesiredSet(apps, views, { ...opts.holds(), slowStart, leaveToNginx });
-    // A readmitted backend's weight ramps with time, not with events: look again in a second.
-    if (slowStart && !rampTimer && views.some((v) => v.slowStart !== undefined && v.slowStart < 1)) {
-      rampTimer = opts.clock.setTimeout(() => {
-        rampTimer = null;
-        refresh();
-      }, RAMP_STEP_MS);
-      rampTimer.unref?.();
-    }
-    const diff = diffConditions(conditions, { panics, failovers }, apps.map((a) => a.name));
-    conditions = diff.conditions;
-    const at = opts.clock.now();
-    for (const edge of diff.edges) {
-      const backupApp = edge.kind === 'failover' ? apps.find((a) => a.name === edge.app)?.upstream.backup_app ?? null : null;
-      bus.emit('condition', { ...edge, at, backupApp });
-    }
-    bus.emit('routing', { set, views, panics });
-    // Until every required source has answered once, its backends are unknown: writing now would
-    // replace a good file with one that lacks them (502s). nginx keeps its file as it is.
-    if (awaiting.length === 0) opts.onDesired(set, draining);
+  const s: RouterState = {
+    opts,
+    apps: [],
+    byName: new Map(),
+    dependents: new Map(),
+    upstreams: new Map(),
+    awaiting: [],
+    draining: false,
+    conditions: NO_CONDITIONS,
+    dirty: 'all',
+    scheduled: false,
+    ramping: new Set(),
+    rampTimer: null,
   };
-
-  // A probe result can bring two transitions (health and breaker) and a tick many results: one
-  // recompute after them all, not one each.
-  const schedule = () => {
-    if (scheduled) return;
-    scheduled = true;
-    queueMicrotask(() => {
-      if (scheduled) refresh();
-    });
-  };
-  bus.on('transition', schedule);
-
+  // A probe result can bring two transitions (health and breaker), and a start or a mass failure
+  // thousands in a second: one recompute per burst, of the apps they touched. A first verdict
+  // (unknown -> healthy) changes no route at all.
+  opts.bus.on('transition', (t) => {
+    if (t.kind === 'health' && t.to !== 'unhealthy' && t.from !== 'unhealthy') return;
+    markDirty(s, t.app);
+    schedule(s);
+  });
   return {
     setDiscovery(merged) {
-      apps = merged.apps;
-      awaiting = merged.awaiting;
-      draining = merged.backends.some((b) => b.draining);
-      refresh();
-      draining = false;
+      setApps(s, merged.apps);
+      s.awaiting = merged.awaiting;
+      s.draining = merged.backends.some((b) => b.draining);
+      s.dirty = 'all';
+      refresh(s);
+      s.draining = false;
     },
-    refresh,
-    schedule,
-    apps: () => apps,
-    conditions: () => conditions,
+    refresh() {
+      s.dirty = 'all';
+      refresh(s);
+    },
+    schedule: () => schedule(s),
+    apps: () => s.apps,
+    conditions: () => s.conditions,
     stop() {
-      if (rampTimer) opts.clock.clearTimeout(rampTimer);
-      rampTimer = null;
+      if (s.rampTimer) opts.clock.clearTimeout(s.rampTimer);
+      s.rampTimer = null;
     },
   };
+}
+
+function setApps(s: RouterState, apps: AppConfig[]): void {
+  s.apps = apps;
+  s.byName = new Map(apps.map((a) => [a.name, a]));
+  s.dependents = new Map();
+  for (const a of apps) {
+    const backup = a.upstream.backup_app;
+    if (backup) s.dependents.set(backup, [...(s.dependents.get(backup) ?? []), a.name]);
+  }
+  for (const name of [...s.upstreams.keys()]) if (!s.byName.has(name)) s.upstreams.delete(name);
+  s.conditions = diffConditions(s.conditions, [], new Set(s.byName.keys())).conditions;
+}
+
+function markDirty(s: RouterState, app: string): void {
+  if (s.dirty === 'all') return;
+  s.dirty.add(app);
+  for (const d of s.dependents.get(app) ?? []) s.dirty.add(d);
+}
+
+function schedule(s: RouterState): void {
+  if (s.scheduled) return;
+  s.scheduled = true;
+  s.opts.clock.setTimeout(() => {
+    if (s.scheduled) refresh(s);
+  }, BURST_MS).unref?.();
+}
+
+/** Recomputes the dirty apps' upstreams, publishes what changed, hands the set to nginx. */
+function refresh(s: RouterState): void {
+  const { opts } = s;
+  s.scheduled = false;
+  const names = s.dirty === 'all' ? s.apps.map((a) => a.name) : [...s.dirty].filter((n) => s.byName.has(n));
+  s.dirty = new Set();
+  // DNS mode: readmitted backends ramp up. Reload mode: what nginx handles itself stays routed.
+  const slowStart = opts.slowStart();
+  const options = { ...opts.holds(), slowStart, leaveToNginx: new Set(slowStart ? [] : opts.leaveToNginx()) };
+  const viewsOf = (app: string) => opts.registry.viewsOf(app);
+  const at = opts.clock.now();
+  for (const name of names) {
+    const app = s.byName.get(name)!;
+    const own = viewsOf(name);
+    const upstream = buildDesiredUpstream(app, (n) => (n === name ? own : viewsOf(n)), s.byName, options);
+    s.upstreams.set(name, upstream);
+    if (slowStart && own.some((v) => v.slowStart !== undefined && v.slowStart < 1)) s.ramping.add(name);
+    else s.ramping.delete(name);
+  }
+  armRamp(s);
+  publishConditions(s, names, at);
+  const set: DesiredSet = { upstreams: s.apps.map((a) => s.upstreams.get(a.name)!) };
+  opts.bus.emit('routing', { set, changed: names, panics: [...s.conditions.panic] });
+  // Until every required source has answered once, its backends are unknown: writing now would
+  // replace a good file with one that lacks them (502s). nginx keeps its file as it is.
+  if (s.awaiting.length === 0) opts.onDesired(set, s.draining);
+}
+
+/** Publishes each panic or failover that began or ended with the recomputed upstreams. */
+function publishConditions(s: RouterState, names: readonly string[], at: number): void {
+  const next = names.map((app) => {
+    const u = s.upstreams.get(app)!;
+    return { app, panic: u.panic, failover: u.failover === true };
+  });
+  const diff = diffConditions(s.conditions, next);
+  s.conditions = diff.conditions;
+  for (const edge of diff.edges) {
+    const backupApp = edge.kind === 'failover' ? s.byName.get(edge.app)?.upstream.backup_app ?? null : null;
+    s.opts.bus.emit('condition', { ...edge, at, backupApp });
+  }
+}
+
+/** A readmitted backend's weight ramps with time, not with events: look again in a second. */
+function armRamp(s: RouterState): void {
+  if (s.ramping.size === 0 || s.rampTimer) return;
+  s.rampTimer = s.opts.clock.setTimeout(() => {
+    s.rampTimer = null;
+    for (const app of s.ramping) markDirty(s, app);
+    refresh(s);
+  }, RAMP_STEP_MS);
+  s.rampTimer.unref?.();
 }

@@ -49,15 +49,19 @@ describe('the router', () => {
     expect(servers(r.desired[0]?.set)).toEqual(['127.0.0.1:8001', '127.0.0.1:8002']);
   });
 
-  it('recomputes once for a burst of transitions, after the burst', async () => {
+  it('recomputes once for a burst of transitions, after the burst, and not at all for first verdicts', async () => {
     const r = rig();
     r.discover([backend(8001), backend(8002)]);
     const before = r.routings.length;
+    r.bus.emit('transition', { kind: 'health', backendId: backend(8001).id, app: 'web', from: 'unknown', to: 'healthy', at: 1000, reason: 'first verdict' });
+    r.clock.advance(100);
+    expect(r.routings).toHaveLength(before);
     for (let i = 0; i < 50; i++) {
-      r.bus.emit('transition', { kind: 'health', backendId: backend(8001).id, app: 'web', from: 'unknown', to: 'healthy', at: 1000, reason: 'test' });
+      r.bus.emit('transition', { kind: 'breaker', backendId: backend(8001).id, app: 'web', from: 'closed', to: 'open', at: 1000, reason: 'test' });
+      r.clock.advance(0.1);
     }
     expect(r.routings).toHaveLength(before);
-    await Promise.resolve();
+    r.clock.advance(10);
     expect(r.routings).toHaveLength(before + 1);
   });
 
@@ -108,5 +112,31 @@ describe('the router', () => {
     r.clock.advance(10_000);
     expect(r.routings.length).toBe(settled);
     expect(r.desired.at(-1)?.set.upstreams[0]?.servers.map((s) => s.weight)).toEqual([1, 1]);
+  });
+});
+
+describe('the router: work in proportion to what changed', () => {
+  it('recomputes only the app a transition belongs to (and the apps it backs up), not the fleet', async () => {
+    const raw: Record<string, unknown> = {};
+    for (let a = 0; a < 50; a++) {
+      raw[`app${a}`] = { backends: Array.from({ length: 20 }, (_, i) => `127.0.0.1:${10_000 + a * 100 + i}`), ...(a === 8 ? { upstream: { backup_app: 'app7' } } : {}) };
+    }
+    const cfg = configOf({ apps: raw });
+    const clock = createManualClock(0);
+    const bus = createSidecarBus((_n, err) => {
+      throw err;
+    });
+    const registry = createHealthRegistry({ clock, breaker: cfg.breaker, detection: cfg.failure_detection });
+    const asked: string[] = [];
+    const counting = { ...registry, viewsOf: (app: string) => (asked.push(app), registry.viewsOf(app)), views: () => (asked.push('*'), registry.views()) };
+    const router = createRouter({ clock, bus, registry: counting, holds: () => ({}), slowStart: () => true, leaveToNginx: () => [], onDesired: () => {} });
+    const backends = cfg.apps.flatMap((a) => a.backends.map((b) => ({ id: backendId(a.name, b.host, b.port), app: a.name, host: b.host, port: b.port, weight: 1, backup: false, health: a.health, source: 'file' })));
+    registry.sync(backends);
+    router.setDiscovery({ apps: cfg.apps, backends, awaiting: [] });
+    asked.length = 0;
+    bus.emit('transition', { kind: 'health', backendId: backends[7 * 20]!.id, app: 'app7', from: 'unknown', to: 'unhealthy', at: 0, reason: 'x' });
+    clock.advance(10);
+    expect(asked).not.toContain('*');
+    expect(new Set(asked)).toEqual(new Set(['app7', 'app8']));
   });
 });
