@@ -20,12 +20,22 @@
 //   max      the longest request of the run.
 //   back     kill-and-restart: from the new backend process listening to the first request that
 //            reached it (its own record), or "never" before the run ended.
+//   full     kill-and-restart: from the new process listening to the end of the first 1 s in
+//            which it got at least 90 % of a fair share of the requests (30 % of three
+//            backends'), or "never" before the run ended (the bench runs restart long enough to
+//            see 12 s after the restart).
 //   reloads  nginx reloads ("reconfiguring" in its error log) while the client ran.
+//   ejected  sidecar rows: from the fault to the sidecar's breaker opening for backend 1 (its
+//            /api/v1/events), or null when it did not; readmitted: restart only, from the new
+//            process listening to the breaker leaving `open`. Not in the table: they say how
+//            much of "out" and "back" is the sidecar's decision and how much nginx's follow-up.
 //   req/s    requests completed per second of load.
 
 const BIN_MS = 100;
 const GAP_MS = 2500;
 const LATE_AFTER_MS = 2500;
+const SHARE_WINDOW_MS = 1000;
+const FULL_SHARE = 0.9 / 3;
 
 /** The figures of one run. */
 export function runMetrics(obs, opts) {
@@ -34,18 +44,32 @@ export function runMetrics(obs, opts) {
   const client = clientFigures(obs.records, obs.faultAt, loadEnd, opts.durationMs);
   const tries = b1Attempts(obs).filter((a) => a.start >= obs.faultAt && a.start < periodEnd);
   let back = null;
+  let full = null;
   if (obs.restartListeningAt !== undefined) {
     const first = obs.receivedNew.reduce((a, b) => Math.min(a, b), Infinity);
     back = first < loadEnd ? first - obs.restartListeningAt : Infinity;
+    full = fullShare(obs, first, loadEnd);
   }
   return {
     ...client,
     out: obs.stateEvents ? declaredDown(tries, obs.faultAt) : outOfRotation(tries, obs.faultAt, periodEnd),
     late: tries.filter((a) => !a.down && a.start >= obs.faultAt + LATE_AFTER_MS).length,
     back,
+    full,
+    ...sidecarTimes(obs),
     reloads: obs.reloads,
     reloadsAtStart: obs.reloadsAtStart,
     b1ShareLast2s: shareLast(obs, loadEnd, 2000),
+  };
+}
+
+function sidecarTimes(obs) {
+  const moves = obs.breakerMoves ?? [];
+  const opened = moves.find((m) => m.to === 'open' && m.at >= obs.faultAt - 100);
+  const left = obs.restartListeningAt === undefined ? undefined : moves.find((m) => m.from === 'open' && m.at >= obs.restartListeningAt);
+  return {
+    ejected: opened ? opened.at - obs.faultAt : null,
+    readmitted: left ? left.at - obs.restartListeningAt : null,
   };
 }
 
@@ -110,6 +134,35 @@ function outOfRotation(tries, faultAt, periodEnd) {
   return busyUntil >= periodEnd - GAP_MS ? Infinity : lastStart - faultAt;
 }
 
+/**
+ * `full` (see the top): the end of the first SHARE_WINDOW_MS window, stepped by BIN_MS from the
+ * restarted backend's first request, in which it got at least FULL_SHARE of the requests that
+ * reached a backend, from its listening; Infinity when none before `loadEnd`.
+ */
+function fullShare(obs, firstArrival, loadEnd) {
+  if (firstArrival === Infinity) return Infinity;
+  const others = [...obs.received[0], ...obs.received[2]].sort((a, b) => a - b);
+  const mine = [...obs.receivedNew].sort((a, b) => a - b);
+  const countIn = (arr, from, to) => lowerBound(arr, to) - lowerBound(arr, from);
+  for (let end = firstArrival + BIN_MS; end <= loadEnd; end += BIN_MS) {
+    const b1 = countIn(mine, end - SHARE_WINDOW_MS, end);
+    const all = b1 + countIn(others, end - SHARE_WINDOW_MS, end);
+    if (all > 0 && b1 / all >= FULL_SHARE) return end - obs.restartListeningAt;
+  }
+  return Infinity;
+}
+
+function lowerBound(sorted, x) {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** Backend 1's share of the requests that reached a backend in the last `ms` of the load. */
 function shareLast(obs, loadEnd, ms) {
   const inWindow = (arr) => arr.filter((t) => t >= loadEnd - ms && t < loadEnd).length;
@@ -126,6 +179,6 @@ export function medians(runs) {
     const mid = Math.floor(v.length / 2);
     return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
   };
-  const keys = ['fail', 'out', 'late', 'stall', 'max', 'back', 'reloads', 'rps', 'b1ShareLast2s'];
+  const keys = ['fail', 'out', 'late', 'stall', 'max', 'back', 'full', 'ejected', 'readmitted', 'reloads', 'rps', 'b1ShareLast2s'];
   return Object.fromEntries(keys.map((k) => [k, med(k)]));
 }

@@ -43,23 +43,24 @@ function canListen(port) {
 
 /**
  * The statements of the shipped nginx.conf that decide failover, from its `http` block (not
- * inside server or upstream blocks): every `proxy_*` directive, `log_format`, an `access_log`
- * to syslog (the passive reader's; its server= is pointed at `syslogPort`) and `resolver`
- * (pointed at `dnsPort`). `proxy_read_timeout` and any `drop` names are left out: the caller sets
- * its own. Returns nginx statements, one a line.
+ * inside server or upstream blocks): every `proxy_*` directive, `log_format`, and, when
+ * `syslogPort` is given, its `access_log` to syslog (the passive reader's) pointed at that port.
+ * `proxy_read_timeout` and any `drop` names are left out: the caller sets its own. Returns nginx
+ * statements, one a line.
  */
-export function shippedHttpDirectives({ drop = [], syslogPort = null, dnsPort = null } = {}) {
+export function shippedHttpDirectives({ drop = [], syslogPort = null } = {}) {
   const text = readFileSync(SHIPPED_CONF, 'utf8').replace(/#[^\n]*/g, '');
   const out = [];
   for (const stmt of topLevelHttpStatements(text)) {
     const name = stmt.split(/\s+/)[0];
     if (name === 'proxy_read_timeout' || drop.includes(name)) continue;
-    if (name.startsWith('proxy_') || name === 'log_format' || name === 'resolver_timeout') out.push(`${stmt};`);
+    if (name.startsWith('proxy_') || name === 'log_format') out.push(`${stmt};`);
     else if (name === 'access_log' && /\ssyslog:/.test(stmt) && syslogPort !== null) {
       out.push(`${stmt.replace(/server=[^,\s]+/, `server=127.0.0.1:${syslogPort}`)};`);
-    } else if (name === 'resolver' && dnsPort !== null) {
-      out.push(`${stmt.replace(/^resolver\s+\S+/, `resolver 127.0.0.1:${dnsPort}`)};`);
     }
+  }
+  if (syslogPort !== null && !out.some((d) => d.startsWith('access_log'))) {
+    throw new Error(`${SHIPPED_CONF} has no access_log to syslog: the sidecar rows' passive evidence needs it`);
   }
   return out;
 }

@@ -3,6 +3,7 @@
 // `faultAtMs`; then everything is stopped and what each side recorded is handed to metrics.mjs.
 import { fork } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHaproxy } from './haproxy.mjs';
@@ -79,13 +80,15 @@ async function startManaged(run, row, opts) {
   const checked = checkConfig(yaml, run.dir);
   if (!checked.ok) throw new Error(`check-config refuses the row's config: ${checked.message}`);
   writeFileSync(join(run.dir, 'conf.d', 'orchestry-upstreams.conf'), renderUpstreams(join(run.dir, 'sidecar.yaml')));
-  const directives = [...shippedHttpDirectives({ syslogPort: run.syslogPort, dnsPort: run.dnsPort }), ...(row.nginxHttp ?? [])];
+  const directives = shippedHttpDirectives({ syslogPort: run.syslogPort });
   writeFileSync(join(run.dir, 'nginx.conf'), mainConfig({ dir: run.dir, port: run.frontPort, directives, readTimeoutSeconds: opts.readTimeoutSeconds }));
   const nginx = await launchNginx({ binary: run.nginxBinary, dir: run.dir, port: run.frontPort });
   let sidecar;
   try {
     sidecar = await startSidecar({ dir: run.dir, adminPort: run.adminPort, settleSeconds: opts.settleSeconds });
+    if (sidecar.updateVia !== row.mode) throw new Error(`the sidecar runs in ${sidecar.updateVia} mode, not ${row.mode}: ${sidecar.modeReason}`);
   } catch (err) {
+    await sidecar?.stop();
     await nginx.stop();
     throw err;
   }
@@ -93,6 +96,7 @@ async function startManaged(run, row, opts) {
     reloadsAtStart: sidecar.reloadsAtStart,
     verdicts: sidecar.verdicts,
     stop: async () => {
+      await sidecar.saveDiagnostics().catch(() => {});
       await sidecar.stop();
       await nginx.stop();
     },
@@ -159,6 +163,13 @@ export async function runOnce(row, fault, opts) {
   }
 }
 
+/** The sidecar's breaker moves of backend `address` ({at: wall ms, from, to}), from its events. */
+function breakerMoves(events, address) {
+  return events
+    .filter((e) => e.kind === 'transition' && e.data.kind === 'breaker' && e.backend?.endsWith(`/${address}`))
+    .map((e) => ({ at: Date.parse(e.at), from: e.data.from, to: e.data.to }));
+}
+
 async function measure(run, front, b, fault, opts) {
   const client = await startClient();
   const t0 = wall() + 300;
@@ -169,7 +180,9 @@ async function measure(run, front, b, fault, opts) {
   await sleep(200); // the last batch of arrival times from the backends
   const reloadsAfter = await front.reloads();
   await front.stop();
+  const events = JSON.parse(await readFile(join(run.dir, 'sidecar-events.json'), 'utf8').catch(() => '{"events":[]}')).events;
   return {
+    breakerMoves: breakerMoves(events, run.backends[1]),
     t0,
     ...faultTimes,
     b1Addr: run.backends[1],

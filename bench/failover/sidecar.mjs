@@ -1,10 +1,9 @@
 // The sidecar of a bench row: the built CLI (`node dist/cli.js run --config FILE`) managing the
-// run's nginx, with its config written here. What the config may say is asked of the build
-// itself (`check-config`), so the bench follows the code: a key it refuses (nginx.update_via
-// before DNS mode exists, fractional probe timeouts before they are allowed, the passive
-// section) is left out, or the row says why it cannot run.
+// run's nginx, with its config written here and checked by the build itself (`check-config`):
+// a row whose settings the build refuses says why instead of running.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { superviseChild } from './child.mjs';
@@ -14,16 +13,8 @@ const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 /** The same flags as `npm start`. */
 const NODE_FLAGS = ['--max-semi-space-size=16', '--heap-growing-percent=50'];
 
-/**
- * Probe settings as close to HAProxy's `inter 1s fall 3 rise 2` as validation allows, best
- * first: the first one check-config accepts is used (timeouts under 1 s are refused until the
- * duration work lands, and a period must exceed the timeout).
- */
-const TUNED_CANDIDATES = [
-  { period_seconds: 1, timeout_seconds: 0.5 },
-  { period_seconds: 1, timeout_seconds: 0.9 },
-  { period_seconds: 1.1, timeout_seconds: 1 },
-];
+/** Probe settings like HAProxy's `inter 1s fall 3 rise 2` (the shipped default is period 2 s, timeout 1 s). */
+export const TUNED_HEALTH = { period_seconds: 1, timeout_seconds: 0.5, failure_threshold: 3, success_threshold: 2 };
 
 /** The sidecar's environment: ours without ORCHESTRY_* (they would override the bench's config). */
 function sidecarEnv() {
@@ -73,41 +64,31 @@ export function renderUpstreams(file) {
 }
 
 /**
- * Asks the build what the rows may use, once per bench: the tuned probe settings, and whether it
- * knows nginx.update_via (and which of its values) and the passive section. Returns profile
- * pieces, and for DNS mode either its nginx lines or why it is not available.
+ * Whether the build accepts `nginx.update_via: dns` with the nginx DNS rows run (the check asks
+ * that nginx for its version): null when it does, else the build's refusal.
  */
-export function detectFeatures({ nginxBinary, nginxDnsBinary, dnsYaml }) {
+export function dnsRefusal({ nginxDnsBinary }) {
   const dir = mkdtempSync(join(tmpdir(), 'orchestry-bench-failover-check-'));
   try {
-    const run = { dir, backends: ['127.0.0.1:18001', '127.0.0.1:18002'], nginxBinary, adminPort: 19999, dnsPort: 15353, syslogPort: 15514 };
-    const accepts = (profile) => checkConfig(sidecarYaml(run, profile), dir);
-    const base = accepts({});
-    if (!base.ok) throw new Error(`check-config refuses the bench's base config: ${base.message}`);
-    const tuned = TUNED_CANDIDATES.map((c) => ({ initial_delay_seconds: 0, ...c, failure_threshold: 3, success_threshold: 2 }))
-      .find((health) => accepts({ health }).ok);
-    const reload = accepts({ nginxExtra: ['update_via: reload'] }).ok ? ['update_via: reload'] : [];
-    const dnsLines = ['update_via: dns', ...dnsYaml];
-    // With the binary DNS rows run: a check of update_via: dns may ask it for its version.
-    const dns = checkConfig(sidecarYaml({ ...run, nginxBinary: nginxDnsBinary }, { nginxExtra: dnsLines }), dir);
-    const passiveLines = ['passive: { listen: "127.0.0.1:$SYSLOG_PORT" }'];
-    const passive = accepts({ topExtra: passiveLines }).ok ? passiveLines : [];
-    return {
-      tuned,
-      reloadLines: reload,
-      dns: dns.ok ? { lines: dnsLines } : { unavailable: dns.message },
-      passive,
-    };
+    const run = { dir, backends: ['127.0.0.1:18001', '127.0.0.1:18002'], nginxBinary: nginxDnsBinary, adminPort: 19999, dnsPort: 15353, syslogPort: 15514 };
+    const checked = checkConfig(sidecarYaml(run, { nginxExtra: DNS_LINES }), dir);
+    return checked.ok ? null : checked.message;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
+/** Under `nginx:` in DNS rows: the DNS server on the run's own port (5353 may be taken). */
+export const DNS_LINES = ['update_via: dns', 'dns_listen: "127.0.0.1:$DNS_PORT"'];
+/** Passive evidence on the run's own port; the run's nginx sends its access log there. */
+export const PASSIVE_LINES = ['passive: { listen: "127.0.0.1:$SYSLOG_PORT" }'];
+
 /**
  * Starts `node dist/cli.js run --config FILE` (output to dir/sidecar.log) and waits until it has
- * settled: its admin API answers, every backend has a health verdict (or `settleSeconds` went by:
- * with the shipped initial delay of 30 s none comes sooner), and every reload it caused is done
- * (the old workers exited). Returns {reloadsAtStart, verdicts, stop()}.
+ * settled: its admin API answers, every backend has a health verdict (or `settleSeconds` went
+ * by), and every reload it caused is done (the old workers exited). Returns {reloadsAtStart,
+ * verdicts, updateVia and modeReason (how it tells nginx, from /api/v1/apps), saveDiagnostics()
+ * (its events, apps and metrics into dir/sidecar-*.json|txt, for BENCH_KEEP), stop()}.
  */
 export async function startSidecar({ dir, adminPort, settleSeconds }) {
   const log = openSync(join(dir, 'sidecar.log'), 'a');
@@ -117,9 +98,20 @@ export async function startSidecar({ dir, adminPort, settleSeconds }) {
   });
   const { running, stop } = superviseChild(child, 'SIGTERM');
   try {
-    const verdicts = await waitForVerdicts(adminPort, settleSeconds, running);
+    const settled = await waitForVerdicts(adminPort, settleSeconds, running);
     await waitForReloads(dir);
-    return { reloadsAtStart: (await errorLogCounts(dir)).reloads, verdicts, stop };
+    let saved = false;
+    const saveDiagnostics = async () => {
+      if (saved || !running()) return;
+      saved = true;
+      await Promise.all(
+        [['api/v1/events?limit=1000', 'sidecar-events.json'], ['api/v1/apps', 'sidecar-apps.json'], ['metrics', 'sidecar-metrics.txt']].map(async ([path, file]) => {
+          const res = await fetch(`http://127.0.0.1:${adminPort}/${path}`);
+          await writeFile(join(dir, file), await res.text());
+        }),
+      );
+    };
+    return { reloadsAtStart: (await errorLogCounts(dir)).reloads, ...settled, saveDiagnostics, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -128,23 +120,28 @@ export async function startSidecar({ dir, adminPort, settleSeconds }) {
 
 async function waitForVerdicts(adminPort, settleSeconds, running) {
   const deadline = Date.now() + settleSeconds * 1000;
-  let backends = [];
+  let body = null;
   for (;;) {
     if (!running()) throw new Error('the sidecar exited during start-up (see sidecar.log)');
     try {
       const res = await fetch(`http://127.0.0.1:${adminPort}/api/v1/apps`);
-      backends = (await res.json()).apps.flatMap((a) => a.backends);
-      if (backends.length > 0 && backends.every((b) => b.health !== 'unknown')) break;
+      body = await res.json();
+      const backends = body.apps.flatMap((a) => a.backends);
+      if (body.nginx && backends.length > 0 && backends.every((b) => b.health !== 'unknown')) break;
     } catch {
       // not listening yet
     }
     if (Date.now() > deadline) {
-      if (backends.length > 0) break; // admin answers, verdicts still pending: start anyway
-      throw new Error('the sidecar did not answer on its admin port');
+      if (body?.nginx) break; // admin answers, verdicts still pending: start anyway
+      throw new Error('the sidecar did not answer on its admin port, or did not settle how it tells nginx');
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return backends.map((b) => `${b.address}: ${b.health}${b.ejected ? ' (ejected)' : ''}`);
+  return {
+    verdicts: body.apps.flatMap((a) => a.backends).map((b) => `${b.address}: ${b.health}${b.ejected ? ' (ejected)' : ''}`),
+    updateVia: body.nginx.update_via,
+    modeReason: body.nginx.reason,
+  };
 }
 
 /** Until every reload begun so far has replaced its workers (worker_processes auto: one per CPU). */

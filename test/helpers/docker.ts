@@ -192,9 +192,14 @@ export function isGone(id: string, client: Dockerode = docker): Promise<boolean>
     );
 }
 
-/** The last `tail` lines a container wrote to stdout and stderr, as text (for error messages). */
-export async function containerLogs(container: Dockerode.Container, tail = 20): Promise<string> {
-  const buf = await container.logs({ stdout: true, stderr: true, tail }).catch(() => null);
+/**
+ * The last `tail` lines (or all) a container wrote to stdout and stderr, or to the one `stream`
+ * given, as text (for error messages, and e.g. nginx's `error_log stderr`).
+ */
+export async function containerLogs(container: Dockerode.Container, tail: number | 'all' = 20, stream?: 'stdout' | 'stderr'): Promise<string> {
+  const buf = await container
+    .logs({ stdout: stream !== 'stderr', stderr: stream !== 'stdout', ...(tail === 'all' ? {} : { tail }) })
+    .catch(() => null);
   if (!buf) return '(no logs)';
   // Without a TTY each chunk has an 8-byte header: stream type, 3 zero bytes, length (BE).
   let text = '';

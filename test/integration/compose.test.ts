@@ -1,17 +1,25 @@
 /**
  * The compose stack of docker-compose.yml, brought up for real with docker-compose.ci.yml (host
- * networking on 127.0.0.1, no bridge here) and the local stand-ins of the images it names:
- * requests through nginx reach every replica; a replica whose health check fails is ejected and
- * traffic goes around it; healed, it is routed to again; one that exits is recreated by the
- * sidecar's recovery. Reports start-to-first-routed-request.
+ * networking on 127.0.0.1, no bridge here) and the local stand-ins of the images it names (nginx
+ * 1.30: Debian sid's nginx, test/helpers/nginx-current.ts): the sidecar tells nginx in DNS mode
+ * (update_via auto) and receives its access log; requests through nginx reach every replica; a
+ * replica whose health check fails is ejected and traffic goes around it, with no nginx reload;
+ * healed, it is routed to again, still without one; one that exits is recreated by the sidecar's
+ * recovery. Reports start-to-first-routed-request.
  */
 import { execFile } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { Resolver } from 'node:dns/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlApp, docker, requireDocker } from '../helpers/docker.js';
+import { parse } from 'yaml';
+import { containerLogs, controlApp, docker, requireDocker } from '../helpers/docker.js';
+import { ensureCurrentNginxImage } from '../helpers/nginx-current.js';
 import { httpGet } from '../helpers/nginx-instance.js';
-import { ensureNginxStandin, ensureNodeBaseImage, REPO_ROOT, run } from '../helpers/standin-images.js';
+import { ensureNodeBaseImage, REPO_ROOT, run } from '../helpers/standin-images.js';
 import { waitFor } from '../helpers/wait.js';
 
 const PROJECT = 'orchestry-ci';
@@ -21,6 +29,9 @@ const ADMIN = 'http://127.0.0.1:18180';
 const APP_PORTS = { 'app-1': 18101, 'app-2': 18102, 'app-3': 18103 } as const;
 const BROKEN = 'app-2';
 const BROKEN_ADDRESS = `127.0.0.1:${APP_PORTS[BROKEN]}`;
+/** The sidecar's DNS server and access-log receiver (examples/compose/sidecar.ci.yaml). */
+const DNS_PORT = 18153;
+const SYSLOG_PORT = 18154;
 
 /** `docker compose` (v2 plugin) when present, else Debian's docker-compose 1.29. */
 let compose: string[];
@@ -33,6 +44,8 @@ const composeRun = (...args: string[]) =>
 
 interface AppsBody {
   apps: Array<{ name: string; backends: Array<{ address: string; health: string; ejected: boolean }> }>;
+  nginx: { update_via: string; reason: string } | null;
+  passive: { listen: string; parsed: number } | null;
 }
 interface EventsBody {
   events: Array<{ seq: number; kind: string; backend: string | null; message: string; data: Record<string, unknown> }>;
@@ -50,6 +63,40 @@ async function spread(n: number): Promise<Record<string, number>> {
     counts[key] = (counts[key] ?? 0) + 1;
   }
   return counts;
+}
+
+/** The ports of the demo app's SRV answer from the sidecar's DNS server (what nginx resolves). */
+async function srvPorts(): Promise<number[]> {
+  const resolver = new Resolver({ timeout: 2000, tries: 1 });
+  resolver.setServers([`127.0.0.1:${DNS_PORT}`]);
+  const records = await resolver.resolveSrv('_http._tcp.demo.orchestry.internal');
+  return records.map((r) => r.port).sort((a, b) => a - b);
+}
+
+/** The stack's nginx container. */
+async function nginxContainer() {
+  const [info] = await docker.listContainers({ filters: { label: [`com.docker.compose.project=${PROJECT}`, 'orchestry.role=lb'] } });
+  if (!info) throw new Error('no running nginx container in the compose project');
+  return docker.getContainer(info.Id);
+}
+
+/** nginx's reloads so far (`reconfiguring` in its error log, which goes to stderr) and its worker pids. */
+async function nginxReloadsAndWorkers(): Promise<{ reloads: number; workers: string[] }> {
+  const container = await nginxContainer();
+  const errors = await containerLogs(container, 'all', 'stderr');
+  const top = await container.top();
+  const cmd = top.Titles.findIndex((t: string) => t === 'CMD' || t === 'COMMAND');
+  const pid = top.Titles.indexOf('PID');
+  const workers = top.Processes.filter((p: string[]) => p[cmd]?.includes('worker process')).map((p: string[]) => p[pid]!);
+  return { reloads: errors.match(/reconfiguring$/gm)?.length ?? 0, workers: workers.sort() };
+}
+
+/** The image docker-compose.yml names for `service`. */
+async function composeImage(service: string): Promise<string> {
+  const doc = parse(await readFile(join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { image?: string }> };
+  const image = doc.services[service]?.image;
+  if (!image) throw new Error(`docker-compose.yml names no image for ${service}`);
+  return image;
 }
 
 async function detectCompose(): Promise<string[]> {
@@ -79,17 +126,26 @@ async function waitForForeignAppContainers(): Promise<void> {
   );
 }
 
-/** Throws, naming them, when ports the stack needs are taken (nginx would fail to start). */
-async function requirePortsFree(ports: number[]): Promise<void> {
-  const taken: number[] = [];
-  for (const port of ports) {
-    const free = await new Promise<boolean>((resolve) => {
+/**
+ * Throws, naming them, when ports the stack needs are taken (nginx would fail to start, the
+ * sidecar's DNS server or access-log receiver would not listen).
+ */
+async function requirePortsFree(tcp: number[], udp: number[]): Promise<void> {
+  const taken: string[] = [];
+  const tcpFree = (port: number) =>
+    new Promise<boolean>((resolve) => {
       const server = createServer();
       server.once('error', () => resolve(false));
       server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-    if (!free) taken.push(port);
-  }
+  const udpFree = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const socket = createSocket('udp4');
+      socket.once('error', () => resolve(false));
+      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+    });
+  for (const port of tcp) if (!(await tcpFree(port))) taken.push(`${port}/tcp`);
+  for (const port of udp) if (!(await udpFree(port))) taken.push(`${port}/udp`);
   if (taken.length > 0) throw new Error(`ports the CI stack needs are in use on 127.0.0.1: ${taken.join(', ')}`);
 }
 
@@ -98,14 +154,19 @@ beforeAll(async () => {
   compose = await detectCompose();
   const base = await ensureNodeBaseImage();
   if (base.built) console.log(`node:24-bookworm-slim stand-in built in ${base.seconds.toFixed(0)} s`);
-  await ensureNginxStandin();
+  // nginx >= 1.27.3 under the name docker-compose.yml gives it, so the sidecar picks DNS mode.
+  const { standin } = await ensureCurrentNginxImage();
+  const named = await composeImage('nginx');
+  if (named !== standin) {
+    throw new Error(`docker-compose.yml runs ${named}, but the nginx >= 1.27.3 stand-in here is ${standin}: name that version there`);
+  }
   await composeRun('down', '-v', '--remove-orphans'); // what a crashed run left behind
   const buildStarted = Date.now();
   // v1's classic builder keeps the container of a failed step unless told otherwise.
   await composeRun('build', ...(compose[0] === 'docker-compose' ? ['--force-rm'] : []));
   console.log(`compose build (sidecar + demo app, cached layers reused): ${((Date.now() - buildStarted) / 1000).toFixed(1)} s`);
   await waitForForeignAppContainers();
-  await requirePortsFree([NGINX_PORT, 18180, ...Object.values(APP_PORTS)]);
+  await requirePortsFree([NGINX_PORT, 18180, DNS_PORT, ...Object.values(APP_PORTS)], [DNS_PORT, SYSLOG_PORT]);
 
   const started = Date.now();
   await composeRun('up', '-d');
@@ -142,6 +203,14 @@ afterAll(async () => {
 }, 120_000);
 
 describe('docker compose stack (docker-compose.yml + docker-compose.ci.yml)', () => {
+  it("runs the documented sidecar.yaml, but for the DNS server's and access-log receiver's addresses", async () => {
+    type Config = { nginx: Record<string, unknown>; passive?: unknown } & Record<string, unknown>;
+    const read = async (file: string) => parse(await readFile(join(REPO_ROOT, 'examples', 'compose', file), 'utf8')) as Config;
+    const [documented, ci] = await Promise.all([read('sidecar.yaml'), read('sidecar.ci.yaml')]);
+    const withoutAddresses = ({ passive: _passive, nginx: { dns_listen: _listen, ...nginx }, ...rest }: Config) => ({ ...rest, nginx });
+    expect(withoutAddresses(ci)).toEqual(withoutAddresses(documented));
+  });
+
   it('spreads requests through nginx over all three replicas', async () => {
     await waitFor(async () => (await demoBackends()).length === 3, { what: 'three demo backends discovered' });
     const counts = await spread(30);
@@ -150,7 +219,24 @@ describe('docker compose stack (docker-compose.yml + docker-compose.ci.yml)', ()
     for (const n of Object.values(counts)) expect(n).toBeGreaterThanOrEqual(5);
   });
 
-  it('ejects a replica whose health check fails and routes every request around it', async () => {
+  it('tells nginx 1.30 by DNS: a zone upstream resolved from the sidecar, and nginx sends it its access log', async () => {
+    const body = await api<AppsBody>('/api/v1/apps');
+    expect(body.nginx?.update_via, body.nginx?.reason).toBe('dns');
+    const upstreams = await composeRun('exec', '-T', 'sidecar', 'cat', '/shared/conf.d/orchestry-upstreams.conf');
+    expect(upstreams).toContain(`resolver 127.0.0.1:${DNS_PORT}`);
+    expect(upstreams).toMatch(/server orchestry\.internal service=_http\._tcp\.demo resolve/);
+    expect(await srvPorts()).toEqual(Object.values(APP_PORTS));
+
+    const parsedBefore = body.passive?.parsed ?? 0;
+    await spread(10);
+    await waitFor(async () => ((await api<AppsBody>('/api/v1/apps')).passive?.parsed ?? 0) >= parsedBefore + 10, {
+      what: "nginx's access log lines of those 10 requests to reach the sidecar",
+    });
+  });
+
+  it('ejects a replica whose health check fails and routes every request around it, without reloading nginx', async () => {
+    const before = await nginxReloadsAndWorkers();
+    expect(before.workers.length).toBeGreaterThan(0);
     const res = await controlApp(APP_PORTS[BROKEN], 'fail');
     expect(res.body.trim()).toBe(`${BROKEN}: health: fail`);
 
@@ -158,19 +244,9 @@ describe('docker compose stack (docker-compose.yml + docker-compose.ci.yml)', ()
       what: `${BROKEN} to be ejected`,
       timeoutMs: 20_000,
     });
-    // The generated file marks it down, and nginx was reloaded after the ejection.
-    const events = (await api<EventsBody>('/api/v1/events?limit=1000')).events;
-    const ejection = events.filter((e) => e.kind === 'transition' && e.backend?.endsWith(BROKEN_ADDRESS)).at(-1);
-    expect(ejection).toBeDefined();
-    await waitFor(
-      async () =>
-        (await api<EventsBody>(`/api/v1/events?kind=nginx&after=${ejection!.seq}`)).events.some(
-          (e) => e.data.result === 'applied',
-        ),
-      { what: 'nginx reloaded after the ejection' },
-    );
-    const upstreams = await composeRun('exec', '-T', 'sidecar', 'cat', '/shared/conf.d/orchestry-upstreams.conf');
-    expect(upstreams).toMatch(new RegExp(`server ${BROKEN_ADDRESS}[^;]* down;`));
+    // The DNS answer leaves it out, and nginx follows it at its next query (TTL 0: within ~1 s).
+    await waitFor(async () => !(await srvPorts()).includes(APP_PORTS[BROKEN]), { what: `the SRV answer to leave ${BROKEN} out` });
+    await waitFor(async () => (await spread(12))[BROKEN] === undefined, { what: `nginx to stop sending requests to ${BROKEN}` });
 
     const counts = await spread(30);
     expect(counts[BROKEN]).toBeUndefined();
@@ -178,9 +254,12 @@ describe('docker compose stack (docker-compose.yml + docker-compose.ci.yml)', ()
     // Still ejected after those requests: recovery did not restart it in between (the startup
     // grace of examples/compose/sidecar.yaml holds restarts back for a minute).
     expect((await backendOf(BROKEN_ADDRESS))?.ejected).toBe(true);
+    // No reload: the same workers, and no `reconfiguring` in nginx's error log.
+    expect(await nginxReloadsAndWorkers()).toEqual(before);
   });
 
-  it('routes to the replica again once it is healthy', async () => {
+  it('routes to the replica again once it is healthy, without reloading nginx', async () => {
+    const before = await nginxReloadsAndWorkers();
     await controlApp(APP_PORTS[BROKEN], 'heal');
     await waitFor(async () => (await backendOf(BROKEN_ADDRESS))?.ejected === false, {
       what: `${BROKEN} to be routed again`,
@@ -194,6 +273,7 @@ describe('docker compose stack (docker-compose.yml + docker-compose.ci.yml)', ()
       { what: `requests to reach ${BROKEN} again`, timeoutMs: 10_000 },
     );
     expect(Object.keys(counts).sort()).toEqual(['app-1', 'app-2', 'app-3']);
+    expect(await nginxReloadsAndWorkers()).toEqual(before);
   });
 
   it('heals a replica that exits: recovery recreates its container and it is routed again', async () => {
