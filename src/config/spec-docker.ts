@@ -1,5 +1,5 @@
 /** `docker`: discovery of backends from labelled containers, and the Engine connection. */
-import { fsPath, hostProblem } from './allowlists.js';
+import { fsPath, hostProblem, targetProblem } from './allowlists.js';
 import { MAX_SECONDS, bool, duration, nullable, oneOf, readSection, show, str, type Report, type Section } from './check.js';
 import { ADDRESS_MODES, DEFAULT_DOCKER } from './defaults.js';
 import type { DockerConfig } from './types.js';
@@ -23,7 +23,7 @@ export const DOCKER: Section<DockerConfig> = {
 /** `docker`, with its host address and backoff order checked. */
 export function parseDocker(value: unknown, report: Report): DockerConfig {
   const docker = readSection(value, 'docker', DOCKER, report);
-  const problem = hostProblem(docker.host_address);
+  const problem = hostProblem(docker.host_address) ?? targetProblem(docker.host_address.toLowerCase());
   if (problem) report('docker.host_address', `${problem} (got ${show(docker.host_address)})`);
   if (docker.reconnect_max_seconds < docker.reconnect_min_seconds) {
     report(
