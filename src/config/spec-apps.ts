@@ -82,6 +82,7 @@ export const APP_DOCKER: Section<AppDockerOptions> = {
     port_range: { check: nullable(portRange), meaning: 'Host networking: ports scale_out may give new replicas, e.g. "20000-20099".' },
     port_env: { check: envName, meaning: 'Environment variable that tells a new replica its port.' },
     max_replicas: { check: nullable(num({ int: true, min: 1, max: 1000 })), meaning: 'scale_out ceiling for this app; null = recovery.max_replicas.' },
+    accept_containers: { check: bool, meaning: 'Containers labelled orchestry.app=<this app> join it as backends; off: such containers are refused (an app only labels define always accepts them).' },
   },
 };
 

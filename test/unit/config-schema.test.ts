@@ -82,7 +82,7 @@ describe('defaults', () => {
         {
           name: 'web',
           backends: [{ host: '127.0.0.1', port: 8001, weight: 1, backup: false }],
-          docker: { address_mode: null, port_range: null, port_env: 'PORT', max_replicas: null },
+          docker: { address_mode: null, port_range: null, port_env: 'PORT', max_replicas: null, accept_containers: false },
           recovery: { dependencies: [], clear_cache: null },
           health: DEFAULT_HEALTH,
           upstream: { ejected: 'down', keepalive: 32, balance: 'round_robin', backup_app: null, max_fails: 1, fail_timeout_seconds: 1 },
@@ -97,6 +97,8 @@ describe('defaults', () => {
         startup_grace_seconds: 60,
         reconnect_min_seconds: 0.5,
         reconnect_max_seconds: 30,
+        constraints: [],
+        forbidden_ports: [80, 443],
       },
       recovery: DEFAULT_RECOVERY,
       store: {

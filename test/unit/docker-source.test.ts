@@ -19,7 +19,7 @@ const T0 = Date.parse('2026-11-28T07:00:00Z');
 
 function config(docker: Record<string, unknown> = {}): SidecarConfig {
   const result = parseConfig({
-    apps: { web: {} },
+    apps: { web: { docker: { accept_containers: true } } },
     docker: { address_mode: 'host', reconnect_min_seconds: 0.5, reconnect_max_seconds: 4, startup_grace_seconds: 60, ...docker },
   });
   if (!result.ok) throw new Error(JSON.stringify(result.issues));
