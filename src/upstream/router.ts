@@ -1,6 +1,7 @@
 /**
  * The routing stage: decides what nginx should route to (buildDesiredSet over discovery's apps,
- * the registry's backend views and recovery's traffic holds), publishes the decision and the
+ * the registry's backend views and recovery's traffic holds), keeps an app nginx would refuse
+ * at its last good upstream so the others go on (settle.ts), publishes the decision and the
  * panic/failover edges it brings, and hands it to nginx. Recomputed after discovery changes, after
  * a burst of transitions, and when recovery changes its holds.
  */
@@ -11,7 +12,11 @@ import type { SidecarBus } from '../events/sidecar-events.js';
 import type { HealthRegistry } from '../health/registry.js';
 import { diffConditions, NO_CONDITIONS, type Conditions } from './conditions.js';
 import { buildDesiredSet, type DesiredSetOptions } from './desired.js';
-import type { DesiredSet } from './types.js';
+import { createSettler, type HeldApp } from './settle.js';
+import type { DesiredSet, DesiredUpstream } from './types.js';
+
+/** The store key of the last upstreams of the apps that accept containers (RouterOptions.onMemory). */
+export const ROUTING_MEMORY_KEY = 'routing:container-apps';
 
 /** How often the weights of readmitted backends are looked at while they ramp up. */
 const RAMP_STEP_MS = 1000;
@@ -31,6 +36,14 @@ export interface RouterOptions {
    * backend is draining (its container is being stopped: no coalescing wait).
    */
   onDesired(set: DesiredSet, urgent: boolean): void;
+  /**
+   * The last upstreams of the apps that accept containers, as saved by `onMemory` before a
+   * restart: while Docker has not answered, they stand in for those apps (and bring back the
+   * apps only labels define), so the apps that need no container are written at once.
+   */
+  restored?: ReadonlyMap<string, DesiredUpstream>;
+  /** Called with the last upstreams of the apps that accept containers whenever they change. */
+  onMemory?(upstreams: Record<string, DesiredUpstream>): void;
 }
 
 export interface Router {
@@ -42,6 +55,8 @@ export interface Router {
   schedule(): void;
   apps(): readonly AppConfig[];
   conditions(): Conditions;
+  /** Apps held at their last good upstream now, each with its reason. */
+  held(): readonly HeldApp[];
   stop(): void;
 }
 
@@ -49,6 +64,11 @@ export function createRouter(opts: RouterOptions): Router {
   const { bus, registry } = opts;
   let apps: AppConfig[] = [];
   let awaiting: readonly string[] = [];
+  const settler = createSettler({
+    restored: opts.restored ?? new Map(),
+    onHeld: (held) => bus.emit('held', { apps: held, at: opts.clock.now() }),
+    ...(opts.onMemory ? { onMemory: opts.onMemory } : {}),
+  });
   let draining = false;
   let conditions: Conditions = NO_CONDITIONS;
   let scheduled = false;
@@ -69,6 +89,9 @@ export function createRouter(opts: RouterOptions): Router {
       }, RAMP_STEP_MS);
       rampTimer.unref?.();
     }
+    // Until every required source has answered once, the backends it may add are unknown:
+    // writing what is known would replace a good file with one that lacks them (502s).
+    const settled = settler.settle(set, apps, awaiting.length > 0);
     const diff = diffConditions(conditions, { panics, failovers }, apps.map((a) => a.name));
     conditions = diff.conditions;
     const at = opts.clock.now();
@@ -77,9 +100,7 @@ export function createRouter(opts: RouterOptions): Router {
       bus.emit('condition', { ...edge, at, backupApp });
     }
     bus.emit('routing', { set, views, panics });
-    // Until every required source has answered once, its backends are unknown: writing now would
-    // replace a good file with one that lacks them (502s). nginx keeps its file as it is.
-    if (awaiting.length === 0) opts.onDesired(set, draining);
+    if (settled) opts.onDesired(settled, draining);
   };
 
   // A probe result can bring two transitions (health and breaker) and a tick many results: one
@@ -105,6 +126,7 @@ export function createRouter(opts: RouterOptions): Router {
     schedule,
     apps: () => apps,
     conditions: () => conditions,
+    held: () => settler.held(),
     stop() {
       if (rampTimer) opts.clock.clearTimeout(rampTimer);
       rampTimer = null;
