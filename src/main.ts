@@ -30,7 +30,9 @@ import { createRecoveryController } from './recovery/controller.js';
 import { createStatePersister } from './store/persister.js';
 import { createSqliteStore } from './store/sqlite-store.js';
 import { subscribeStore } from './store/subscriber.js';
-import { createRouter } from './upstream/router.js';
+import { createRouter, ROUTING_MEMORY_KEY } from './upstream/router.js';
+import { restoreUpstreams } from './upstream/settle.js';
+import { ownListeningPorts } from './discovery/own-ports.js';
 import { VERSION } from './version.js';
 
 export interface SidecarOptions {
@@ -81,7 +83,10 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
   const docker = config.docker.enabled || config.nginx.mode === 'docker' ? new Dockerode({ socketPath: config.docker.socket_path }) : undefined;
   const discoveryDocker = config.docker.enabled ? docker : undefined;
   const nginx = createNginxSync({ clock, bus, nginx: config.nginx, docker });
-  const router = createRouter({ clock, bus, registry, holds: () => recovery.holds(), slowStart: () => nginx.liveUpdates(), leaveToNginx: () => current().nginx.leave_to_nginx, onDesired: (set, urgent) => nginx.update(set, urgent) });
+  // The last upstreams of apps made of containers stand in for them until Docker answers.
+  const memory = restoreUpstreams(restored.states.get(ROUTING_MEMORY_KEY));
+  const router = createRouter({ clock, bus, registry, holds: () => recovery.holds(), slowStart: () => nginx.liveUpdates(), leaveToNginx: () => current().nginx.leave_to_nginx, onDesired: (set, urgent) => nginx.update(set, urgent),
+    restored: memory, onMemory: (upstreams) => store.saveState(ROUTING_MEMORY_KEY, JSON.stringify(upstreams)) });
   const recovery = createRecoveryController({
     clock, bus, logger: log, registry, config: current, docker, apps: () => router.apps(), restored: restored.planner,
     applyHolds: async () => {
@@ -90,17 +95,20 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
     },
   });
   const containerFailures = createContainerFailures({ clock, bus, registry, logger: log });
+  const passive = createPassiveMonitor({ clock, bus, registry, logger: log, config: () => current().passive });
+  const listening = { admin: null as number | null };
   return {
-    settings, clock, log, bus, registry, store, persister, restored, docker, nginx, router, recovery, containerFailures,
+    settings, clock, log, bus, registry, store, persister, restored, docker, nginx, router, recovery, containerFailures, passive, listening,
     metrics: createMetrics(),
     events: createEventLog(),
     alerting: createAlerting({ config: config.alerting, clock, logger: log, persistence: store }),
     health: createHealthMonitor({ clock, bus, registry, config, version: VERSION }),
-    passive: createPassiveMonitor({ clock, bus, registry, logger: log, config: () => current().passive }),
     resources: createResourceMonitor({ clock, bus, registry, logger: log, docker: discoveryDocker, config: current }),
     discovery: createDiscovery({
       clock, bus, logger: log, config: current, docker: discoveryDocker,
       onContainerEvent: (event, failures) => containerFailures.onContainerEvent(event, failures),
+      ownPorts: () => ownListeningPorts(current(), listening.admin, passive.address()),
+      knownApps: [...memory.keys()].filter((name) => !config.apps.some((a) => a.name === name)),
     }),
   };
 }
@@ -133,6 +141,7 @@ async function start(s: Stages): Promise<Sidecar> {
   // The admin address is the one start-up step that can fail on the host (address in use):
   // take it first, before anything probes or touches nginx.
   const address = await admin.start();
+  s.listening.admin = address.port;
   s.alerting.restore(s.restored.alerts);
   await s.nginx.start();
   await s.discovery.start();

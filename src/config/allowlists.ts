@@ -86,6 +86,26 @@ export function hostProblem(host: string): string | null {
 }
 
 /**
+ * Why `host` (lower-cased, IPv6 without brackets), a valid host, is still no address to connect
+ * to, or null: nginx reads `server unix:...` as a UNIX socket path (while the prober would
+ * connect to a host named unix), and the unspecified, broadcast and multicast addresses are
+ * places to listen or announce, not backends.
+ */
+export function targetProblem(host: string): string | null {
+  if (host === 'unix') return 'must not be "unix" (nginx reads "unix:" as a UNIX socket path)';
+  if (isIPv4(host)) {
+    const first = Number(host.slice(0, host.indexOf('.')));
+    if (first === 0) return 'must not be an address of 0.0.0.0/8 (an address to listen on, not to connect to)';
+    if (host === '255.255.255.255') return 'must not be the broadcast address';
+    if (first >= 224 && first <= 239) return 'must not be a multicast address';
+  } else if (isIPv6(host)) {
+    if (/^[0:]+$/.test(host)) return 'must not be the unspecified address :: (an address to listen on, not to connect to)';
+    if (host.startsWith('ff')) return 'must not be a multicast address';
+  }
+  return null;
+}
+
+/**
  * How `expected_body` is read: `/pattern/flags` is a regular expression, anything else a
  * substring. Returns a matcher, or an error text when the expression does not compile.
  */

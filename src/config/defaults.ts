@@ -131,6 +131,7 @@ export const DEFAULT_APP_DOCKER: AppDockerOptions = frozen({
   port_range: null,
   port_env: 'PORT',
   max_replicas: null,
+  accept_containers: false,
 });
 
 /** Defaults of an app's recovery options. */
@@ -248,6 +249,8 @@ export const DEFAULT_DOCKER: Readonly<DockerConfig> = frozen({
   startup_grace_seconds: 60,
   reconnect_min_seconds: 0.5,
   reconnect_max_seconds: 30,
+  constraints: [],
+  forbidden_ports: [80, 443],
 });
 
 /** Recovery's safety limits; `mode: dry-run` so that nothing acts until asked to. */

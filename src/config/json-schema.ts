@@ -14,9 +14,16 @@ export const JSON_SCHEMA_DRAFT = 'http://json-schema.org/draft-07/schema#';
 /** The JSON Schema of the configuration file. */
 export function configJsonSchema(): JsonSchema {
   const root = nodeSchema(CONFIG_TREE);
-  // The document itself must be a map: it holds the required `apps`.
-  return { $schema: JSON_SCHEMA_DRAFT, title: 'orchestry-sidecar configuration', ...root, type: 'object' };
+  // The document itself must be a map, with at least one app unless Docker discovery is on
+  // (apps from container labels only).
+  return { $schema: JSON_SCHEMA_DRAFT, title: 'orchestry-sidecar configuration', ...root, type: 'object', anyOf: APPS_OR_DOCKER };
 }
+
+/** `apps` with one app at least, or `docker.enabled: true`. */
+const APPS_OR_DOCKER: JsonSchema[] = [
+  { required: ['apps'], properties: { apps: { type: 'object', minProperties: 1 } } },
+  { required: ['docker'], properties: { docker: { type: 'object', required: ['enabled'], properties: { enabled: { enum: [true] } } } } },
+];
 
 function nodeSchema(node: ConfigNode): JsonSchema {
   switch (node.kind) {
@@ -24,11 +31,10 @@ function nodeSchema(node: ConfigNode): JsonSchema {
       return objectSchema(node);
     case 'named':
       return {
-        type: node.atLeastOne ? 'object' : ['object', 'null'],
+        type: ['object', 'null'],
         description: node.meaning,
         propertyNames: { pattern: node.names.source },
         additionalProperties: nodeSchema(node.value),
-        ...(node.atLeastOne ? { minProperties: 1 } : {}),
       };
     case 'list':
       return { type: ['array', 'null'], description: node.meaning, items: nodeSchema(node.item) };

@@ -33,8 +33,6 @@ export interface NamedNode {
   meaning: string;
   names: RegExp;
   value: ConfigNode;
-  /** `apps` must name at least one app and cannot be null. */
-  atLeastOne?: boolean;
 }
 
 /** A list of maps (alerting.routes). */
@@ -68,7 +66,6 @@ const HEALTH_MEANING = "Health check; each field set here replaces the same fiel
 export const CONFIG_TREE: ObjectNode & { children: Record<string, ConfigNode> } = {
   kind: 'object',
   meaning: 'orchestry-sidecar configuration.',
-  required: ['apps'],
   children: {
     defaults: {
       kind: 'object',
@@ -77,9 +74,8 @@ export const CONFIG_TREE: ObjectNode & { children: Record<string, ConfigNode> } 
     },
     apps: {
       kind: 'named',
-      meaning: 'App name (also its nginx upstream name) to app; at least one.',
+      meaning: 'App name (also its nginx upstream name) to app; at least one unless docker.enabled (apps from container labels only).',
       names: APP_NAME,
-      atLeastOne: true,
       value: {
         kind: 'object',
         meaning: 'One app: a group of interchangeable backends, one nginx upstream.',

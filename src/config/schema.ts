@@ -66,14 +66,18 @@ export function parseConfig(
   const defaults = readMap(top.defaults, 'defaults', ['health'], report) ?? {};
   const healthDefaults = parseHealthFields(defaults.health, 'defaults.health', report);
   const nginx = parseNginx(top.nginx, opts.baseDir, report);
-  const apps = parseApps(top.apps, healthDefaults, nginx, report, issues);
+  // Whether apps may be absent depends on docker.enabled; its issues still come after the apps'.
+  const dockerIssues = createIssues();
+  const docker = parseDocker(top.docker, dockerIssues.report);
+  const apps = parseApps(top.apps, healthDefaults, nginx, report, issues, docker.enabled);
+  issues.push(...dockerIssues.issues);
   // The order of these calls is the order of their issues.
   const config: SidecarConfig = {
     // The seed's health defaults under defaults.health: the base of apps that only Docker
     // labels define.
     defaults: { health: structuredClone({ ...DEFAULT_HEALTH, ...healthDefaults }) },
     apps,
-    docker: parseDocker(top.docker, report),
+    docker,
     recovery: parseRecovery(top.recovery, report),
     store: parseStore(top.store, opts.baseDir, report),
     alerting: parseAlerting(top.alerting, report),

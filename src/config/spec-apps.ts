@@ -12,6 +12,7 @@ import {
   parseAddress,
   portRange,
   probePath,
+  targetProblem,
 } from './allowlists.js';
 import {
   bool,
@@ -81,6 +82,7 @@ export const APP_DOCKER: Section<AppDockerOptions> = {
     port_range: { check: nullable(portRange), meaning: 'Host networking: ports scale_out may give new replicas, e.g. "20000-20099".' },
     port_env: { check: envName, meaning: 'Environment variable that tells a new replica its port.' },
     max_replicas: { check: nullable(num({ int: true, min: 1, max: 1000 })), meaning: 'scale_out ceiling for this app; null = recovery.max_replicas.' },
+    accept_containers: { check: bool, meaning: 'Containers labelled orchestry.app=<this app> join it as backends; off: such containers are refused (an app only labels define always accepts them).' },
   },
 };
 
@@ -170,6 +172,8 @@ const backendEntry = (defaultPort: number): Check<BackendConfig> => (value, path
   }
   const parsed = parseAddress(address);
   if (typeof parsed === 'string') return report(addressPath, `${parsed} (got ${show(address)})`);
+  const target = targetProblem(parsed.host);
+  if (target) return report(addressPath, `host ${target} (got ${show(address)})`);
   if (parsed.port === 0) {
     return report(addressPath, `must have a port between 1 and 65535 (got ${show(address)})`);
   }
@@ -276,8 +280,9 @@ function parseApp(
 }
 
 /**
- * `apps`: required, at least one. Each app's health is the seed defaults, then
- * `defaults.health`, then its own; `issues` so far tell which of those fields were invalid.
+ * `apps`: at least one, unless `labelsOnly` (docker.enabled: apps can come from container labels
+ * alone, the usual setup beside Traefik or nginx-proxy). Each app's health is the seed defaults,
+ * then `defaults.health`, then its own; `issues` so far tell which of those fields were invalid.
  */
 export function parseApps(
   value: unknown,
@@ -285,14 +290,16 @@ export function parseApps(
   nginx: NginxConfig,
   report: Report,
   issues: readonly FieldIssue[],
+  labelsOnly = false,
 ): AppConfig[] {
   const apps: AppConfig[] = [];
+  const orLabels = '(or docker.enabled: true, for apps from container labels only)';
   if (value === undefined || value === null) {
-    report('apps', 'is required');
+    if (!labelsOnly) report('apps', `is required ${orLabels}`);
   } else if (!isMap(value)) {
     report('apps', `must be a map of app name to app (got ${show(value)})`);
   } else if (Object.keys(value).length === 0) {
-    report('apps', 'must define at least one app');
+    if (!labelsOnly) report('apps', `must define at least one app ${orLabels}`);
   } else {
     for (const [name, body] of Object.entries(value)) {
       const path = join('apps', name);

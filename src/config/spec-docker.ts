@@ -1,8 +1,23 @@
 /** `docker`: discovery of backends from labelled containers, and the Engine connection. */
-import { fsPath, hostProblem } from './allowlists.js';
-import { MAX_SECONDS, bool, duration, nullable, oneOf, readSection, show, str, type Report, type Section } from './check.js';
+import { fsPath, hostProblem, targetProblem } from './allowlists.js';
+import { MAX_SECONDS, bool, duration, listOf, nullable, num, oneOf, readSection, show, str, withSchema, type Check, type Report, type Section } from './check.js';
 import { ADDRESS_MODES, DEFAULT_DOCKER } from './defaults.js';
 import type { DockerConfig } from './types.js';
+
+/** A label key as Docker filters take it (no `=`, no spaces or control characters). */
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$/;
+
+/** `key=value` or `key`: a label a container must carry (with that value) to be discovered. */
+export const labelConstraint: Check<string> = withSchema((value, path, report) => {
+  if (typeof value !== 'string') return report(path, `must be a string (got ${show(value)})`);
+  const eq = value.indexOf('=');
+  const key = eq < 0 ? value : value.slice(0, eq);
+  const text = eq < 0 ? '' : value.slice(eq + 1);
+  if (!LABEL_KEY.test(key) || /[\u0000-\u001f\u007f-\u009f]/.test(text) || text.length > 1024) {
+    return report(path, `must be a label "key=value" or "key" (letters, digits, ".", "_", "/", "-" in the key; no control characters) (got ${show(value)})`);
+  }
+  return value;
+}, { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}(=.*)?$' });
 
 /** `docker`'s keys. */
 export const DOCKER: Section<DockerConfig> = {
@@ -17,13 +32,15 @@ export const DOCKER: Section<DockerConfig> = {
     startup_grace_seconds: { check: duration({ min: 0, max: MAX_SECONDS }), meaning: 'A container not healthy this long after it started is application_startup_failed.' },
     reconnect_min_seconds: { check: duration({ above: 0, max: 3600 }), meaning: 'Event-stream reconnect backoff: first wait.' },
     reconnect_max_seconds: { check: duration({ above: 0, max: 3600 }), meaning: 'Event-stream reconnect backoff: longest wait.' },
+    constraints: { check: listOf(labelConstraint), meaning: 'Only containers with every one of these labels ("key=value" or "key"), e.g. com.docker.compose.project=shop: several sidecars can share one Engine.' },
+    forbidden_ports: { check: listOf(num({ int: true, min: 1, max: 65535 })), meaning: "Ports no container in address mode host is routed to: nginx's own listening ports. The sidecar's own (admin, DNS, passive) are refused anyway." },
   },
 };
 
 /** `docker`, with its host address and backoff order checked. */
 export function parseDocker(value: unknown, report: Report): DockerConfig {
   const docker = readSection(value, 'docker', DOCKER, report);
-  const problem = hostProblem(docker.host_address);
+  const problem = hostProblem(docker.host_address) ?? targetProblem(docker.host_address.toLowerCase());
   if (problem) report('docker.host_address', `${problem} (got ${show(docker.host_address)})`);
   if (docker.reconnect_max_seconds < docker.reconnect_min_seconds) {
     report(

@@ -93,6 +93,12 @@ export interface AppDockerOptions {
   port_env: string;
   /** scale_out never goes above this many replicas; null = recovery.max_replicas. */
   max_replicas: number | null;
+  /**
+   * Whether containers labelled `orchestry.app=<this app>` become its backends. Off for a YAML
+   * app unless the YAML says so (a label must not be able to join an app it was not invited
+   * to); always on for an app only labels define.
+   */
+  accept_containers: boolean;
 }
 
 /** An HTTP call the app declares for the clear_cache recovery strategy, sent to the backend itself. */
@@ -295,6 +301,17 @@ export interface DockerConfig {
   /** Event stream reconnect backoff, doubling from min to max. */
   reconnect_min_seconds: number;
   reconnect_max_seconds: number;
+  /**
+   * Only containers with every one of these labels are discovered: `key=value`, or `key` for
+   * the label with any value (e.g. `com.docker.compose.project=shop`), so several sidecars can
+   * share one Engine. [] = every container labelled orchestry.enable=true.
+   */
+  constraints: string[];
+  /**
+   * Ports no container on host networking (address mode host) may be routed to, besides the
+   * sidecar's own listening ports, which are always refused: nginx's own listening ports.
+   */
+  forbidden_ports: number[];
 }
 
 /** Recovery through the Docker Engine: the seed's RecoveryManager with safety limits. */

@@ -25,6 +25,10 @@ export interface DiscoveryOptions {
   docker: Dockerode | undefined;
   /** Docker's own failure signals, after the resync that followed them. */
   onContainerEvent(event: ContainerEvent, failures: ContainerFailure[]): void;
+  /** The sidecar's own listening ports, each with what listens there (see DockerSourceOptions). */
+  ownPorts?: () => ReadonlyMap<number, string>;
+  /** Apps only labels define, seen before this start (see DockerSourceOptions). */
+  knownApps?: readonly string[];
 }
 
 export interface Discovery {
@@ -53,6 +57,8 @@ export function createDiscovery(opts: DiscoveryOptions): Discovery {
         logger: opts.logger,
         onStatus: (status) => bus.emit('docker', status),
         onContainerEvent: opts.onContainerEvent,
+        ...(opts.ownPorts ? { ownPorts: opts.ownPorts } : {}),
+        ...(opts.knownApps ? { knownApps: opts.knownApps } : {}),
       })
     : null;
   // The YAML wins a name or address both report. Docker is awaited: before its first list the

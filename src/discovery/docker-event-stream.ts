@@ -4,6 +4,7 @@
  * container drains that backend at once, before the resync.
  */
 import { isTerminatingSignal, parseDockerEvent } from './docker-events.js';
+import { matchesConstraints } from './docker-labels.js';
 import { emitSnapshot, scheduleResync } from './docker-resync.js';
 import type { DockerSourceContext, EventStream } from './docker-source.js';
 
@@ -34,7 +35,9 @@ function onLine(ctx: DockerSourceContext, line: string, gen: number): void {
     return;
   }
   const event = parseDockerEvent(raw);
-  if (!event) return;
+  // Containers outside docker.constraints belong to another sidecar sharing the Engine.
+  const labels = (raw as { Actor?: { Attributes?: Record<string, string> } }).Actor?.Attributes ?? {};
+  if (!event || !matchesConstraints(labels, ctx.opts.config().docker.constraints)) return;
   const stopping =
     event.action === 'stop' ||
     event.action === 'pause' ||

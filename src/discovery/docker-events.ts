@@ -89,7 +89,10 @@ export interface ContainerTrack {
   restartCount: number;
   /** When each restart counted in the window was seen. */
   restarts: number[];
-  /** A graceful stop signal was sent since the last start: the next die is no failure. */
+  /**
+   * Someone asked the Engine to stop the container since its last start (docker stop, kill or
+   * rm -f: a kill event with a terminating signal, or a stop event): the next die is no failure.
+   */
   stopRequested: boolean;
   /** Docker reported an OOM kill since the last start. */
   oomSeen: boolean;
@@ -102,12 +105,18 @@ export interface ContainerTrack {
 export type DetectorState = ReadonlyMap<string, ContainerTrack>;
 
 /**
- * Signals `docker stop` sends first (SIGTERM by default; SIGINT and SIGQUIT are common stop
- * signals): after one of these, a die was asked for. SIGKILL alone is `docker kill`: a failure.
+ * Signals after which the container will be gone: `docker stop` sends SIGTERM (or its stop
+ * signal, commonly SIGINT or SIGQUIT) then SIGKILL, `docker kill` and `docker rm -f` SIGKILL.
+ * The Engine reports a `kill` event only for a signal someone sent through its API (a crash or
+ * the kernel's OOM killer sends none), so a die after one of these was asked for: drain, and
+ * let the container go without calling it a failure.
  */
-const STOP_SIGNALS: ReadonlySet<number> = new Set([constants.signals.SIGTERM, constants.signals.SIGINT, constants.signals.SIGQUIT]);
-/** Signals after which the container will be gone: drain it at once. */
-const TERMINATING_SIGNALS: ReadonlySet<number> = new Set([...STOP_SIGNALS, constants.signals.SIGKILL]);
+const TERMINATING_SIGNALS: ReadonlySet<number> = new Set([
+  constants.signals.SIGTERM,
+  constants.signals.SIGINT,
+  constants.signals.SIGQUIT,
+  constants.signals.SIGKILL,
+]);
 
 /** Whether a `kill` with this signal means the container is about to stop (HUP etc. do not). */
 export function isTerminatingSignal(signal: number | null): boolean {
@@ -155,8 +164,9 @@ export function parseDockerEvent(raw: unknown): Omit<ContainerEvent, 'container'
 
 /**
  * Folds one event into the detector state and returns the failures it reveals:
- * - container_stopped: a die without a graceful stop asked for (docker stop, restart, SIGTERM);
- *   `docker kill` (SIGKILL) and a process that exits by itself are failures, whatever the code.
+ * - container_stopped: a die nobody asked for: a process that exits by itself (whatever the
+ *   code) or is killed from outside the Engine. A stop asked through the Engine's API (docker
+ *   stop, kill, rm -f, restart: a terminating `kill` or a `stop` event first) is none.
  * - container_oom_killed: a die after Docker's `oom` event, or with OOMKilled set.
  * - container_restart_loop: RestartCount rose restartLoopThreshold times within the window
  *   (reported on each further rise while it stays there).
@@ -206,7 +216,7 @@ function foldAction(track: ContainerTrack, event: ContainerEvent, fail: Fail): v
   const { container } = event;
   switch (event.action) {
     case 'kill':
-      if (event.signal !== null && STOP_SIGNALS.has(event.signal)) track.stopRequested = true;
+      if (isTerminatingSignal(event.signal)) track.stopRequested = true;
       break;
     case 'stop':
       track.stopRequested = true;

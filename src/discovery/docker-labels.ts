@@ -1,29 +1,35 @@
 /**
  * Pure mapping from `docker inspect` output to backends: no I/O, so every label rule is tested
  * with plain JSON fixtures. Labels are untrusted input that ends up in nginx's config and in
- * probe requests: every value goes through the same checks as the YAML file, and a container
- * with any bad label is left out whole, with every problem named (label and value).
+ * probe requests: every value goes through the same checks as the YAML file (label-values.ts),
+ * and a container with any bad label is left out whole, with every problem named (label and
+ * value). Beyond single values, a container is refused when it would:
+ * - join an app the YAML defines without `apps.<name>.docker.accept_containers: true`;
+ * - name an app that differs from another only in case (nginx reads `WEB` and `web` as one
+ *   upstream, and refuses the whole file);
+ * - make an app of backup servers only (nginx refuses an upstream without a primary server);
+ * - be reached on host networking at a port the sidecar or nginx listens on (the sidecar's own
+ *   ports and `docker.forbidden_ports`), or at a port nobody named.
  */
-import { isIP } from 'node:net';
-import { appName, appNameProblem, containerNames, envName, portRange } from '../config/allowlists.js';
-import { bool, num, oneOf, show, type Check, type Report } from '../config/check.js';
-import { ADDRESS_MODES, DEFAULT_APP_DOCKER, DEFAULT_APP_RECOVERY, DEFAULT_HEALTH } from '../config/defaults.js';
-import { clearCacheCall, defaultApp } from '../config/spec-apps.js';
-import { parseHealthOverlay } from '../config/spec-health.js';
-import type {
-  AppConfig,
-  AppDockerOptions,
-  AppRecoveryOptions,
-  ClearCacheCall,
-  HealthCheckConfig,
-  SidecarConfig,
-} from '../config/types.js';
+import { show, type Report } from '../config/check.js';
+import { DEFAULT_APP_DOCKER, DEFAULT_APP_RECOVERY, DEFAULT_HEALTH } from '../config/defaults.js';
+import { defaultApp } from '../config/spec-apps.js';
+import type { AppConfig, AppDockerOptions, AppRecoveryOptions, HealthCheckConfig, SidecarConfig } from '../config/types.js';
 import { backendId, formatAddress, type Backend, type ContainerRef } from '../model.js';
+import {
+  containerRef,
+  exposedTcpPorts,
+  matchesConstraints,
+  networkAddress,
+  readHealth,
+  readLabels,
+  type ContainerLabels,
+} from './label-values.js';
+
+export { LABEL_PREFIX, matchesConstraints } from './label-values.js';
 
 /** Source name of snapshots built from Docker containers. */
 export const DOCKER_SOURCE_NAME = 'docker';
-/** Every label this module reads starts with it. */
-export const LABEL_PREFIX = 'orchestry.';
 /** Only containers with this label set to `true` are considered (also the list filter). */
 export const ENABLE_LABEL = 'orchestry.enable';
 
@@ -48,6 +54,8 @@ export interface InspectedContainer {
     /** The image as the container was created with it (a name, not only an id). */
     Image: string;
     Labels?: Record<string, string> | null;
+    /** `"8080/tcp": {}` per port the image or `--expose` declares. */
+    ExposedPorts?: Record<string, unknown> | null;
   };
   NetworkSettings: {
     Networks?: Record<string, { IPAddress: string; GlobalIPv6Address?: string }> | null;
@@ -62,6 +70,16 @@ export interface LabelContext {
    * define. Defaults to the seed defaults (DEFAULT_HEALTH).
    */
   defaultHealth?: HealthCheckConfig;
+  /**
+   * Ports the sidecar itself listens on, each with what listens there (`the admin API
+   * (admin.listen)`): no container on host networking is routed to them.
+   */
+  ownPorts?: ReadonlyMap<number, string>;
+  /**
+   * Apps only labels define that were seen before: one of them keeps its name against a new
+   * app that differs only in case.
+   */
+  knownApps?: readonly string[];
 }
 
 /** A container left out, with every problem of its labels. */
@@ -83,46 +101,29 @@ export interface LabelMapping {
   containers: Array<{ app: string; container: ContainerRef }>;
 }
 
-/** Labels outside `orchestry.health.*`, and what each one holds once valid. */
-interface ContainerLabels {
-  app: string;
-  port: number | null;
-  replica: number | null;
-  weight: number;
-  backup: boolean;
-  address_mode: 'network' | 'host' | null;
-  network: string | null;
-  port_env: string | null;
-  port_range: [number, number] | null;
-  max_replicas: number | null;
-  dependencies: string[] | null;
-  clear_cache: ClearCacheCall | null;
-  backup_app: string | null;
-}
-
 /** App-level settings from labels, for an app only labels define. */
-interface LabelAppOptions {
+export interface LabelAppOptions {
   docker: Partial<AppDockerOptions>;
   recovery: Partial<AppRecoveryOptions>;
   backup_app?: string;
 }
 
-const HEALTH_PREFIX = 'orchestry.health.';
-const HEALTH_FIELDS = Object.keys(DEFAULT_HEALTH) as (keyof HealthCheckConfig)[];
-/** The form compileExpectedBody reads as a regular expression. */
-const REGEX_FORM = /^\/(.+)\/([a-z]*)$/s;
-const DOCKER_NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-const DECIMAL = /^-?\d+(\.\d+)?$/;
-
-const networkName: Check<string> = (value, path, report) =>
-  typeof value === 'string' && DOCKER_NETWORK_NAME.test(value)
-    ? value
-    : report(path, `must be a Docker network name (got ${show(value)})`);
+/** One enabled container in scope, as its labels read. */
+interface Candidate {
+  c: InspectedContainer;
+  ref: ContainerRef;
+  labels: Record<string, string>;
+  parsed: ContainerLabels | undefined;
+  health: HealthCheckConfig | undefined;
+  errors: string[];
+  report: Report;
+}
 
 /**
  * Maps inspected containers to backends of the `docker` source. Containers without
- * `orchestry.enable=true` are ignored; ones with a bad label are rejected whole; ones not
- * running are not backends but are still listed in `containers`.
+ * `orchestry.enable=true`, or outside `docker.constraints`, are ignored; ones with a bad label
+ * or breaking a rule above are rejected whole; ones not running are not backends but are still
+ * listed in `containers`.
  */
 export function containersToBackends(
   containers: readonly InspectedContainer[],
@@ -131,66 +132,31 @@ export function containersToBackends(
   const { config } = ctx;
   const defaultHealth = ctx.defaultHealth ?? DEFAULT_HEALTH;
   const yamlApps = new Map(config.apps.map((a) => [a.name, a]));
+  // Code-unit order, not locale order: the same containers must map the same way everywhere.
+  const key = (c: InspectedContainer) => `${c.Name}\u0000${c.Id}`;
+  const sorted = [...containers].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  const candidates: Candidate[] = [];
+  for (const c of sorted) {
+    const labels = c.Config.Labels ?? {};
+    if (labels[ENABLE_LABEL] !== 'true' || !matchesConstraints(labels, config.docker.constraints)) continue;
+    candidates.push(readCandidate(c, labels, yamlApps, defaultHealth));
+  }
+  checkAppNames(candidates, yamlApps, ctx.knownApps ?? []);
+  checkBackupOnly(candidates, yamlApps);
+
   const out: LabelMapping = { backends: [], apps: [], rejected: [], containers: [] };
   const labelApps = new Map<string, LabelAppOptions>();
   /** backend id -> container name that claimed it first. */
   const claimed = new Map<string, string>();
-
-  // Code-unit order, not locale order: the same containers must map the same way everywhere.
-  const key = (c: InspectedContainer) => `${c.Name}\u0000${c.Id}`;
-  const sorted = [...containers].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
-  for (const c of sorted) {
-    const labels = c.Config.Labels ?? {};
-    if (labels[ENABLE_LABEL] !== 'true') continue;
-    const errors: string[] = [];
-    const report: Report = (label, message) => {
-      errors.push(`${label}: ${message}`);
-      return undefined;
-    };
-    const parsed = readLabels(labels, report);
-    const yamlApp = parsed ? yamlApps.get(parsed.app) : undefined;
-    const health = readHealth(labels, yamlApp?.health ?? defaultHealth, report);
-    const balance = yamlApp?.upstream.balance;
-    if (parsed?.backup && (balance === 'ip_hash' || balance === 'random')) {
-      report(
-        'orchestry.backup',
-        `cannot be used with balance ${balance} of app ${show(parsed.app)} (nginx rejects it) (got "true")`,
-      );
-    }
-    const ref = containerRef(c, labels, parsed?.replica ?? null);
+  for (const cand of candidates) {
+    const { parsed, health, errors, ref } = cand;
     let backend: Backend | undefined;
     // Only a running container has an address; a stopped one is still watched for failures.
     if (parsed && health && errors.length === 0 && ref.state === 'running') {
-      const mode = parsed.address_mode ?? yamlApp?.docker.address_mode ?? config.docker.address_mode;
-      const host =
-        mode === 'host' ? config.docker.host_address : networkAddress(c, parsed.network, config, report);
-      const port = parsed.port ?? health.port;
-      if (host !== undefined) {
-        const id = backendId(parsed.app, host, port);
-        const owner = claimed.get(id);
-        if (owner !== undefined) {
-          report(
-            'orchestry.port',
-            `address ${formatAddress(host, port)} of app ${show(parsed.app)} is already used by container ${show(owner)}`,
-          );
-        } else {
-          claimed.set(id, ref.name);
-          backend = {
-            id,
-            app: parsed.app,
-            host,
-            port,
-            weight: parsed.weight,
-            backup: parsed.backup,
-            health,
-            source: DOCKER_SOURCE_NAME,
-            container: ref,
-          };
-        }
-      }
+      backend = backendOf(cand, parsed, health, yamlApps.get(parsed.app), ctx, claimed);
     }
     if (errors.length > 0 || !parsed || !health) {
-      out.rejected.push({ containerId: c.Id, containerName: ref.name, errors });
+      out.rejected.push({ containerId: cand.c.Id, containerName: ref.name, errors });
       continue;
     }
     if (backend) out.backends.push(backend);
@@ -201,23 +167,175 @@ export function containersToBackends(
   return out;
 }
 
+/** One container's labels read and checked on their own (rules across containers come later). */
+function readCandidate(
+  c: InspectedContainer,
+  labels: Record<string, string>,
+  yamlApps: ReadonlyMap<string, AppConfig>,
+  defaultHealth: HealthCheckConfig,
+): Candidate {
+  const errors: string[] = [];
+  const report: Report = (label, message) => {
+    errors.push(`${label}: ${message}`);
+    return undefined;
+  };
+  const parsed = readLabels(labels, report);
+  const yamlApp = parsed ? yamlApps.get(parsed.app) : undefined;
+  if (parsed && yamlApp && !yamlApp.docker.accept_containers) {
+    report(
+      'orchestry.app',
+      `app ${show(parsed.app)} is defined in the YAML, which does not let containers join it ` +
+        `(set apps.${parsed.app}.docker.accept_containers: true) (got ${show(parsed.app)})`,
+    );
+  }
+  const health = readHealth(labels, yamlApp?.health ?? defaultHealth, report);
+  const balance = yamlApp?.upstream.balance;
+  if (parsed?.backup && (balance === 'ip_hash' || balance === 'random')) {
+    report(
+      'orchestry.backup',
+      `cannot be used with balance ${balance} of app ${show(parsed.app)} (nginx rejects it) (got "true")`,
+    );
+  }
+  return { c, ref: containerRef(c, labels, parsed?.replica ?? null), labels, parsed, health, errors, report };
+}
+
+/**
+ * nginx compares upstream names ignoring case: an app name that differs from another only in
+ * case would make nginx refuse the whole file ("duplicate upstream"). A YAML app keeps its name;
+ * among apps only labels define, one seen before (`known`) keeps it, else the first by container.
+ */
+function checkAppNames(candidates: Candidate[], yamlApps: ReadonlyMap<string, AppConfig>, known: readonly string[]): void {
+  const owner = new Map<string, string>();
+  for (const name of yamlApps.keys()) owner.set(name.toLowerCase(), name);
+  for (const name of known) if (!owner.has(name.toLowerCase())) owner.set(name.toLowerCase(), name);
+  for (const { parsed } of candidates) {
+    if (parsed && !owner.has(parsed.app.toLowerCase())) owner.set(parsed.app.toLowerCase(), parsed.app);
+  }
+  for (const { parsed, report } of candidates) {
+    const taken = parsed ? owner.get(parsed.app.toLowerCase()) : undefined;
+    if (parsed && taken !== undefined && taken !== parsed.app) {
+      report(
+        'orchestry.app',
+        `conflicts with app ${show(taken)}: nginx compares upstream names ignoring case (got ${show(parsed.app)})`,
+      );
+    }
+  }
+}
+
+/**
+ * An app whose every server would be a backup is refused by nginx ("no servers in upstream"):
+ * when an app has no primary static backend and none of its containers is a primary, its
+ * backup containers are refused.
+ */
+function checkBackupOnly(candidates: Candidate[], yamlApps: ReadonlyMap<string, AppConfig>): void {
+  const primaries = new Set<string>();
+  for (const app of yamlApps.values()) if (app.backends.some((b) => !b.backup)) primaries.add(app.name);
+  for (const { parsed, errors } of candidates) if (parsed && errors.length === 0 && !parsed.backup) primaries.add(parsed.app);
+  for (const { parsed, errors, report } of candidates) {
+    if (parsed?.backup && errors.length === 0 && !primaries.has(parsed.app)) {
+      report(
+        'orchestry.backup',
+        `every server of app ${show(parsed.app)} would be a backup; nginx needs at least one that is not (got "true")`,
+      );
+    }
+  }
+}
+
+/** The backend of a running candidate, or undefined after reporting why it has none. */
+function backendOf(
+  cand: Candidate,
+  parsed: ContainerLabels,
+  health: HealthCheckConfig,
+  yamlApp: AppConfig | undefined,
+  ctx: LabelContext,
+  claimed: Map<string, string>,
+): Backend | undefined {
+  const { config } = ctx;
+  const { c, report, ref } = cand;
+  const mode = parsed.address_mode ?? yamlApp?.docker.address_mode ?? config.docker.address_mode;
+  const host = mode === 'host' ? config.docker.host_address : networkAddress(c, parsed.network, config, report);
+  const port = mode === 'host' ? hostModePort(cand, parsed, health, ctx) : (parsed.port ?? health.port);
+  if (host === undefined || port === undefined) return undefined;
+  const id = backendId(parsed.app, host, port);
+  const owner = claimed.get(id);
+  if (owner !== undefined) {
+    report(
+      'orchestry.port',
+      `address ${formatAddress(host, port)} of app ${show(parsed.app)} is already used by container ${show(owner)}`,
+    );
+    return undefined;
+  }
+  claimed.set(id, ref.name);
+  return {
+    id,
+    app: parsed.app,
+    host,
+    port,
+    weight: parsed.weight,
+    backup: parsed.backup,
+    health,
+    source: DOCKER_SOURCE_NAME,
+    container: ref,
+  };
+}
+
+/**
+ * The port of a container on host networking: the one a label names, else the container's only
+ * exposed TCP port. Two containers there cannot share a port, so a default (health.port) would
+ * route to whatever happens to listen on it; a port the sidecar or nginx listens on would loop
+ * the app's traffic into them.
+ */
+function hostModePort(cand: Candidate, parsed: ContainerLabels, health: HealthCheckConfig, ctx: LabelContext): number | undefined {
+  const { labels, report } = cand;
+  let label = 'orchestry.port';
+  let port: number;
+  if (parsed.port !== null) {
+    port = parsed.port;
+  } else if (labels['orchestry.health.port'] !== undefined) {
+    label = 'orchestry.health.port';
+    port = health.port;
+  } else {
+    const exposed = exposedTcpPorts(cand.c);
+    if (exposed.length !== 1) {
+      const which = exposed.length === 0 ? 'exposes no port' : `exposes several ports (${exposed.join(', ')})`;
+      return report(label, `is required for a container on host networking (address mode host) unless it exposes exactly one TCP port; it ${which}`);
+    }
+    port = exposed[0] as number;
+  }
+  const own = ctx.ownPorts?.get(port);
+  const why = own ?? (ctx.config.docker.forbidden_ports.includes(port) ? "in docker.forbidden_ports (nginx's own listening ports)" : null);
+  if (why !== null) {
+    return report(label, `port ${port} is ${why}; no container on host networking is routed there (got "${port}")`);
+  }
+  return port;
+}
+
 /** The apps only labels define: defaults, with the app-level settings their labels gave. */
 function labelOnlyApps(
   labelApps: ReadonlyMap<string, LabelAppOptions>,
   config: SidecarConfig,
   defaultHealth: HealthCheckConfig,
 ): AppConfig[] {
-  return [...labelApps].map(([name, options]) => {
-    const app = defaultApp(
-      name,
-      config.nginx,
-      defaultHealth,
-      { ...DEFAULT_APP_DOCKER, ...options.docker },
-      { ...DEFAULT_APP_RECOVERY, ...options.recovery },
-    );
-    if (options.backup_app !== undefined) app.upstream.backup_app = options.backup_app;
-    return app;
-  });
+  return [...labelApps].map(([name, options]) => labelOnlyApp(name, config, defaultHealth, options));
+}
+
+/** An app only labels define (or one seen before and remembered), with its label settings. */
+export function labelOnlyApp(
+  name: string,
+  config: SidecarConfig,
+  defaultHealth: HealthCheckConfig,
+  options: LabelAppOptions = { docker: {}, recovery: {} },
+): AppConfig {
+  const app = defaultApp(
+    name,
+    config.nginx,
+    defaultHealth,
+    // Its containers are all it has.
+    { ...DEFAULT_APP_DOCKER, ...options.docker, accept_containers: true },
+    { ...DEFAULT_APP_RECOVERY, ...options.recovery },
+  );
+  if (options.backup_app !== undefined) app.upstream.backup_app = options.backup_app;
+  return app;
 }
 
 /**
@@ -250,182 +368,4 @@ function mergeAppOptions(apps: Map<string, LabelAppOptions>, parsed: ContainerLa
   }
   if (options.backup_app === undefined && parsed.backup_app !== null) options.backup_app = parsed.backup_app;
   apps.set(parsed.app, options);
-}
-
-/** Labels are strings; numbers and booleans are read the way the YAML would have typed them. */
-function typed(text: string, kind: 'number' | 'boolean'): unknown {
-  if (kind === 'number') return DECIMAL.test(text) ? Number(text) : text;
-  return text === 'true' ? true : text === 'false' ? false : text;
-}
-
-function readLabels(labels: Record<string, string>, report: Report): ContainerLabels | undefined {
-  let bad = false;
-  const wrapped: Report = (path, message) => {
-    bad = true;
-    return report(path, message);
-  };
-  const get = <T>(key: string, check: Check<T>, kind?: 'number' | 'boolean'): T | null => {
-    const label = `${LABEL_PREFIX}${key}`;
-    const text = labels[label];
-    if (text === undefined) return null;
-    return check(kind ? typed(text, kind) : text, label, wrapped) ?? null;
-  };
-  const appText = labels['orchestry.app'];
-  let app: string | null = null;
-  if (appText === undefined) {
-    wrapped('orchestry.app', 'is required');
-  } else {
-    const problem = appNameProblem(appText);
-    if (problem) wrapped('orchestry.app', problem);
-    else app = appText;
-  }
-  const parsed = {
-    port: get('port', num({ int: true, min: 1, max: 65535 }), 'number'),
-    replica: get('replica', num({ int: true, min: 0, max: 100_000 }), 'number'),
-    weight: get('weight', num({ int: true, min: 1, max: 1000 }), 'number') ?? 1,
-    backup: get('backup', bool, 'boolean') ?? false,
-    address_mode: get('address_mode', oneOf(ADDRESS_MODES)),
-    network: get('network', networkName),
-    port_env: get('port_env', envName),
-    port_range: get('port_range', portRange),
-    max_replicas: get('recovery.max_replicas', num({ int: true, min: 1, max: 1000 }), 'number'),
-    dependencies: get('recovery.dependencies', containerNames),
-    clear_cache: get('recovery.clear_cache', clearCacheCall),
-    backup_app: get('upstream.backup_app', appName),
-  };
-  if (app !== null && parsed.backup_app === app) {
-    wrapped('orchestry.upstream.backup_app', `must name another app (got ${show(app)})`);
-  }
-  return app !== null && !bad ? { app, ...parsed } : undefined;
-}
-
-/** `orchestry.health.*` layered over `base`, validated with the YAML's rules. */
-function readHealth(
-  labels: Record<string, string>,
-  base: HealthCheckConfig,
-  report: Report,
-): HealthCheckConfig | undefined {
-  const raw: Record<string, unknown> = {};
-  let bad = false;
-  const fail = (label: string, message: string) => {
-    bad = true;
-    report(label, message);
-  };
-  for (const [label, text] of Object.entries(labels)) {
-    if (!label.startsWith(HEALTH_PREFIX)) continue;
-    const key = label.slice(HEALTH_PREFIX.length);
-    if (!(HEALTH_FIELDS as string[]).includes(key)) {
-      fail(label, `unknown health label (known: ${HEALTH_FIELDS.join(', ')})`);
-      continue;
-    }
-    const value = healthValue(key as keyof HealthCheckConfig, text, label, fail);
-    if (value !== undefined) raw[key] = value;
-  }
-  const result = parseHealthOverlay(raw, 'orchestry.health', base);
-  if (!result.ok) {
-    for (const issue of result.issues) report(issue.path, issue.message);
-    return undefined;
-  }
-  return bad ? undefined : result.health;
-}
-
-/** One health label's text as the YAML type of its field; undefined after reporting. */
-function healthValue(
-  key: keyof HealthCheckConfig,
-  text: string,
-  label: string,
-  fail: (label: string, message: string) => void,
-): unknown {
-  const example = DEFAULT_HEALTH[key];
-  // A duration with a unit (`500ms`) is no decimal and stays text: the field's own check (the
-  // YAML's duration()) reads it, so labels and YAML accept the same forms.
-  if (typeof example === 'number') return typed(text, 'number');
-  if (typeof example === 'boolean') return typed(text, 'boolean');
-  if (Array.isArray(example)) {
-    // expected_status_codes=200,204
-    return text.split(',').map((part) => typed(part.trim(), 'number'));
-  }
-  if (key === 'headers') {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      fail(label, `must be a JSON object, e.g. {"X-Probe":"1"} (got ${show(text)})`);
-      return undefined;
-    }
-  }
-  if (key === 'expected_body' && REGEX_FORM.test(text)) {
-    // A label is written by whoever starts a container: a pathological pattern would let it
-    // hang the prober on catastrophic backtracking. Regular expressions come from the YAML only.
-    fail(label, `must be a plain substring; a /regex/ is accepted only in the YAML file (got ${show(text)})`);
-    return undefined;
-  }
-  return text;
-}
-
-/** The container's IP on the network its labels or the config name, or its only network. */
-function networkAddress(
-  c: InspectedContainer,
-  labelNetwork: string | null,
-  config: SidecarConfig,
-  report: Report,
-): string | undefined {
-  const networks = c.NetworkSettings.Networks ?? {};
-  const names = Object.keys(networks).sort();
-  const wanted = labelNetwork ?? config.docker.network;
-  const from = labelNetwork !== null ? 'orchestry.network' : 'docker.network';
-  let name: string;
-  if (wanted !== null) {
-    if (!Object.hasOwn(networks, wanted)) {
-      return report(
-        from,
-        `container is not attached to network ${show(wanted)} (attached: ${names.join(', ') || 'none'})`,
-      );
-    }
-    name = wanted;
-  } else if (names.length === 1) {
-    name = names[0] as string;
-  } else if (names.length === 0) {
-    return report(
-      'orchestry.address_mode',
-      'is network but the container is on no Docker network; use orchestry.address_mode=host for host networking',
-    );
-  } else {
-    return report(
-      'orchestry.network',
-      `is required when the container is on several networks (attached: ${names.join(', ')}), or set docker.network`,
-    );
-  }
-  const endpoint = networks[name];
-  const ip = endpoint?.IPAddress || endpoint?.GlobalIPv6Address || '';
-  if (isIP(ip) === 0) {
-    return report(
-      'orchestry.address_mode',
-      `is network but the container has no IP address on network ${show(name)}` +
-        (name === 'host' ? '; use orchestry.address_mode=host for host networking' : ''),
-    );
-  }
-  return ip;
-}
-
-function containerRef(
-  c: InspectedContainer,
-  labels: Record<string, string>,
-  replica: number | null,
-): ContainerRef {
-  const started = Date.parse(c.State.StartedAt);
-  const stopped = c.State.Status === 'exited' || c.State.Status === 'dead';
-  return {
-    id: c.Id,
-    name: c.Name.replace(/^\//, ''),
-    image: c.Config.Image,
-    replica,
-    state: c.State.Status,
-    dockerHealth: c.State.Health?.Status ?? null,
-    restartCount: c.RestartCount,
-    oomKilled: c.State.OOMKilled,
-    exitCode: stopped ? c.State.ExitCode : null,
-    // Docker's zero time (never started) parses to year 1.
-    startedAt: Number.isFinite(started) && started > 0 ? started : 0,
-    labels: { ...labels },
-  };
 }

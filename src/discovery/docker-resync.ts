@@ -6,13 +6,14 @@
  */
 import type Dockerode from 'dockerode';
 import type { Clock, TimerHandle } from '../clock.js';
-import type { SidecarConfig } from '../config/types.js';
+import type { AppConfig, HealthCheckConfig, SidecarConfig } from '../config/types.js';
 import type { ContainerRef, Snapshot } from '../model.js';
 import { detectContainerFailures, detectorConfig, forgetGone, nextStartupDeadline, type ContainerEvent } from './docker-events.js';
 import {
   DOCKER_SOURCE_NAME,
   ENABLE_LABEL,
   containersToBackends,
+  labelOnlyApp,
   snapshotWithDraining,
   type InspectedContainer,
   type RejectedContainer,
@@ -21,6 +22,11 @@ import type { DockerSourceContext } from './docker-source.js';
 
 /** How long a burst of events may keep arriving before one resync covers them all. */
 const COALESCE_MS = 75;
+/**
+ * Apps remembered without a container, at most: each costs a placeholder upstream, and a label
+ * can name any app, so the least recently seen are forgotten first beyond this.
+ */
+export const MAX_REMEMBERED_APPS = 1000;
 /** Only containers that opt in; the event stream is filtered the same way. */
 export const LABEL_FILTER = [`${ENABLE_LABEL}=true`];
 
@@ -52,7 +58,7 @@ export function emitSnapshot(ctx: DockerSourceContext): void {
   const snapshot: Snapshot = {
     source: DOCKER_SOURCE_NAME,
     backends: snapshotWithDraining(ctx.mapping.backends, new Set(ctx.draining.keys())),
-    apps: ctx.mapping.apps,
+    apps: ctx.apps,
   };
   // Rejections count as a change too: consumers read state() on each snapshot (the API, the
   // rejected-containers metric), and a rejected container changes no backend.
@@ -67,17 +73,21 @@ async function syncOnce(ctx: DockerSourceContext, gen: number): Promise<void> {
   ctx.pending = [];
   let containers: InspectedContainer[];
   try {
-    containers = await inspectAll(ctx.opts.docker);
+    containers = await inspectAll(ctx.opts.docker, ctx.opts.config().docker.constraints);
   } catch (err) {
     ctx.pending = batch.concat(ctx.pending);
     throw err;
   }
   if (!ctx.running || gen !== ctx.generation) return;
   const config = ctx.opts.config();
+  const defaultHealth = ctx.opts.defaultHealth?.() ?? config.defaults.health;
   ctx.mapping = containersToBackends(containers, {
     config,
-    ...(ctx.opts.defaultHealth ? { defaultHealth: ctx.opts.defaultHealth() } : {}),
+    defaultHealth,
+    knownApps: [...ctx.remembered.keys()].reverse(),
+    ...(ctx.opts.ownPorts ? { ownPorts: ctx.opts.ownPorts() } : {}),
   });
+  ctx.apps = rememberApps(ctx.remembered, ctx.mapping.apps, config, defaultHealth);
   logRejections(ctx, ctx.mapping.rejected);
   const refs = new Map(ctx.mapping.containers.map(({ container }) => [container.id, container]));
   for (const [id, startedAt] of ctx.draining) {
@@ -88,9 +98,41 @@ async function syncOnce(ctx: DockerSourceContext, gen: number): Promise<void> {
   detect(ctx, batch, refs, config);
 }
 
-/** Lists every labelled container (any state) and inspects each; gone ones are skipped. */
-async function inspectAll(docker: Dockerode): Promise<InspectedContainer[]> {
-  const list = await docker.listContainers({ all: true, filters: { label: LABEL_FILTER } });
+/**
+ * Records the label apps just seen in `remembered` (most recent last) and returns the apps of
+ * the snapshot: those, then every remembered one without a container now, as a placeholder,
+ * unless the YAML defines an app of that name in any case (the YAML's wins). Forgets the least
+ * recently seen beyond MAX_REMEMBERED_APPS.
+ */
+export function rememberApps(
+  remembered: Map<string, AppConfig | null>,
+  seen: readonly AppConfig[],
+  config: SidecarConfig,
+  defaultHealth: HealthCheckConfig,
+): AppConfig[] {
+  for (const app of seen) {
+    remembered.delete(app.name);
+    remembered.set(app.name, app);
+  }
+  for (const name of remembered.keys()) {
+    if (remembered.size <= MAX_REMEMBERED_APPS) break;
+    remembered.delete(name);
+  }
+  const taken = new Set([...config.apps, ...seen].map((a) => a.name.toLowerCase()));
+  const absent: AppConfig[] = [];
+  for (const [name, app] of remembered) {
+    if (taken.has(name.toLowerCase())) continue;
+    taken.add(name.toLowerCase());
+    // Its containers are gone: no backend, so its upstream renders the placeholder.
+    absent.push(app ?? labelOnlyApp(name, config, defaultHealth));
+  }
+  absent.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return [...seen, ...absent];
+}
+
+/** Lists every labelled container (any state) in scope and inspects each; gone ones are skipped. */
+async function inspectAll(docker: Dockerode, constraints: readonly string[]): Promise<InspectedContainer[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: [...LABEL_FILTER, ...constraints] } });
   const inspected = await Promise.all(
     list.map((c) =>
       docker

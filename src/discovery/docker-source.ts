@@ -38,6 +38,16 @@ export interface DockerSourceOptions {
   /** Called when the connection state (or its error) changes. */
   onStatus?(status: DockerStatus): void;
   /**
+   * Ports the sidecar listens on now (admin, DNS, passive), each with what listens there: no
+   * container on host networking is routed to them. Read on every resync.
+   */
+  ownPorts?: () => ReadonlyMap<number, string>;
+  /**
+   * Apps only labels define that were seen before this start (from the store): they are
+   * remembered as if seen in this run (see DockerSourceContext.remembered).
+   */
+  knownApps?: readonly string[];
+  /**
    * Every container event after the resync that followed it, with the failures it reveals;
    * also resync observations that reveal a failure (a restart count that rose, a startup
    * grace that ran out).
@@ -80,6 +90,8 @@ export interface DockerSourceContext {
   resyncTimer: TimerHandle | null;
   graceTimer: TimerHandle | null;
   mapping: LabelMapping;
+  /** The apps of the last snapshot: the mapping's, then remembered ones without a container. */
+  apps: AppConfig[];
   /** container id -> its startedAt when draining began (a later start ends the drain). */
   readonly draining: Map<string, number>;
   /** Events not yet covered by a resync, in arrival order. */
@@ -87,6 +99,13 @@ export interface DockerSourceContext {
   detector: DetectorState;
   lastEmitted: string | null;
   rejectedLogged: Map<string, string>;
+  /**
+   * Every app only labels define that was seen, by name, least recently seen first (null: known
+   * from an earlier run, not seen yet in this one). nginx may reference such an app whatever
+   * its containers do (`proxy_pass http://shop;`), so it stays in every snapshot, with no
+   * backends once its containers are gone: a placeholder that keeps nginx's config valid.
+   */
+  remembered: Map<string, AppConfig | null>;
   /** Resyncs run one at a time, in order. */
   chain: Promise<void>;
   /**
@@ -111,11 +130,13 @@ export function createDockerSource(opts: DockerSourceOptions): DockerSource {
     resyncTimer: null,
     graceTimer: null,
     mapping: { backends: [], apps: [], rejected: [], containers: [] },
+    apps: [],
     draining: new Map(),
     pending: [],
     detector: new Map(),
     lastEmitted: null,
     rejectedLogged: new Map(),
+    remembered: new Map((opts.knownApps ?? []).map((name) => [name, null])),
     chain: Promise.resolve(),
     lost: (gen, err) => lost(ctx, gen, err),
   };
@@ -131,7 +152,7 @@ export function createDockerSource(opts: DockerSourceOptions): DockerSource {
       if (ctx.status.connected) scheduleResync(ctx, ctx.generation);
     },
     state() {
-      return { ...ctx.status, apps: ctx.mapping.apps, rejected: ctx.mapping.rejected };
+      return { ...ctx.status, apps: ctx.apps, rejected: ctx.mapping.rejected };
     },
   };
 }

@@ -15,6 +15,7 @@ import type { BackendView, FailureEvent, Transition } from '../health/types.js';
 import type { ProbeResult } from '../model.js';
 import type { ApplyOutcome } from '../nginx/applier.js';
 import type { ActionRecord, PlannedAction } from '../recovery/types.js';
+import type { HeldApp } from '../upstream/settle.js';
 import type { DesiredSet } from '../upstream/types.js';
 import { createEventBus, type EventBus } from './bus.js';
 
@@ -61,6 +62,8 @@ export interface SidecarEvents {
   docker: DockerStatus;
   routing: RoutingDecision;
   condition: ConditionChange;
+  /** The apps held at their last good upstream changed (an empty list: none any more). */
+  held: { apps: HeldApp[]; at: number };
   /** What one attempt to bring nginx in line did (`unchanged` included). */
   apply: ApplyOutcome;
   'action-started': PlannedAction;

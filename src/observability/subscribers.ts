@@ -76,6 +76,9 @@ export function subscribeEventLog(bus: SidecarBus, events: EventLog, clock: Cloc
   bus.on('docker', (s) => events.push('docker', clock.now(), s.connected ? 'Docker Engine connected' : `Docker Engine unreachable: ${s.error ?? ''}`));
   bus.on('config', () => events.push('config', clock.now(), 'configuration reloaded'));
   bus.on('config-rejected', ({ error }) => events.push('config', clock.now(), 'configuration rejected; running configuration kept', { error }));
+  bus.on('held', ({ apps, at }) => {
+    for (const h of apps) events.push('nginx', at, `${h.app} held at its last good upstream: ${h.reason}`, { app: h.app, reason: h.reason });
+  });
 }
 
 /** The daemon's log lines for what happened (probes themselves are not logged). */
@@ -104,4 +107,7 @@ export function subscribeLogger(bus: SidecarBus, log: Logger): void {
     for (const line of restartOnlyChanges(prev, next)) log.warn(line);
   });
   bus.on('config-rejected', ({ error }) => log.error({ err: error }, 'configuration rejected; running configuration kept'));
+  bus.on('held', ({ apps }) => {
+    for (const h of apps) log.error({ app: h.app, reason: h.reason }, 'app held at its last good upstream; the other apps keep updating');
+  });
 }

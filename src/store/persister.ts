@@ -26,6 +26,8 @@ export interface RestoredSidecarState {
   planner: PlannerState;
   /** Alert records for alerting.restore(). */
   alerts: unknown[];
+  /** Every saved state by key, for the stages that keep their own (e.g. the router's memory). */
+  states: ReadonlyMap<string, unknown>;
 }
 
 export interface StatePersister {
@@ -74,7 +76,7 @@ export function createStatePersister(opts: StatePersisterOptions): StatePersiste
         opts.logger.error({ path: status.path, err: status.error }, 'state store unavailable: routing goes on with state in memory only');
       }
       const saved = restored.states.get(PLANNER_KEY);
-      const result = { planner: restorePlanner(saved, opts.logger), alerts: restored.alerts };
+      const result = { planner: restorePlanner(saved, opts.logger), alerts: restored.alerts, states: restored.states };
       const backends = new Map<string, unknown>();
       for (const [key, json] of restored.states) if (key.startsWith(BACKEND_PREFIX)) backends.set(key.slice(BACKEND_PREFIX.length), json);
       const r = registry.restore(backends);

@@ -1,6 +1,7 @@
 /**
  * The routing stage: decides what nginx should route to (buildDesiredSet over discovery's apps,
- * the registry's backend views and recovery's traffic holds), publishes the decision and the
+ * the registry's backend views and recovery's traffic holds), keeps an app nginx would refuse
+ * at its last good upstream so the others go on (settle.ts), publishes the decision and the
  * panic/failover edges it brings, and hands it to nginx. Recomputed after discovery changes, after
  * a burst of transitions, and when recovery changes its holds.
  */
@@ -11,7 +12,11 @@ import type { SidecarBus } from '../events/sidecar-events.js';
 import type { HealthRegistry } from '../health/registry.js';
 import { diffConditions, NO_CONDITIONS, type Conditions } from './conditions.js';
 import { buildDesiredUpstream, type DesiredSetOptions } from './desired.js';
+import { createSettler, type HeldApp, type Settler } from './settle.js';
 import type { DesiredSet, DesiredUpstream } from './types.js';
+
+/** The store key of the last upstreams of the apps that accept containers (RouterOptions.onMemory). */
+export const ROUTING_MEMORY_KEY = 'routing:container-apps';
 
 /**
  * Transitions arriving within this long are one burst, recomputed once: results of one probe
@@ -38,6 +43,14 @@ export interface RouterOptions {
    * backend is draining (its container is being stopped: no coalescing wait).
    */
   onDesired(set: DesiredSet, urgent: boolean): void;
+  /**
+   * The last upstreams of the apps that accept containers, as saved by `onMemory` before a
+   * restart: while Docker has not answered, they stand in for those apps (and bring back the
+   * apps only labels define), so the apps that need no container are written at once.
+   */
+  restored?: ReadonlyMap<string, DesiredUpstream>;
+  /** Called with the last upstreams of the apps that accept containers whenever they change. */
+  onMemory?(upstreams: Record<string, DesiredUpstream>): void;
 }
 
 export interface Router {
@@ -49,6 +62,8 @@ export interface Router {
   schedule(): void;
   apps(): readonly AppConfig[];
   conditions(): Conditions;
+  /** Apps held at their last good upstream now, each with its reason. */
+  held(): readonly HeldApp[];
   stop(): void;
 }
 
@@ -62,6 +77,7 @@ interface RouterState {
   awaiting: readonly string[];
   draining: boolean;
   conditions: Conditions;
+  settler: Settler;
   /** Apps whose backends moved since the last recompute; 'all' after a discovery or holds change. */
   dirty: Set<string> | 'all';
   scheduled: boolean;
@@ -80,6 +96,11 @@ export function createRouter(opts: RouterOptions): Router {
     awaiting: [],
     draining: false,
     conditions: NO_CONDITIONS,
+    settler: createSettler({
+      restored: opts.restored ?? new Map(),
+      onHeld: (held) => opts.bus.emit('held', { apps: held, at: opts.clock.now() }),
+      ...(opts.onMemory ? { onMemory: opts.onMemory } : {}),
+    }),
     dirty: 'all',
     scheduled: false,
     ramping: new Set(),
@@ -109,6 +130,7 @@ export function createRouter(opts: RouterOptions): Router {
     schedule: () => schedule(s),
     apps: () => s.apps,
     conditions: () => s.conditions,
+    held: () => s.settler.held(),
     stop() {
       if (s.rampTimer) opts.clock.clearTimeout(s.rampTimer);
       s.rampTimer = null;
@@ -165,9 +187,10 @@ function refresh(s: RouterState): void {
   publishConditions(s, names, at);
   const set: DesiredSet = { upstreams: s.apps.map((a) => s.upstreams.get(a.name)!) };
   opts.bus.emit('routing', { set, changed: names, panics: [...s.conditions.panic] });
-  // Until every required source has answered once, its backends are unknown: writing now would
-  // replace a good file with one that lacks them (502s). nginx keeps its file as it is.
-  if (s.awaiting.length === 0) opts.onDesired(set, s.draining);
+  // Until every required source has answered once, the backends it may add are unknown:
+  // writing what is known would replace a good file with one that lacks them (502s).
+  const settled = s.settler.settle(set, s.apps, s.awaiting.length > 0);
+  if (settled) opts.onDesired(settled, s.draining);
 }
 
 /** Publishes each panic or failover that began or ended with the recomputed upstreams. */

@@ -72,9 +72,13 @@ export interface RunContainerOptions {
   /** Bind mounts, `host:container[:ro]`. */
   binds?: string[];
   cmd?: string[];
+  /** TCP ports the container exposes (as `--expose` or an image's EXPOSE would). */
+  exposedPorts?: number[];
+  /** Created but not started. */
+  created?: boolean;
 }
 
-/** Creates and starts a container with host networking and the suite's labels. */
+/** Creates and starts (unless `created`) a container with host networking and the suite's labels. */
 export async function runContainer(opts: RunContainerOptions, client: Dockerode = docker): Promise<Dockerode.Container> {
   const container = await client.createContainer({
     Image: opts.image,
@@ -82,9 +86,10 @@ export async function runContainer(opts: RunContainerOptions, client: Dockerode 
     ...(opts.cmd ? { Cmd: opts.cmd } : {}),
     Env: Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
     Labels: { ...opts.labels, ...testLabels(opts.suite) },
+    ...(opts.exposedPorts ? { ExposedPorts: Object.fromEntries(opts.exposedPorts.map((p) => [`${p}/tcp`, {}])) } : {}),
     HostConfig: { NetworkMode: 'host', ...(opts.binds ? { Binds: opts.binds } : {}) },
   });
-  await container.start();
+  if (!opts.created) await container.start();
   return container;
 }
 

@@ -184,7 +184,7 @@ admin: { listen: "127.0.0.1:${adminPort}" }
     }
   });
 
-  it('leaves nginx\'s file alone until Docker has listed the containers once', async () => {
+  it('leaves nginx\'s file alone until Docker has listed the containers once, when an app takes containers and none was seen before', async () => {
     const adminPort = await freePort();
     const output = join(dir, 'docker-upstreams.conf');
     const good = 'upstream web { server 127.0.0.1:9; }\n';
@@ -194,6 +194,9 @@ admin: { listen: "127.0.0.1:${adminPort}" }
       `apps:
   web:
     backends: []
+    docker: { accept_containers: true }
+  static:
+    backends: ["127.0.0.1:9"]
 docker: { enabled: true, socket_path: ${join(dir, 'no-such-docker.sock')} }
 nginx:
   output_path: ${output}

@@ -23,7 +23,7 @@ let image = '';
 
 function config(docker: Record<string, unknown> = {}): SidecarConfig {
   const result = parseConfig({
-    apps: { 'dd-web': { health: { path: '/health', period_seconds: 10, timeout_seconds: 2 } } },
+    apps: { 'dd-web': { health: { path: '/health', period_seconds: 10, timeout_seconds: 2 }, docker: { accept_containers: true } } },
     docker: { enabled: true, address_mode: 'host', ...docker },
   });
   if (!result.ok) throw new Error(JSON.stringify(result.issues));
@@ -178,12 +178,34 @@ describe('docker source against the real Engine', () => {
     expect(die?.failures).toEqual([]);
   });
 
-  test('docker kill (SIGKILL) drains the backend and is reported as container_stopped', async () => {
+  test('docker kill (SIGKILL) and docker rm -f are asked for through the API: drained and let go, no failure (issue 11 item 12)', async () => {
+    const killed = await startApp('dd-web');
+    const removed = await startApp('dd-web');
+    const w = tracked(watch());
+    await w.source.start(w.record);
+    await waitFor(() => w.backend(killed.backendId) && w.backend(removed.backendId), { what: 'the containers as backends' });
+    await killed.container.kill();
+    await removed.container.remove({ force: true });
+    const dies = await waitFor(
+      () => {
+        const found = [killed, removed].map((a) => w.events.find((e) => e.event.action === 'die' && e.event.containerId === a.container.id));
+        return found.every(Boolean) ? found : null;
+      },
+      { what: 'both die events' },
+    );
+    expect(dies.map((d) => d!.failures)).toEqual([[], []]);
+    for (const a of [killed, removed]) {
+      expect(w.snapshots.some((s) => s.backends.some((b) => b.id === a.backendId && b.draining)), a.name).toBe(true);
+    }
+    await waitFor(() => !w.backend(killed.backendId) && !w.backend(removed.backendId), { what: 'both to leave the snapshot' });
+  });
+
+  test('a process killed from outside the Engine (no kill event: a crash, an OOM kill) is still container_stopped', async () => {
     const app = await startApp('dd-web');
     const w = tracked(watch());
     await w.source.start(w.record);
     await waitFor(() => w.backend(app.backendId), { what: 'the container as a backend' });
-    await app.container.kill();
+    process.kill((await app.container.inspect()).State.Pid, 'SIGKILL');
     const die = await waitFor(
       () => w.events.find((e) => e.event.action === 'die' && e.event.containerId === app.container.id),
       { what: 'the die event' },
@@ -191,7 +213,6 @@ describe('docker source against the real Engine', () => {
     expect(die.failures).toEqual([
       { failureType: 'container_stopped', containerId: app.container.id, app: 'dd-web', details: { exitCode: 137, removed: false } },
     ]);
-    expect(w.snapshots.some((s) => s.backends.some((b) => b.id === app.backendId && b.draining))).toBe(true);
   });
 
   test('an Engine that cannot be reached is reported and retried with backoff; nothing is thrown or emitted', async () => {

@@ -167,7 +167,8 @@ const readyz = () => sidecar!.api<Readiness>('/readyz');
 
 function sidecarYaml(adminPort: number): string {
   return `apps:
-  ${APP}: {}
+  ${APP}:
+    docker: { accept_containers: true }
 docker:
   enabled: true
   address_mode: host

@@ -341,13 +341,14 @@ describe('self-healing with real containers, a real Docker Engine and a real ngi
     await quiet(b.name);
   }, 90_000);
 
-  it('recreates a container killed with SIGKILL, from Docker\'s die event', async () => {
+  it('recreates a container whose process is SIGKILLed outside the Engine (a crash), from Docker\'s die event', async () => {
     const c = await startApp('re-kill');
     await waitRouted(c.app, c.port);
     const before = await c.container.inspect();
 
     const killAt = Date.now();
-    await c.container.kill({ signal: 'SIGKILL' });
+    // Not `docker kill`: a kill asked through the API is deliberate and no failure (issue 11).
+    process.kill(before.State.Pid, 'SIGKILL');
     await waitFor(async () => (await fileState(c.port)) !== 'up', { intervalMs: 5, what: 'killed backend out of nginx' });
     const ejectedMs = Date.now() - killAt;
     const failure = await waitFor(
@@ -362,7 +363,7 @@ describe('self-healing with real containers, a real Docker Engine and a real ngi
     expect(failure.data.details?.exitCode).toBe(137);
     const action = await recoveryEvent(c.app, (e) => e.data.strategy === 'recreate_container' || e.data.strategy === 'replace_instance');
     console.log(
-      `[recovery-e2e] docker kill -> out of nginx: ${ejectedMs} ms; -> ${action.data.strategy} done: ${Date.parse(action.at) + action.data.duration_ms - killAt} ms`,
+      `[recovery-e2e] SIGKILL (crash) -> out of nginx: ${ejectedMs} ms; -> ${action.data.strategy} done: ${Date.parse(action.at) + action.data.duration_ms - killAt} ms`,
     );
     expect(action.data).toMatchObject({ ok: true, dry_run: false, failure_type: 'container_stopped', container: before.Id });
     const fresh = await docker.getContainer(action.data.new_container!).inspect();

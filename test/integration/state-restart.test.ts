@@ -218,8 +218,9 @@ describe('state that survives a sidecar restart (real process, real SQLite file)
     expect(received).toEqual([]);
     // Its restart stays the only one: the budget refuses the app's next disruptive action. (The
     // failing container itself asks for none: its breaker is open, so it is not probed for 120 s.)
-    // The spare replica killed now is a container_stopped failure recovery would recreate.
-    await spare.container.kill();
+    // The spare replica crashing now (killed outside the Engine: `docker kill` would be asked
+    // for, no failure) is a container_stopped failure recovery would recreate.
+    process.kill((await spare.container.inspect()).State.Pid, 'SIGKILL');
     await waitFor(
       () => sidecar!.logs().find((l) => l.msg === 'recovery decision' && l.app === 'sr-budget' && String(l.reason).startsWith('recovery budget exhausted')),
       { what: 'the recreate of the killed replica refused for the budget' },

@@ -74,10 +74,13 @@ describe('the JSON Schema of the configuration', () => {
   const walk: Walk = { keys: [], sections: [] };
   const full = everyKey(schema, '', '', walk);
 
-  it('is a draft-07 schema of a map that requires apps', () => {
+  it('is a draft-07 schema of a map that requires apps, or docker.enabled for apps from labels only', () => {
     expect(schema.$schema).toBe(JSON_SCHEMA_DRAFT);
     expect(schema.type).toBe('object');
-    expect(schema.required).toEqual(['apps']);
+    for (const doc of [{ docker: { enabled: true } }, { apps: {}, docker: { enabled: true } }, { apps: { web: {} } }]) {
+      expect(schemaErrors(schema, doc), JSON.stringify(doc)).toEqual([]);
+      expect(issues(doc), JSON.stringify(doc)).toEqual([]);
+    }
   });
 
   it('accepts a document that sets every key it names, and so does validation', () => {
@@ -128,6 +131,7 @@ describe('the JSON Schema of the configuration', () => {
   it.each([
     ['no apps', {}],
     ['an empty apps map', { apps: {} }],
+    ['an empty apps map without Docker discovery', { apps: {}, docker: { enabled: false } }],
     ['an app name nginx would not take', { apps: { 'web app': {} } }],
     ['an unknown enum value', { apps: { web: { health: { protocol: 'UDP' } } } }],
     ['a port out of range', { apps: { web: { health: { port: 0 } } } }],

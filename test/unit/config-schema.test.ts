@@ -82,7 +82,7 @@ describe('defaults', () => {
         {
           name: 'web',
           backends: [{ host: '127.0.0.1', port: 8001, weight: 1, backup: false }],
-          docker: { address_mode: null, port_range: null, port_env: 'PORT', max_replicas: null },
+          docker: { address_mode: null, port_range: null, port_env: 'PORT', max_replicas: null, accept_containers: false },
           recovery: { dependencies: [], clear_cache: null },
           health: DEFAULT_HEALTH,
           upstream: { ejected: 'down', keepalive: 32, balance: 'round_robin', backup_app: null, max_fails: 1, fail_timeout_seconds: 1 },
@@ -97,6 +97,8 @@ describe('defaults', () => {
         startup_grace_seconds: 60,
         reconnect_min_seconds: 0.5,
         reconnect_max_seconds: 30,
+        constraints: [],
+        forbidden_ports: [80, 443],
       },
       recovery: DEFAULT_RECOVERY,
       store: {
@@ -195,6 +197,12 @@ describe('defaults', () => {
     first.health.expected_status_codes.push(500);
     first.health.headers.X = 'y';
     expect(web(withApp({})).health).toMatchObject({ expected_status_codes: [200], headers: {} });
+  });
+
+  test('no apps at all is valid with docker.enabled: apps come from container labels only', () => {
+    expect(valid({ apps: {}, docker: { enabled: true } }).apps).toEqual([]);
+    expect(valid({ docker: { enabled: true } }).apps).toEqual([]);
+    expect(valid({ apps: null, docker: { enabled: true } }).apps).toEqual([]);
   });
 
   test('an app with no body or no backends is valid and empty', () => {
@@ -395,6 +403,22 @@ describe('validation messages', () => {
       'recovery.backoff_max_seconds: must be at least backoff_min_seconds (got 10 < 20)'],
     ['docker address mode', withApp({}, { docker: { address_mode: 'bridge' } }),
       'docker.address_mode: must be one of network, host (got "bridge")'],
+    ['backend host unix (nginx would read a UNIX socket)', withApp({ backends: ['unix:21105'] }),
+      'apps.web.backends[0]: host must not be "unix" (nginx reads "unix:" as a UNIX socket path) (got "unix:21105")'],
+    ['backend host UNIX in any case', withApp({ backends: [{ address: 'UNIX:80' }] }),
+      'apps.web.backends[0].address: host must not be "unix" (nginx reads "unix:" as a UNIX socket path) (got "UNIX:80")'],
+    ['backend host 0.0.0.0', withApp({ backends: ['0.0.0.0:80'] }),
+      'apps.web.backends[0]: host must not be an address of 0.0.0.0/8 (an address to listen on, not to connect to) (got "0.0.0.0:80")'],
+    ['backend host [::]', withApp({ backends: ['[::]:80'] }),
+      'apps.web.backends[0]: host must not be the unspecified address :: (an address to listen on, not to connect to) (got "[::]:80")'],
+    ['backend host broadcast', withApp({ backends: ['255.255.255.255:80'] }),
+      'apps.web.backends[0]: host must not be the broadcast address (got "255.255.255.255:80")'],
+    ['backend host multicast', withApp({ backends: ['239.1.2.3:80'] }),
+      'apps.web.backends[0]: host must not be a multicast address (got "239.1.2.3:80")'],
+    ['docker host address unix', withApp({}, { docker: { host_address: 'unix' } }),
+      'docker.host_address: must not be "unix" (nginx reads "unix:" as a UNIX socket path) (got "unix")'],
+    ['docker host address 0.0.0.0', withApp({}, { docker: { host_address: '0.0.0.0' } }),
+      'docker.host_address: must not be an address of 0.0.0.0/8 (an address to listen on, not to connect to) (got "0.0.0.0")'],
     ['docker host address', withApp({}, { docker: { host_address: 'a;b' } }),
       'docker.host_address: must be an IPv4 address, a bracketed IPv6 address or a hostname (got "a;b")'],
     ['app port range', withApp({ docker: { port_range: '9000-8000' } }),
@@ -419,8 +443,9 @@ describe('validation messages', () => {
       'logging.level: must be one of fatal, error, warn, info, debug, trace (got "verbose")'],
     ['section not a map', withApp({}, { probes: [1] }), 'probes: must be a map (got [1])'],
     ['health not a map', withApp({ health: 'http' }), 'apps.web.health: must be a map (got "http")'],
-    ['apps missing', {}, 'apps: is required'],
-    ['apps empty', { apps: {} }, 'apps: must define at least one app'],
+    ['apps missing', {}, 'apps: is required (or docker.enabled: true, for apps from container labels only)'],
+    ['apps empty', { apps: {} }, 'apps: must define at least one app (or docker.enabled: true, for apps from container labels only)'],
+    ['apps null', { apps: null, docker: { enabled: false } }, 'apps: is required (or docker.enabled: true, for apps from container labels only)'],
     ['apps as a list', { apps: ['web'] }, 'apps: must be a map of app name to app (got ["web"])'],
     ['whole document not a map', [1], 'the document must be a map (got [1])'],
   ];

@@ -103,10 +103,29 @@ describe('container_stopped and container_oom_killed', () => {
     ]);
   });
 
-  test('docker kill (SIGKILL alone) is container_stopped', () => {
+  test('docker kill (SIGKILL alone) is asked for through the API: no failure', () => {
     const { types } = run([
       [event('kill', { signal: 9 }), START + 1000],
       [event('die', { exitCode: 137, container: exited({ exitCode: 137 }) }), START + 1001],
+    ]);
+    expect(types).toEqual([]);
+  });
+
+  test('docker rm -f (SIGKILL, die, destroy) is no failure either, and the container is forgotten', () => {
+    const { types, state } = run([
+      [event('kill', { signal: 9 }), START + 1000],
+      [event('die', { exitCode: 137, container: undefined }), START + 1001],
+      [event('destroy', { container: undefined }), START + 1002],
+    ]);
+    expect(types).toEqual([]);
+    expect(state.has(ID)).toBe(false);
+  });
+
+  test('a kill that does not end the process (SIGHUP, SIGUSR1) does not excuse the die that follows', () => {
+    const { types } = run([
+      [event('kill', { signal: 1 }), START + 1000],
+      [event('kill', { signal: 10 }), START + 1001],
+      [event('die', { exitCode: 1, container: exited() }), START + 2000],
     ]);
     expect(types).toEqual(['container_stopped']);
   });

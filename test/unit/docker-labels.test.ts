@@ -74,6 +74,8 @@ function config(raw: Record<string, unknown> = {}): SidecarConfig {
 }
 
 const HOST = config({ docker: { address_mode: 'host' } });
+/** A YAML app's `docker` section that lets containers join it. */
+const ACCEPT = { accept_containers: true };
 
 function errorsOf(extra: Record<string, string>, cfg: SidecarConfig = HOST): string[] {
   const result = containersToBackends([inspected({ labels: labels(extra) })], { config: cfg });
@@ -124,8 +126,9 @@ describe('mapping labelled containers to backends', () => {
   });
 
   test('reads weight, backup and replica labels', () => {
-    const [b] = containersToBackends(
-      [inspected({ labels: labels({ 'orchestry.weight': '5', 'orchestry.backup': 'true', 'orchestry.replica': '2' }) })],
+    const primary = inspected({ id: 'b'.repeat(64), name: 'web-0', labels: labels({ 'orchestry.port': '18122' }) });
+    const [, b] = containersToBackends(
+      [primary, inspected({ labels: labels({ 'orchestry.weight': '5', 'orchestry.backup': 'true', 'orchestry.replica': '2' }) })],
       { config: HOST },
     ).backends;
     expect(b).toMatchObject({ weight: 5, backup: true, container: { replica: 2 } });
@@ -145,14 +148,33 @@ describe('mapping labelled containers to backends', () => {
     ]);
   });
 
-  test('without orchestry.port the backend uses the health port (label, then YAML app, then default)', () => {
+  test('in network mode, without orchestry.port the backend uses the health port (label, then YAML app, then default)', () => {
     const noPort = { 'orchestry.enable': 'true', 'orchestry.app': 'web' };
+    const networks = { shop_default: { IPAddress: '172.18.0.5' } };
     const map = (l: Record<string, string>, cfg: SidecarConfig) =>
-      containersToBackends([inspected({ labels: l })], { config: cfg }).backends[0]?.port;
-    expect(map(noPort, HOST)).toBe(8000);
-    expect(map({ ...noPort, 'orchestry.health.port': '9100' }, HOST)).toBe(9100);
-    const yaml = config({ docker: { address_mode: 'host' }, apps: { web: { health: { port: 7000 } } } });
+      containersToBackends([inspected({ labels: l, networks })], { config: cfg }).backends[0]?.port;
+    const NETWORK = config();
+    expect(map(noPort, NETWORK)).toBe(8000);
+    expect(map({ ...noPort, 'orchestry.health.port': '9100' }, NETWORK)).toBe(9100);
+    const yaml = config({ apps: { web: { health: { port: 7000 }, docker: ACCEPT } } });
     expect(map(noPort, yaml)).toBe(7000);
+  });
+
+  test('on host networking without orchestry.port: orchestry.health.port, else the only exposed TCP port, else rejected (no silent 8000)', () => {
+    const noPort = { 'orchestry.enable': 'true', 'orchestry.app': 'web' };
+    const map = (l: Record<string, string>, exposed?: Record<string, object>) => {
+      const c = inspected({ labels: l });
+      if (exposed) c.Config.ExposedPorts = exposed;
+      return containersToBackends([c], { config: HOST });
+    };
+    expect(map(noPort, { '8080/tcp': {} }).backends[0]?.port).toBe(8080);
+    expect(map(noPort, { '8080/tcp': {}, '53/udp': {} }).backends[0]?.port).toBe(8080);
+    expect(map({ ...noPort, 'orchestry.health.port': '9100' }, { '8080/tcp': {} }).backends[0]?.port).toBe(9100);
+    expect(map({ ...noPort, 'orchestry.port': '18123' }, { '8080/tcp': {} }).backends[0]?.port).toBe(18123);
+    const why = 'orchestry.port: is required for a container on host networking (address mode host) unless it exposes exactly one TCP port; it';
+    expect(map(noPort).rejected[0]?.errors).toEqual([`${why} exposes no port`]);
+    expect(map(noPort, { '9090/tcp': {}, '8080/tcp': {} }).rejected[0]?.errors).toEqual([`${why} exposes several ports (8080, 9090)`]);
+    expect(map(noPort).backends).toEqual([]);
   });
 });
 
@@ -213,7 +235,7 @@ describe('health labels', () => {
     const cfg = config({
       docker: { address_mode: 'host' },
       defaults: { health: { period_seconds: 10, timeout_seconds: 2 } },
-      apps: { web: { health: { path: '/ready', headers: { 'X-A': '1' } } } },
+      apps: { web: { health: { path: '/ready', headers: { 'X-A': '1' } }, docker: ACCEPT } },
     });
     const health = containersToBackends(
       [inspected({ labels: labels({ 'orchestry.health.failure_threshold': '7' }) })],
@@ -238,7 +260,7 @@ describe('health labels', () => {
   });
 
   test('the layered result is checked with the rules between fields, blamed on the label that broke it', () => {
-    const slow = config({ docker: { address_mode: 'host' }, apps: { web: { health: { period_seconds: 30, timeout_seconds: 5 } } } });
+    const slow = config({ docker: { address_mode: 'host' }, apps: { web: { health: { period_seconds: 30, timeout_seconds: 5 }, docker: ACCEPT } } });
     expect(errorsOf({ 'orchestry.health.timeout_seconds': '40' }, slow)).toEqual([
       'orchestry.health.timeout_seconds: must be less than period_seconds (got 40 >= 30)',
     ]);
@@ -251,7 +273,7 @@ describe('health labels', () => {
     expect(errorsOf({ 'orchestry.health.method': 'HEAD', 'orchestry.health.expected_body': 'ok' })).toEqual([
       'orchestry.health.expected_body: must not be set when method is HEAD (a HEAD response has no body)',
     ]);
-    const yamlBody = config({ docker: { address_mode: 'host' }, apps: { web: { health: { expected_body: 'ok' } } } });
+    const yamlBody = config({ docker: { address_mode: 'host' }, apps: { web: { health: { expected_body: 'ok' }, docker: ACCEPT } } });
     expect(errorsOf({ 'orchestry.health.method': 'HEAD' }, yamlBody)).toEqual([
       'orchestry.health.method: must not be HEAD when expected_body is set (a HEAD response has no body)',
     ]);
@@ -297,7 +319,7 @@ describe('health labels', () => {
   });
 
   test('a YAML regex for expected_body is still used for containers that do not override it', () => {
-    const cfg = config({ docker: { address_mode: 'host' }, apps: { web: { health: { expected_body: '/ok|up/' } } } });
+    const cfg = config({ docker: { address_mode: 'host' }, apps: { web: { health: { expected_body: '/ok|up/' }, docker: ACCEPT } } });
     const { backends } = containersToBackends([inspected()], { config: cfg });
     expect(backends[0]?.health.expected_body).toBe('/ok|up/');
   });
@@ -433,7 +455,10 @@ describe('rejected labels', () => {
   });
 
   test('backup on an app whose balance nginx cannot combine with backup is rejected', () => {
-    const cfg = config({ docker: { address_mode: 'host' }, apps: { web: { upstream: { balance: 'ip_hash' } } } });
+    const cfg = config({
+      docker: { address_mode: 'host' },
+      apps: { web: { backends: ['127.0.0.1:9100'], upstream: { balance: 'ip_hash' }, docker: ACCEPT } },
+    });
     expect(errorsOf({ 'orchestry.backup': 'true' }, cfg)).toEqual([
       'orchestry.backup: cannot be used with balance ip_hash of app "web" (nginx rejects it) (got "true")',
     ]);
@@ -492,7 +517,7 @@ describe('addresses', () => {
   test('address mode: the label, else the YAML app, else docker.address_mode', () => {
     const viaLabel = inspected({ labels: labels({ 'orchestry.address_mode': 'host' }) });
     expect(mapOne(viaLabel).backends[0]?.host).toBe('127.0.0.1');
-    const yamlApp = config({ docker: { host_address: '127.0.0.2' }, apps: { web: { docker: { address_mode: 'host' } } } });
+    const yamlApp = config({ docker: { host_address: '127.0.0.2' }, apps: { web: { docker: { address_mode: 'host', ...ACCEPT } } } });
     expect(mapOne(inspected(), yamlApp).backends[0]?.id).toBe('web/127.0.0.2:18123');
     const labelWins = inspected({ labels: labels({ 'orchestry.address_mode': 'network' }), networks: { n: { IPAddress: '10.1.2.3' } } });
     expect(mapOne(labelWins, HOST).backends[0]?.host).toBe('10.1.2.3');
@@ -508,14 +533,14 @@ describe('apps only labels define', () => {
       inspected({ id: '2'.repeat(64), name: 'api-1', labels: l('api', { 'orchestry.port': '18301', 'orchestry.port_range': '20000-20099', 'orchestry.recovery.max_replicas': '4' }) }),
       inspected({ id: '3'.repeat(64), name: 'static-1', labels: l('static', { 'orchestry.port': '18400', 'orchestry.port_env': 'X' }) }),
     ];
-    // `static` is a YAML app (see config()): its containers are backends but it is not returned.
-    const cfg = config({ docker: { address_mode: 'host' }, nginx: { ejected: 'omit' } });
+    // `static` is a YAML app: its containers are backends but it is not returned.
+    const cfg = config({ docker: { address_mode: 'host' }, nginx: { ejected: 'omit' }, apps: { static: { docker: ACCEPT } } });
     const { apps, backends } = containersToBackends(containers, { config: cfg });
     expect(backends.map((b) => b.id)).toEqual(['api/127.0.0.1:18301', 'api/127.0.0.1:18302', 'static/127.0.0.1:18400']);
     expect(apps).toEqual([
       {
         name: 'api',
-        docker: { address_mode: null, port_range: [20000, 20099], port_env: 'LISTEN_PORT', max_replicas: 4 },
+        docker: { address_mode: null, port_range: [20000, 20099], port_env: 'LISTEN_PORT', max_replicas: 4, accept_containers: true },
         recovery: { dependencies: [], clear_cache: null },
         backends: [],
         health: DEFAULT_HEALTH,
@@ -549,7 +574,7 @@ describe('recovery and failover labels', () => {
   });
 
   test('leave an app the YAML defines as the YAML says', () => {
-    const cfg = config({ docker: { address_mode: 'host' }, apps: { web: { recovery: { dependencies: ['cache'] } } } });
+    const cfg = config({ docker: { address_mode: 'host' }, apps: { web: { recovery: { dependencies: ['cache'] }, docker: ACCEPT } } });
     const c = inspected({ labels: labels({ 'orchestry.recovery.dependencies': 'redis', 'orchestry.upstream.backup_app': 'dr' }) });
     const { apps, backends } = containersToBackends([c], { config: cfg });
     expect(backends).toHaveLength(1);
@@ -569,5 +594,119 @@ describe('draining', () => {
       ['web-b', true],
     ]);
     expect(backends.every((x) => x.draining === undefined)).toBe(true);
+  });
+});
+
+describe('who may join which app (issue 11)', () => {
+  const other = (name: string, app: string, port: string, extra: Record<string, string> = {}) =>
+    inspected({ id: name.padEnd(64, '0'), name, labels: { 'orchestry.enable': 'true', 'orchestry.app': app, 'orchestry.port': port, ...extra } });
+
+  test('a container naming a YAML app is refused unless the app accepts containers', () => {
+    const closed = config({ docker: { address_mode: 'host' }, apps: { web: { backends: ['127.0.0.1:9000'] } } });
+    const result = containersToBackends([inspected()], { config: closed });
+    expect(result.backends).toEqual([]);
+    expect(result.rejected).toEqual([
+      {
+        containerId: ID_A,
+        containerName: 'web-1',
+        errors: [
+          'orchestry.app: app "web" is defined in the YAML, which does not let containers join it ' +
+            '(set apps.web.docker.accept_containers: true) (got "web")',
+        ],
+      },
+    ]);
+    const open = config({ docker: { address_mode: 'host' }, apps: { web: { backends: ['127.0.0.1:9000'], docker: ACCEPT } } });
+    expect(containersToBackends([inspected()], { config: open }).backends.map((b) => b.id)).toEqual(['web/127.0.0.1:18123']);
+  });
+
+  test('an app only labels define accepts its containers, and says so', () => {
+    expect(containersToBackends([inspected()], { config: HOST }).apps[0]?.docker.accept_containers).toBe(true);
+  });
+
+  test('docker.constraints scope discovery: containers without every constraint label are ignored, not rejected', () => {
+    const cfg = config({ docker: { address_mode: 'host', constraints: ['com.docker.compose.project=shop', 'tier'] } });
+    const mine = other('shop-web', 'web', '18001', { 'com.docker.compose.project': 'shop', tier: 'front' });
+    const notTier = other('shop-x', 'web', '18002', { 'com.docker.compose.project': 'shop' });
+    const theirs = other('blog-web', 'web', '18003', { 'com.docker.compose.project': 'blog', tier: 'front' });
+    const unlabelled = other('lone', 'web', '18004');
+    const result = containersToBackends([mine, notTier, theirs, unlabelled], { config: cfg });
+    expect(result.backends.map((b) => b.container?.name)).toEqual(['shop-web']);
+    expect(result.containers.map((c) => c.container.name)).toEqual(['shop-web']);
+    expect(result.rejected).toEqual([]);
+  });
+
+  test("on host networking the sidecar's own ports and docker.forbidden_ports are refused, naming what listens there", () => {
+    const ownPorts = new Map([[9180, "the sidecar's admin API (admin.listen)"]]);
+    const cfg = config({ docker: { address_mode: 'host', forbidden_ports: [8080] } });
+    const result = containersToBackends(
+      [other('a', 'web', '9180', { 'orchestry.weight': '1000' }), other('b', 'web', '8080'), other('c', 'web', '80'), other('d', 'web', '18005')],
+      { config: cfg, ownPorts },
+    );
+    expect(result.backends.map((b) => b.port)).toEqual([80, 18005]);
+    expect(result.rejected).toEqual([
+      {
+        containerId: 'a'.padEnd(64, '0'),
+        containerName: 'a',
+        errors: ["orchestry.port: port 9180 is the sidecar's admin API (admin.listen); no container on host networking is routed there (got \"9180\")"],
+      },
+      {
+        containerId: 'b'.padEnd(64, '0'),
+        containerName: 'b',
+        errors: ["orchestry.port: port 8080 is in docker.forbidden_ports (nginx's own listening ports); no container on host networking is routed there (got \"8080\")"],
+      },
+    ]);
+    // The defaults forbid nginx's usual 80 and 443; an exposed port or a health port is checked the same way.
+    const exposed = other('e', 'web', '1');
+    delete exposed.Config.Labels!['orchestry.port'];
+    exposed.Config.ExposedPorts = { '443/tcp': {} };
+    expect(containersToBackends([exposed, other('f', 'web', '80')], { config: HOST }).rejected.map((r) => r.errors[0]?.slice(0, 28))).toEqual([
+      'orchestry.port: port 443 is ',
+      'orchestry.port: port 80 is i',
+    ]);
+  });
+
+  test('in network mode the port is on the container\'s own address: no port is forbidden', () => {
+    const networks = { shop_default: { IPAddress: '172.18.0.5' } };
+    const c = inspected({ labels: labels({ 'orchestry.port': '80' }), networks });
+    const result = containersToBackends([c], { config: config(), ownPorts: new Map([[80, 'x']]) });
+    expect(result.backends.map((b) => b.id)).toEqual(['web/172.18.0.5:80']);
+  });
+});
+
+describe('one bad container cannot break nginx for the rest (issue 11)', () => {
+  const named = (name: string, app: string, port: string, extra: Record<string, string> = {}) =>
+    inspected({ id: name.padEnd(64, '0'), name, labels: { 'orchestry.enable': 'true', 'orchestry.app': app, 'orchestry.port': port, ...extra } });
+
+  test('an app name that differs from a YAML app only in case is refused (nginx: duplicate upstream)', () => {
+    const cfg = config({ docker: { address_mode: 'host' }, apps: { web: { backends: ['127.0.0.1:9000'] } } });
+    const result = containersToBackends([named('evil', 'WEB', '18001')], { config: cfg });
+    expect(result.apps).toEqual([]);
+    expect(result.rejected[0]?.errors).toEqual(['orchestry.app: conflicts with app "web": nginx compares upstream names ignoring case (got "WEB")']);
+  });
+
+  test('between apps only labels define, one seen before keeps its name, else the first container by name', () => {
+    const containers = [named('a-1', 'Shop', '18001'), named('b-1', 'shop', '18002'), named('c-1', 'SHOP', '18003')];
+    const first = containersToBackends(containers, { config: HOST });
+    expect(first.apps.map((a) => a.name)).toEqual(['Shop']);
+    expect(first.rejected.map((r) => [r.containerName, r.errors])).toEqual([
+      ['b-1', ['orchestry.app: conflicts with app "Shop": nginx compares upstream names ignoring case (got "shop")']],
+      ['c-1', ['orchestry.app: conflicts with app "Shop": nginx compares upstream names ignoring case (got "SHOP")']],
+    ]);
+    const known = containersToBackends(containers, { config: HOST, knownApps: ['shop'] });
+    expect(known.apps.map((a) => a.name)).toEqual(['shop']);
+    expect(known.backends.map((b) => b.container?.name)).toEqual(['b-1']);
+  });
+
+  test('an app whose every container is a backup is refused (nginx: no servers in upstream)', () => {
+    const result = containersToBackends([named('shop-1', 'shop', '18001', { 'orchestry.backup': 'true' })], { config: HOST });
+    expect(result.apps).toEqual([]);
+    expect(result.rejected[0]?.errors).toEqual([
+      'orchestry.backup: every server of app "shop" would be a backup; nginx needs at least one that is not (got "true")',
+    ]);
+    // With a primary container, or a YAML primary backend, the backup is fine.
+    const withPrimary = containersToBackends([named('shop-1', 'shop', '18001', { 'orchestry.backup': 'true' }), named('shop-2', 'shop', '18002')], { config: HOST });
+    expect(withPrimary.rejected).toEqual([]);
+    const yaml = config({ docker: { address_mode: 'host' }, apps: { shop: { backends: ['127.0.0.1:9000'], docker: ACCEPT } } });
+    expect(containersToBackends([named('shop-1', 'shop', '18001', { 'orchestry.backup': 'true' })], { config: yaml }).rejected).toEqual([]);
   });
 });

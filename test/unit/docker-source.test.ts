@@ -19,7 +19,7 @@ const T0 = Date.parse('2026-11-28T07:00:00Z');
 
 function config(docker: Record<string, unknown> = {}): SidecarConfig {
   const result = parseConfig({
-    apps: { web: {} },
+    apps: { web: { docker: { accept_containers: true } } },
     docker: { address_mode: 'host', reconnect_min_seconds: 0.5, reconnect_max_seconds: 4, startup_grace_seconds: 60, ...docker },
   });
   if (!result.ok) throw new Error(JSON.stringify(result.issues));
@@ -125,15 +125,19 @@ afterEach(async () => {
   rig = null;
 });
 
-async function start(setup: (engine: ReturnType<typeof fakeEngine>) => void = () => undefined): Promise<Rig> {
+async function start(
+  setup: (engine: ReturnType<typeof fakeEngine>) => void = () => undefined,
+  more: { knownApps?: string[]; docker?: Record<string, unknown> } = {},
+): Promise<Rig> {
   const engine = fakeEngine();
   setup(engine);
   const clock = createManualClock(T0);
   const r: Rig = { engine, clock, snapshots: [], statuses: [], events: [], source: null as unknown as DockerSource };
   r.source = createDockerSource({
     docker: engine.docker,
-    config: () => config(),
+    config: () => config(more.docker),
     clock,
+    ...(more.knownApps ? { knownApps: more.knownApps } : {}),
     onStatus: (s) => r.statuses.push(s),
     onContainerEvent: (event, failures) => r.events.push({ event, failures }),
   });
@@ -144,6 +148,49 @@ async function start(setup: (engine: ReturnType<typeof fakeEngine>) => void = ()
 
 const last = (r: Rig) => r.snapshots[r.snapshots.length - 1] as Snapshot;
 const view = (s: Snapshot) => s.backends.map((b) => `${b.id}${b.draining ? ' draining' : ''}`);
+
+/** A container of an app only labels define. */
+function labelled(id: string, app: string, port: number, labels: Record<string, string> = {}): InspectedContainer {
+  const c = container(id, port);
+  c.Config.Labels = { ...c.Config.Labels, 'orchestry.app': app, ...labels };
+  return c;
+}
+
+describe('docker source: apps only labels define are remembered (issue 11 item 7)', () => {
+  test('an app whose last container is removed stays in every snapshot, without backends (nginx may reference it)', async () => {
+    const r = await start((e) => e.containers.set('s', labelled('s', 'shop', 18101)));
+    expect(last(r).apps?.map((a) => a.name)).toEqual(['shop']);
+    r.engine.send('destroy', 's');
+    r.engine.containers.delete('s');
+    r.clock.advance(100);
+    await settle();
+    expect(last(r).backends).toEqual([]);
+    expect(last(r).apps?.map((a) => [a.name, a.docker.accept_containers])).toEqual([['shop', true]]);
+    expect(r.source.state().apps.map((a) => a.name)).toEqual(['shop']);
+  });
+
+  test('apps known from before a restart are in the first snapshot, and keep their name against a new one differing in case', async () => {
+    const r = await start((e) => e.containers.set('s', labelled('s', 'CART', 18102)), { knownApps: ['cart', 'web'] });
+    // `web` is the YAML's: it stays the YAML's app. `CART` would be a duplicate of `cart` for nginx.
+    expect(last(r).apps?.map((a) => a.name)).toEqual(['cart']);
+    expect(r.source.state().rejected.map((x) => x.errors)).toEqual([
+      ['orchestry.app: conflicts with app "cart": nginx compares upstream names ignoring case (got "CART")'],
+    ]);
+  });
+
+  test('events of containers outside docker.constraints cause no resync (another sidecar owns them)', async () => {
+    const r = await start((e) => e.containers.set('a', container('a', 18001, {})), { docker: { constraints: ['project=shop'] } });
+    const lists = r.engine.calls.list;
+    r.engine.send('start', 'x', { 'orchestry.enable': 'true', project: 'blog' });
+    r.clock.advance(100);
+    await settle();
+    expect(r.engine.calls.list).toBe(lists);
+    r.engine.send('start', 'y', { 'orchestry.enable': 'true', project: 'shop' });
+    r.clock.advance(100);
+    await settle();
+    expect(r.engine.calls.list).toBe(lists + 1);
+  });
+});
 
 describe('docker source', () => {
   test('start lists and inspects every labelled container and emits them, connected', async () => {

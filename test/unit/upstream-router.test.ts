@@ -6,7 +6,8 @@ import { createHealthRegistry } from '../../src/health/registry.js';
 import { backendId, type Backend, type ContainerRef } from '../../src/model.js';
 import type { DesiredSetOptions } from '../../src/upstream/desired.js';
 import { createRouter } from '../../src/upstream/router.js';
-import type { DesiredSet } from '../../src/upstream/types.js';
+import type { DesiredSet, DesiredUpstream } from '../../src/upstream/types.js';
+import type { AppConfig } from '../../src/config/types.js';
 import { configOf } from '../helpers/fixtures.js';
 
 const config = configOf({ apps: { web: { backends: ['127.0.0.1:8001', '127.0.0.1:8002'], health: { success_threshold: 1 } } } });
@@ -18,7 +19,7 @@ const backend = (port: number, over: Partial<Backend> = {}): Backend => ({
   id: backendId('web', '127.0.0.1', port), app: 'web', host: '127.0.0.1', port, weight: 1, backup: false, health: web.health, source: 'file', ...over,
 });
 
-function rig(holds: DesiredSetOptions = {}) {
+function rig(holds: DesiredSetOptions = {}, more: Partial<Parameters<typeof createRouter>[0]> = {}) {
   const clock = createManualClock(1000);
   const bus = createSidecarBus((_name, err) => {
     throw err;
@@ -27,26 +28,95 @@ function rig(holds: DesiredSetOptions = {}) {
   const desired: Array<{ set: DesiredSet; urgent: boolean }> = [];
   const routings: RoutingDecision[] = [];
   bus.on('routing', (r) => routings.push(r));
-  const router = createRouter({ clock, bus, registry, holds: () => holds, slowStart: () => true, leaveToNginx: () => [], onDesired: (set, urgent) => desired.push({ set, urgent }) });
-  const discover = (backends: Backend[], awaiting: string[] = []) => {
+  const held: Array<Array<{ app: string; reason: string }>> = [];
+  bus.on('held', ({ apps }) => held.push(apps));
+  const memory: Array<Record<string, unknown>> = [];
+  const router = createRouter({
+    clock, bus, registry, holds: () => holds, slowStart: () => true, leaveToNginx: () => [], onDesired: (set, urgent) => desired.push({ set, urgent }),
+    onMemory: (m) => memory.push(m), ...more,
+  });
+  const discover = (backends: Backend[], awaiting: string[] = [], apps: AppConfig[] = [web]) => {
     registry.sync(backends);
-    const merged: MergedSnapshot = { apps: [web], backends, awaiting };
+    const merged: MergedSnapshot = { apps, backends, awaiting };
     router.setDiscovery(merged);
   };
-  return { clock, bus, registry, router, desired, routings, discover };
+  return { clock, bus, registry, router, desired, routings, discover, held, memory };
 }
+
+/** `web` as an app that accepts containers, and a label-only app `shop`. */
+const webAccepting: AppConfig = { ...web, docker: { ...web.docker, accept_containers: true } };
+const shop: AppConfig = { ...web, name: 'shop', backends: [], docker: { ...web.docker, accept_containers: true } };
+const shopBackend = (port: number, over: Partial<Backend> = {}): Backend =>
+  backend(port, { id: backendId('shop', '127.0.0.1', port), app: 'shop', source: 'docker', ...over });
 
 const servers = (set: DesiredSet | undefined) => set?.upstreams[0]?.servers.map((s) => `${s.address}${s.down ? ' down' : ''}`);
 
 describe('the router', () => {
-  it('decides while a required source is awaited, but hands nothing to nginx until it has answered', () => {
+  it('while Docker is awaited, writes an app that takes no containers at once (issue 11 item 7)', () => {
     const r = rig();
-    r.discover([backend(8001)], ['docker']);
-    expect(r.routings).toHaveLength(1);
-    expect(r.desired).toHaveLength(0);
-    r.discover([backend(8001), backend(8002)]);
+    r.discover([backend(8001), backend(8002)], ['docker']);
     expect(r.desired).toHaveLength(1);
     expect(servers(r.desired[0]?.set)).toEqual(['127.0.0.1:8001', '127.0.0.1:8002']);
+  });
+
+  it('while Docker is awaited, hands nothing to nginx when an app that takes containers has no last upstream', () => {
+    const r = rig();
+    r.discover([backend(8001)], ['docker'], [webAccepting]);
+    expect(r.routings).toHaveLength(1);
+    expect(r.desired).toHaveLength(0);
+    r.discover([backend(8001), backend(8002)], [], [webAccepting]);
+    expect(r.desired).toHaveLength(1);
+    expect(servers(r.desired[0]?.set)).toEqual(['127.0.0.1:8001', '127.0.0.1:8002']);
+  });
+
+  it('while Docker is awaited, the last upstreams saved before a restart stand in for the apps made of containers, label-only ones too', () => {
+    const saved = (name: string, port: number): DesiredUpstream =>
+      ({ name, servers: [{ address: `127.0.0.1:${port}`, weight: 1, backup: false, down: false }], panic: false, failover: false, keepalive: 32, balance: 'round_robin' });
+    const restored = new Map([['web', saved('web', 8005)], ['shop', saved('shop', 9005)]]);
+    const r = rig({}, { restored });
+    const other = { ...web, name: 'static', backends: [] };
+    r.discover([backend(8001), backend(7001, { id: backendId('static', '127.0.0.1', 7001), app: 'static' })], ['docker'], [webAccepting, other]);
+    expect(r.desired.at(-1)?.set.upstreams.map((u) => [u.name, u.servers.map((x) => x.address)])).toEqual([
+      ['web', ['127.0.0.1:8005']],
+      ['static', ['127.0.0.1:7001']],
+      ['shop', ['127.0.0.1:9005']],
+    ]);
+    // Once Docker has answered, what it says is written.
+    r.discover([backend(8001), shopBackend(9001)], [], [webAccepting, other, shop]);
+    expect(r.desired.at(-1)?.set.upstreams.map((u) => [u.name, u.servers.map((x) => x.address)])).toEqual([
+      ['web', ['127.0.0.1:8001']],
+      ['static', []],
+      ['shop', ['127.0.0.1:9001']],
+    ]);
+    expect(Object.keys(r.memory.at(-1) ?? {})).toEqual(['web', 'shop']);
+  });
+
+  it('holds an app nginx would refuse at its last good upstream while the others keep updating (issue 11 item 6)', () => {
+    const r = rig();
+    const apps = [web, shop];
+    r.discover([backend(8001), shopBackend(9001), shopBackend(9002, { backup: true })], [], apps);
+    expect(r.held).toEqual([]);
+    // The primary of shop goes: only its backup would be left, which nginx refuses.
+    r.discover([backend(8001), backend(8002), shopBackend(9002, { backup: true })], [], apps);
+    const set = r.desired.at(-1)?.set;
+    expect(set?.upstreams.map((u) => [u.name, u.servers.map((x) => x.address)])).toEqual([
+      ['web', ['127.0.0.1:8001', '127.0.0.1:8002']],
+      ['shop', ['127.0.0.1:9001', '127.0.0.1:9002']],
+    ]);
+    expect(r.held.at(-1)).toEqual([{ app: 'shop', reason: 'every server is a backup; nginx needs at least one that is not' }]);
+    expect(r.router.held()).toEqual(r.held.at(-1));
+    r.discover([backend(8001), shopBackend(9003)], [], apps);
+    expect(servers(r.desired.at(-1)?.set)).toEqual(['127.0.0.1:8001']);
+    expect(r.desired.at(-1)?.set.upstreams[1]?.servers.map((x) => x.address)).toEqual(['127.0.0.1:9003']);
+    expect(r.held.at(-1)).toEqual([]);
+  });
+
+  it('never writes two upstreams nginx would read as one: the later is left out and reported', () => {
+    const r = rig();
+    const upper: AppConfig = { ...web, name: 'WEB', backends: [] };
+    r.discover([backend(8001)], [], [web, upper]);
+    expect(r.desired.at(-1)?.set.upstreams.map((u) => u.name)).toEqual(['web']);
+    expect(r.held.at(-1)).toEqual([{ app: 'WEB', reason: 'nginx reads it as the same upstream as "web"' }]);
   });
 
   it('recomputes once for a burst of transitions, after the burst, and not at all for first verdicts', async () => {
