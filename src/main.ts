@@ -53,9 +53,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const clock = opts.clock ?? createSystemClock();
   const initial = await loadConfigFile(opts.configPath, env);
   const settings = { config: initial, configPath: opts.configPath, env };
-  const log = opts.logger ?? createLogger({ level: initial.logging.level });
+  const log = opts.logger ?? createLogger(initial.logging);
   const s = await construct(settings, clock, log);
   subscribe(s);
+  // A new level applies at once (the format after a restart); a logger given by the caller stays as it is.
+  if (!opts.logger) s.bus.on('config', ({ next }) => (log.level = next.logging.level));
   return start(s);
 }
 

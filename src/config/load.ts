@@ -16,6 +16,7 @@ const ENV_OVERRIDES = [
   { env: 'ORCHESTRY_ADMIN_TOKEN', section: 'admin', key: 'token' },
   { env: 'ORCHESTRY_ADMIN_LISTEN', section: 'admin', key: 'listen' },
   { env: 'ORCHESTRY_LOG_LEVEL', section: 'logging', key: 'level' },
+  { env: 'ORCHESTRY_LOG_FORMAT', section: 'logging', key: 'format' },
   { env: 'ORCHESTRY_STORE_PATH', section: 'store', key: 'path' },
 ] as const;
 

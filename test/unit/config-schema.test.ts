@@ -160,7 +160,7 @@ describe('defaults', () => {
       passive: DEFAULT_PASSIVE,
       admin: { listen: '127.0.0.1:9180', token: null },
       probes: { max_concurrency: 512, jitter_fraction: 0.1 },
-      logging: { level: 'info' },
+      logging: { level: 'info', format: 'json' },
     });
   });
 
@@ -417,6 +417,8 @@ describe('validation messages', () => {
       'probes.jitter_fraction: must be between 0 and 0.5 (got 0.6)'],
     ['log level', withApp({}, { logging: { level: 'verbose' } }),
       'logging.level: must be one of fatal, error, warn, info, debug, trace (got "verbose")'],
+    ['log format', withApp({}, { logging: { format: 'pretty' } }),
+      'logging.format: must be one of json, text (got "pretty")'],
     ['section not a map', withApp({}, { probes: [1] }), 'probes: must be a map (got [1])'],
     ['health not a map', withApp({ health: 'http' }), 'apps.web.health: must be a map (got "http")'],
     ['apps missing', {}, 'apps: is required'],
