@@ -94,7 +94,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
   const containerFailures = createContainerFailures({ clock, bus, registry, logger: log });
   return {
     settings, clock, log, bus, registry, store, persister, restored, docker, nginx, router, recovery, containerFailures,
-    metrics: createMetrics(),
+    metrics: createMetrics({ docker: config.docker.enabled, configLoadedAt: clock.now() }),
     events: createEventLog(),
     alerting: createAlerting({ config: config.alerting, clock, logger: log, persistence: store }),
     health: createHealthMonitor({ clock, bus, registry, config, version: VERSION }),
@@ -110,7 +110,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
 /** Listeners run in subscription order: the registry takes discovery's backends before the stages that read its views. */
 function subscribe(s: Stages): void {
   const { bus, metrics, registry } = s;
-  subscribeMetrics(bus, metrics);
+  subscribeMetrics(bus, metrics, s.clock);
   subscribeStore(bus, s.store);
   subscribeEventLog(bus, s.events, s.clock);
   subscribeLogger(bus, s.log);

@@ -12,7 +12,7 @@ import type { EventLog } from './event-log.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
-export function subscribeMetrics(bus: SidecarBus, metrics: Metrics): void {
+export function subscribeMetrics(bus: SidecarBus, metrics: Metrics, clock: Clock): void {
   let inFlight = 0;
   bus.on('rejected', (rejected) => metrics.setRejectedContainers(rejected.length));
   bus.on('probe', (result) => metrics.onProbe(result, result.checkType));
@@ -32,8 +32,8 @@ export function subscribeMetrics(bus: SidecarBus, metrics: Metrics): void {
     metrics.onRecoveryAction(record);
   });
   bus.on('docker', (status) => metrics.setDockerConnected(status.connected));
-  bus.on('config', () => metrics.onConfigReload('success'));
-  bus.on('config-rejected', () => metrics.onConfigReload('failure'));
+  bus.on('config', () => metrics.onConfigReload('success', clock.now()));
+  bus.on('config-rejected', () => metrics.onConfigReload('failure', clock.now()));
 }
 
 /** What the status page and `/api/v1/events` show: news, not every probe. */
