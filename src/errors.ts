@@ -17,6 +17,9 @@ export interface FieldIssue {
   /** Dotted path, e.g. `apps.web.health.timeout_seconds`. */
   path: string;
   message: string;
+  /** Where the value was written in the config file (1-based), when it was. */
+  line?: number;
+  column?: number;
 }
 
 /** Every problem of a rejected configuration, reported at once. */
@@ -24,7 +27,9 @@ export class ConfigError extends SidecarError {
   readonly issues: FieldIssue[];
   constructor(issues: FieldIssue[], source?: string) {
     const head = source ? `invalid configuration in ${source}` : 'invalid configuration';
-    super('CONFIG_INVALID', `${head}:\n${issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`);
+    // `file:line:column: ` before an issue, as compilers write it: editors and terminals jump there.
+    const at = (i: FieldIssue) => (source && i.line !== undefined ? `${source}:${i.line}:${i.column ?? 1}: ` : '');
+    super('CONFIG_INVALID', `${head}:\n${issues.map((i) => `  ${at(i)}${formatIssue(i)}`).join('\n')}`);
     this.name = 'ConfigError';
     this.issues = issues;
   }

@@ -55,9 +55,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const clock = opts.clock ?? createSystemClock();
   const initial = await loadConfigFile(opts.configPath, env);
   const settings = { config: initial, configPath: opts.configPath, env };
-  const log = opts.logger ?? createLogger({ level: initial.logging.level });
+  const log = opts.logger ?? createLogger(initial.logging);
   const s = await construct(settings, clock, log);
   subscribe(s);
+  // A new level applies at once (the format after a restart); a logger given by the caller stays as it is.
+  if (!opts.logger) s.bus.on('config', ({ next }) => (log.level = next.logging.level));
   return start(s);
 }
 
@@ -99,7 +101,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
   const listening = { admin: null as number | null };
   return {
     settings, clock, log, bus, registry, store, persister, restored, docker, nginx, router, recovery, containerFailures, passive, listening,
-    metrics: createMetrics(),
+    metrics: createMetrics({ docker: config.docker.enabled, configLoadedAt: clock.now() }),
     events: createEventLog(),
     alerting: createAlerting({ config: config.alerting, clock, logger: log, persistence: store }),
     health: createHealthMonitor({ clock, bus, registry, config, version: VERSION }),
@@ -116,7 +118,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
 /** Listeners run in subscription order: the registry takes discovery's backends before the stages that read its views. */
 function subscribe(s: Stages): void {
   const { bus, metrics, registry } = s;
-  subscribeMetrics(bus, metrics);
+  subscribeMetrics(bus, metrics, s.clock);
   subscribeStore(bus, s.store);
   subscribeEventLog(bus, s.events, s.clock);
   subscribeLogger(bus, s.log);

@@ -261,6 +261,10 @@ export const portRange: Check<[number, number]> = withSchema((value, path, repor
 
 /** `host:port` or `[ipv6]:port` to listen on. */
 export const listenAddress: Check<string> = withSchema((value, path, report) => {
+  // A port alone (`9180`, or 9180 unquoted) is the usual slip: say what to write instead.
+  if ((typeof value === 'number' && Number.isInteger(value)) || (typeof value === 'string' && /^\d{1,5}$/.test(value))) {
+    return report(path, `expected host:port, e.g. "127.0.0.1:${value}" (loopback only) or "0.0.0.0:${value}" (every interface) (got ${show(value)}: a port alone)`);
+  }
   if (typeof value !== 'string') return report(path, `must be a string (got ${show(value)})`);
   const parsed = parseAddress(value);
   if (typeof parsed === 'string') return report(path, `${parsed} (got ${show(value)})`);

@@ -15,6 +15,7 @@ export function restartOnlyChanges(prev: SidecarConfig, next: SidecarConfig): st
   if (next.docker.enabled !== prev.docker.enabled || next.docker.socket_path !== prev.docker.socket_path) {
     out.push('docker.enabled and docker.socket_path changes take effect after a restart');
   }
+  if (next.logging.format !== prev.logging.format) out.push(`logging.format changes take effect after a restart (now ${next.logging.format})`);
   if (next.probes.max_concurrency !== prev.probes.max_concurrency || next.probes.jitter_fraction !== prev.probes.jitter_fraction) {
     out.push('probes.max_concurrency and probes.jitter_fraction changes take effect after a restart');
   }

@@ -8,6 +8,7 @@
  * generated schema for editors is then built from the same checks that validate.
  */
 import type { FieldIssue } from '../errors.js';
+import { didYouMean } from '../suggest.js';
 
 /** A parsed YAML map. */
 export type Raw = Record<string, unknown>;
@@ -93,7 +94,7 @@ export function readMap(
   if (value === undefined || value === null) return {};
   if (!isMap(value)) return report(path, `must be a map (got ${show(value)})`);
   for (const key of Object.keys(value)) {
-    if (!keys.includes(key)) report(join(path, key), 'unknown key');
+    if (!keys.includes(key)) report(join(path, key), `unknown key${didYouMean(key, keys)}`);
   }
   return value;
 }

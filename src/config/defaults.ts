@@ -49,6 +49,8 @@ export const PROBE_RELEASES = ['gateway', 'all', 'none'] as const;
 export const RECOVERY_MODES = ['off', 'dry-run', 'on'] as const;
 /** logging.level */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+/** logging.format */
+export const LOG_FORMATS = ['json', 'text'] as const;
 /** Failure and alert severities, lowest first (alerting.routes[].min_severity). */
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
 /** alerting.receivers.<name>.type */
@@ -328,4 +330,5 @@ export const DEFAULT_PROBES: Readonly<ProbeSettings> = frozen({
 /** `logging` */
 export const DEFAULT_LOGGING: Readonly<LoggingConfig> = frozen({
   level: 'info',
+  format: 'json',
 });

@@ -5,8 +5,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import { ConfigError, SidecarError, describeError, type FieldIssue } from '../errors.js';
+import { locatePath } from './locate.js';
 import { parseConfig } from './schema.js';
 import type { SidecarConfig } from './types.js';
 
@@ -15,6 +16,7 @@ const ENV_OVERRIDES = [
   { env: 'ORCHESTRY_ADMIN_TOKEN', section: 'admin', key: 'token' },
   { env: 'ORCHESTRY_ADMIN_LISTEN', section: 'admin', key: 'listen' },
   { env: 'ORCHESTRY_LOG_LEVEL', section: 'logging', key: 'level' },
+  { env: 'ORCHESTRY_LOG_FORMAT', section: 'logging', key: 'format' },
   { env: 'ORCHESTRY_STORE_PATH', section: 'store', key: 'path' },
 ] as const;
 
@@ -62,14 +64,25 @@ export async function loadConfigFile(
       cause: err,
     });
   }
-  const raw = parseYaml(text, path);
+  return parseConfigText(text, path, env);
+}
+
+/**
+ * The config in `text`, read from the file `path`: parsed, overridden from `env` and validated
+ * like loadConfigFile (which reads the file and calls this). Each issue carries the line and
+ * column it was written at, when it was written in the file. Throws ConfigError.
+ */
+export function parseConfigText(text: string, path: string, env: NodeJS.ProcessEnv = process.env): SidecarConfig {
+  const { raw, doc, counter } = parseYaml(text, path);
   const overridden = applyEnv(raw, env);
   const result = parseConfig(raw, { baseDir: dirname(resolve(path)) });
   if (!result.ok) {
     throw new ConfigError(
       result.issues.map((issue) => {
         const from = overridden.get(issue.path);
-        return from ? { ...issue, message: `${issue.message} (from ${from})` } : issue;
+        if (from) return { ...issue, message: `${issue.message} (from ${from})` };
+        const at = locatePath(doc, counter, issue.path, issue.message.startsWith('unknown key') ? 'key' : 'value');
+        return at ? { ...issue, ...at } : issue;
       }),
       path,
     );
@@ -77,8 +90,9 @@ export async function loadConfigFile(
   return result.config;
 }
 
-function parseYaml(text: string, source: string): unknown {
-  const doc = parseDocument(text);
+function parseYaml(text: string, source: string): { raw: unknown; doc: Document; counter: LineCounter } {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter });
   if (doc.errors.length > 0) {
     const issues: FieldIssue[] = doc.errors.map((err) => {
       // The library appends " at line L, column C:" and a source excerpt; keep one line.
@@ -89,7 +103,7 @@ function parseYaml(text: string, source: string): unknown {
     throw new ConfigError(issues, source);
   }
   try {
-    return doc.toJS({ maxAliasCount: 100 });
+    return { raw: doc.toJS({ maxAliasCount: 100 }), doc, counter };
   } catch (err) {
     // e.g. an alias to an undefined anchor, or an alias explosion.
     throw new ConfigError([{ path: '', message: `YAML error: ${describeError(err)}` }], source);

@@ -301,10 +301,15 @@ export function parseApps(
   } else if (Object.keys(value).length === 0) {
     if (!labelsOnly) report('apps', `must define at least one app ${orLabels}`);
   } else {
+    const byLowerCase = new Map<string, string>();
     for (const [name, body] of Object.entries(value)) {
       const path = join('apps', name);
       const nameProblem = appNameProblem(name);
       if (nameProblem) report(path, nameProblem);
+      // nginx compares upstream names case-insensitively: `web` and `WEB` fail `nginx -t`.
+      const first = byLowerCase.get(name.toLowerCase());
+      if (first !== undefined) report(path, `is the same upstream name as ${join('apps', first)} to nginx, which ignores case`);
+      else byLowerCase.set(name.toLowerCase(), name);
       const app = parseApp(name, body, path, healthDefaults, nginx, report, issues);
       if (app) apps.push(app);
     }

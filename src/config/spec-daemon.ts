@@ -1,7 +1,7 @@
 /** `admin`, `probes` and `logging`: the sidecar process's own settings. */
 import { listenAddress, token } from './allowlists.js';
 import { nullable, num, oneOf, type Section } from './check.js';
-import { DEFAULT_ADMIN, DEFAULT_LOGGING, DEFAULT_PROBES, LOG_LEVELS } from './defaults.js';
+import { DEFAULT_ADMIN, DEFAULT_LOGGING, DEFAULT_PROBES, LOG_FORMATS, LOG_LEVELS } from './defaults.js';
 import type { AdminConfig, LoggingConfig, ProbeSettings } from './types.js';
 
 /** `admin`: the admin API, metrics and status page. */
@@ -27,5 +27,6 @@ export const LOGGING: Section<LoggingConfig> = {
   defaults: DEFAULT_LOGGING,
   fields: {
     level: { check: oneOf(LOG_LEVELS), meaning: 'Log level; ORCHESTRY_LOG_LEVEL overrides it.' },
+    format: { check: oneOf(LOG_FORMATS), meaning: 'json: one JSON object a line, for a log collector; text: one readable line an event, for people. ORCHESTRY_LOG_FORMAT overrides it.' },
   },
 };

@@ -9,6 +9,7 @@ import type {
   CACHE_METHODS,
   EJECT_MODES,
   HTTP_METHODS,
+  LOG_FORMATS,
   LOG_LEVELS,
   NGINX_MODES,
   PROTOCOLS,
@@ -280,6 +281,8 @@ export interface ProbeSettings {
 
 export interface LoggingConfig {
   level: (typeof LOG_LEVELS)[number];
+  /** json (one object a line, for collectors) or text (for people). */
+  format: (typeof LOG_FORMATS)[number];
 }
 
 /** Discovery of backends from Docker containers by label, and nginx in a container. */

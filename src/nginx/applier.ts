@@ -34,6 +34,8 @@ export interface ApplyOutcome {
   retryInMs?: number;
   /** Per-stage wall times of the stages that ran, milliseconds (for benchmarks). */
   timings?: Partial<Record<ApplyStage, number>>;
+  /** The decision this outcome is about; set by the nginx stage on the bus (for what changed). */
+  set?: DesiredSet;
 }
 
 /** Tells nginx about a DesiredSet. */

@@ -171,7 +171,7 @@ async function applyNow(s: SyncState, set: DesiredSet): Promise<void> {
   } else {
     s.retryDelayMs = APPLY_RETRY_MIN_MS;
   }
-  s.opts.bus.emit('apply', outcome);
+  s.opts.bus.emit('apply', { ...outcome, set });
 }
 
 /**

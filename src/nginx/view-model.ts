@@ -37,11 +37,15 @@ export interface ServerContext {
   down: boolean;
   /** Ready-made server parameters with a leading space, e.g. ` weight=2 backup down`. */
   params: string;
+  /** Name of the container behind the server, for a comment (docker-gen's template has one); '' when none. */
+  container: string;
 }
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const HOST_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+/** Docker's own rule for container names (plus a length cap): nothing else reaches a comment. */
+const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const BALANCE: Record<DesiredUpstream['balance'], string> = {
   round_robin: '',
   least_conn: 'least_conn',
@@ -100,7 +104,9 @@ export function toViewModel(set: DesiredSet, dns?: DnsRendering): UpstreamsConte
       }
       const params =
         (s.weight === 1 ? '' : ` weight=${s.weight}`) + failParams + (s.backup ? ' backup' : '') + (s.down ? ' down' : '');
-      return { address: s.address, weight: s.weight, backup: s.backup, down: s.down, params };
+      // Only a comment: a name that breaks Docker's rule is left out rather than refused.
+      const container = typeof s.container === 'string' && CONTAINER_NAME.test(s.container) ? s.container : '';
+      return { address: s.address, weight: s.weight, backup: s.backup, down: s.down, params, container };
     });
     if (servers.length > 0 && servers.every((s) => s.backup)) {
       invalid(`${where}: every server is a backup; nginx needs at least one non-backup server`);
@@ -149,7 +155,7 @@ function dnsUpstream(u: DesiredUpstream, dns: DnsRendering, failParams: string):
       `resolver ${dns.resolver} ipv6=${dns.ipv6(u.name) ? 'on' : 'off'}`,
       'resolver_timeout 2s',
     ],
-    servers: [{ address: dns.zone, weight: 1, backup: false, down: false, params: ` service=${dns.service}.${u.name} resolve${failParams}` }],
+    servers: [{ address: dns.zone, weight: 1, backup: false, down: false, params: ` service=${dns.service}.${u.name} resolve${failParams}`, container: '' }],
   };
 }
 

@@ -47,12 +47,15 @@ export function defineMetrics(registers: Registers) {
     appliesTotal: counter(registers, 'orchestry_nginx_applies_total', 'Applies of the desired upstream set, by result and the stage a failed one stopped at.', ['result', 'stage']),
     reloadDuration: histogram(registers, 'orchestry_nginx_reload_duration_seconds', 'Duration of applies that reloaded nginx: render, validate and reload.', APPLY_BUCKETS),
     configReloadsTotal: counter(registers, 'orchestry_config_reloads_total', 'Reloads of the sidecar configuration file, by result.', ['result']),
+    configLastReloadSuccessful: gauge(registers, 'orchestry_config_last_reload_successful', 'Whether the last load of the configuration file (at start, on a change or SIGHUP) succeeded.'),
+    configLastReloadSuccess: gauge(registers, 'orchestry_config_last_reload_success_timestamp_seconds', 'When the configuration in effect was loaded (Unix time).'),
     degradedGauge: gauge(registers, 'orchestry_degraded', 'Whether the last nginx apply failed (nginx keeps running the last good configuration).'),
     recoveryActions: counter(registers, 'orchestry_recovery_actions_total', 'Recovery actions by app, strategy and result (success, failure, dry_run).', ['app', 'strategy', 'result']),
     recoveryDuration: histogram(registers, 'orchestry_recovery_action_duration_seconds', 'Duration of recovery actions that touched Docker, by strategy.', RECOVERY_BUCKETS, ['strategy']),
     recoveryInFlight: gauge(registers, 'orchestry_recovery_actions_in_flight', 'Recovery actions running now.'),
     dockerConnected: gauge(registers, 'orchestry_docker_connected', 'Whether the Docker event stream is connected (1) or being reconnected (0).'),
     rejectedContainers: gauge(registers, 'orchestry_docker_rejected_containers', 'Containers with orchestry.enable=true left out because of invalid labels.'),
+    buildInfo: gauge(registers, 'orchestry_build_info', 'Always 1; the labels say which sidecar version runs on which Node.js.', ['version', 'node']),
   };
 }
 

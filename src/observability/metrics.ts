@@ -6,6 +6,7 @@
  * scrape time by metric-collectors.ts, and metric-handlers.ts turns each event into updates.
  */
 import * as prom from 'prom-client';
+import { VERSION } from '../version.js';
 import type { BackendView, FailureEvent, Transition } from '../health/types.js';
 import type { ProbeResult } from '../model.js';
 import {
@@ -46,7 +47,8 @@ export interface Metrics {
     durationMs: number;
     reloaded: boolean;
   }): void;
-  onConfigReload(result: 'success' | 'failure'): void;
+  /** A load of the configuration file after start (a change on disk, SIGHUP) at `at` (epoch ms). */
+  onConfigReload(result: 'success' | 'failure', at: number): void;
   /**
    * The full set of current backends; series of backends and apps not in it are removed (a
    * probe result landing after its backend left re-creates its series until the next call).
@@ -74,6 +76,15 @@ export interface Metrics {
   observeFailover(status: () => FailoverMetricsStatus): void;
 }
 
+export interface MetricsOptions {
+  /** Add the standard process_* and nodejs_* metrics (default true). */
+  collectDefault?: boolean;
+  /** Docker discovery is on: export the Docker gauges (default false). */
+  docker?: boolean;
+  /** When the configuration in effect was loaded, epoch ms (default now). */
+  configLoadedAt?: number;
+}
+
 /** What the store metrics read; StoreStatus has these fields. */
 export interface StoreMetricsStatus {
   state: 'ok' | 'degraded' | 'disabled';
@@ -91,10 +102,9 @@ export interface AlertingMetricsStatus {
 
 /**
  * Creates the metrics. Each call has its own Registry, so tests and several instances never
- * collide on prom-client's global one. `collectDefault` (default true) adds the standard
- * process_* and nodejs_* metrics.
+ * collide on prom-client's global one.
  */
-export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics {
+export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const registry = createRegistry(opts.collectDefault ?? true);
   const registers = [registry];
   // Registration order is exposition order: the probe histogram, then the per-backend series.
@@ -103,6 +113,11 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
   registerBackendCollectors(registry, perBackend);
   const m = defineMetrics(registers);
   setInitialValues(m);
+  m.buildInfo.set({ version: VERSION, node: process.version }, 1);
+  m.configLastReloadSuccessful.set(1);
+  m.configLastReloadSuccess.set(Math.floor((opts.configLoadedAt ?? Date.now()) / 1000));
+  // Without Docker discovery, Docker gauges would only ever say 0 (and fire `== 0` alerts).
+  if (!opts.docker) for (const name of ['orchestry_docker_connected', 'orchestry_docker_rejected_containers']) registry.removeSingleMetric(name);
   const s: MetricsState = { registry, m, perBackend, apps: createAppCaches(probeDuration, m) };
 
   return {
@@ -116,7 +131,11 @@ export function createMetrics(opts: { collectDefault?: boolean } = {}): Metrics 
     onFailures: (events) => onFailures(s, events),
     onTransition: (t) => onTransition(s, t),
     onApply: (outcome) => onApply(s, outcome),
-    onConfigReload: (result) => m.configReloadsTotal.inc({ result }),
+    onConfigReload: (result, at) => {
+      m.configReloadsTotal.inc({ result });
+      m.configLastReloadSuccessful.set(result === 'success' ? 1 : 0);
+      if (result === 'success') m.configLastReloadSuccess.set(Math.floor(at / 1000));
+    },
     setBackends: (views) => setBackends(s, views),
     observeBackends: (views) => {
       s.observeBackends = views;

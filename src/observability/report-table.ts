@@ -67,8 +67,9 @@ function table(rows: string[][]): string[] {
   return rows.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
 }
 
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+/** An ISO time to the second. */
+function iso(time: string): string {
+  return time.replace(/\.\d{3}Z$/, 'Z');
 }
 
 function percent(p: CheckStats['uptime_percent']): string {

@@ -5,11 +5,14 @@
 import type { Clock } from '../clock.js';
 import { restartOnlyChanges } from '../config/changes.js';
 import type { SidecarBus } from '../events/sidecar-events.js';
+import type { ApplyOutcome } from '../nginx/applier.js';
+import { describeChanges, diffDesiredSets, type UpstreamChange } from '../upstream/diff.js';
+import type { DesiredSet } from '../upstream/types.js';
 import type { EventLog } from './event-log.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
-export function subscribeMetrics(bus: SidecarBus, metrics: Metrics): void {
+export function subscribeMetrics(bus: SidecarBus, metrics: Metrics, clock: Clock): void {
   let inFlight = 0;
   bus.on('rejected', (rejected) => metrics.setRejectedContainers(rejected.length));
   bus.on('probe', (result) => metrics.onProbe(result, result.checkType));
@@ -29,8 +32,8 @@ export function subscribeMetrics(bus: SidecarBus, metrics: Metrics): void {
     metrics.onRecoveryAction(record);
   });
   bus.on('docker', (status) => metrics.setDockerConnected(status.connected));
-  bus.on('config', () => metrics.onConfigReload('success'));
-  bus.on('config-rejected', () => metrics.onConfigReload('failure'));
+  bus.on('config', () => metrics.onConfigReload('success', clock.now()));
+  bus.on('config-rejected', () => metrics.onConfigReload('failure', clock.now()));
 }
 
 /** What the status page and `/api/v1/events` show: news, not every probe. */
@@ -56,10 +59,13 @@ export function subscribeEventLog(bus: SidecarBus, events: EventLog, clock: Cloc
       events.push('transition', at, active ? 'panic: every backend ejected, routing to all' : 'panic over', { app });
     }
   });
+  const changesOf = appliedChanges();
   bus.on('apply', (o) => {
+    const changes = changesOf(o);
     if (o.result === 'unchanged') return;
     events.push('nginx', clock.now(), o.result === 'failed' ? `nginx update failed at ${o.stage}` : 'nginx upstreams updated', {
       result: o.result, stage: o.stage, error: o.error, duration_ms: Math.round(o.durationMs),
+      ...(changes ? { changes: describeChanges(changes) } : {}),
     });
   });
   bus.on('action', (r) =>
@@ -98,9 +104,14 @@ export function subscribeLogger(bus: SidecarBus, log: Logger): void {
     else if (active) log.error({ app }, 'every backend of the app is ejected: routing to all of them (panic)');
     else log.warn({ app }, 'panic over: routing to healthy backends only');
   });
+  const changesOf = appliedChanges();
   bus.on('apply', (o) => {
+    const changes = changesOf(o);
     if (o.result === 'failed') log.error({ stage: o.stage, err: o.error, retryInMs: o.retryInMs }, 'nginx update failed; last good config kept');
-    else if (o.result === 'applied') log.info({ durationMs: Math.round(o.durationMs), reloaded: o.reloaded, timings: o.timings }, 'nginx upstreams updated');
+    else if (o.result === 'applied') {
+      const timings = Object.fromEntries(Object.entries(o.timings ?? {}).map(([k, ms]) => [k, Math.round(ms * 10) / 10]));
+      log.info({ durationMs: Math.round(o.durationMs), reloaded: o.reloaded, timings, changes: describeChanges(changes ?? []) }, 'nginx upstreams updated');
+    }
   });
   bus.on('config', ({ prev, next }) => {
     log.info('configuration reloaded');
@@ -110,4 +121,18 @@ export function subscribeLogger(bus: SidecarBus, log: Logger): void {
   bus.on('held', ({ apps }) => {
     for (const h of apps) log.error({ app: h.app, reason: h.reason }, 'app held at its last good upstream; the other apps keep updating');
   });
+}
+
+/**
+ * What each applied decision changed against the one nginx had before (the first against
+ * nothing); null for outcomes that changed nothing in nginx. One tracker per listener.
+ */
+function appliedChanges(): (o: ApplyOutcome) => UpstreamChange[] | null {
+  let current: DesiredSet | null = null;
+  return (o) => {
+    if (o.result === 'failed' || !o.set) return null;
+    const changes = o.result === 'applied' ? diffDesiredSets(current, o.set) : null;
+    current = o.set;
+    return changes;
+  };
 }

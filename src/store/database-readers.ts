@@ -5,10 +5,10 @@
 import type { ActionRecord } from '../recovery/types.js';
 import type { ReportQuery } from './database.js';
 import { STORE_KEY_PREFIX, type DatabaseHandle } from './database-handle.js';
-import { eventStats, exactStats, mergeAgg, newAgg, statsFromAgg, type MinuteAgg } from './report.js';
+import { eventStats, exactStats, isoTime, mergeAgg, newAgg, statsFromAgg, type MinuteAgg, type TransitionRow } from './report.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS, listPartitions, rawTable, rollupTable } from './schema.js';
 import { decodeCounts } from './sketch.js';
-import type { BackendReport, CheckStats, HealthReport, ReportTransition, RestoredState } from './types.js';
+import type { BackendReport, CheckStats, HealthReport, RestoredState } from './types.js';
 
 /** Per backend key: its stats, plus what the app total is built from (aggregate, or raw samples). */
 type Checks = Map<string, { stats: CheckStats; agg?: MinuteAgg; us?: number[]; e?: number[] }>;
@@ -64,9 +64,9 @@ export function report(h: DatabaseHandle, q: ReportQuery, openMinutes: (key: str
     app_name: q.app,
     report_period_hours: q.hours,
     source: q.source,
-    from: fromMs,
-    to: q.now,
-    generated_at: q.now,
+    from: isoTime(fromMs),
+    to: isoTime(q.now),
+    generated_at: isoTime(q.now),
     ...appStats(q, checks),
     ...eventStats({
       failureTypes: events.failures.map((f) => f.type),
@@ -168,7 +168,7 @@ function eventRows(h: DatabaseHandle, app: string, fromMs: number, toMs: number)
          FROM transitions t JOIN backends b ON b.id = t.backend
          WHERE t.at >= ? AND t.at < ? AND b.app = ? ORDER BY t.at DESC, t.id DESC`,
       )
-      .all(fromMs, toMs, app) as unknown as ReportTransition[]
+      .all(fromMs, toMs, app) as unknown as TransitionRow[]
   ).map((t) => ({ ...t, at: Number(t.at) }));
   const actions = (
     db

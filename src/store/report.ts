@@ -86,13 +86,17 @@ function stats(agg: MinuteAgg, p95: number | null): CheckStats {
   };
 }
 
+/** A transition row as the database holds it (`at` in epoch ms). */
+export type TransitionRow = Omit<ReportTransition, 'at'> & { at: number };
+
 /** Event rows as the report query returns them, newest first. */
 export interface EventRows {
   failureTypes: string[];
-  transitions: ReportTransition[];
+  transitions: TransitionRow[];
   actions: ActionRecord[];
 }
 
+/** Event statistics; times as ISO 8601 strings, as the rest of the API writes them. */
 export function eventStats(rows: EventRows): EventStats {
   const failures: Record<string, number> = {};
   for (const t of rows.failureTypes) failures[t] = (failures[t] ?? 0) + 1;
@@ -101,10 +105,8 @@ export function eventStats(rows: EventRows): EventStats {
   return {
     failure_breakdown: failures,
     transitions: rows.transitions.length,
-    recent_transitions: rows.transitions.slice(0, REPORT_RECENT_LIMIT),
-    ejections: rows.transitions.filter(
-      (t) => (t.kind === 'health' && t.to === 'unhealthy') || (t.kind === 'breaker' && t.to === 'open'),
-    ).length,
+    recent_transitions: rows.transitions.slice(0, REPORT_RECENT_LIMIT).map((t) => ({ ...t, at: isoTime(t.at) })),
+    ejections: countOutages(rows.transitions),
     recovery_actions: rows.actions.length,
     recovery_by_strategy: byStrategy,
     recent_recovery_actions: rows.actions.slice(0, REPORT_RECENT_LIMIT).map(reportAction),
@@ -123,7 +125,42 @@ function reportAction(a: ActionRecord): ReportAction {
     dry_run: a.dryRun,
     error: a.error ?? null,
     reason: a.reason,
-    started_at: a.startedAt,
+    started_at: isoTime(a.startedAt),
     duration_ms: a.durationMs,
   };
+}
+
+/** What takes a backend out of nginx: health unhealthy or breaker open (either, or both). */
+const OUT: Readonly<Record<TransitionRow['kind'], string>> = { health: 'unhealthy', breaker: 'open' };
+
+/**
+ * Outages in `transitions` (newest first, any backends): how often a backend went from routed to
+ * ejected. A health ejection also opens the breaker, so the two transitions of one outage count
+ * once. Each kind's state before the window is the `from` of its oldest transition in it; a
+ * kind with none stays in its routed state (healthy, closed).
+ */
+export function countOutages(transitions: readonly TransitionRow[]): number {
+  const oldestFirst = [...transitions].reverse();
+  const state = new Map<string, Record<TransitionRow['kind'], string>>();
+  const started = new Set<string>();
+  for (const t of oldestFirst) {
+    let s = state.get(t.backend_id);
+    if (!s) state.set(t.backend_id, (s = { health: 'healthy', breaker: 'closed' }));
+    if (started.has(`${t.kind} ${t.backend_id}`)) continue;
+    started.add(`${t.kind} ${t.backend_id}`);
+    s[t.kind] = t.from;
+  }
+  let outages = 0;
+  for (const t of oldestFirst) {
+    const s = state.get(t.backend_id)!;
+    const wasOut = s.health === OUT.health || s.breaker === OUT.breaker;
+    s[t.kind] = t.to;
+    if (!wasOut && (s.health === OUT.health || s.breaker === OUT.breaker)) outages++;
+  }
+  return outages;
+}
+
+/** Epoch ms as the API writes times: ISO 8601 in UTC. */
+export function isoTime(ms: number): string {
+  return new Date(ms).toISOString();
 }

@@ -89,7 +89,8 @@ export interface ReportTransition {
   kind: 'health' | 'breaker';
   from: string;
   to: string;
-  at: number;
+  /** ISO 8601. */
+  at: string;
   reason: string;
 }
 
@@ -104,7 +105,8 @@ export interface ReportAction {
   dry_run: boolean;
   error: string | null;
   reason: string;
-  started_at: number;
+  /** ISO 8601. */
+  started_at: string;
   duration_ms: number;
 }
 
@@ -114,7 +116,7 @@ export interface EventStats {
   failure_breakdown: Record<string, number>;
   transitions: number;
   recent_transitions: ReportTransition[];
-  /** Health → unhealthy or breaker → open. */
+  /** Outages: a backend went out of nginx (health unhealthy, breaker open, or both: counted once). */
   ejections: number;
   recovery_actions: number;
   recovery_by_strategy: Record<string, number>;
@@ -130,9 +132,9 @@ export interface HealthReport extends CheckStats, EventStats {
   app_name: string;
   report_period_hours: number;
   source: ReportSource;
-  /** Window, epoch ms: `from` is rounded up to a whole minute (rollups are per minute). */
-  from: number;
-  to: number;
-  generated_at: number;
+  /** Window, ISO 8601: `from` is rounded up to a whole minute (rollups are per minute). */
+  from: string;
+  to: string;
+  generated_at: string;
   backends: BackendReport[];
 }

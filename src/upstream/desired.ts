@@ -171,7 +171,9 @@ function backupViews(
 }
 
 function toServer(v: BackendView, down: boolean, backup: boolean): DesiredServer {
-  return { address: formatAddress(v.host, v.port), weight: v.weight, backup, down };
+  const server: DesiredServer = { address: formatAddress(v.host, v.port), weight: v.weight, backup, down };
+  if (v.container) server.container = v.container.name;
+  return server;
 }
 
 /**

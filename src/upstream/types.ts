@@ -10,6 +10,11 @@ export interface DesiredServer {
   backup: boolean;
   /** Ejected but kept as `down` (eject mode `down`). Omitted servers are not listed at all. */
   down: boolean;
+  /**
+   * Name of the container behind the server, when Docker discovery found one: written as a
+   * comment beside the server line (untrusted: the view model checks it before the template).
+   */
+  container?: string;
 }
 
 export interface DesiredUpstream {

@@ -61,7 +61,7 @@ export const failure = (app: string, over: Partial<FailureEvent> = {}): FailureE
 
 /** A metrics instance that has seen one of everything. */
 export async function busyExposition(collectDefault: boolean): Promise<string> {
-  const m = createMetrics({ collectDefault });
+  const m = createMetrics({ collectDefault, docker: true });
   m.onProbe(probe('web', '127.0.0.1:8001'), 'http');
   m.onProbe(
     probe('web', '127.0.0.1:8002', { healthy: false, errorClass: 'connection_refused', responseTimeMs: 1 }),
@@ -74,7 +74,7 @@ export async function busyExposition(collectDefault: boolean): Promise<string> {
   m.onApply({ result: 'applied', durationMs: 42, reloaded: true });
   m.onApply({ result: 'failed', stage: 'validate', durationMs: 12, reloaded: false });
   m.onApply({ result: 'unchanged', durationMs: 1, reloaded: false });
-  m.onConfigReload('success');
+  m.onConfigReload('success', 1_700_000_000_000);
   m.setBackends([
     view('web', '127.0.0.1', 8001),
     view('web', '127.0.0.1', 8002, { health: 'unhealthy', breaker: 'open', ejected: true }),

@@ -94,14 +94,14 @@ describe('loadConfigFile', () => {
     ]);
   });
 
-  test('reports every invalid field with the file as the source', async () => {
+  test('reports every invalid field with the file, line and column it was written at', async () => {
     const path = await write('invalid.yaml', 'apps:\n  web:\n    health: { protocol: UDP, port: 0 }\n');
     const err = (await thrown(() => loadConfigFile(path, {}))) as ConfigError;
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.message).toBe(
       `invalid configuration in ${path}:\n` +
-        '  apps.web.health.protocol: must be one of HTTP, TCP (got "UDP")\n' +
-        '  apps.web.health.port: must be between 1 and 65535 (got 0)',
+        `  ${path}:3:25: apps.web.health.protocol: must be one of HTTP, TCP (got "UDP")\n` +
+        `  ${path}:3:36: apps.web.health.port: must be between 1 and 65535 (got 0)`,
     );
   });
 

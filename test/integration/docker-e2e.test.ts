@@ -229,6 +229,9 @@ describe('Docker discovery with nginx in a container', () => {
     // the containers (an upstream rendered before Docker answered would send everything to a 502).
     expect(versions.length).toBeGreaterThan(1);
     for (const v of versions.slice(1)) expect(apps.map((a) => serverState(v.text, a.port))).toEqual(['up', 'up', 'up']);
+    // Each server line names its container, as docker-gen's template does.
+    const file = await currentFile();
+    for (const a of apps) expect(file).toMatch(new RegExp(`^\\s*server 127\\.0\\.0\\.1:${a.port}\\b[^;]*;  # ${a.name}$`, 'm'));
     const app = await waitFor(
       async () => {
         const { body } = await sidecar!.api<AppsBody>('/api/v1/apps');

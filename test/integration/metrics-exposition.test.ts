@@ -18,7 +18,7 @@ describe('metrics exposition', () => {
   it('keeps instances apart and includes process and nodejs metrics by default', async () => {
     const a = createMetrics();
     const b = createMetrics();
-    a.onConfigReload('success');
+    a.onConfigReload('success', Date.now());
     expect(value(await b.render(), 'orchestry_config_reloads_total', { result: 'success' })).toBe(0);
     const text = await a.render();
     expect(find(text, 'process_cpu_seconds_total')).toHaveLength(1);

@@ -69,6 +69,19 @@ describe('createRenderer', () => {
     expect(err.message).toContain('ENOENT');
   });
 
+  it("names each server's container in a comment, as docker-gen's template does, and drops a hostile name", async () => {
+    const renderer = createRenderer({ templatePath: null });
+    await renderer.load();
+    const set = goldenSets().normal!;
+    const [a, b] = set.upstreams[0]!.servers;
+    a!.container = 'web-1';
+    b!.container = 'web-2;\n}\nserver 10.6.6.6:80';
+    const text = renderer.render(toViewModel(set));
+    expect(text).toContain(`    server ${a!.address} fail_timeout=1s;  # web-1\n`);
+    expect(text).toContain(`    server ${b!.address} fail_timeout=1s;\n`);
+    expect(text).not.toContain('10.6.6.6');
+  });
+
   it('refuses to render before load', async () => {
     const err = await templateError(async () => createRenderer({ templatePath: null }).render(toViewModel({ upstreams: [] })));
     expect(err.message).toContain('load()');

@@ -303,6 +303,7 @@ describe('state that survives a sidecar restart (real process, real SQLite file)
       failed_checks: number;
       failure_breakdown: Record<string, number>;
       ejections: number;
+      generated_at: string;
       backends: Array<{ backend_id: string; failed_checks: number; error_breakdown: Record<string, number> }>;
     };
     expect(json.app_name).toBe('sr-file');
@@ -310,7 +311,9 @@ describe('state that survives a sidecar restart (real process, real SQLite file)
     expect(row.failed_checks).toBeGreaterThanOrEqual(2);
     expect(row.error_breakdown.connection_refused).toBe(row.failed_checks);
     expect(json.failure_breakdown.port_not_listening).toBeGreaterThanOrEqual(2);
-    expect(json.ejections).toBeGreaterThanOrEqual(2); // health -> unhealthy and breaker -> open
+    // Health -> unhealthy and breaker -> open, and the restart in between: one outage.
+    expect(json.ejections).toBe(1);
+    expect(json.generated_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 
     const table = (await run(process.execPath, [CLI, 'report', 'sr-file', '--config', configPath], { env })).stdout;
     expect(table).toMatch(/^sr-file: last 24 h /);

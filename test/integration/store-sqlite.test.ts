@@ -216,7 +216,8 @@ describe('sqlite state store', () => {
       app_name: 'web',
       report_period_hours: 2,
       source: 'rollups',
-      to: T0 + 30_000,
+      to: new Date(T0 + 30_000).toISOString(),
+      generated_at: new Date(T0 + 30_000).toISOString(),
       total_checks: 30,
       successful_checks: 28,
       failed_checks: 2,
@@ -226,7 +227,8 @@ describe('sqlite state store', () => {
       error_breakdown: { timeout: 1, connection_refused: 1 },
       failure_breakdown: { health_check_timeout: 1, port_not_listening: 1 },
       transitions: 4,
-      ejections: 2,
+      // a's health went unhealthy and its breaker opened: one outage.
+      ejections: 1,
       recovery_actions: 3,
       recovery_by_strategy: { restart_container: 2, recreate_container: 1 },
     });
@@ -239,7 +241,7 @@ describe('sqlite state store', () => {
       kind: 'health',
       from: 'unhealthy',
       to: 'healthy',
-      at: T0 - 5 * 60_000,
+      at: new Date(T0 - 5 * 60_000).toISOString(),
       reason: 'unhealthy -> healthy',
     });
 
@@ -250,7 +252,7 @@ describe('sqlite state store', () => {
       total_checks: 20,
       failed_checks: 2,
       avg_response_time_ms: 10.5,
-      ejections: 2,
+      ejections: 1,
       transitions: 3,
       recovery_actions: 3,
     });

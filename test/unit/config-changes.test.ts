@@ -7,7 +7,7 @@ const base = { apps: { web: { backends: ['127.0.0.1:8001'] } } };
 describe('settings a reload cannot take', () => {
   it('lists none when only live settings changed', () => {
     const prev = configOf(base);
-    const next = configOf({ ...base, breaker: { failure_threshold: 9 }, nginx: { coalesce_min_wait_seconds: 0.5 } });
+    const next = configOf({ ...base, breaker: { failure_threshold: 9 }, nginx: { coalesce_min_wait_seconds: 0.5 }, logging: { level: 'debug' } });
     expect(restartOnlyChanges(prev, next)).toEqual([]);
   });
 
@@ -19,11 +19,13 @@ describe('settings a reload cannot take', () => {
       store: { enabled: false },
       docker: { enabled: true },
       probes: { max_concurrency: 7 },
+      logging: { format: 'text' },
     });
     const lines = restartOnlyChanges(prev, next);
-    expect(lines).toHaveLength(4);
+    expect(lines).toHaveLength(5);
+    expect(lines).toContain('logging.format changes take effect after a restart (now text)');
     expect(lines[0]).toContain('admin.listen');
     expect(lines[0]).toContain('127.0.0.1:9999');
-    expect(lines.join('\n')).toMatch(/store changes.*\n.*docker\.enabled.*\n.*probes\.max_concurrency/);
+    expect(lines.join('\n')).toMatch(/store changes.*\n.*docker\.enabled.*\n.*logging\.format.*\n.*probes\.max_concurrency/);
   });
 });

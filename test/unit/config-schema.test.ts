@@ -162,7 +162,7 @@ describe('defaults', () => {
       passive: DEFAULT_PASSIVE,
       admin: { listen: '127.0.0.1:9180', token: null },
       probes: { max_concurrency: 512, jitter_fraction: 0.1 },
-      logging: { level: 'info' },
+      logging: { level: 'info', format: 'json' },
     });
   });
 
@@ -293,7 +293,7 @@ describe('validation messages', () => {
     ['unknown upstream key', withApp({ upstream: { zone: 'x' } }), 'apps.web.upstream.zone: unknown key'],
     ['unknown backend key', withApp({ backends: [{ address: 'a:1', max_fails: 1 }] }),
       'apps.web.backends[0].max_fails: unknown key'],
-    ['unknown section key', withApp({}, { breaker: { threshold: 1 } }), 'breaker.threshold: unknown key'],
+    ['unknown section key', withApp({}, { breaker: { threshold: 1 } }), 'breaker.threshold: unknown key (did you mean "failure_threshold"?)'],
     ['port zero', withApp({ health: { port: 0 } }), 'apps.web.health.port: must be between 1 and 65535 (got 0)'],
     ['port too big', withApp({ health: { port: 65536 } }),
       'apps.web.health.port: must be between 1 and 65535 (got 65536)'],
@@ -441,6 +441,8 @@ describe('validation messages', () => {
       'probes.jitter_fraction: must be between 0 and 0.5 (got 0.6)'],
     ['log level', withApp({}, { logging: { level: 'verbose' } }),
       'logging.level: must be one of fatal, error, warn, info, debug, trace (got "verbose")'],
+    ['log format', withApp({}, { logging: { format: 'pretty' } }),
+      'logging.format: must be one of json, text (got "pretty")'],
     ['section not a map', withApp({}, { probes: [1] }), 'probes: must be a map (got [1])'],
     ['health not a map', withApp({ health: 'http' }), 'apps.web.health: must be a map (got "http")'],
     ['apps missing', {}, 'apps: is required (or docker.enabled: true, for apps from container labels only)'],
@@ -499,7 +501,7 @@ describe('validation messages', () => {
         expect.stringMatching(/^apps\["bad name"\]: app name must start with/),
         'apps["bad name"].bogus: unknown key',
         'breaker.failure_threshold: must be at least 1 (got -1)',
-        'admin.listen: must be a string (got 5)',
+        'admin.listen: expected host:port, e.g. "127.0.0.1:5" (loopback only) or "0.0.0.0:5" (every interface) (got 5: a port alone)',
         'logging.level: must be one of fatal, error, warn, info, debug, trace (got "loud")',
       ]),
     );

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Transition } from '../../src/health/types.js';
 import { createMetrics } from '../../src/observability/metrics.js';
+import { VERSION } from '../../src/version.js';
 import { busyExposition, failure, find, parseSamples, probe, value, view } from '../helpers/metrics-text.js';
 
 describe('metrics', () => {
@@ -164,9 +165,9 @@ describe('metrics', () => {
     m.onApply({ result: 'applied', durationMs: 60, reloaded: true });
     m.onApply({ result: 'unchanged', durationMs: 2, reloaded: false });
     m.onApply({ result: 'failed', stage: 'validate', durationMs: 15, reloaded: false });
-    m.onConfigReload('success');
-    m.onConfigReload('failure');
-    m.onConfigReload('failure');
+    m.onConfigReload('success', 1000);
+    m.onConfigReload('failure', 2000);
+    m.onConfigReload('failure', 3000);
     m.setDegraded(true);
     text = await m.render();
 
@@ -212,9 +213,38 @@ describe('metrics', () => {
 
 });
 
-describe('recovery and docker metrics', () => {
+describe('build, configuration and Docker metrics', () => {
+  it('says which version runs on which Node', async () => {
+    const text = await createMetrics({ collectDefault: false }).render();
+    expect(find(text, 'orchestry_build_info')).toEqual([{ name: 'orchestry_build_info', labels: { version: VERSION, node: process.version }, value: 1 }]);
+  });
+
+  it('keeps whether the last configuration load succeeded and when the one in effect was loaded', async () => {
+    const m = createMetrics({ collectDefault: false, configLoadedAt: 1_700_000_000_500 });
+    let text = await m.render();
+    expect(value(text, 'orchestry_config_last_reload_successful')).toBe(1);
+    expect(value(text, 'orchestry_config_last_reload_success_timestamp_seconds')).toBe(1_700_000_000);
+    m.onConfigReload('failure', 1_700_000_100_000);
+    text = await m.render();
+    expect(value(text, 'orchestry_config_last_reload_successful')).toBe(0);
+    expect(value(text, 'orchestry_config_last_reload_success_timestamp_seconds')).toBe(1_700_000_000);
+    m.onConfigReload('success', 1_700_000_200_000);
+    text = await m.render();
+    expect(value(text, 'orchestry_config_last_reload_successful')).toBe(1);
+    expect(value(text, 'orchestry_config_last_reload_success_timestamp_seconds')).toBe(1_700_000_200);
+  });
+
+  it('exports the Docker gauges only with Docker discovery on (a `== 0` alert would fire without it)', async () => {
+    const off = createMetrics({ collectDefault: false });
+    off.setDockerConnected(false);
+    off.setRejectedContainers(0);
+    expect(await off.render()).not.toContain('orchestry_docker_');
+    const on = createMetrics({ collectDefault: false, docker: true });
+    expect(value(await on.render(), 'orchestry_docker_connected')).toBe(0);
+  });
+
   it('counts recovery actions by strategy and result, dry runs apart', async () => {
-    const m = createMetrics({ collectDefault: false });
+    const m = createMetrics({ collectDefault: false, docker: true });
     m.onRecoveryAction({ app: 'web', strategy: 'restart_container', ok: true, dryRun: false, durationMs: 1500 });
     m.onRecoveryAction({ app: 'web', strategy: 'restart_container', ok: false, dryRun: false, durationMs: 200 });
     m.onRecoveryAction({ app: 'web', strategy: 'scale_out', ok: true, dryRun: true, durationMs: 0 });

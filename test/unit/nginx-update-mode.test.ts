@@ -40,7 +40,7 @@ describe('DNS-mode rendering', () => {
   it('renders a served app as a zone upstream resolving its SRV name, the same text whatever its servers', () => {
     const web = toViewModel(set, dns).upstreams[0]!;
     expect(web.directives).toEqual(['zone web 64k', 'resolver 127.0.0.1:5353 ipv6=off', 'resolver_timeout 2s']);
-    expect(web.servers).toEqual([{ address: 'orchestry.internal', weight: 1, backup: false, down: false, params: ' service=_http._tcp.web resolve fail_timeout=1s' }]);
+    expect(web.servers).toEqual([{ address: 'orchestry.internal', weight: 1, backup: false, down: false, params: ' service=_http._tcp.web resolve fail_timeout=1s', container: '' }]);
     const other = structuredClone(set);
     other.upstreams[0]!.servers = [{ address: '10.0.0.2:81', weight: 1, backup: true, down: false }];
     expect(toViewModel(other, dns).upstreams[0]).toEqual(web);

@@ -43,10 +43,17 @@ describe('toViewModel', () => {
       empty: false,
       directives: [],
       servers: [
-        { address: '10.0.0.1:80', weight: 1, backup: false, down: false, params: '' },
-        { address: '10.0.0.2:80', weight: 3, backup: true, down: true, params: ' weight=3 backup down' },
+        { address: '10.0.0.1:80', weight: 1, backup: false, down: false, params: '', container: '' },
+        { address: '10.0.0.2:80', weight: 3, backup: true, down: true, params: ' weight=3 backup down', container: '' },
       ],
     });
+  });
+
+  it("names each server's container for a comment, leaving out a name that breaks Docker's rule", () => {
+    const names = ['web-1', 'shop_api.2', 'x;\n} server evil:1;', '-starts-with-dash', 'a b', 'é', 'n'.repeat(129)];
+    const set = setWith({}, { container: 'web-1' });
+    set.upstreams[0]!.servers = names.map((container, i) => ({ address: `10.0.0.${i + 1}:80`, weight: 1, backup: false, down: false, container }));
+    expect(toViewModel(set).upstreams[0]!.servers.map((s) => s.container)).toEqual(['web-1', 'shop_api.2', '', '', '', '', '']);
   });
 
   it('flags an app without servers as empty', () => {

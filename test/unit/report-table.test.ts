@@ -4,6 +4,7 @@ import type { BackendReport, HealthReport } from '../../src/store/types.js';
 
 const FROM = Date.parse('2026-11-27T09:00:00Z');
 const TO = Date.parse('2026-11-28T09:00:00Z');
+const iso = (ms: number) => new Date(ms).toISOString();
 
 function backend(id: string, over: Partial<BackendReport> = {}): BackendReport {
   return {
@@ -32,9 +33,9 @@ const report: HealthReport = {
   app_name: 'web',
   report_period_hours: 24,
   source: 'rollups',
-  from: FROM,
-  to: TO,
-  generated_at: TO,
+  from: iso(FROM),
+  to: iso(TO),
+  generated_at: iso(TO),
   uptime_percent: 97.5,
   total_checks: 200,
   successful_checks: 195,
@@ -49,7 +50,7 @@ const report: HealthReport = {
   recovery_actions: 1,
   recovery_by_strategy: { restart_container: 1 },
   recent_transitions: [
-    { backend_id: 'web/127.0.0.1:8002', kind: 'health', from: 'healthy', to: 'unhealthy', at: FROM + 3_600_000, reason: '3 consecutive failures: timeout' },
+    { backend_id: 'web/127.0.0.1:8002', kind: 'health', from: 'healthy', to: 'unhealthy', at: iso(FROM + 3_600_000), reason: '3 consecutive failures: timeout' },
   ],
   recent_recovery_actions: [
     {
@@ -63,7 +64,7 @@ const report: HealthReport = {
       dry_run: false,
       error: 'no such container',
       reason: 'r',
-      started_at: FROM + 3_700_000,
+      started_at: iso(FROM + 3_700_000),
       duration_ms: 40,
     },
   ],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventStats, exactStats, newAgg, addSample, statsFromAgg, mergeAgg } from '../../src/store/report.js';
+import { countOutages, eventStats, exactStats, newAgg, addSample, statsFromAgg, mergeAgg } from '../../src/store/report.js';
 import {
   SKETCH_RELATIVE_ACCURACY,
   decodeCounts,
@@ -105,9 +105,9 @@ describe('report statistics', () => {
     });
   });
 
-  it('counts health → unhealthy and breaker → open as ejections and lists the newest first', () => {
-    const t = (kind: 'health' | 'breaker', from: string, to: string, at: number) => ({
-      backend_id: 'web/a:1',
+  it('counts one ejection per outage, however many of health and breaker took the backend out', () => {
+    const t = (kind: 'health' | 'breaker', from: string, to: string, at: number, backend = 'web/a:1') => ({
+      backend_id: backend,
       kind,
       from,
       to,
@@ -117,17 +117,36 @@ describe('report statistics', () => {
     const stats = eventStats({
       failureTypes: ['health_check_failed', 'health_check_failed', 'health_check_timeout'],
       transitions: [
-        t('health', 'unhealthy', 'healthy', 4),
-        t('breaker', 'closed', 'open', 3),
-        t('health', 'healthy', 'unhealthy', 2),
-        t('breaker', 'open', 'half_open', 1),
+        t('health', 'unhealthy', 'healthy', 4_000),
+        t('breaker', 'closed', 'open', 3_000),
+        t('health', 'healthy', 'unhealthy', 2_000),
+        t('breaker', 'open', 'half_open', 1_000),
       ],
       actions: [],
     });
-    expect(stats.ejections).toBe(2);
+    // The health ejection at 2 s starts an outage; the breaker opening at 3 s is the same outage.
+    expect(stats.ejections).toBe(1);
     expect(stats.transitions).toBe(4);
-    expect(stats.recent_transitions.map((x) => x.at)).toEqual([4, 3, 2, 1]);
+    expect(stats.recent_transitions.map((x) => x.at)).toEqual([
+      '1970-01-01T00:00:04.000Z', '1970-01-01T00:00:03.000Z', '1970-01-01T00:00:02.000Z', '1970-01-01T00:00:01.000Z',
+    ]);
     expect(stats.failure_breakdown).toEqual({ health_check_failed: 2, health_check_timeout: 1 });
+  });
+
+  it('counts an outage where health and breaker both eject once, and each later outage again, per backend', () => {
+    const t = (backend: string, kind: 'health' | 'breaker', from: string, to: string) => ({ backend_id: backend, kind, from, to, at: 0, reason: '' });
+    const newestFirst = [
+      t('a', 'health', 'healthy', 'unhealthy'), // a: outage 2 (health only)
+      t('a', 'breaker', 'half_open', 'closed'),
+      t('a', 'health', 'unhealthy', 'healthy'),
+      t('b', 'breaker', 'closed', 'open'), // b: outage (breaker only, e.g. passive evidence)
+      t('a', 'breaker', 'open', 'half_open'),
+      t('a', 'breaker', 'closed', 'open'),
+      t('a', 'health', 'healthy', 'unhealthy'), // a: outage 1 (health, then the breaker)
+    ];
+    expect(countOutages(newestFirst)).toBe(3);
+    expect(countOutages(newestFirst.filter((x) => x.backend_id === 'a'))).toBe(2);
+    expect(countOutages([])).toBe(0);
   });
 });
 
