@@ -107,7 +107,7 @@ describe('loadConfigFile', () => {
 
   test('an empty file reports that apps is required', async () => {
     const err = (await thrown(async () => loadConfigFile(await write('empty.yaml', ''), {}))) as ConfigError;
-    expect(err.issues).toEqual([{ path: 'apps', message: 'is required' }]);
+    expect(err.issues).toEqual([{ path: 'apps', message: 'is required (or docker.enabled: true, for apps from container labels only)' }]);
   });
 
   test('a missing file is CONFIG_UNREADABLE with a one-line message', async () => {

@@ -170,7 +170,8 @@ describe('Docker discovery an operator can trust', () => {
       what: 'both apps in the file',
     });
     await waitFor(async () => (await httpGet(shopPort)).body === shop.name, { what: 'shop through nginx' });
-    expect(['web-a', 'web-b']).toContain((await httpGet(webPort)).body);
+    // The file is written before nginx has reloaded it: wait for nginx, not for the file.
+    await waitFor(async () => ['web-a', 'web-b'].includes((await httpGet(webPort)).body), { what: 'web through nginx' });
     // Its bad label (port 0) would be rejected if it were looked at: it is not.
     await waitFor(async () => (await apps()).apps.some((a) => a.name === 'shop' && a.backends.length === 1), { what: 'shop in the API' });
     expect(await rejectedOf(theirs.name)).toBeUndefined();
