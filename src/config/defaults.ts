@@ -105,6 +105,10 @@ export const DEFAULT_HEALTH: HealthCheckConfig = frozen({
   // HAProxy's downinter: an ejected backend is probed faster, so with success_threshold 2 it is
   // readmitted within about a second of answering again (a refused connection costs little).
   ejected_period_seconds: 0.5,
+  // HAProxy's fastinter: once a routed backend has failed a probe, or nginx's log shows it failing
+  // real requests, the probes that decide about it come quickly (failure_threshold 3: ejected
+  // about half a second after the first failure, not two periods later).
+  fast_period_seconds: 0.25,
   timeout_seconds: 1,
   failure_threshold: 3,
   success_threshold: 2,

@@ -45,6 +45,8 @@ export interface HealthCheckConfig {
   period_seconds: number;
   /** Interval between probes while the backend is ejected. */
   ejected_period_seconds: number;
+  /** Interval between probes while a routed backend's verdict may change (a failure since its last). */
+  fast_period_seconds: number;
   timeout_seconds: number;
   failure_threshold: number;
   success_threshold: number;

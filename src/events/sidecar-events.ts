@@ -49,6 +49,11 @@ export interface SidecarEvents {
   probe: ProbeResult;
   /** A backend's health or breaker state changed. */
   transition: Transition;
+  /**
+   * Evidence against a routed backend that is not a verdict yet (nginx's log shows it failing real
+   * requests): the health stage probes it at once and then at its fast period.
+   */
+  suspect: { backendId: string; app: string; reason: string; at: number };
   failure: FailureNotice;
   /** Discovery's merged view changed (apps, backends, refused containers, awaited sources). */
   discovery: MergedSnapshot;

@@ -47,8 +47,9 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
       publishTransitions(bus, registry.tick(b.id));
       return true;
     },
-    // An ejected backend is probed at its ejected period, to notice a recovery soon.
-    periodFor: (b: Backend) => (registry.isEjected(b.id) ? b.health.ejected_period_seconds * 1000 : undefined),
+    // An ejected backend is probed at its ejected period, to notice a recovery soon; a routed one
+    // on its way out at its fast period, to decide soon (HAProxy's downinter and fastinter).
+    periodFor: (b: Backend) => fastPeriodMs(registry, b),
     onResult: (result: ProbeResult, b: Backend) => {
       const { transitions, failures } = registry.record(result);
       bus.emit('probe', result);
@@ -65,6 +66,9 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
     }
   });
 
+  // nginx's log shows a routed backend failing real requests: probe it now, not at its period.
+  bus.on('suspect', (e) => scheduler.probeNow(e.backendId));
+
   return {
     sync(backends) {
       const { added, removed } = registry.sync(backends);
@@ -79,6 +83,14 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
       await httpProber.close();
     },
   };
+}
+
+/** The period that replaces the backend's own while its verdict is out or may change; else undefined. */
+export function fastPeriodMs(registry: Pick<HealthRegistry, 'isEjected' | 'view'>, b: Backend): number | undefined {
+  if (registry.isEjected(b.id)) return b.health.ejected_period_seconds * 1000;
+  const v = registry.view(b.id);
+  if (v && v.health !== 'unhealthy' && v.consecutiveFailures > 0) return Math.min(b.health.fast_period_seconds * 1000, b.health.period_seconds * 1000);
+  return undefined;
 }
 
 function publishTransitions(bus: SidecarBus, transitions: Transition[]): void {

@@ -112,6 +112,7 @@ function step(s: PassiveState, app: string, outcomes: readonly Outcome[]): void 
     backends.set(address, { id: v.backendId, address, routable: !v.ejected });
     if (v.breaker === 'half_open') halfOpen.add(v.backendId);
   }
+  publishSuspects(s, app, backends, outcomes);
   const probeSuccesses = [...(s.probeSuccesses.get(app) ?? [])];
   s.probeSuccesses.delete(app);
   const now = clock.now();
@@ -135,6 +136,31 @@ function step(s: PassiveState, app: string, outcomes: readonly Outcome[]): void 
       s.opts.logger.info({ app, backend: v.backendId, rule: v.rule }, `passive: not ejected (${v.reason})`);
     }
   }
+}
+
+/**
+ * A routed backend that failed a real request is probed at once: its health check may be failing
+ * too (a 500 everywhere, a dead process), and nginx's own max_fails keeps it from getting the
+ * requests that would let passive evidence alone reach consecutive_5xx soon. Once per backend
+ * per batch.
+ */
+function publishSuspects(s: PassiveState, app: string, backends: ReadonlyMap<string, OutlierBackend>, outcomes: readonly Outcome[]): void {
+  for (const x of suspectsOf(backends, outcomes)) s.opts.bus.emit('suspect', { ...x, app });
+}
+
+/** Pure: the routed backends that failed a request in `outcomes`, each once, with its first failure. */
+export function suspectsOf(
+  backends: ReadonlyMap<string, OutlierBackend>,
+  outcomes: readonly Outcome[],
+): Array<{ backendId: string; reason: string; at: number }> {
+  const out = new Map<string, { backendId: string; reason: string; at: number }>();
+  for (const o of outcomes) {
+    if (o.kind !== '5xx' && o.kind !== 'gateway') continue;
+    const b = backends.get(o.address);
+    if (!b || !b.routable || out.has(b.id)) continue;
+    out.set(b.id, { backendId: b.id, reason: o.status === null ? 'nginx: connection failed' : `nginx: HTTP ${o.status}`, at: o.at });
+  }
+  return [...out.values()];
 }
 
 /** Releases and the decay of ejection counts happen on time, even without traffic. */

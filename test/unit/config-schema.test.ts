@@ -48,6 +48,7 @@ describe('defaults', () => {
       initial_delay_seconds: 0,
       period_seconds: 2,
       ejected_period_seconds: 0.5,
+      fast_period_seconds: 0.25,
       timeout_seconds: 1,
       failure_threshold: 3,
       success_threshold: 2,
