@@ -11,9 +11,7 @@ import { MAX_REPORT_HOURS } from '../observability/admin-server.js';
 import { formatReport } from '../observability/report-table.js';
 import { reportFromFile } from '../store/report-file.js';
 import type { HealthReport } from '../store/types.js';
-import { EXIT, UsageError } from './args.js';
-
-type Values = Record<string, string | boolean | undefined>;
+import { EXIT, UsageError, type OptionValues as Values } from './args.js';
 
 /** The config named by --config or ORCHESTRY_CONFIG, or null when neither is given. */
 async function optionalConfig(values: Values): Promise<SidecarConfig | null> {

@@ -110,7 +110,10 @@ const GLOBAL: Record<string, OptionSpec> = {
 export type Parsed =
   | { kind: 'help'; command?: string }
   | { kind: 'version' }
-  | { kind: 'command'; command: string; args: string[]; values: Record<string, string | boolean | undefined> };
+  | { kind: 'command'; command: string; args: string[]; values: OptionValues };
+
+/** The options given, by long name: a string option's value, true for a boolean flag. */
+export type OptionValues = Record<string, string | boolean | undefined>;
 
 /**
  * Reads argv (without node and the script): `[COMMAND] [ARGS] [OPTIONS]`, the command first,
@@ -140,7 +143,7 @@ export function parseCommandLine(argv: readonly string[]): Parsed {
     const hint = !named && COMMANDS.some((c) => c.name === extra) ? ` (the command comes first: orchestry-sidecar ${extra} ...)` : '';
     throw new UsageError(`${spec.name}: unexpected argument ${JSON.stringify(extra)}${hint}`, spec.name);
   }
-  return { kind: 'command', command: spec.name, args: positionals, values: values as Parsed & Record<string, never> };
+  return { kind: 'command', command: spec.name, args: positionals, values: values as OptionValues };
 }
 
 function commandSpec(name: string): CommandSpec {
