@@ -12,7 +12,7 @@ import { subscribeAlerting } from './alerting/subscriber.js';
 import { createSystemClock, type Clock } from './clock.js';
 import { loadConfigFile } from './config/load.js';
 import type { SidecarConfig } from './config/types.js';
-import { createConfigWatcher } from './config/watch.js';
+import { createConfigWatcher, type ReloadOutcome } from './config/watch.js';
 import { createDiscovery } from './discovery/discovery.js';
 import { createSidecarBus } from './events/sidecar-events.js';
 import { createContainerFailures } from './health/container-failures.js';
@@ -46,6 +46,8 @@ export interface SidecarOptions {
 export interface Sidecar {
   /** Where the admin server listens (resolved when port 0 was asked). */
   readonly admin: { host: string; port: number };
+  /** Reads the config file now (SIGHUP; `by` is logged), logs an unchanged file (a change or a refusal logs itself), says what came of it. */
+  reload(by: string): Promise<ReloadOutcome | 'closed'>;
   stop(): Promise<void>;
 }
 
@@ -171,6 +173,12 @@ async function start(s: Stages): Promise<Sidecar> {
   let stopping: Promise<void> | null = null;
   return {
     admin: address,
+    async reload(by) {
+      s.log.info({ by }, 'configuration reload requested');
+      const outcome = await configWatcher.reload();
+      if (outcome === 'unchanged') s.log.info({ by }, 'configuration reloaded: unchanged');
+      return outcome;
+    },
     stop: () => (stopping ??= stop(s, [configWatcher, admin])),
   };
 }

@@ -16,6 +16,9 @@ import type { SidecarConfig } from './types.js';
 
 const POLL_INTERVAL_MS = 200;
 
+/** What one load of the file did: a new config, the same one, or a refusal (the last good one stays). */
+export type ReloadOutcome = 'changed' | 'unchanged' | 'rejected';
+
 export interface ConfigWatcherOptions {
   path: string;
   /** Environment for the overrides; defaults to process.env. */
@@ -29,6 +32,8 @@ export interface ConfigWatcherOptions {
   onChange(config: SidecarConfig): void;
   /** Called when the file is unreadable or invalid; the last good config stays in effect. */
   onError(err: Error): void;
+  /** Called when a load after the first found the file valid and the same as the last good one. */
+  onUnchanged?(): void;
   /** Quiet time after the last file event before reloading; bursts of writes load once. */
   debounceMs?: number; // 100
 }
@@ -36,6 +41,11 @@ export interface ConfigWatcherOptions {
 export interface ConfigWatcher {
   /** Resolves once the directory is watched and the file's current content has been loaded. */
   ready: Promise<void>;
+  /**
+   * Loads the file now (SIGHUP), after any load under way (it may have read the file before the
+   * request), and says what it did; the callbacks are called as for a change on disk.
+   */
+  reload(): Promise<ReloadOutcome | 'closed'>;
   close(): Promise<void>;
 }
 
@@ -46,8 +56,8 @@ export function createConfigWatcher(opts: ConfigWatcherOptions): ConfigWatcher {
   const debounceMs = opts.debounceMs ?? 100;
   let lastGood: SidecarConfig | null = opts.initial ?? null;
   let timer: NodeJS.Timeout | undefined;
-  let inFlight: Promise<void> | null = null;
-  let rerun = false;
+  // Loads run one at a time, in the order asked: an event during a load loads once more after it.
+  let chain: Promise<unknown> = Promise.resolve();
   let closed = false;
 
   const watcher = watch(dir, {
@@ -58,38 +68,35 @@ export function createConfigWatcher(opts: ConfigWatcherOptions): ConfigWatcher {
     ignored: (path) => path !== dir && path !== file,
   });
 
-  async function reload(): Promise<void> {
+  async function load(first: boolean): Promise<ReloadOutcome | 'closed'> {
     let config: SidecarConfig;
     try {
       config = await loadConfigFile(opts.path, opts.env);
     } catch (err) {
-      if (!closed) opts.onError(err instanceof Error ? err : new Error(String(err)));
-      return;
+      if (closed) return 'closed';
+      opts.onError(err instanceof Error ? err : new Error(String(err)));
+      return 'rejected';
     }
-    if (closed || (lastGood !== null && isDeepStrictEqual(lastGood, config))) return;
+    if (closed) return 'closed';
+    if (lastGood !== null && isDeepStrictEqual(lastGood, config)) {
+      if (!first) opts.onUnchanged?.();
+      return 'unchanged';
+    }
     lastGood = config;
     opts.onChange(config);
+    return 'changed';
   }
 
-  /** One load at a time; an event during a load triggers exactly one more afterwards. */
-  async function run(): Promise<void> {
-    if (inFlight) {
-      rerun = true;
-      return inFlight;
-    }
-    inFlight = reload();
-    await inFlight;
-    inFlight = null;
-    if (rerun && !closed) {
-      rerun = false;
-      schedule();
-    }
+  function enqueue(first = false): Promise<ReloadOutcome | 'closed'> {
+    const run = chain.then(() => (closed ? 'closed' : load(first)));
+    chain = run.catch(() => undefined);
+    return run;
   }
 
   function schedule(): void {
     if (closed) return;
     clearTimeout(timer);
-    timer = setTimeout(() => void run(), debounceMs);
+    timer = setTimeout(() => void enqueue(), debounceMs);
   }
 
   watcher.on('all', (_event, path) => {
@@ -99,15 +106,18 @@ export function createConfigWatcher(opts: ConfigWatcherOptions): ConfigWatcher {
     if (!closed) opts.onError(err instanceof Error ? err : new Error(String(err)));
   });
 
-  const ready = new Promise<void>((resolveReady) => watcher.once('ready', resolveReady)).then(run);
+  const ready = new Promise<void>((resolveReady) => watcher.once('ready', resolveReady)).then(async () => {
+    await enqueue(true);
+  });
 
   return {
     ready,
+    reload: () => enqueue(),
     async close() {
       closed = true;
       clearTimeout(timer);
       await watcher.close();
-      await inFlight;
+      await chain;
     },
   };
 }

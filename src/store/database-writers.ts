@@ -14,7 +14,7 @@ import {
   type DatabaseHandle,
 } from './database-handle.js';
 import type { Batch, EventOp, ProbeColumns } from './protocol.js';
-import { addSample, newAgg, type MinuteAgg } from './report.js';
+import { addSample, mergeAgg, newAgg, type MinuteAgg } from './report.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS, listPartitions, rawTable } from './schema.js';
 import { encodeCounts } from './sketch.js';
 
@@ -109,9 +109,7 @@ export function writeRollups(h: DatabaseHandle, entries: RollupEntry[], throughM
 
 /** See StoreDatabase.rebuildRollups. */
 export function rebuildRollups(h: DatabaseHandle): number {
-  // No watermark: no minute was ever rolled up, so every raw row is still to do (a file with
-  // rollups but no watermark predates it: leave it alone rather than count twice).
-  const from = watermark(h) ?? (listPartitions(h.db, 'rollup').length === 0 ? -1 : null);
+  const from = lastRolledUpMinute(h);
   if (from === null) return 0;
   const byMinute = rawAggsFrom(h, (from + 1) * MINUTE_MS);
   if (byMinute.size === 0) return 0;
@@ -127,6 +125,34 @@ export function rebuildRollups(h: DatabaseHandle): number {
   }
   writeRollups(h, entries, Math.max(...byMinute.keys()));
   return byMinute.size;
+}
+
+/**
+ * What rebuildRollups would add, read only: per backend key, the raw rows after the watermark
+ * merged (the minutes a running sidecar holds in memory, or a crashed one never wrote).
+ */
+export function unrolledAggs(h: DatabaseHandle): Map<string, MinuteAgg> {
+  const from = lastRolledUpMinute(h);
+  const out = new Map<string, MinuteAgg>();
+  if (from === null) return out;
+  const keys = new Map((h.db.prepare('SELECT id, key FROM backends').all() as { id: number; key: string }[]).map((r) => [r.id, r.key]));
+  for (const aggs of rawAggsFrom(h, (from + 1) * MINUTE_MS).values()) {
+    for (const [b, agg] of aggs) {
+      const key = keys.get(b);
+      if (key === undefined) continue;
+      const into = out.get(key);
+      if (into) mergeAgg(into, agg);
+      else out.set(key, agg);
+    }
+  }
+  return out;
+}
+
+/** The minute after which raw rows are not rolled up yet (-1: none ever was); null: leave them. */
+function lastRolledUpMinute(h: DatabaseHandle): number | null {
+  // No watermark: no minute was ever rolled up, so every raw row is still to do (a file with
+  // rollups but no watermark predates it: leave it alone rather than count twice).
+  return watermark(h) ?? (listPartitions(h.db, 'rollup').length === 0 ? -1 : null);
 }
 
 /** Raw rows from `firstMs` on, aggregated: minute → backends.id → aggregate. */

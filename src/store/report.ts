@@ -4,11 +4,17 @@
  */
 import type { ActionRecord } from '../recovery/types.js';
 import { errorClassName } from './protocol.js';
+import { HOUR_MS, MINUTE_MS } from './schema.js';
 import { addCount, mergeCounts, sketchKey, sketchQuantile, type Counts } from './sketch.js';
 import type { CheckStats, EventStats, ReportAction, ReportTransition } from './types.js';
 
 /** Newest transitions and recovery actions listed per report (app and each backend). */
 export const REPORT_RECENT_LIMIT = 20;
+
+/** The minutes a report over the last `hours` at `now` covers: [fromMinute, toMinute). */
+export function reportMinutes(hours: number, now: number): { fromMinute: number; toMinute: number } {
+  return { fromMinute: Math.ceil((now - hours * HOUR_MS) / MINUTE_MS), toMinute: Math.floor(now / MINUTE_MS) + 1 };
+}
 
 /** One backend's checks in one minute (or merged over many): a rollup row in memory. */
 export interface MinuteAgg {

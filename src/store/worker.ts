@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openStoreDatabase, type RollupEntry, type StoreDatabase } from './database.js';
 import type { Batch, FromWorker, ToWorker, WorkerInit, WorkerStatus } from './protocol.js';
-import { addSample, mergeAgg, newAgg, type MinuteAgg } from './report.js';
+import { addSample, mergeAgg, newAgg, reportMinutes, type MinuteAgg } from './report.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS } from './schema.js';
 
 /** A minute's rollups are written this long after it ends, so that late results still land in memory. */
@@ -70,8 +70,7 @@ port.on('message', (msg: ToWorker) => {
             app: msg.app,
             hours: msg.hours,
             now: msg.now,
-            fromMinute: Math.ceil((msg.now - msg.hours * HOUR_MS) / MINUTE_MS),
-            toMinute: Math.floor(msg.now / MINUTE_MS) + 1,
+            ...reportMinutes(msg.hours, msg.now),
             source: msg.source,
           },
           (key) => openAggOf(key),

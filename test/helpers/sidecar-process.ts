@@ -2,11 +2,24 @@
  * Runs the built CLI (`dist/cli.js run`) as a real child process, the way users run it, and
  * talks to it through its admin HTTP server.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './wait.js';
 
-const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+/** The built CLI entry. */
+export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+/** One CLI command run to its end (ORCHESTRY_CONFIG cleared unless `env` sets it), with `node` (default: this Node). */
+export function runCli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; node?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(opts.node ?? process.execPath, [CLI, ...args], { env: { ...process.env, ORCHESTRY_CONFIG: '', ...opts.env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 /** One backend as GET /api/v1/apps/<app> lists it (the fields tests read). */
 export interface BackendJson {
@@ -29,15 +42,18 @@ export interface SidecarProcess {
   backends(app: string): Promise<BackendJson[]>;
   /** The value of one metric series from /metrics (sum over matching series), or 0. */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
-  stop(): Promise<number | null>;
+  /** Sends `signal` (default SIGTERM) and resolves with the exit code (null: killed by a signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 export async function startSidecarProcess(
   configPath: string,
   adminUrl: string,
-  opts: { env?: Record<string, string> } = {},
+  opts: { env?: Record<string, string>; command?: { file: string; args: string[] } } = {},
 ): Promise<SidecarProcess> {
-  const child = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
+  // `command` starts it another way (a service manager's command line); configPath is then unused.
+  const { file, args } = opts.command ?? { file: process.execPath, args: [CLI, 'run', '--config', configPath] };
+  const child = spawn(file, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ORCHESTRY_CONFIG: '', ...opts.env },
   });
@@ -89,8 +105,8 @@ export async function startSidecarProcess(
       }
       return sum;
     },
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
   };

@@ -2,28 +2,18 @@
  * The CLI as users run it (dist/cli.js in a child process): exit codes and one-line errors for
  * bad input, and a daemon that stays up when nginx is missing or not running.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend } from '../helpers/backend-server.js';
 import { nginxConf, nginxPaths, nginxSection, sidecarYaml } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
 import { launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
-import { startSidecarProcess } from '../helpers/sidecar-process.js';
+import { runCli, startSidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 
-const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ORCHESTRY_CONFIG: '', ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, { env });
 
 let dir: string;
 beforeAll(async () => {
@@ -97,7 +87,8 @@ describe('orchestry-sidecar CLI', () => {
   it('rejects unknown commands with usage and exit 2', async () => {
     const { code, stderr } = await cli(['frobnicate']);
     expect(code).toBe(2);
-    expect(stderr).toContain('unknown command: frobnicate');
+    expect(stderr).toContain('unknown command "frobnicate"');
+    expect(stderr).toContain('orchestry-sidecar --help');
   });
 
   it('keeps running and reports not ready when nginx is not running and a backend is unreachable', async () => {

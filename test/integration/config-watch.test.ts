@@ -117,3 +117,19 @@ test('ends on the final content after a rapid burst of saves', async () => {
   await waitFor(() => ports(changes.at(-1))?.[0] === 8005, { what: 'the last save', intervalMs: 20 });
   expect(errors).toEqual([]);
 });
+
+test('reload() loads the file now and says what came of it: unchanged, changed or rejected', async () => {
+  await writeFile(path, yaml('127.0.0.1:8001'));
+  const w = start();
+  await w.ready;
+  expect(await w.reload()).toBe('unchanged');
+  // Written and reloaded at once, before the watcher's debounce: the reload itself loads it.
+  await writeFile(path, yaml('127.0.0.1:8002'));
+  expect(await w.reload()).toBe('changed');
+  expect(ports(changes.at(-1))).toEqual([8002]);
+  await writeFile(path, 'apps: [');
+  expect(await w.reload()).toBe('rejected');
+  expect(errors.at(-1)).toBeInstanceOf(ConfigError);
+  await w.close();
+  expect(await w.reload()).toBe('closed');
+});

@@ -322,7 +322,8 @@ describe('state that survives a sidecar restart (real process, real SQLite file)
     expect(table).toContain('breaker closed -> open');
 
     const bad = await run(process.execPath, [CLI, 'report', 'sr-file', '--config', configPath, '--hours', 'x'], { env }).catch((e: { code: number; stderr: string }) => e);
-    expect(bad).toMatchObject({ code: 1, stderr: 'orchestry-sidecar: --hours: must be a number above 0 (got "x")\n' });
+    // A bad option value is a usage error (exit 2), like an unknown option.
+    expect(bad).toMatchObject({ code: 2, stderr: 'orchestry-sidecar: report: --hours: must be a number above 0 and at most 8784 (got "x")\n(see orchestry-sidecar report --help)\n' });
   }, 30_000);
 
   it('with an empty database instead, the same backend is routed at once (what the store prevents)', async () => {
