@@ -113,6 +113,10 @@ export function subscribeLogger(bus: SidecarBus, log: Logger): void {
       log.info({ durationMs: Math.round(o.durationMs), reloaded: o.reloaded, timings, changes: describeChanges(changes ?? []) }, 'nginx upstreams updated');
     }
   });
+  // What an update did otherwise than it should (tested in place, a broken file repaired).
+  bus.on('apply', (o) => {
+    for (const warning of o.warnings ?? []) log.warn(warning);
+  });
   bus.on('config', ({ prev, next }) => {
     log.info('configuration reloaded');
     for (const line of restartOnlyChanges(prev, next)) log.warn(line);

@@ -87,6 +87,7 @@ export async function startNginx(opts: { upstreams: string; app?: string; binary
       config_path: configPath,
       prefix: dir,
       output_path: outputPath,
+      stream_output_path: null,
       template_path: null,
       pid_path: pidPath,
       ejected: 'down',
