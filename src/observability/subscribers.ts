@@ -3,7 +3,7 @@
  * and log lines. Each is one `subscribe*()` over the bus; none is called by hand from the core.
  */
 import type { Clock } from '../clock.js';
-import { restartOnlyChanges } from '../config/changes.js';
+import { nginxTargetChanges, restartOnlyChanges } from '../config/changes.js';
 import type { SidecarBus } from '../events/sidecar-events.js';
 import type { ApplyOutcome } from '../nginx/applier.js';
 import { describeChanges, diffDesiredSets, type UpstreamChange } from '../upstream/diff.js';
@@ -120,6 +120,7 @@ export function subscribeLogger(bus: SidecarBus, log: Logger): void {
   bus.on('config', ({ prev, next }) => {
     log.info('configuration reloaded');
     for (const line of restartOnlyChanges(prev, next)) log.warn(line);
+    for (const line of nginxTargetChanges(prev, next)) log.info(line);
   });
   bus.on('config-rejected', ({ error }) => log.error({ err: error }, 'configuration rejected; running configuration kept'));
   bus.on('held', ({ apps }) => {
