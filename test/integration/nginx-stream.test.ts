@@ -8,12 +8,15 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRenderReloadApplier } from '../../src/nginx/applier.js';
+import { parseConfigText } from '../../src/config/load.js';
+import type { NginxConfig } from '../../src/config/types.js';
 import { createRenderer, type Renderer } from '../../src/nginx/render.js';
+import { buildDesiredSet } from '../../src/upstream/desired.js';
 import type { DesiredSet, DesiredUpstream } from '../../src/upstream/types.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import { NGINX_BIN, nginxConf, nginxPaths, UPSTREAM_KEEPALIVE } from '../helpers/fixtures.js';
+import { NGINX_BIN, nginxConf, nginxPaths, privateTempPaths, UPSTREAM_KEEPALIVE, views } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
-import { launchNginx, makeNginxDir, nginxSettled } from '../helpers/nginx-instance.js';
+import { httpGet, launchNginx, makeNginxDir, nginxSettled } from '../helpers/nginx-instance.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Debian builds the stream module as a dynamic module. */
@@ -79,6 +82,31 @@ const setWith = (tcpAddress: string): DesiredSet => ({
   upstreams: [upstream('web', web.address), upstream('db', tcpAddress, 'stream')],
 });
 
+/** The nginx settings of a private nginx in `dir` (paths: dir/nginx.conf, dir/nginx.pid). */
+function baseConfig(dir: string): NginxConfig {
+  return {
+    mode: 'local',
+    container: null,
+    container_label: null,
+    binary: NGINX_BIN,
+    config_path: join(dir, 'nginx.conf'),
+    prefix: dir,
+    output_path: join(dir, 'conf.d', 'orchestry-upstreams.conf'),
+    stream_output_path: null,
+    template_path: null,
+    pid_path: join(dir, 'nginx.pid'),
+    ejected: 'down',
+    coalesce_min_wait_seconds: 0.2,
+    coalesce_max_wait_seconds: 2,
+    validate: true,
+    update_via: 'reload',
+    dns_listen: '127.0.0.1:0',
+    dns_resolver: null,
+    dns_zone: 'orchestry.internal',
+    leave_to_nginx: [],
+  };
+}
+
 /** A private nginx with an http server for `web` and a stream server for `db`, each file its own include. */
 async function startNginxWithStream() {
   const dir = await makeNginxDir();
@@ -110,27 +138,7 @@ async function startNginxWithStream() {
     await proc.stop();
     await rm(dir, { recursive: true, force: true });
   });
-  const config = {
-    mode: 'local' as const,
-    container: null,
-    container_label: null,
-    binary: NGINX_BIN,
-    config_path: paths.configPath,
-    prefix: dir,
-    output_path: paths.outputPath,
-    stream_output_path: streamOutput,
-    template_path: null,
-    pid_path: paths.pidPath,
-    ejected: 'down' as const,
-    coalesce_min_wait_seconds: 0.2,
-    coalesce_max_wait_seconds: 2,
-    validate: true,
-    update_via: 'reload' as const,
-    dns_listen: '127.0.0.1:0',
-    dns_resolver: null,
-    dns_zone: 'orchestry.internal',
-    leave_to_nginx: [],
-  };
+  const config = { ...baseConfig(dir), config_path: paths.configPath, output_path: paths.outputPath, stream_output_path: streamOutput, pid_path: paths.pidPath };
   return { dir, tcpPort, httpPort, paths, streamOutput, config, errorLog: paths.errorLog };
 }
 
@@ -174,5 +182,54 @@ describe('stream (TCP) apps', () => {
     expect(outcome).toMatchObject({ result: 'failed', stage: 'render' });
     expect(outcome.error).toContain('db: upstream.context is stream, but nginx.stream_output_path is not set');
     expect(await readFile(n.paths.outputPath, 'utf8')).toBe(before);
+  });
+});
+
+describe('examples/tcp', () => {
+  const example = (name: string) => new URL(`../../examples/tcp/${name}`, import.meta.url);
+  const rewrite = (text: string, from: string | RegExp, to: string) => {
+    expect(text).toMatch(from);
+    return text.replace(from, to);
+  };
+
+  it('sidecar.yaml loads with db as a stream app, and nginx.conf takes both rendered files and routes both apps', async () => {
+    const config = parseConfigText(await readFile(example('sidecar.yaml'), 'utf8'), '/etc/orchestry/sidecar.yaml');
+    expect(config.nginx.stream_output_path).toBe('/etc/nginx/stream.d/orchestry-stream.conf');
+    expect(config.apps.find((a) => a.name === 'db')?.upstream.context).toBe('stream');
+    // The example's apps, with this test's backends in place of the example's addresses.
+    const apps = config.apps.map((a) => {
+      const address = (a.name === 'db' ? tcpA : web).address.split(':');
+      return { ...a, backends: [{ ...a.backends[0]!, host: address[0]!, port: Number(address[1]) }] };
+    });
+    const { set } = buildDesiredSet(apps, apps.flatMap((a) => views(a)));
+
+    const dir = await makeNginxDir();
+    await mkdir(join(dir, 'stream.d'));
+    const [httpPort, tcpPort] = [await freePort(), await freePort()];
+    let conf = await readFile(example('nginx.conf'), 'utf8');
+    conf = rewrite(conf, '# load_module modules/ngx_stream_module.so;', `load_module ${STREAM_MODULE};\nerror_log ${join(dir, 'logs', 'error.log')} notice;`);
+    conf = rewrite(conf, 'pid /run/nginx.pid;', `pid ${join(dir, 'nginx.pid')};`);
+    conf = rewrite(conf, 'worker_processes auto;', 'worker_processes 1;');
+    conf = rewrite(conf, 'listen 80;', `listen 127.0.0.1:${httpPort};`);
+    conf = rewrite(conf, 'listen 5432;', `listen 127.0.0.1:${tcpPort};`);
+    conf = rewrite(conf, /^http \{$/m, `http {\n    access_log off;\n${privateTempPaths(dir)}`);
+    await writeFile(join(dir, 'nginx.conf'), conf);
+    const nginx = { ...baseConfig(dir), output_path: join(dir, 'conf.d', 'orchestry-upstreams.conf'), stream_output_path: join(dir, 'stream.d', 'orchestry-stream.conf') };
+    // What nginx starts with before the sidecar's first update: each upstream, as a placeholder.
+    await writeFile(nginx.output_path, 'upstream web { server 127.0.0.1:9 down; }\n');
+    await writeFile(nginx.stream_output_path, 'upstream db { server 127.0.0.1:9 down; }\n');
+    const proc = await launchNginx({ dir, probePort: httpPort });
+    cleanup.push(async () => {
+      await proc.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    const outcome = await createRenderReloadApplier({ nginx, renderer }).apply(set);
+
+    expect(outcome).toMatchObject({ result: 'applied', reloaded: true });
+    expect(outcome.warnings).toBeUndefined();
+    await nginxSettled(join(dir, 'logs', 'error.log'), 1);
+    expect(await readTcp(tcpPort)).toBe('tcp-a');
+    expect((await httpGet(httpPort)).body).toBe('web');
   });
 });
