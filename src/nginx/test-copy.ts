@@ -189,7 +189,8 @@ function realPaths(err: unknown, stages: Stage[], mainPath: string): unknown {
   const swap = (from: string, to: string) => (message = message.split(from).join(to));
   swap(`${primary.seen}/${primary.name}/p/${COPY_NAME}`, mainPath);
   swap(`${primary.seen}/${primary.name}/p/`, `${posix.dirname(mainPath)}/`);
-  for (const s of stages) swap(`${s.seen}/${s.name}/d/`, `${s.dir}/`);
+  // As nginx names them (inside its container, the directory it mounts), like `nginx -t` on the real config.
+  for (const s of stages) swap(`${s.seen}/${s.name}/d/`, `${s.seen}/`);
   const code = err instanceof SidecarError ? err.code : 'NGINX_FAILED';
   return new SidecarError(code, message, { cause: err });
 }
