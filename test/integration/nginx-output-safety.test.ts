@@ -12,27 +12,22 @@ import { createRenderReloadApplier } from '../../src/nginx/applier.js';
 import { createLocalNginxControl, type NginxControl } from '../../src/nginx/control.js';
 import { lastGoodPath } from '../../src/nginx/output-file.js';
 import { createRenderer, type Renderer } from '../../src/nginx/render.js';
-import { startBackend, type TestBackend } from '../helpers/backend-server.js';
+import { backendsForSuite } from '../helpers/backend-server.js';
 import { webSet } from '../helpers/applier-suite.js';
 import { startNginx, type NginxInstance } from '../helpers/nginx-instance.js';
 import { waitFor } from '../helpers/wait.js';
 
-let a: TestBackend;
-let b: TestBackend;
+const backends = backendsForSuite('a', 'b');
 let renderer: Renderer;
 let scratch: string;
 let nginx: NginxInstance | null = null;
 
 beforeAll(async () => {
-  a = await startBackend('a');
-  b = await startBackend('b');
   renderer = createRenderer({ templatePath: null });
   await renderer.load();
   scratch = await mkdtemp(join(tmpdir(), 'orchestry-output-'));
 });
 afterAll(async () => {
-  await a.close();
-  await b.close();
   await rm(scratch, { recursive: true, force: true });
 });
 afterEach(async () => {
@@ -46,7 +41,7 @@ const temporaries = (names: string[]) => names.filter((name) => /^\.orchestry-(t
 const initialFile = (address: string) => `upstream web {\n    server ${address};\n}\n`;
 
 async function start(): Promise<NginxInstance> {
-  nginx = await startNginx({ upstreams: initialFile(a.address) });
+  nginx = await startNginx({ upstreams: initialFile(backends.a.address) });
   return nginx;
 }
 
@@ -85,29 +80,29 @@ describe('writing the output file (item 2)', () => {
     await symlink(victim, join(dirname(n.outputPath), `.orchestry-upstreams.conf.tmp-${process.pid}`));
     const applier = createRenderReloadApplier({ nginx: n.config(), renderer });
 
-    const outcome = await applier.apply(webSet([{ address: b.address }]));
+    const outcome = await applier.apply(webSet([{ address: backends.b.address }]));
 
     expect(outcome).toMatchObject({ result: 'applied' });
     expect(await readFile(victim, 'utf8')).toBe('precious\n');
     expect((await lstat(n.outputPath)).isFile()).toBe(true);
-    expect(await readFile(n.outputPath, 'utf8')).toContain(`server ${b.address};`);
+    expect(await readFile(n.outputPath, 'utf8')).toContain(`server ${backends.b.address};`);
     await waitFor(async () => (await n.get()).body === 'b', { what: 'nginx to route to b' });
   });
 
   it('refuses an output path that is a symbolic link, naming the setting, and leaves its target alone', async () => {
     const n = await start();
     const real = join(scratch, 'real-upstreams.conf');
-    await writeFile(real, initialFile(a.address));
+    await writeFile(real, initialFile(backends.a.address));
     await rm(n.outputPath);
     await symlink(real, n.outputPath);
     const applier = createRenderReloadApplier({ nginx: n.config(), renderer });
 
-    const outcome = await applier.apply(webSet([{ address: b.address }]));
+    const outcome = await applier.apply(webSet([{ address: backends.b.address }]));
 
     expect(outcome).toMatchObject({ result: 'failed', stage: 'write', code: 'OUTPUT_IS_SYMLINK' });
     expect(outcome.error).toContain('nginx.output_path');
     expect((await lstat(n.outputPath)).isSymbolicLink()).toBe(true);
-    expect(await readFile(real, 'utf8')).toBe(initialFile(a.address));
+    expect(await readFile(real, 'utf8')).toBe(initialFile(backends.a.address));
   });
 
   it("keeps the mode of the file it replaces and leaves no temporary file behind", async () => {
@@ -115,7 +110,7 @@ describe('writing the output file (item 2)', () => {
     await chmod(n.outputPath, 0o640);
     const applier = createRenderReloadApplier({ nginx: n.config(), renderer });
 
-    expect(await applier.apply(webSet([{ address: b.address }]))).toMatchObject({ result: 'applied' });
+    expect(await applier.apply(webSet([{ address: backends.b.address }]))).toMatchObject({ result: 'applied' });
 
     expect((await stat(n.outputPath)).mode & 0o777).toBe(0o640);
     expect(temporaries(await readdir(dirname(n.outputPath)))).toEqual([]);
@@ -128,7 +123,7 @@ describe('testing before the swap (item 8)', () => {
     const seen: string[] = [];
     const applier = createRenderReloadApplier({ nginx: n.config(), renderer: await brokenRenderer(), control: watchingControl(n, seen) });
 
-    const outcome = await applier.apply(webSet([{ address: b.address }]));
+    const outcome = await applier.apply(webSet([{ address: backends.b.address }]));
 
     expect(outcome).toMatchObject({ result: 'failed', stage: 'validate', reloaded: false });
     expect(outcome.error).toContain('no_such_directive');
@@ -136,8 +131,8 @@ describe('testing before the swap (item 8)', () => {
     expect(outcome.error).toContain(n.outputPath);
     expect(outcome.warnings).toBeUndefined();
     expect(seen.length).toBeGreaterThan(0);
-    for (const text of seen) expect(text).toBe(initialFile(a.address));
-    expect(await readFile(n.outputPath, 'utf8')).toBe(initialFile(a.address));
+    for (const text of seen) expect(text).toBe(initialFile(backends.a.address));
+    expect(await readFile(n.outputPath, 'utf8')).toBe(initialFile(backends.a.address));
     expect((await n.get()).body).toBe('a');
   });
 
@@ -146,11 +141,11 @@ describe('testing before the swap (item 8)', () => {
     const seen: string[] = [];
     const applier = createRenderReloadApplier({ nginx: n.config(), renderer, control: watchingControl(n, seen) });
 
-    const outcome = await applier.apply(webSet([{ address: b.address }]));
+    const outcome = await applier.apply(webSet([{ address: backends.b.address }]));
 
     expect(outcome).toMatchObject({ result: 'applied', reloaded: true });
     expect(outcome.warnings).toBeUndefined();
-    for (const text of seen) expect(text).toBe(initialFile(a.address));
+    for (const text of seen) expect(text).toBe(initialFile(backends.a.address));
     await waitFor(async () => (await n.get()).body === 'b', { what: 'nginx to route to b' });
   });
 
@@ -161,7 +156,7 @@ describe('testing before the swap (item 8)', () => {
     await mkdir(join(dir, '.orchestry-test-fedcba9876543210', 'd'), { recursive: true });
     const applier = createRenderReloadApplier({ nginx: n.config(), renderer });
 
-    expect(await applier.apply(webSet([{ address: b.address }]))).toMatchObject({ result: 'applied' });
+    expect(await applier.apply(webSet([{ address: backends.b.address }]))).toMatchObject({ result: 'applied' });
 
     const names = await readdir(dir);
     expect(temporaries(names)).toEqual([]);
@@ -172,7 +167,7 @@ describe('testing before the swap (item 8)', () => {
   it('a sidecar starting next to a file that fails nginx -t puts back the last copy that passed', async () => {
     const n = await start();
     const first = createRenderReloadApplier({ nginx: n.config(), renderer });
-    const good = await first.apply(webSet([{ address: b.address }]));
+    const good = await first.apply(webSet([{ address: backends.b.address }]));
     expect(good).toMatchObject({ result: 'applied' });
     expect(await readFile(lastGoodPath(n.outputPath), 'utf8')).toBe(good.text);
     // What a crash in the middle of an in-place test would have left: a file nginx refuses.
@@ -180,7 +175,7 @@ describe('testing before the swap (item 8)', () => {
 
     // The restarted sidecar's first update fails (a broken template), but nginx -t passes again.
     const restarted = createRenderReloadApplier({ nginx: n.config(), renderer: await brokenRenderer() });
-    const outcome = await restarted.apply(webSet([{ address: a.address }]));
+    const outcome = await restarted.apply(webSet([{ address: backends.a.address }]));
 
     expect(outcome).toMatchObject({ result: 'failed', stage: 'validate' });
     expect(outcome.warnings?.join('\n')).toContain('put back the last copy');

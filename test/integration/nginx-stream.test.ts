@@ -9,14 +9,13 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRenderReloadApplier } from '../../src/nginx/applier.js';
 import { parseConfigText } from '../../src/config/load.js';
-import type { NginxConfig } from '../../src/config/types.js';
 import { createRenderer, type Renderer } from '../../src/nginx/render.js';
 import { buildDesiredSet } from '../../src/upstream/desired.js';
 import type { DesiredSet, DesiredUpstream } from '../../src/upstream/types.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import { NGINX_BIN, nginxConf, nginxPaths, privateTempPaths, UPSTREAM_KEEPALIVE, views } from '../helpers/fixtures.js';
+import { nginxConf, nginxPaths, privateTempPaths, UPSTREAM_KEEPALIVE, views } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
-import { httpGet, launchNginx, makeNginxDir, nginxSettled } from '../helpers/nginx-instance.js';
+import { httpGet, launchNginx, makeNginxDir, nginxSettled, privateNginxConfig } from '../helpers/nginx-instance.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Debian builds the stream module as a dynamic module. */
@@ -82,31 +81,6 @@ const setWith = (tcpAddress: string): DesiredSet => ({
   upstreams: [upstream('web', web.address), upstream('db', tcpAddress, 'stream')],
 });
 
-/** The nginx settings of a private nginx in `dir` (paths: dir/nginx.conf, dir/nginx.pid). */
-function baseConfig(dir: string): NginxConfig {
-  return {
-    mode: 'local',
-    container: null,
-    container_label: null,
-    binary: NGINX_BIN,
-    config_path: join(dir, 'nginx.conf'),
-    prefix: dir,
-    output_path: join(dir, 'conf.d', 'orchestry-upstreams.conf'),
-    stream_output_path: null,
-    template_path: null,
-    pid_path: join(dir, 'nginx.pid'),
-    ejected: 'down',
-    coalesce_min_wait_seconds: 0.2,
-    coalesce_max_wait_seconds: 2,
-    validate: true,
-    update_via: 'reload',
-    dns_listen: '127.0.0.1:0',
-    dns_resolver: null,
-    dns_zone: 'orchestry.internal',
-    leave_to_nginx: [],
-  };
-}
-
 /** A private nginx with an http server for `web` and a stream server for `db`, each file its own include. */
 async function startNginxWithStream() {
   const dir = await makeNginxDir();
@@ -138,7 +112,7 @@ async function startNginxWithStream() {
     await proc.stop();
     await rm(dir, { recursive: true, force: true });
   });
-  const config = { ...baseConfig(dir), config_path: paths.configPath, output_path: paths.outputPath, stream_output_path: streamOutput, pid_path: paths.pidPath };
+  const config = { ...privateNginxConfig(dir), stream_output_path: streamOutput };
   return { dir, tcpPort, httpPort, paths, streamOutput, config, errorLog: paths.errorLog };
 }
 
@@ -214,7 +188,7 @@ describe('examples/tcp', () => {
     conf = rewrite(conf, 'listen 5432;', `listen 127.0.0.1:${tcpPort};`);
     conf = rewrite(conf, /^http \{$/m, `http {\n    access_log off;\n${privateTempPaths(dir)}`);
     await writeFile(join(dir, 'nginx.conf'), conf);
-    const nginx = { ...baseConfig(dir), output_path: join(dir, 'conf.d', 'orchestry-upstreams.conf'), stream_output_path: join(dir, 'stream.d', 'orchestry-stream.conf') };
+    const nginx = { ...privateNginxConfig(dir), output_path: join(dir, 'conf.d', 'orchestry-upstreams.conf'), stream_output_path: join(dir, 'stream.d', 'orchestry-stream.conf') };
     // What nginx starts with before the sidecar's first update: each upstream, as a placeholder.
     await writeFile(nginx.output_path, 'upstream web { server 127.0.0.1:9 down; }\n');
     await writeFile(nginx.stream_output_path, 'upstream db { server 127.0.0.1:9 down; }\n');
