@@ -21,3 +21,27 @@ export function restartOnlyChanges(prev: SidecarConfig, next: SidecarConfig): st
   }
   return out;
 }
+
+/** The nginx settings naming files or the nginx to drive, with what changing each does. */
+const NGINX_TARGETS = ['output_path', 'stream_output_path', 'config_path', 'prefix', 'pid_path', 'binary', 'mode', 'container', 'container_label'] as const;
+
+/**
+ * One line per nginx setting that names another file or nginx: these apply at once (the files
+ * are written, tested and nginx reloaded without waiting for a routing change). A generated file
+ * the sidecar no longer writes is left where it was, and the line says so: nginx may still
+ * include it, and removing it would break that config.
+ */
+export function nginxTargetChanges(prev: SidecarConfig, next: SidecarConfig): string[] {
+  const out: string[] = [];
+  for (const key of NGINX_TARGETS) {
+    const was = prev.nginx[key];
+    const now = next.nginx[key];
+    if (was === now) continue;
+    let line = `nginx.${key} changed from ${String(was)} to ${String(now)}: applied now (written, tested with nginx -t, nginx reloaded)`;
+    if ((key === 'output_path' || key === 'stream_output_path') && was !== null) {
+      line += `; ${was} is left as it was and no longer updated: remove it (and any include of it) once nginx no longer reads it`;
+    }
+    out.push(line);
+  }
+  return out;
+}

@@ -33,6 +33,8 @@ export const SCHEMES = ['http', 'https'] as const;
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'HEAD'] as const;
 /** upstream.balance */
 export const BALANCE_METHODS = ['round_robin', 'least_conn', 'ip_hash', 'random'] as const;
+/** upstream.context */
+export const UPSTREAM_CONTEXTS = ['http', 'stream'] as const;
 /** nginx.ejected, upstream.ejected */
 export const EJECT_MODES = ['down', 'omit'] as const;
 /** docker.address_mode, apps.<name>.docker.address_mode */
@@ -129,6 +131,7 @@ export const DEFAULT_UPSTREAM: Readonly<UpstreamOptions> = frozen({
   // backend out up to 10 s after the sidecar readmitted it.
   max_fails: 1,
   fail_timeout_seconds: 1,
+  context: 'http',
 });
 
 /** Defaults of an app's Docker options. */
@@ -191,6 +194,7 @@ export const DEFAULT_NGINX: Readonly<NginxConfig> = frozen({
   config_path: '/etc/nginx/nginx.conf',
   prefix: null,
   output_path: '/etc/nginx/conf.d/orchestry-upstreams.conf',
+  stream_output_path: null,
   template_path: null,
   pid_path: null,
   ejected: 'down',

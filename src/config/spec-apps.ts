@@ -43,6 +43,7 @@ import {
   DEFAULT_HEALTH,
   DEFAULT_UPSTREAM,
   EJECT_MODES,
+  UPSTREAM_CONTEXTS,
 } from './defaults.js';
 import { checkHealthCombination, parseHealthFields } from './spec-health.js';
 import type {
@@ -71,6 +72,7 @@ export const UPSTREAM: Section<UpstreamOptions> = {
     backup_app: { check: nullable(appName), meaning: "failover_to_backup: that app's routable servers become this app's nginx backup servers." },
     max_fails: { check: num({ int: true, min: 0, max: 1000 }), meaning: "nginx's own passive check on each server line: failed attempts (as proxy_next_upstream counts them) that take a server out; 0 turns it off." },
     fail_timeout_seconds: { check: duration({ int: true, min: 1, max: 3600 }), meaning: 'How long nginx keeps such a server out, and the window the failures are counted in (whole seconds: nginx rounds).' },
+    context: { check: oneOf(UPSTREAM_CONTEXTS), meaning: "Where nginx proxies the app: http (rendered into nginx.output_path, for http {}) or stream (TCP, rendered into nginx.stream_output_path, for stream {}; no keepalive there)." },
   },
 };
 
@@ -230,9 +232,15 @@ function parseBackends(
   return out;
 }
 
-/** nginx rejects backup servers with these balance methods. */
-function checkUpstreamRules(name: string, upstream: UpstreamOptions, backends: BackendConfig[], path: string, report: Report): void {
+/** nginx rejects backup servers with these balance methods; stream apps need their own file. */
+function checkUpstreamRules(name: string, upstream: UpstreamOptions, backends: BackendConfig[], path: string, nginx: NginxConfig, report: Report): void {
   const { balance } = upstream;
+  if (upstream.context === 'stream' && nginx.stream_output_path === null) {
+    report(join(path, 'context'), "is stream, which needs nginx.stream_output_path (the file nginx's stream {} block includes)");
+  }
+  if (upstream.context === 'stream' && balance === 'ip_hash') {
+    report(join(path, 'balance'), 'cannot be ip_hash for a stream app: nginx\'s stream module has no ip_hash');
+  }
   if (upstream.backup_app === name) {
     report(join(path, 'backup_app'), `must name another app (got ${show(name)})`);
   }
@@ -273,7 +281,7 @@ function parseApp(
   const backends = parseBackends(raw.backends, join(path, 'backends'), health.port, report);
   const upstreamPath = join(path, 'upstream');
   const upstream = readSection(raw.upstream, upstreamPath, withDefaults(UPSTREAM, { ejected: nginx.ejected }), report);
-  checkUpstreamRules(name, upstream, backends, upstreamPath, report);
+  checkUpstreamRules(name, upstream, backends, upstreamPath, nginx, report);
   const docker = readSection(raw.docker, join(path, 'docker'), APP_DOCKER, report);
   const recovery = readSection(raw.recovery, join(path, 'recovery'), APP_RECOVERY, report);
   return { name, docker, recovery, backends, health, upstream };

@@ -15,7 +15,8 @@ export const NGINX: Section<NginxConfig> = {
     binary: { check: fsPath, meaning: 'nginx executable for nginx -t and nginx -s reload; a bare name is looked up in PATH.' },
     config_path: { check: fsPath, meaning: 'The main nginx.conf, which must include output_path.' },
     prefix: { check: nullable(fsPath), meaning: "nginx -p prefix; null keeps nginx's compiled-in prefix." },
-    output_path: { check: fsPath, meaning: 'The generated upstreams file.' },
+    output_path: { check: fsPath, meaning: "The generated upstreams file of http apps, which config_path includes inside http {} (never a symbolic link: it is replaced by rename)." },
+    stream_output_path: { check: nullable(fsPath), meaning: "The generated upstreams file of stream (TCP) apps (upstream.context: stream), which config_path includes inside stream {}; null = no stream apps." },
     template_path: { check: nullable(fsPath), meaning: 'Handlebars template; null uses the built-in templates/upstreams.conf.hbs.' },
     pid_path: { check: nullable(fsPath), meaning: 'If set, reload by SIGHUP to the pid in this file; otherwise nginx -s reload.' },
     ejected: { check: oneOf(EJECT_MODES), meaning: "Default for every app's upstream.ejected." },
@@ -33,6 +34,8 @@ export const NGINX: Section<NginxConfig> = {
 /** `nginx`, with relative paths resolved against `baseDir` (the config file's directory). */
 export function parseNginx(value: unknown, baseDir: string | undefined, report: Report): NginxConfig {
   const nginx = readSection(value, 'nginx', NGINX, report);
+  const abs = <T extends string | null>(p: T): T =>
+    (p !== null && baseDir && !isAbsolute(p) ? resolve(baseDir, p) : p) as T;
   const { coalesce_min_wait_seconds: min, coalesce_max_wait_seconds: max } = nginx;
   if (max < min) {
     report(
@@ -40,11 +43,12 @@ export function parseNginx(value: unknown, baseDir: string | undefined, report: 
       `must be at least coalesce_min_wait_seconds (got ${max} < ${min})`,
     );
   }
+  if (nginx.stream_output_path !== null && abs(nginx.stream_output_path) === abs(nginx.output_path)) {
+    report('nginx.stream_output_path', `must differ from nginx.output_path (got ${nginx.stream_output_path})`);
+  }
   if (nginx.mode === 'docker' && nginx.container === null && nginx.container_label === null) {
     report('nginx.container', 'must be set (or nginx.container_label) when nginx.mode is docker');
   }
-  const abs = <T extends string | null>(p: T): T =>
-    (p !== null && baseDir && !isAbsolute(p) ? resolve(baseDir, p) : p) as T;
   return {
     ...nginx,
     // A bare name is looked up in PATH; only a name with a slash is a path to resolve.
@@ -52,6 +56,7 @@ export function parseNginx(value: unknown, baseDir: string | undefined, report: 
     config_path: abs(nginx.config_path),
     prefix: abs(nginx.prefix),
     output_path: abs(nginx.output_path),
+    stream_output_path: abs(nginx.stream_output_path),
     template_path: abs(nginx.template_path),
     pid_path: abs(nginx.pid_path),
   };

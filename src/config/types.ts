@@ -20,6 +20,7 @@ import type {
   PROBE_RELEASES,
   UPDATE_VIA,
   LEAVE_TO_NGINX,
+  UPSTREAM_CONTEXTS,
 } from './defaults.js';
 
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -82,6 +83,8 @@ export interface UpstreamOptions {
   backup_app: string | null;
   /** nginx's own passive check on each server line: failed attempts that take it out... */
   max_fails: number;
+  /** `http`: proxied in nginx's `http {}` (nginx.output_path); `stream`: TCP, in `stream {}` (nginx.stream_output_path). */
+  context: (typeof UPSTREAM_CONTEXTS)[number];
   /** ...for this long (and the window they are counted in). */
   fail_timeout_seconds: number;
 }
@@ -179,8 +182,10 @@ export interface NginxConfig {
   config_path: string;
   /** nginx -p prefix; null leaves nginx's compiled-in prefix. */
   prefix: string | null;
-  /** The generated upstreams file. */
+  /** The generated upstreams file of `http` apps (included in nginx's `http {}`). */
   output_path: string;
+  /** The generated upstreams file of `stream` apps (included in `stream {}`); null = none. */
+  stream_output_path: string | null;
   /** Handlebars template; null uses the built-in templates/upstreams.conf.hbs. */
   template_path: string | null;
   /** If set, reload by SIGHUP to the pid in this file; otherwise `nginx -s reload`. */

@@ -1,17 +1,33 @@
 /**
  * Bringing nginx in line with a DesiredSet. The pipeline decides *what* (DesiredSet); an
- * UpstreamApplier decides *how nginx is told*. This one renders a file and reloads nginx (on
- * this host or in a container, through an NginxControl); a DNS SRV applier (no reloads,
- * nginx >= 1.27.3 `resolve`) can implement the same interface.
+ * UpstreamApplier decides *how nginx is told*. This one renders files and reloads nginx (on
+ * this host or in a container, through an NginxControl); the DNS applier (dns-applier.ts) wraps
+ * it for structural changes.
+ *
+ * Files: apps with `upstream.context: http` go to nginx.output_path (included in `http {}`),
+ * apps with `stream` to nginx.stream_output_path (included in `stream {}`, which has no
+ * `keepalive`); both are tested together and nginx is reloaded once.
+ *
+ * The live files only ever hold text that passed `nginx -t`: the new texts are tested in a copy
+ * of nginx's main config that reads them where it would read the live files (test-copy.ts says
+ * how, and why that way), then each is written to a fresh temporary file and renamed into place
+ * (output-file.ts), then nginx is reloaded. A crash at any point leaves either the old or the new
+ * tested text. Each text that passed is also kept as `.<name>.last-good` beside its output: a
+ * sidecar that starts next to a config that fails `nginx -t` puts those back (startup.ts).
+ *
+ * Where a copy cannot stand for the real config (the output is included from another file than
+ * the main config, or nginx's files cannot be seen), the applier falls back to testing in place
+ * (swap, `nginx -t`, swap back on failure) and logs why once: the file then holds untested text
+ * for the duration of one `nginx -t`, as before this check existed.
  */
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { NginxConfig } from '../config/types.js';
 import { SidecarError, describeError } from '../errors.js';
 import type { DesiredSet } from '../upstream/types.js';
 import { createLocalNginxControl, type NginxControl } from './control.js';
+import { keepLastGood, startup, swapIn, testInPlace, type Output } from './startup.js';
 import type { Renderer } from './render.js';
+import { testCopy } from './test-copy.js';
 import { toViewModel, type UpstreamsContext } from './view-model.js';
 
 export type ApplyStage = 'render' | 'write' | 'validate' | 'reload';
@@ -28,8 +44,12 @@ export interface ApplyOutcome {
   durationMs: number;
   /** A reload signal was delivered. */
   reloaded: boolean;
-  /** The rendered text, when rendering succeeded. */
+  /** The rendered text of nginx.output_path, when rendering succeeded. */
   text?: string;
+  /** The rendered text of nginx.stream_output_path, when it is set and rendering succeeded. */
+  streamText?: string;
+  /** What went otherwise than it should, for the log (a layout tested in place, a file repaired). */
+  warnings?: string[];
   /** Failed: in how many ms the nginx stage tries again by itself (unset if a retry was already due). */
   retryInMs?: number;
   /** Per-stage wall times of the stages that ran, milliseconds (for benchmarks). */
@@ -42,8 +62,10 @@ export interface ApplyOutcome {
 export interface UpstreamApplier {
   /** Never rejects; concurrent calls run one after another. */
   apply(set: DesiredSet): Promise<ApplyOutcome>;
-  /** The text last validated and reloaded by this applier (or carried over from `previous`). */
+  /** output_path's text last validated and reloaded by this applier (or carried over from `previous`). */
   readonly lastGood: string | null;
+  /** The same for stream_output_path. */
+  readonly lastGoodStream?: string | null;
   /** Ejections, readmissions and weights reach nginx without a reload (DNS answers). */
   readonly liveUpdates: boolean;
 }
@@ -51,40 +73,53 @@ export interface UpstreamApplier {
 export interface RenderReloadApplierOptions {
   nginx: NginxConfig;
   /** Tests and reloads nginx; default: the local nginx described by `nginx`. Whatever the
-   *  control, the file is written at nginx.output_path on this side. */
+   *  control, the files are written at nginx.output_path (and stream_output_path) on this side. */
   control?: NginxControl;
   /** A loaded renderer. */
   renderer: Renderer;
-  /** An applier this one replaces (e.g. after a template change): its lastGood is kept, so an
-   *  identical rendering is still 'unchanged'. */
-  previous?: Pick<UpstreamApplier, 'lastGood'>;
+  /** An applier this one replaces (e.g. after a template change): its last good texts are kept,
+   *  so an identical rendering is still 'unchanged'. Given, the start-up checks are skipped. */
+  previous?: Pick<UpstreamApplier, 'lastGood' | 'lastGoodStream'>;
   /** The template context of a set; default toViewModel (DNS mode passes its own rendering). */
   viewModel?: (set: DesiredSet) => UpstreamsContext;
 }
 
-/**
- * render -> compare with last good -> write temp + fsync -> rename over output_path ->
- * `nginx -t` -> reload; on a failed test the previous file content is put back.
- *
- * Why swap-then-test instead of testing a copy of the main config that includes the temp file:
- * `nginx -t` on the real main config checks exactly what nginx will load, whatever the include
- * style (globs, nested includes, relative paths), and the same steps work when nginx runs in
- * another container (run `nginx -t` there). The cost is a short window in which the untested
- * file is on disk; nginx only reads it on a reload or start, and we restore it before reloading.
- */
+/** Everything one applier keeps between applies. */
+export interface ApplierState {
+  nginx: NginxConfig;
+  renderer: Renderer;
+  control: NginxControl;
+  outputs: Output[];
+  viewModel: (set: DesiredSet) => UpstreamsContext;
+  /** An apply got past rendering before: only the first checks what it found on disk. */
+  tried: boolean;
+  /** Why the layout was last found untestable before a swap (logged when it changes). */
+  inPlaceWhy: string | null;
+}
+
+/** render -> test a copy -> swap -> reload; see the module comment. */
 export function createRenderReloadApplier(opts: RenderReloadApplierOptions): UpstreamApplier {
-  const output = opts.nginx.output_path;
+  const { nginx } = opts;
+  const outputs: Output[] = [
+    { field: 'nginx.output_path', path: nginx.output_path, context: 'http', lastGood: opts.previous?.lastGood ?? null, onDisk: undefined },
+  ];
+  if (nginx.stream_output_path) {
+    outputs.push({
+      field: 'nginx.stream_output_path',
+      path: nginx.stream_output_path,
+      context: 'stream',
+      lastGood: opts.previous?.lastGoodStream ?? null,
+      onDisk: undefined,
+    });
+  }
   const s: ApplierState = {
-    nginx: opts.nginx,
+    nginx,
     renderer: opts.renderer,
-    control: opts.control ?? createLocalNginxControl(opts.nginx),
-    output,
-    // Must not end in .conf: an `include conf.d/*.conf` would otherwise pick up a half-written file.
-    tempPath: join(dirname(output), `.${basename(output)}.tmp-${process.pid}`),
-    lastGood: opts.previous?.lastGood ?? null,
-    onDisk: undefined,
+    control: opts.control ?? createLocalNginxControl(nginx),
+    outputs,
     viewModel: opts.viewModel ?? ((set) => toViewModel(set)),
     tried: opts.previous !== undefined,
+    inPlaceWhy: null,
   };
   let queue: Promise<unknown> = Promise.resolve();
   return {
@@ -94,24 +129,13 @@ export function createRenderReloadApplier(opts: RenderReloadApplierOptions): Ups
       return run;
     },
     get lastGood() {
-      return s.lastGood;
+      return outputs[0]!.lastGood;
+    },
+    get lastGoodStream() {
+      return outputs[1]?.lastGood ?? null;
     },
     liveUpdates: false,
   };
-}
-
-interface ApplierState {
-  nginx: NginxConfig;
-  renderer: Renderer;
-  control: NginxControl;
-  output: string;
-  tempPath: string;
-  lastGood: string | null;
-  /** What output_path holds now: undefined until first read, null when there is no file. */
-  onDisk: string | null | undefined;
-  viewModel: (set: DesiredSet) => UpstreamsContext;
-  /** An apply got past rendering before: only the first may find nginx already in line. */
-  tried: boolean;
 }
 
 /** Per-stage timing of one apply, and its outcome as data. */
@@ -131,119 +155,90 @@ function stopwatch() {
   };
 }
 
-function failure(stage: ApplyStage, err: unknown, text?: string): Omit<ApplyOutcome, 'durationMs' | 'timings'> {
+/** An outcome before its timings. */
+type OutcomeBody = Omit<ApplyOutcome, 'durationMs' | 'timings'>;
+
+function failure(stage: ApplyStage, err: unknown, extra: Partial<OutcomeBody> = {}): OutcomeBody {
   return {
     result: 'failed',
     stage,
     error: describeError(err),
     ...(err instanceof SidecarError ? { code: err.code } : {}),
     reloaded: false,
-    ...(text === undefined ? {} : { text }),
+    ...extra,
   };
+}
+
+/** The texts for each output: the apps of its context, rendered with the output's context. */
+function render(s: ApplierState, set: DesiredSet): string[] {
+  const stream = set.upstreams.filter((u) => u.context === 'stream').map((u) => u.name);
+  if (stream.length > 0 && !s.outputs.some((o) => o.context === 'stream')) {
+    throw new SidecarError(
+      'RENDER_INVALID_VALUE',
+      `${stream.join(', ')}: upstream.context is stream, but nginx.stream_output_path is not set (the file nginx's stream {} includes)`,
+    );
+  }
+  return s.outputs.map((o) => {
+    const upstreams = set.upstreams.filter((u) => (u.context ?? 'http') === o.context);
+    return s.renderer.render({ ...s.viewModel({ ...set, upstreams }), context: o.context });
+  });
 }
 
 async function applyOnce(s: ApplierState, set: DesiredSet): Promise<ApplyOutcome> {
   const watch = stopwatch();
-  let text: string;
+  let texts: string[];
   try {
-    text = s.renderer.render(s.viewModel(set));
+    texts = render(s, set);
   } catch (err) {
     return watch.done(failure('render', err));
   }
   watch.lap('render');
-  if (text === s.lastGood) return watch.done({ result: 'unchanged', reloaded: false, text });
+  const rendered: Partial<OutcomeBody> = { text: texts[0]!, ...(texts.length > 1 ? { streamText: texts[1]! } : {}) };
+  if (s.outputs.every((o, i) => texts[i] === o.lastGood)) return watch.done({ result: 'unchanged', reloaded: false, ...rendered });
+  const warnings: string[] = [];
+  const withWarnings = (o: OutcomeBody): OutcomeBody => (warnings.length > 0 ? { ...o, warnings } : o);
   const first = !s.tried;
   s.tried = true;
-  if (s.lastGood === null && first && (await alreadyLoaded(s, text))) {
+  if (first && (await startup(s, texts, warnings))) {
     // A (re)started sidecar next to an nginx that runs exactly this: a reload would only reset
     // client connections.
-    s.lastGood = text;
-    return watch.done({ result: 'unchanged', reloaded: false, text });
+    return watch.done(withWarnings({ result: 'unchanged', reloaded: false, ...rendered }));
   }
-
-  let previous: string | null;
-  try {
-    if (s.onDisk === undefined) s.onDisk = await readFile(s.output, 'utf8').catch(nullIfMissing);
-    previous = s.onDisk;
-    await writeAtomically(s, text);
-    s.onDisk = text;
-  } catch (err) {
-    await unlink(s.tempPath).catch(() => undefined);
-    return watch.done(failure('write', err, text));
-  }
-  watch.lap('write');
-
+  const candidates = s.outputs.map((o, i) => ({ path: o.path, text: texts[i]! }));
   if (s.nginx.validate) {
-    const invalid = await validateOrRestore(s, previous);
-    watch.lap('validate');
-    if (invalid) return watch.done(failure('validate', invalid, text));
+    const tested = await testCopy({ nginx: s.nginx, control: s.control, candidates });
+    if (tested.result === 'io') return watch.done(withWarnings(failure('write', tested.error, rendered)));
+    if (tested.result === 'invalid') {
+      watch.lap('validate');
+      return watch.done(withWarnings(failure('validate', tested.error, rendered)));
+    }
+    if (tested.result === 'untestable') {
+      if (tested.why !== s.inPlaceWhy) warnings.push(`nginx -t cannot run before the swap (${tested.why}): testing in place, swap and swap back`);
+      s.inPlaceWhy = tested.why;
+      const inPlace = await testInPlace(s, candidates, watch.lap);
+      if (inPlace) return watch.done(withWarnings(failure(inPlace.stage, inPlace.error, rendered)));
+    } else {
+      s.inPlaceWhy = null;
+      watch.lap('validate');
+      const written = await swapIn(s, candidates);
+      if (written) return watch.done(withWarnings(failure('write', written, rendered)));
+      watch.lap('write');
+    }
+    await keepLastGood(s, candidates, warnings);
+  } else {
+    const written = await swapIn(s, candidates);
+    if (written) return watch.done(failure('write', written, rendered));
+    watch.lap('write');
   }
-
   try {
     await s.control.reload();
   } catch (err) {
-    // The file stays: it passed `nginx -t` (unless validation is off), so it is what nginx
-    // should load at its next start or reload. lastGood is not updated, so the same set is retried on the next apply.
+    // The files stay: they passed `nginx -t` (unless validation is off), so they are what nginx
+    // should load at its next start or reload. lastGood is not updated, so the same set is retried.
     watch.lap('reload');
-    return watch.done(failure('reload', err, text));
+    return watch.done(withWarnings(failure('reload', err, rendered)));
   }
   watch.lap('reload');
-  s.lastGood = text;
-  return watch.done({ result: 'applied', reloaded: true, text });
-}
-
-/** `nginx -t`; on failure the previous file is put back. Returns the error, or null when valid. */
-async function validateOrRestore(s: ApplierState, previous: string | null): Promise<unknown> {
-  try {
-    await s.control.validate();
-    return null;
-  } catch (err) {
-    try {
-      await restore(s, previous);
-    } catch (restoreErr) {
-      s.onDisk = undefined; // unknown now; read it again next time
-      return new SidecarError('RESTORE_FAILED', `${describeError(err)}; restoring ${s.output} also failed: ${describeError(restoreErr)}`);
-    }
-    return err;
-  }
-}
-
-/**
- * Whether output_path already holds `text` and nginx loaded it after it was written (when the
- * control can tell; when it cannot, the file is trusted: the sidecar writes only what passed nginx -t, or the text it replaced).
- */
-async function alreadyLoaded(s: ApplierState, text: string): Promise<boolean> {
-  const onDisk = await readFile(s.output, 'utf8').catch(() => null);
-  s.onDisk = onDisk;
-  if (onDisk !== text) return false;
-  const loadedAt = (await s.control.loadedAt?.()) ?? null;
-  if (loadedAt === null) return true;
-  const written = (await stat(s.output)).mtimeMs;
-  return loadedAt >= written;
-}
-
-async function writeAtomically(s: ApplierState, text: string): Promise<void> {
-  const handle = await open(s.tempPath, 'w', 0o644);
-  try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(s.tempPath, s.output);
-}
-
-async function restore(s: ApplierState, previous: string | null): Promise<void> {
-  if (previous === null) await unlink(s.output).catch(ignoreMissing);
-  else await writeAtomically(s, previous);
-  s.onDisk = previous;
-}
-
-function nullIfMissing(err: unknown): null {
-  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-  throw err;
-}
-
-function ignoreMissing(err: unknown): void {
-  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  s.outputs.forEach((o, i) => (o.lastGood = texts[i]!));
+  return watch.done(withWarnings({ result: 'applied', reloaded: true, ...rendered }));
 }

@@ -31,7 +31,7 @@ export interface DnsApplierOptions {
   resolver: string;
   zone: string;
   service: string;
-  previous?: Pick<UpstreamApplier, 'lastGood'>;
+  previous?: Pick<UpstreamApplier, 'lastGood' | 'lastGoodStream'>;
 }
 
 /** Backends a zone of this many KiB holds (research note: 64k ≈ 55, 128k ≈ 127: ~15 KiB + 0.9 KiB each). */
@@ -76,6 +76,9 @@ export function createDnsApplier(opts: DnsApplierOptions): UpstreamApplier {
     },
     get lastGood() {
       return structural.lastGood;
+    },
+    get lastGoodStream() {
+      return structural.lastGoodStream ?? null;
     },
     liveUpdates: true,
   };

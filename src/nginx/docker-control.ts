@@ -11,14 +11,20 @@
  * the file: the applier replaces the file by rename, and a single-file bind mount keeps showing
  * the container the old inode.
  *
+ * - shows the sidecar nginx's files through the archive endpoints (`GET` and `HEAD
+ *   /containers/{id}/archive`, read-only, no shell needed in the image), so a copy of the main
+ *   config can be tested before a swap (test-copy.ts).
+ *
  * The container is looked up again on every call, so an nginx container that was recreated
  * (new id, same name or label) is found without restarting the sidecar.
  */
 import type Dockerode from 'dockerode';
+import { posix } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { ConfigError, SidecarError, describeError } from '../errors.js';
-import type { NginxControl } from './control.js';
-import { errorLines, parseNginxVersion } from './run.js';
+import type { NginxControl, NginxFiles } from './control.js';
+import { DUMP_MAX_BYTES, errorLines, parseNginxVersion } from './run.js';
+import { readTar } from './tar-read.js';
 
 export interface DockerNginxControlOptions {
   docker: Dockerode;
@@ -54,6 +60,8 @@ interface Control {
   readonly field: string;
   readonly binary: string;
   readonly testArgs: string[];
+  /** `-p prefix` when one is set, for other runs of nginx. */
+  readonly prefixArgs: string[];
   /** The test command as errors show it. */
   readonly command: string;
   readonly timeoutMs: number;
@@ -67,7 +75,8 @@ export function createDockerNginxControl(opts: DockerNginxControlOptions): Nginx
     throw new ConfigError([{ path: 'nginx.container', message: 'must be set (or nginx.container_label) when nginx.mode is docker' }]);
   }
   const binary = opts.binary ?? 'nginx';
-  const testArgs = ['-t', ...(opts.prefix ? ['-p', opts.prefix] : []), ...(opts.configPath ? ['-c', opts.configPath] : [])];
+  const prefixArgs = opts.prefix ? ['-p', opts.prefix] : [];
+  const testArgs = ['-t', ...prefixArgs, ...(opts.configPath ? ['-c', opts.configPath] : [])];
   const ctl: Control = {
     docker: opts.docker,
     ref,
@@ -75,11 +84,14 @@ export function createDockerNginxControl(opts: DockerNginxControlOptions): Nginx
     field: ref ? 'nginx.container' : 'nginx.container_label',
     binary,
     testArgs,
+    prefixArgs,
     command: [binary, ...testArgs].join(' '),
     timeoutMs: opts.timeoutMs ?? 30_000,
   };
   return {
-    validate: () => validate(ctl),
+    validate: async () => void (await validate(ctl)),
+    dump: (configPath) => validate(ctl, ['-T', ...ctl.prefixArgs, '-c', configPath]),
+    files: containerFiles(ctl),
     reload: () => reload(ctl),
     async version() {
       const found = await find(ctl);
@@ -91,10 +103,11 @@ export function createDockerNginxControl(opts: DockerNginxControlOptions): Nginx
   };
 }
 
-async function validate(ctl: Control): Promise<void> {
+/** Runs nginx with `args` (default the test of the main config); its output when it exits 0. */
+async function validate(ctl: Control, args = ctl.testArgs): Promise<string> {
   const found = await find(ctl);
-  const { exitCode, output } = await exec(ctl, found);
-  if (exitCode === 0) return;
+  const { exitCode, output } = await exec(ctl, found, args);
+  if (exitCode === 0) return output;
   if (CANNOT_RUN.has(exitCode)) {
     throw new SidecarError(
       'NGINX_NOT_FOUND',
@@ -102,8 +115,61 @@ async function validate(ctl: Control): Promise<void> {
         (output.trim() || `exit ${exitCode}`),
     );
   }
-  const message = `${ctl.command} in nginx ${found.name} failed (exit ${exitCode}): ${errorLines(output)}`;
+  const command = [ctl.binary, ...args].join(' ');
+  const message = `${command} in nginx ${found.name} failed (exit ${exitCode}): ${errorLines(output)}`;
   throw new SidecarError('NGINX_FAILED', message);
+}
+
+/** The container's files through the archive endpoints. */
+function containerFiles(ctl: Control): NginxFiles {
+  return {
+    async readMain(configPath) {
+      const found = await find(ctl);
+      const dir = posix.dirname(configPath);
+      const entries = readTar(await archive(ctl, found, dir));
+      const root = entries[0]?.name ?? '';
+      const names = entries.filter((e) => e.name.startsWith(`${root}/`) && !e.name.slice(root.length + 1).includes('/')).map((e) => e.name.slice(root.length + 1));
+      let main = entries.find((e) => e.name === `${root}/${posix.basename(configPath)}`);
+      // A main config that is a link (e.g. to a file under /etc/nginx/conf.available): follow a few.
+      for (let hops = 0; main?.type === 'symlink' && hops < 8; hops++) {
+        const target = posix.resolve(dir, main.linkname);
+        main = readTar(await archive(ctl, found, target))[0];
+      }
+      if (main?.type !== 'file') throw new SidecarError('NGINX_FAILED', `${configPath} in nginx ${found.name} is not a file`);
+      return { text: main.content.toString('utf8'), names };
+    },
+    async exists(path) {
+      const found = await find(ctl);
+      try {
+        await found.container.infoArchive({ path });
+        return true;
+      } catch (err) {
+        if (statusOf(err) === 404) return false;
+        throw apiFailed(ctl, found, `stat ${path}`, err);
+      }
+    },
+  };
+}
+
+/** `GET /containers/{id}/archive?path=`: the tar of `path`, at most DUMP_MAX_BYTES. */
+async function archive(ctl: Control, found: Found, path: string): Promise<Buffer> {
+  let stream: NodeJS.ReadableStream;
+  try {
+    stream = await found.container.getArchive({ path });
+  } catch (err) {
+    throw apiFailed(ctl, found, `read ${path}`, err);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > DUMP_MAX_BYTES) {
+      (stream as unknown as { destroy(): void }).destroy();
+      throw new SidecarError('NGINX_FAILED', `${path} in nginx ${found.name} is larger than ${DUMP_MAX_BYTES} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
 }
 
 async function reload(ctl: Control): Promise<void> {

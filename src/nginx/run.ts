@@ -23,12 +23,12 @@ export function targetArgs(nginx: NginxTarget): string[] {
 export function runNginx(
   binary: string,
   args: string[],
-  opts: { timeoutMs?: number } = {},
+  opts: { timeoutMs?: number; maxBuffer?: number } = {},
 ): Promise<{ stdout: string; stderr: string }> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const command = `${binary} ${args.join(' ')}`;
   return new Promise((resolve, reject) => {
-    execFile(binary, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(binary, args, { timeout: timeoutMs, encoding: 'utf8', maxBuffer: opts.maxBuffer ?? 1024 * 1024 }, (err, stdout, stderr) => {
       if (!err) return resolve({ stdout, stderr });
       const code = (err as NodeJS.ErrnoException).code as string | number | undefined;
       const fail = (errorCode: string, message: string) =>
@@ -63,6 +63,22 @@ export function errorLines(output: string): string {
   const chosen = serious.length > 0 ? serious : lines.filter((l) => !/test failed|syntax is ok/.test(l));
   return chosen.length > 0 ? [...new Set(chosen)].join('; ') : '(no output)';
 }
+
+/**
+ * The files `nginx -T` says it read, in order: the lines `# configuration file <path>:` that
+ * precede each file's dump.
+ */
+export function dumpedFiles(output: string): string[] {
+  const out: string[] = [];
+  for (const line of output.split('\n')) {
+    const m = /^# configuration file (.+):$/.exec(line.replace(/\r$/, ''));
+    if (m) out.push(m[1]!);
+  }
+  return out;
+}
+
+/** Most output `nginx -T` may print: every file of the config, mime types and maps included. */
+export const DUMP_MAX_BYTES = 64 * 1024 * 1024;
 
 /** `nginx version: nginx/1.30.6` (what `nginx -v` prints) -> `1.30.6`; throws when absent. */
 export function parseNginxVersion(output: string): string {

@@ -75,6 +75,8 @@ interface SyncState {
   retryTimer: TimerHandle | null;
   retryDelayMs: number;
   stopped: boolean;
+  /** The next applier starts with nothing known good (nginx's files or nginx changed). */
+  forget: boolean;
 }
 
 export function createNginxSync(opts: NginxSyncOptions): NginxSync {
@@ -91,6 +93,7 @@ export function createNginxSync(opts: NginxSyncOptions): NginxSync {
     retryTimer: null,
     retryDelayMs: APPLY_RETRY_MIN_MS,
     stopped: false,
+    forget: false,
   };
   s.coalescer = makeCoalescer(s);
   // An update that failed while the Engine was away (nginx in a container is tested and
@@ -197,7 +200,11 @@ async function loadTemplate(s: SyncState): Promise<void> {
   s.modeNow = mode;
   s.status = { ...s.status, updateVia: { mode: mode.mode, why: mode.why } };
   const renderer = s.template.renderer();
-  if (s.template.error() === null && renderer) s.applier = mode.applier(renderer, s.applier);
+  if (s.template.error() === null && renderer) {
+    const previous = s.forget ? { lastGood: null, lastGoodStream: null } : s.applier;
+    s.forget = false;
+    s.applier = mode.applier(renderer, previous);
+  }
 }
 
 function watchTemplate(s: SyncState): void {
@@ -206,8 +213,10 @@ function watchTemplate(s: SyncState): void {
   });
 }
 
-/** The nginx settings the update mode depends on. */
-const MODE_KEYS = ['mode', 'container', 'container_label', 'binary', 'update_via', 'dns_listen', 'dns_resolver', 'dns_zone'] as const;
+/** nginx settings the sync keeps to itself (the coalescer, the template) or the router reads. */
+const SYNC_ONLY_KEYS: ReadonlySet<string> = new Set(['coalesce_min_wait_seconds', 'coalesce_max_wait_seconds', 'template_path', 'ejected', 'leave_to_nginx']);
+/** Settings that name other files or another nginx: written, tested and reloaded at once. */
+const TARGET_KEYS = ['mode', 'container', 'container_label', 'binary', 'config_path', 'prefix', 'output_path', 'stream_output_path', 'pid_path', 'validate'] as const;
 
 function reconfigure(s: SyncState, nginx: NginxConfig): void {
   if (JSON.stringify(nginx) === JSON.stringify(s.nginx)) return;
@@ -215,15 +224,19 @@ function reconfigure(s: SyncState, nginx: NginxConfig): void {
   s.nginx = nginx;
   s.coalescer.stop();
   s.coalescer = makeCoalescer(s);
-  // Another nginx (binary, container) or other DNS settings: settle the mode again, once the old
-  // DNS server has let go of its address.
-  if (MODE_KEYS.some((k) => nginx[k] !== prev[k])) {
+  const changed = (Object.keys(nginx) as Array<keyof NginxConfig>).filter((k) => JSON.stringify(nginx[k]) !== JSON.stringify(prev[k]));
+  // The applier and its nginx control are built from these settings: build them again, once the
+  // old DNS server (if any) has let go of its address.
+  if (changed.some((k) => !SYNC_ONLY_KEYS.has(k))) {
     const old = s.mode;
     s.mode = (old ?? Promise.resolve(null))
       .then((m) => m?.close())
       .catch(() => undefined)
       .then(() => resolveUpdateMode(nginx, s.opts.docker));
   }
+  // Other files or another nginx: what nginx has is no longer known good. The new files are
+  // written and tested, and nginx reloaded, now, not at the next routing change.
+  if (changed.some((k) => (TARGET_KEYS as readonly string[]).includes(k))) s.forget = true;
   if (nginx.template_path !== prev.template_path) watchTemplate(s);
   void loadTemplate(s).then(() => pushLast(s));
 }

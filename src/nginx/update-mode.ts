@@ -32,8 +32,8 @@ export interface UpdateMode {
   readonly mode: UpdateVia;
   /** Why this mode: for the log and the API. */
   readonly why: string;
-  /** An applier for this mode over `renderer`, keeping `previous`'s last good text. */
-  applier(renderer: Renderer, previous: UpstreamApplier | null): UpstreamApplier;
+  /** An applier for this mode over `renderer`, keeping `previous`'s last good texts. */
+  applier(renderer: Renderer, previous: Pick<UpstreamApplier, 'lastGood' | 'lastGoodStream'> | null): UpstreamApplier;
   /** The DNS server's counters in DNS mode. */
   dns(): DnsServer | null;
   close(): Promise<void>;

@@ -10,6 +10,8 @@ import type { DesiredSet, DesiredUpstream } from '../upstream/types.js';
 /** What every upstreams template is rendered with. */
 export interface UpstreamsContext {
   generatedBy: string;
+  /** Which file this is: `http` (nginx.output_path) or `stream` (nginx.stream_output_path). */
+  context: 'http' | 'stream';
   upstreams: UpstreamContext[];
 }
 
@@ -17,7 +19,7 @@ export interface UpstreamContext {
   name: string;
   /** Directive without `;` (`least_conn`), or '' for nginx's default round robin. */
   balanceDirective: string;
-  /** 0 means no keepalive directive. */
+  /** 0 means no keepalive directive (always 0 for stream apps: nginx has none there). */
   keepalive: number;
   panic: boolean;
   /** The app has no backends; templates render a `down` placeholder (see the default). */
@@ -54,6 +56,8 @@ const BALANCE: Record<DesiredUpstream['balance'], string> = {
 };
 /** nginx rejects `backup` under these methods. */
 const NO_BACKUP = new Set(['ip_hash', 'random']);
+/** What nginx's stream module lacks (`ip_hash`: use `hash $remote_addr consistent` there). */
+const NOT_IN_STREAM = new Set(['ip_hash']);
 
 /**
  * DNS mode: the apps whose servers nginx resolves (SRV records the sidecar serves) instead of
@@ -88,8 +92,13 @@ export function toViewModel(set: DesiredSet, dns?: DnsRendering): UpstreamsConte
       invalid(`${where}: invalid keepalive ${show(u.keepalive)} (integer 0..10000)`);
     }
     if (typeof u.panic !== 'boolean') invalid(`${where}: invalid panic flag ${show(u.panic)}`);
+    const stream = u.context === 'stream';
+    if (u.context !== undefined && u.context !== 'http' && !stream) invalid(`${where}: invalid context ${show(u.context)}`);
+    if (stream && NOT_IN_STREAM.has(u.balance)) invalid(`${where}: balance ${show(u.balance)} does not exist in nginx's stream module`);
     const failParams = failParamsOf(u, where);
-    if (dns?.apps.has(u.name)) return dnsUpstream(u, dns, failParams);
+    // nginx has no keepalive in stream upstreams (each TCP connection is proxied as one).
+    const keepalive = stream ? 0 : u.keepalive;
+    if (dns?.apps.has(u.name)) return { ...dnsUpstream(u, dns, failParams), keepalive };
     const servers = u.servers.map((s): ServerContext => {
       if (!isAddress(s.address)) {
         const expected = 'IPv4:port, [IPv6]:port or hostname:port';
@@ -114,14 +123,14 @@ export function toViewModel(set: DesiredSet, dns?: DnsRendering): UpstreamsConte
     return {
       name: u.name,
       balanceDirective: BALANCE[u.balance],
-      keepalive: u.keepalive,
+      keepalive,
       panic: u.panic,
       empty: servers.length === 0,
       directives: [],
       servers,
     };
   });
-  return { generatedBy: 'orchestry-sidecar', upstreams };
+  return { generatedBy: 'orchestry-sidecar', context: 'http', upstreams };
 }
 
 /** ` max_fails=N fail_timeout=Ns`, each only when it differs from nginx's default (1, 10 s). */

@@ -3,7 +3,7 @@
  * and log lines. Each is one `subscribe*()` over the bus; none is called by hand from the core.
  */
 import type { Clock } from '../clock.js';
-import { restartOnlyChanges } from '../config/changes.js';
+import { nginxTargetChanges, restartOnlyChanges } from '../config/changes.js';
 import type { SidecarBus } from '../events/sidecar-events.js';
 import type { ApplyOutcome } from '../nginx/applier.js';
 import { describeChanges, diffDesiredSets, type UpstreamChange } from '../upstream/diff.js';
@@ -113,9 +113,14 @@ export function subscribeLogger(bus: SidecarBus, log: Logger): void {
       log.info({ durationMs: Math.round(o.durationMs), reloaded: o.reloaded, timings, changes: describeChanges(changes ?? []) }, 'nginx upstreams updated');
     }
   });
+  // What an update did otherwise than it should (tested in place, a broken file repaired).
+  bus.on('apply', (o) => {
+    for (const warning of o.warnings ?? []) log.warn(warning);
+  });
   bus.on('config', ({ prev, next }) => {
     log.info('configuration reloaded');
     for (const line of restartOnlyChanges(prev, next)) log.warn(line);
+    for (const line of nginxTargetChanges(prev, next)) log.info(line);
   });
   bus.on('config-rejected', ({ error }) => log.error({ err: error }, 'configuration rejected; running configuration kept'));
   bus.on('held', ({ apps }) => {

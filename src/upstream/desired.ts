@@ -116,6 +116,7 @@ export function buildDesiredUpstream(
     balance: app.upstream.balance,
     maxFails: app.upstream.max_fails,
     failTimeoutSeconds: app.upstream.fail_timeout_seconds,
+    ...(app.upstream.context === 'stream' ? { context: 'stream' as const } : {}),
     panic,
     failover,
     servers: applyFactors(servers, opts.weightFactors ?? NO_FACTORS, opts.slowStart ?? true),

@@ -30,6 +30,11 @@ export interface DesiredUpstream {
   failover?: boolean;
   keepalive: number;
   balance: 'round_robin' | 'least_conn' | 'ip_hash' | 'random';
+  /**
+   * Where nginx proxies the app: `http` (the default when absent; nginx.output_path, included in
+   * `http {}`) or `stream` (TCP; nginx.stream_output_path, included in `stream {}`).
+   */
+  context?: 'http' | 'stream';
   /** nginx's own passive check per server (max_fails / fail_timeout); nginx's defaults when absent. */
   maxFails?: number;
   failTimeoutSeconds?: number;

@@ -79,27 +79,7 @@ export async function startNginx(opts: { upstreams: string; app?: string; binary
     pidPath,
     outputPath,
     pid: proc.pid,
-    config: (overrides = {}) => ({
-      mode: 'local',
-      container: null,
-      container_label: null,
-      binary,
-      config_path: configPath,
-      prefix: dir,
-      output_path: outputPath,
-      template_path: null,
-      pid_path: pidPath,
-      ejected: 'down',
-      coalesce_min_wait_seconds: 0.2,
-      coalesce_max_wait_seconds: 2,
-      validate: true,
-      update_via: 'reload',
-      dns_listen: '127.0.0.1:0',
-      dns_resolver: null,
-      dns_zone: 'orchestry.internal',
-      leave_to_nginx: [],
-      ...overrides,
-    }),
+    config: (overrides = {}) => ({ ...privateNginxConfig(dir, binary), ...overrides }),
     get: (path = '/', host) => httpGet(port, path, host),
     async reloadCount() {
       return (await nginxLogCounts(errorLog)).reloads;
@@ -109,6 +89,35 @@ export async function startNginx(opts: { upstreams: string; app?: string; binary
       await proc.stop();
       await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * The nginx settings of a private nginx in `dir` (nginx.conf, nginx.pid and
+ * conf.d/orchestry-upstreams.conf there, as nginxPaths names them), reloaded by its pid.
+ */
+export function privateNginxConfig(dir: string, binary = NGINX_BIN): NginxConfig {
+  const { configPath, pidPath, outputPath } = nginxPaths(dir);
+  return {
+    mode: 'local',
+    container: null,
+    container_label: null,
+    binary,
+    config_path: configPath,
+    prefix: dir,
+    output_path: outputPath,
+    stream_output_path: null,
+    template_path: null,
+    pid_path: pidPath,
+    ejected: 'down',
+    coalesce_min_wait_seconds: 0.2,
+    coalesce_max_wait_seconds: 2,
+    validate: true,
+    update_via: 'reload',
+    dns_listen: '127.0.0.1:0',
+    dns_resolver: null,
+    dns_zone: 'orchestry.internal',
+    leave_to_nginx: [],
   };
 }
 

@@ -74,7 +74,7 @@ describe('render-reload applier', () => {
 
     expect(outcome).toMatchObject({ result: 'applied', reloaded: true });
     expect(outcome.stage).toBeUndefined();
-    expect(Object.keys(outcome.timings ?? {})).toEqual(['render', 'write', 'validate', 'reload']);
+    expect(Object.keys(outcome.timings ?? {})).toEqual(['render', 'validate', 'write', 'reload']);
     const onDisk = await readFile(n.outputPath, 'utf8');
     expect(onDisk).toBe(outcome.text);
     expect(onDisk).toContain(`server ${b.address};`);

@@ -223,21 +223,38 @@ describe('render-reload applier with nginx in a container', () => {
     const outcome = await applierFor(n, renderer).apply(setFor(backends.b.address));
 
     expect(outcome).toMatchObject({ result: 'applied', reloaded: true });
+    // Tested in a copy inside the container (read through the archive API), not in place.
+    expect(outcome.warnings).toBeUndefined();
     expect(await readFile(n.outputPath, 'utf8')).toBe(outcome.text);
     await n.settle(1);
     expect((await n.get()).body).toBe('b');
   });
 
-  it('puts back the previous file when nginx -t in the container rejects the rendering, and nginx keeps serving', async () => {
+  it('tests a copy in the container, so the live file never holds a rendering nginx rejects, and nginx keeps serving', async () => {
     n = await startNginxContainer({ suite: SUITE, upstreams: upstreamFile(backends.a.address) });
     const badPath = join(scratch, 'bad.hbs');
     await writeFile(badPath, '{{#each upstreams}}upstream {{name}} {\n    bogus_directive on;\n}\n{{/each}}');
     const bad = createRenderer({ templatePath: badPath });
     await bad.load();
 
-    const outcome = await applierFor(n, bad).apply(setFor(backends.b.address));
+    const cfg = nginxConfig({ mode: 'docker', container: n.name, output_path: n.outputPath });
+    const real = createNginxControl(cfg, docker);
+    // What the shared file holds whenever nginx in the container is asked to test.
+    const seen: string[] = [];
+    const record = async () => void seen.push(await readFile(n!.outputPath, 'utf8'));
+    const control = {
+      ...real,
+      validate: async () => (await record(), real.validate()),
+      dump: async (configPath: string) => (await record(), real.dump!(configPath)),
+    };
+
+    const outcome = await createRenderReloadApplier({ nginx: cfg, renderer: bad, control }).apply(setFor(backends.b.address));
 
     expect(outcome).toMatchObject({ result: 'failed', stage: 'validate', code: 'NGINX_FAILED', reloaded: false });
+    // nginx -T ran on a copy in the container: the live file never held the rejected text.
+    expect(outcome.warnings).toBeUndefined();
+    expect(seen.length).toBeGreaterThan(0);
+    for (const text of seen) expect(text).toBe(upstreamFile(backends.a.address));
     expect(outcome.error).toContain(`unknown directive "bogus_directive" in ${INCLUDED_PATH}:2`);
     expect(await readFile(n.outputPath, 'utf8')).toBe(upstreamFile(backends.a.address));
     expect(await readdir(join(n.dir, 'conf.d'))).toEqual(['orchestry-upstreams.conf']);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { restartOnlyChanges } from '../../src/config/changes.js';
+import { nginxTargetChanges, restartOnlyChanges } from '../../src/config/changes.js';
 import { configOf } from '../helpers/fixtures.js';
 
 const base = { apps: { web: { backends: ['127.0.0.1:8001'] } } };
@@ -27,5 +27,22 @@ describe('settings a reload cannot take', () => {
     expect(lines[0]).toContain('admin.listen');
     expect(lines[0]).toContain('127.0.0.1:9999');
     expect(lines.join('\n')).toMatch(/store changes.*\n.*docker\.enabled.*\n.*logging\.format.*\n.*probes\.max_concurrency/);
+  });
+});
+
+describe('nginx files and targets a reload changes', () => {
+  it('says each applies now, and that the old generated file is left where it was', () => {
+    const prev = configOf({ ...base, nginx: { output_path: '/etc/nginx/conf.d/a.conf' } });
+    const next = configOf({ ...base, nginx: { output_path: '/etc/nginx/up/b.conf', pid_path: '/run/nginx.pid' } });
+    expect(nginxTargetChanges(prev, next)).toEqual([
+      'nginx.output_path changed from /etc/nginx/conf.d/a.conf to /etc/nginx/up/b.conf: applied now (written, tested with nginx -t, nginx reloaded); ' +
+        '/etc/nginx/conf.d/a.conf is left as it was and no longer updated: remove it (and any include of it) once nginx no longer reads it',
+      'nginx.pid_path changed from null to /run/nginx.pid: applied now (written, tested with nginx -t, nginx reloaded)',
+    ]);
+  });
+
+  it('says nothing when no file or target changed', () => {
+    const prev = configOf(base);
+    expect(nginxTargetChanges(prev, configOf({ ...base, nginx: { coalesce_min_wait_seconds: 0.5 } }))).toEqual([]);
   });
 });

@@ -111,6 +111,13 @@ describe('toViewModel', () => {
     expect(rejection(setWith({ balance: hash })).message).toContain(JSON.stringify(hash));
   });
 
+  it('renders a stream app without keepalive (nginx has none in stream {}) and refuses ip_hash there', () => {
+    expect(toViewModel(setWith({ context: 'stream' })).upstreams[0]!.keepalive).toBe(0);
+    expect(toViewModel(setWith({})).upstreams[0]!.keepalive).toBe(32);
+    expect(rejection(setWith({ context: 'stream', balance: 'ip_hash' })).message).toContain("balance \"ip_hash\" does not exist in nginx's stream module");
+    expect(rejection(setWith({ context: 'udp' as 'stream' })).message).toContain('invalid context "udp"');
+  });
+
   it('rejects flags that are not booleans', () => {
     expect(rejection(setWith({}, { down: 'yes' as unknown as boolean })).message).toContain('down flag "yes"');
     expect(rejection(setWith({}, { backup: 1 as unknown as boolean })).message).toContain('backup flag 1');

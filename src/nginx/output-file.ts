@@ -1,0 +1,148 @@
+/**
+ * Writing the generated files without trusting anything else in their directory. The output
+ * directory (e.g. /etc/nginx/conf.d, or a volume shared with nginx's container) may be writable
+ * by others, so:
+ * - a new text goes to a temporary file opened exclusively (O_CREAT|O_EXCL), without following
+ *   links (O_NOFOLLOW), under an unpredictable name (16 random hex digits), beside the output,
+ *   with the mode of the file it replaces (0644 for a new one); it is fsynced and renamed over the output. A link planted at any name the sidecar
+ *   uses is never written through: the exclusive open fails and another name is drawn, and
+ *   rename replaces a link instead of following it;
+ * - an output path that is itself a symbolic link is refused (OUTPUT_IS_SYMLINK) rather than
+ *   replaced: replacing it would silently cut the link the operator made, following it would
+ *   write wherever the link points. Point the setting at the real file instead;
+ * - files the sidecar reads back (the output, its last-good copy) are opened with O_NOFOLLOW.
+ *
+ * Names never end in `.conf` and start with a dot, so `include conf.d/*.conf` never reads them.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, readlink, rename, rm, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { SidecarError, describeError } from '../errors.js';
+
+/** Prefix of every temporary name in an output directory (files and test directories). */
+const TEMP_PREFIX = '.orchestry-';
+/** The kinds of temporary names: files being written, test directories (test-copy.ts). */
+type TempKind = 'tmp' | 'test';
+/**
+ * A temporary name as randomName draws them, and nothing else: an output called
+ * `orchestry-upstreams.conf` has its last-good copy at `.orchestry-upstreams.conf.last-good`.
+ */
+const TEMP_NAME = /^\.orchestry-(tmp|test)-[0-9a-f]{16}$/;
+
+/** Whether `name` is one of the sidecar's temporary names. */
+export function isTempName(name: string): boolean {
+  return TEMP_NAME.test(name);
+}
+
+const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
+
+/** A fresh unpredictable name for `what` (e.g. `tmp`, `test`) beside `base`. */
+export function randomName(what: TempKind): string {
+  return `${TEMP_PREFIX}${what}-${randomBytes(8).toString('hex')}`;
+}
+
+/** Where the last text that passed `nginx -t` is kept beside `output` (never a `.conf` name). */
+export function lastGoodPath(output: string): string {
+  return join(dirname(output), `.${basename(output)}.last-good`);
+}
+
+/** Throws OUTPUT_IS_SYMLINK when `path` is a symbolic link; `field` names the setting. */
+export async function refuseSymlink(path: string, field: string): Promise<void> {
+  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (!st?.isSymbolicLink()) return;
+  const target = await readlink(path).catch(() => '?');
+  throw new SidecarError(
+    'OUTPUT_IS_SYMLINK',
+    `${field} ${path} is a symbolic link (to ${target}); the sidecar replaces that file by rename and never writes ` +
+      `through or over a link: set ${field} to the real file`,
+  );
+}
+
+/**
+ * Creates a new file in `dir` with `text` (exclusive, no link followed, `mode`, fsynced) and
+ * returns its path. `name` defaults to a fresh random name; a given name must not exist.
+ */
+export async function createFile(dir: string, text: string, name?: string, mode = 0o644): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    const path = join(dir, name ?? randomName('tmp'));
+    let handle;
+    try {
+      handle = await open(path, WRITE_FLAGS, mode);
+    } catch (err) {
+      // Someone holds this name (a planted link or file): draw another, a few times.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && name === undefined && attempt < 5) continue;
+      throw err;
+    }
+    try {
+      // The umask may have taken bits away; nginx (possibly another user) must read it.
+      await handle.chmod(mode);
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw err;
+    }
+    await handle.close();
+    return path;
+  }
+}
+
+/**
+ * Replaces `path` with a file holding `text`, atomically (temp file + rename), keeping the
+ * permission bits of the file it replaces (an operator's 0640 stays 0640).
+ */
+export async function replaceFile(path: string, text: string): Promise<void> {
+  const old = await lstat(path).catch(() => null);
+  const mode = old?.isFile() ? old.mode & 0o7777 : 0o644;
+  const temp = await createFile(dirname(path), text, undefined, mode);
+  try {
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The text of `path`; null when it does not exist. A link is not followed (ELOOP is thrown). */
+export async function readRegular(path: string): Promise<string | null> {
+  let handle;
+  try {
+    handle = await open(path, READ_FLAGS);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The last-good copy of `output`, or null when there is none (or it is not a regular file). */
+export async function readLastGood(output: string): Promise<string | null> {
+  return readRegular(lastGoodPath(output)).catch(() => null);
+}
+
+/**
+ * Removes what a sidecar killed mid-write left in `dir`: its temporary files and test
+ * directories (`.orchestry-tmp-<16 hex>`, `.orchestry-test-<16 hex>`). A link is removed, never followed.
+ */
+export async function removeLeftovers(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  await Promise.all(
+    names.filter(isTempName).map((n) => rm(join(dir, n), { recursive: true, force: true }).catch(() => undefined)),
+  );
+}
+
+/** "cannot write X: reason" with the setting's name, for outcomes. */
+export function writeError(field: string, path: string, err: unknown): SidecarError {
+  if (err instanceof SidecarError) return err;
+  return new SidecarError('OUTPUT_WRITE_FAILED', `cannot write ${field} ${path}: ${describeError(err)}`, { cause: err });
+}
