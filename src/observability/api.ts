@@ -6,6 +6,7 @@ import type { Alerting } from '../alerting/alerting.js';
 import type { AppConfig, SidecarConfig } from '../config/types.js';
 import type { ApplyOutcome } from '../nginx/applier.js';
 import { SidecarError, describeError } from '../errors.js';
+import type { LocalErrorEpisode } from '../health/local-errors.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { BackendView } from '../health/types.js';
 import type { RejectedContainer } from '../discovery/docker-labels.js';
@@ -51,6 +52,7 @@ export interface SidecarAdminSources {
   recovery: { summary(): unknown; holds(): { drainedContainerIds?: ReadonlySet<string> } };
   nginx: { status(): { firstApplyDone: boolean; lastOutcome: ApplyOutcome | null; updateVia: { mode: string; why: string } | null } };
   passive: { address(): string | null; stats(): unknown };
+  health: { localErrors(): LocalErrorEpisode | null };
 }
 
 /** The admin server (metrics, probes, JSON API, status page) over what the stages report now. */
@@ -84,6 +86,7 @@ export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
         firstApplyDone: nginx.status().firstApplyDone,
         docker: dockerOn ? { connected: discovery.dockerConnected() ?? false, socketPath: s.config().docker.socket_path } : null,
         lastOutcome: nginx.status().lastOutcome,
+        localErrors: s.health.localErrors(),
       }),
   });
 }

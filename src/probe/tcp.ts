@@ -65,7 +65,10 @@ function attempt(backend: Backend, clock: Clock): Promise<AttemptOutcome> {
       else if (received.length >= RESPONSE_READ_CAP) finish(noResponse(`not in the first ${RESPONSE_READ_CAP} bytes`));
     });
     socket.on('error', (err) => {
-      finish(connected && expected ? noResponse(errorText(err)) : failure(classifyError(err), errorText(err)));
+      const errorClass = classifyError(err);
+      // A local error is never the backend's missing reply.
+      const waited = connected && expected && errorClass !== 'local_error';
+      finish(waited ? noResponse(errorText(err)) : failure(errorClass, errorText(err)));
     });
     socket.on('close', () => {
       finish(connected && expected ? noResponse('connection closed') : failure('connection_reset', 'connection closed'));
