@@ -1,7 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import {
   DEFAULT_HEALTH,
-  compileExpectedBody,
   parseAddress,
   parseConfig,
 } from '../../src/config/schema.js';
@@ -225,7 +224,7 @@ describe('defaults', () => {
           initial_delay_seconds: 0,
           probe_data: 'PING\r\n',
           expected_response: '+PONG',
-          expected_body: '/"status":\\s*"ok"/i',
+          expected_body: '/"status":\\s*"ok"/m',
         },
       }),
     );
@@ -634,20 +633,38 @@ describe('parseAddress', () => {
   });
 });
 
-describe('compileExpectedBody', () => {
-  test('treats plain text as a substring', () => {
-    const match = compileExpectedBody('"ok"');
-    expect(typeof match).toBe('function');
-    if (typeof match === 'string') return;
-    expect(match('{"status":"ok"}')).toBe(true);
-    expect(match('{"status":"down"}')).toBe(false);
+describe('expected_body regular expressions', () => {
+  const bodyIssue = (expected_body: string) => issues(withApp({ health: { expected_body } }));
+
+  test.each([
+    ['a backreference', '/(a)\\1/'],
+    ['a named backreference', '/(?<x>a)\\k<x>/'],
+    ['lookahead', '/a(?=b)/'],
+    ['negative lookahead', '/a(?!b)/'],
+    ['a count above 16', '/a{17}/'],
+    ['nested counts multiplying past 16', '/((a){4}){5}/'],
+  ])('refuses %s, naming the field, the value and what the linear-time engine cannot run', (_what, pattern) => {
+    expect(bodyIssue(pattern)).toEqual([
+      `apps.web.health.expected_body: cannot run in linear time: backreferences (\\1, \\k<name>), lookahead ((?=…), (?!…)) ` +
+        `and counted repetition above {16} (nested counts multiply) are not supported (got ${JSON.stringify(pattern)})`,
+    ]);
   });
 
-  test('treats /pattern/flags as a regular expression', () => {
-    const match = compileExpectedBody('/^status: (up|ok)$/im');
-    if (typeof match === 'string') throw new Error(match);
-    expect(match('x\nSTATUS: OK\n')).toBe(true);
-    expect(match('status: degraded')).toBe(false);
+  test('refuses the flags the linear-time engine has no mode for, saying how to do without i', () => {
+    expect(bodyIssue('/ok/i')).toEqual([
+      'apps.web.health.expected_body: must not use the i flag: the linear-time engine has no case-insensitive mode (write both cases, e.g. [Oo][Kk]) (got "/ok/i")',
+    ]);
+    expect(bodyIssue('/ok/u')).toEqual(['apps.web.health.expected_body: must not use the u, v or d flags: the linear-time engine does not run them (got "/ok/u")']);
+  });
+
+  test('refuses a pattern longer than 1000 characters', () => {
+    const long = `/${'a'.repeat(1001)}/`;
+    expect(bodyIssue(long)).toEqual([expect.stringMatching(/^apps\.web\.health\.expected_body: must be a pattern of at most 1000 characters \(this one has 1001\) \(got "\/a+\.\.\."\)$/)]);
+  });
+
+  test('accepts lookbehind, the m and s flags and counts up to 16', () => {
+    expect(bodyIssue('/(?<=status":)"ok"$/ms')).toEqual([]);
+    expect(bodyIssue('/^[0-9a-f]{16}$/')).toEqual([]);
   });
 });
 
