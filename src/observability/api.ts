@@ -13,6 +13,7 @@ import type { RejectedContainer } from '../discovery/docker-labels.js';
 import { formatAddress } from '../model.js';
 import { withDrains } from '../upstream/desired.js';
 import type { StateStore } from '../store/types.js';
+import { adminLimits } from './admin-connections.js';
 import { createAdminServer, type AdminServer, type AdminServerOptions } from './admin-server.js';
 import type { EventLog } from './event-log.js';
 import type { Logger } from './logger.js';
@@ -59,8 +60,9 @@ export interface SidecarAdminSources {
 export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
   const { discovery, nginx, router, recovery } = s;
   const dockerOn = s.config().docker.enabled;
-  return createAdminServer({
+  const server = createAdminServer({
     listen: s.config().admin.listen,
+    limits: () => adminLimits(s.config().admin),
     logger: s.log,
     metrics: s.metrics,
     getEvents: (q) => s.events.list(q),
@@ -89,6 +91,8 @@ export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
         localErrors: s.health.localErrors(),
       }),
   });
+  s.metrics.observeAdmin(() => server.connections());
+  return server;
 }
 
 type ApiCallbacks = Pick<AdminServerOptions, 'getApps' | 'getApp' | 'getReport' | 'getRecovery' | 'getAlerts'>;

@@ -35,9 +35,14 @@ export interface SidecarProcess {
 export async function startSidecarProcess(
   configPath: string,
   adminUrl: string,
-  opts: { env?: Record<string, string> } = {},
+  opts: {
+    env?: Record<string, string>;
+    /** A command that runs the sidecar's command line, e.g. `['prlimit', '--nofile=256', '--']`. */
+    wrapper?: string[];
+  } = {},
 ): Promise<SidecarProcess> {
-  const child = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
+  const [command = process.execPath, ...args] = [...(opts.wrapper ?? []), process.execPath, CLI, 'run', '--config', configPath];
+  const child = spawn(command, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ORCHESTRY_CONFIG: '', ...opts.env },
   });
@@ -62,7 +67,8 @@ export async function startSidecarProcess(
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const api = async <T>(path: string) => {
-    const res = await fetch(adminUrl + path);
+    // A connection each: the admin server closes idle kept-alive ones when it is at its cap.
+    const res = await fetch(adminUrl + path, { headers: { connection: 'close' } });
     const text = await res.text();
     let body: unknown = text;
     if ((res.headers.get('content-type') ?? '').includes('json')) body = JSON.parse(text);
