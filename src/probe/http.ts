@@ -5,12 +5,12 @@
  */
 import { isIPv6 } from 'node:net';
 import { Client, type Dispatcher } from 'undici';
-import { createSystemClock, type Clock, type TimerHandle } from '../clock.js';
+import { createSystemClock, type Clock } from '../clock.js';
 import { formatAddress, type Backend } from '../model.js';
 import { parseExpectedBody, type ExpectedBody } from '../config/expected-body.js';
 import type { HealthCheckConfig, HttpMethod } from '../config/types.js';
 import { createBodyMatcher, type BodyMatcher } from './body-matcher.js';
-import { classifyError, errorText, failure, runAttempts, success, type AttemptOutcome } from './outcome.js';
+import { armDeadline, classifyError, errorText, failure, lateNote, runAttempts, success, type AttemptOutcome, type Deadline } from './outcome.js';
 import type { Prober } from './types.js';
 
 /** Bytes of body read at most; the rest is not downloaded (the connection is dropped). */
@@ -119,7 +119,7 @@ class Exchange {
   settled = false;
   /** The current request's controller; null until undici starts it. */
   controller: Dispatcher.DispatchController | null = null;
-  timer: TimerHandle | undefined = undefined;
+  deadline: Deadline | undefined = undefined;
   /** The response is in and its body is with the regular expression matcher. */
   matching = false;
 
@@ -133,25 +133,25 @@ class Exchange {
   ) {}
 
   start(): void {
-    this.timer = this.clock.setTimeout(() => this.expire(), this.h.timeout_seconds * 1000);
+    this.deadline = armDeadline(this.clock, this.h.timeout_seconds * 1000, (late) => this.expire(late));
     this.send(this.target.path, this.h.method, this.h.body, 0, false);
   }
 
   finish(outcome: AttemptOutcome): void {
     if (this.settled) return;
     this.settled = true;
-    this.clock.clearTimeout(this.timer!);
+    this.deadline?.clear();
     this.resolve(outcome);
   }
 
   /** The deadline passed. */
-  expire(): void {
+  expire(late: number | null): void {
+    const ms = this.h.timeout_seconds * 1000;
     if (this.matching) {
       // The backend answered in time; it is the sidecar that has not finished reading it.
-      const ms = this.h.timeout_seconds * 1000;
       return this.finish(failure('local_error', `expected_body match did not finish within the probe's ${ms} ms`));
     }
-    this.finish(failure('timeout', `timeout after ${this.h.timeout_seconds * 1000} ms`));
+    this.finish(failure('timeout', `timeout after ${ms} ms${lateNote(late, ms)}`));
     // A request still waiting for its connection has no controller yet; onRequestStart aborts
     // it if it ever starts.
     this.controller?.abort(new Error('probe deadline passed'));

@@ -5,7 +5,7 @@
 import { connect } from 'node:net';
 import { createSystemClock, type Clock } from '../clock.js';
 import type { Backend } from '../model.js';
-import { classifyError, errorText, failure, runAttempts, success, type AttemptOutcome } from './outcome.js';
+import { armDeadline, classifyError, errorText, failure, lateNote, runAttempts, success, type AttemptOutcome } from './outcome.js';
 import type { Prober } from './types.js';
 
 /** Bytes of reply searched for expected_response at most. */
@@ -35,17 +35,16 @@ function attempt(backend: Backend, clock: Clock): Promise<AttemptOutcome> {
     const finish = (outcome: AttemptOutcome): void => {
       if (done) return;
       done = true;
-      clock.clearTimeout(timer);
+      deadline.clear();
       socket.destroy();
       resolve(outcome);
     };
     const noResponse = (why: string): AttemptOutcome =>
       failure('unexpected_response', `expected response ${JSON.stringify(h.expected_response)} not received: ${why}`);
-    const timer = clock.setTimeout(() => {
-      finish(
-        connected ? noResponse(`timeout after ${timeoutMs} ms`) : failure('timeout', `connect timeout after ${timeoutMs} ms`),
-      );
-    }, timeoutMs);
+    const deadline = armDeadline(clock, timeoutMs, (late) => {
+      const after = `after ${timeoutMs} ms${lateNote(late, timeoutMs)}`;
+      finish(connected ? noResponse(`timeout ${after}`) : failure('timeout', `connect timeout ${after}`));
+    });
 
     socket.once('connect', () => {
       connected = true;
