@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=16 --heap-growing-percent=50
+#!/usr/bin/env -S node --max-semi-space-size=16 --heap-growing-percent=50 --enable-experimental-regexp-engine
 /**
  * The shebang caps V8's young generation (semi-space) at 16 MB: V8 otherwise grows it to
  * 128 MB on a large machine, which at thousands of probes per second is most of the RSS
@@ -8,6 +8,8 @@
  * the old generation fills with garbage at a steady rate, and the factor decides how much of
  * it RSS carries (bench/probe-scale.mjs, 60 s at 2,000 probes/s: 312 MB -> 183-191 MB, for
  * about one point of CPU; 25% caused GC storms).
+ * --enable-experimental-regexp-engine gives `expected_body` patterns V8's linear-time engine
+ * (src/config/expected-body.ts, which also turns it on when the command line did not).
  *
  * The entry point checks the Node version before importing anything that needs a newer one
  * (on an older Node undici fails at import with a stack trace), then runs the command line

@@ -106,7 +106,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
     metrics: createMetrics({ docker: config.docker.enabled, configLoadedAt: clock.now() }),
     events: createEventLog(),
     alerting: createAlerting({ config: config.alerting, clock, logger: log, persistence: store }),
-    health: createHealthMonitor({ clock, bus, registry, config, version: VERSION }),
+    health: createHealthMonitor({ clock, bus, registry, config, version: VERSION, logger: log }),
     resources: createResourceMonitor({ clock, bus, registry, logger: log, docker: discoveryDocker, config: current }),
     discovery: createDiscovery({
       clock, bus, logger: log, config: current, docker: discoveryDocker,

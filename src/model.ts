@@ -74,7 +74,13 @@ export type ProbeErrorClass =
   | 'unexpected_status'
   | 'unexpected_body'
   | 'unexpected_response'
-  | 'error';
+  | 'error'
+  /**
+   * The sidecar could not run the probe (no file descriptors, buffers or local ports left, or
+   * its body matcher failed): no evidence about the backend, so health, breaker and failure
+   * windows ignore it.
+   */
+  | 'local_error';
 
 /** One probe's outcome. Data, never an exception. */
 export interface ProbeResult {

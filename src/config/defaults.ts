@@ -327,6 +327,11 @@ export const DEFAULT_ALERTING: Readonly<AlertingConfig> = frozen({
 export const DEFAULT_ADMIN: Readonly<AdminConfig> = frozen({
   listen: '127.0.0.1:9180',
   token: null,
+  // A Prometheus, a container HEALTHCHECK and a few status pages need a handful; the cap keeps
+  // file descriptors for probes and nginx however many connections a client opens.
+  max_connections: 100,
+  idle_timeout_seconds: 30,
+  request_timeout_seconds: 10,
 });
 
 /** `probes` */

@@ -29,7 +29,6 @@ import type { SidecarConfig } from './types.js';
 export {
   appName,
   appNameProblem,
-  compileExpectedBody,
   containerNames,
   envName,
   parseAddress,
@@ -37,6 +36,7 @@ export {
   type ParsedAddress,
 } from './allowlists.js';
 export { bool, num, oneOf, show, type Check, type Report } from './check.js';
+export { parseExpectedBody, type ExpectedBody } from './expected-body.js';
 export {
   DEFAULT_APP_DOCKER,
   DEFAULT_APP_RECOVERY,

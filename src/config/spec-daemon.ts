@@ -1,6 +1,6 @@
 /** `admin`, `probes` and `logging`: the sidecar process's own settings. */
 import { listenAddress, token } from './allowlists.js';
-import { nullable, num, oneOf, type Section } from './check.js';
+import { duration, nullable, num, oneOf, type Section } from './check.js';
 import { DEFAULT_ADMIN, DEFAULT_LOGGING, DEFAULT_PROBES, LOG_FORMATS, LOG_LEVELS } from './defaults.js';
 import type { AdminConfig, LoggingConfig, ProbeSettings } from './types.js';
 
@@ -10,6 +10,12 @@ export const ADMIN: Section<AdminConfig> = {
   fields: {
     listen: { check: listenAddress, meaning: 'host:port or [ipv6]:port of the admin API, metrics and status page; ORCHESTRY_ADMIN_LISTEN overrides it.' },
     token: { check: nullable(token), meaning: 'Bearer token for state-changing endpoints (printable ASCII); ORCHESTRY_ADMIN_TOKEN overrides it.' },
+    max_connections: {
+      check: num({ int: true, min: 1, max: 100_000 }),
+      meaning: 'Most admin connections open at once; a new one past it closes the oldest idle one, or is itself closed when all are busy.',
+    },
+    idle_timeout_seconds: { check: duration({ above: 0, max: 3600 }), meaning: 'An admin connection with nothing received or sent for this long (kept alive between requests, too) is closed.' },
+    request_timeout_seconds: { check: duration({ above: 0, max: 3600 }), meaning: "An admin request's headers and body must arrive within this, or the connection is closed (408)." },
   },
 };
 

@@ -42,7 +42,7 @@ export const HEALTH: Section<HealthCheckConfig> = {
     headers: { check: headers, meaning: 'Extra request headers (not Host, Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, Expect).' },
     body: { check: nullable(str), meaning: 'Request body.' },
     expected_status_codes: { check: statusCodes, meaning: 'Status codes that count as healthy.' },
-    expected_body: { check: nullable(expectedBody), meaning: 'Text the response body must contain, or /pattern/flags for a regular expression (not with method HEAD).' },
+    expected_body: { check: nullable(expectedBody), meaning: 'Text the response body must contain, or /pattern/flags for a regular expression run in linear time (no backreferences, lookahead, i/u/v/d flags or counts above 16; not with method HEAD).' },
     probe_data: { check: nullable(str), meaning: 'TCP only: bytes to send after connecting.' },
     expected_response: { check: nullable(str), meaning: 'TCP only: text the reply must contain.' },
     initial_delay_seconds: { check: duration({ min: 0, max: MAX_SECONDS }), meaning: "Wait before a new backend's first probe." },

@@ -277,6 +277,12 @@ export interface AdminConfig {
   listen: string;
   /** Bearer token for state-changing endpoints; also ORCHESTRY_ADMIN_TOKEN. */
   token: string | null;
+  /** Most connections open at once; past it the oldest idle one is closed (or the new one). */
+  max_connections: number;
+  /** A connection with nothing received or sent for this long is closed; seconds. */
+  idle_timeout_seconds: number;
+  /** A request's headers and body must arrive within this; seconds. */
+  request_timeout_seconds: number;
 }
 
 export interface ProbeSettings {

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { appName, appNameProblem, containerNames, envName, portRange } from '../config/allowlists.js';
 import { bool, num, oneOf, show, type Check, type Report } from '../config/check.js';
 import { ADDRESS_MODES, DEFAULT_HEALTH } from '../config/defaults.js';
+import { REGEX_FORM } from '../config/expected-body.js';
 import { clearCacheCall } from '../config/spec-apps.js';
 import { parseHealthOverlay } from '../config/spec-health.js';
 import type { ClearCacheCall, HealthCheckConfig, SidecarConfig } from '../config/types.js';
@@ -35,8 +36,6 @@ export interface ContainerLabels {
 
 const HEALTH_PREFIX = 'orchestry.health.';
 const HEALTH_FIELDS = Object.keys(DEFAULT_HEALTH) as (keyof HealthCheckConfig)[];
-/** The form compileExpectedBody reads as a regular expression. */
-const REGEX_FORM = /^\/(.+)\/([a-z]*)$/s;
 const DOCKER_NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const DECIMAL = /^-?\d+(\.\d+)?$/;
 

@@ -39,7 +39,7 @@ import type { FailureEvent, FailureType, Severity } from './types.js';
 // The seed classifies by substrings of the error text ('timeout', 'connection', 'dns'), which
 // misfiles e.g. "connection timed out" and cannot tell a refused port from an unreachable host.
 // The prober hands us a typed class, so the mapping is exact.
-const FAILURE_TYPE_BY_CLASS: Record<ProbeErrorClass, FailureType> = {
+const FAILURE_TYPE_BY_CLASS: Record<Exclude<ProbeErrorClass, 'local_error'>, FailureType> = {
   unexpected_status: 'health_check_failed',
   unexpected_body: 'health_check_failed',
   unexpected_response: 'health_check_failed',
@@ -64,9 +64,18 @@ export const CRITICAL_CONSECUTIVE_COUNT = 5;
 /** Most timestamps kept per failure type; totalCount saturates here. */
 export const MAX_HISTORY_PER_TYPE = 1000;
 
-/** The failure type of an unhealthy probe, or null for a healthy one. */
+/**
+ * Whether a probe could not be run for a reason of the sidecar's own (no file descriptors,
+ * buffers or local ports, its body matcher): it says nothing about the backend, so it counts in
+ * no health threshold, breaker or failure window.
+ */
+export function isLocalError(result: ProbeResult): boolean {
+  return !result.healthy && result.errorClass === 'local_error';
+}
+
+/** The failure type of an unhealthy probe, or null for a healthy one or a local error. */
 export function failureTypeOf(result: ProbeResult): FailureType | null {
-  if (result.healthy) return null;
+  if (result.healthy || result.errorClass === 'local_error') return null;
   // The seed's rule: a failure without an error is a check that ran and did not pass.
   return result.errorClass === null ? 'health_check_failed' : FAILURE_TYPE_BY_CLASS[result.errorClass];
 }
@@ -228,6 +237,8 @@ export function stepFailures(
   cfg: FailureDetectionConfig,
   now: number,
 ): { history: FailureHistory; events: FailureEvent[] } {
+  // Neither a failure nor a success of the backend: the windows and streaks stay as they were.
+  if (isLocalError(result)) return { history, events: [] };
   const healthType = failureTypeOf(result);
   const slow = result.responseTimeMs > cfg.max_response_time_ms;
   const counts = countProbe(history, !result.healthy, cfg, now);

@@ -7,9 +7,12 @@ import type { Clock } from '../clock.js';
 import type { SidecarConfig } from '../config/types.js';
 import type { SidecarBus } from '../events/sidecar-events.js';
 import type { Backend, ProbeResult } from '../model.js';
+import type { Logger } from '../observability/logger.js';
 import { createHttpProber } from '../probe/http.js';
 import { createProbeScheduler, type ProbeScheduler } from '../probe/scheduler.js';
 import { createTcpProber } from '../probe/tcp.js';
+import { isLocalError } from './classify.js';
+import { createLocalErrors, type LocalErrorEpisode } from './local-errors.js';
 import type { HealthRegistry } from './registry.js';
 import type { FailureEvent, Transition } from './types.js';
 
@@ -21,6 +24,8 @@ export interface HealthMonitorOptions {
   config: SidecarConfig;
   /** Sent as the probes' User-Agent version. */
   version: string;
+  /** Where probes that failed for a local reason are reported. */
+  logger?: Logger;
 }
 
 export interface HealthMonitor {
@@ -29,6 +34,8 @@ export interface HealthMonitor {
   start(): void;
   /** Stops probing; no event is published after it resolves. */
   stop(): Promise<void>;
+  /** Probes failing for a local reason now (not counted against backends), or null. */
+  localErrors(): LocalErrorEpisode | null;
 }
 
 /** Creates the stage; nothing is probed before start(). */
@@ -36,6 +43,7 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
   const { clock, bus, registry } = opts;
   const httpProber = createHttpProber({ version: opts.version, clock });
   const tcpProber = createTcpProber({ clock });
+  const local = createLocalErrors();
   const scheduler: ProbeScheduler = createProbeScheduler({
     clock,
     maxConcurrency: opts.config.probes.max_concurrency,
@@ -51,6 +59,15 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
     // on its way out at its fast period, to decide soon (HAProxy's downinter and fastinter).
     periodFor: (b: Backend) => fastPeriodMs(registry, b),
     onResult: (result: ProbeResult, b: Backend) => {
+      if (isLocalError(result)) {
+        const note = local.record(result, clock.now());
+        if (note) {
+          opts.logger?.warn(
+            { app: result.app, backend: result.backendId, error: result.error, unlogged_before: note.unlogged },
+            'probe failed for a local reason (not counted against the backend)',
+          );
+        }
+      }
       const { transitions, failures } = registry.record(result);
       bus.emit('probe', result);
       if (failures.length > 0) publishFailures(bus, registry, b.id, failures);
@@ -78,6 +95,7 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
       if (added.length > 0 || removed.length > 0) bus.emit('backends', { added, removed });
     },
     start: () => scheduler.start(),
+    localErrors: () => local.episode(clock.now()),
     async stop() {
       await scheduler.stop();
       await httpProber.close();

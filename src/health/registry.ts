@@ -8,7 +8,7 @@ import type { BreakerConfig, FailureDetectionConfig } from '../config/types.js';
 import type { Backend, ProbeResult } from '../model.js';
 import * as breaker from './breaker.js';
 import type { BreakerChange, BreakerState } from './breaker.js';
-import { describeProbeFailure, restoreProbeCounts, stepFailures } from './classify.js';
+import { describeProbeFailure, isLocalError, restoreProbeCounts, stepFailures } from './classify.js';
 import type { FailureHistory } from './classify.js';
 import * as thresholds from './thresholds.js';
 import type { HealthChange, HealthState } from './thresholds.js';
@@ -197,6 +197,10 @@ function stepBreaker(s: RegistryState, backendId: string, event: (e: Entry) => b
 function record(s: RegistryState, result: ProbeResult): { transitions: Transition[]; failures: FailureEvent[] } {
   const entry = s.entries.get(result.backendId);
   if (!entry) return { transitions: [], failures: [] };
+  // The sidecar's own problem (e.g. out of file descriptors): no evidence for or against the
+  // backend, so nothing about it moves, not even its last probe (routing reads its error class).
+  // The health monitor logs and counts it, and readiness reports it.
+  if (isLocalError(result)) return { transitions: [], failures: [] };
   const now = s.clock.now();
   const detail = result.healthy ? undefined : describeProbeFailure(result);
   const transitions: Transition[] = [];

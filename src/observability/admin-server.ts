@@ -6,6 +6,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, SidecarError, describeError } from '../errors.js';
+import { DEFAULT_ADMIN } from '../config/defaults.js';
+import {
+  CONNECTIONS_CHECKING_INTERVAL_MS,
+  adminLimits,
+  guardConnections,
+  type AdminConnectionStats,
+  type AdminLimits,
+} from './admin-connections.js';
 import { EVENT_KINDS, type EventKind, type EventQuery, type LoggedEvent } from './event-log.js';
 import type { Logger } from './logger.js';
 import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML } from './status-page.js';
@@ -31,6 +39,8 @@ export interface AdminServerOptions {
   getAlerts?(): unknown;
   /** Recovery's budgets, backoffs and holds, for `/api/v1/recovery`. */
   getRecovery?(): unknown;
+  /** Connection cap and timeouts, read at each new connection; the `admin` defaults without it. */
+  limits?(): AdminLimits;
 }
 
 /** Longest report window: the default rollup retention is 30 days. */
@@ -41,6 +51,8 @@ export interface AdminServer {
   start(): Promise<{ host: string; port: number }>;
   /** Stops listening and drops open (keep-alive) connections. */
   close(): Promise<void>;
+  /** Open connections and those closed by the cap. */
+  connections(): AdminConnectionStats;
 }
 
 interface Reply {
@@ -84,12 +96,15 @@ export function parseListenAddress(listen: string): { host: string; port: number
 /** Creates the admin server; `listen` is checked here, before anything binds. */
 export function createAdminServer(opts: AdminServerOptions): AdminServer {
   const address = parseListenAddress(opts.listen);
-  const server = createServer((req, res) => {
+  const server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => {
     void handle(opts, req, res);
   });
+  const defaults = adminLimits(DEFAULT_ADMIN);
+  const connections = guardConnections(server, opts.limits ?? (() => defaults));
   return {
     start: () => listen(server, address, opts.listen),
     close: () => closeServer(server),
+    connections,
   };
 }
 

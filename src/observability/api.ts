@@ -6,12 +6,14 @@ import type { Alerting } from '../alerting/alerting.js';
 import type { AppConfig, SidecarConfig } from '../config/types.js';
 import type { ApplyOutcome } from '../nginx/applier.js';
 import { SidecarError, describeError } from '../errors.js';
+import type { LocalErrorEpisode } from '../health/local-errors.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { BackendView } from '../health/types.js';
 import type { RejectedContainer } from '../discovery/docker-labels.js';
 import { formatAddress } from '../model.js';
 import { withDrains } from '../upstream/desired.js';
 import type { StateStore } from '../store/types.js';
+import { adminLimits } from './admin-connections.js';
 import { createAdminServer, type AdminServer, type AdminServerOptions } from './admin-server.js';
 import type { EventLog } from './event-log.js';
 import type { Logger } from './logger.js';
@@ -51,14 +53,16 @@ export interface SidecarAdminSources {
   recovery: { summary(): unknown; holds(): { drainedContainerIds?: ReadonlySet<string> } };
   nginx: { status(): { firstApplyDone: boolean; lastOutcome: ApplyOutcome | null; updateVia: { mode: string; why: string } | null } };
   passive: { address(): string | null; stats(): unknown };
+  health: { localErrors(): LocalErrorEpisode | null };
 }
 
 /** The admin server (metrics, probes, JSON API, status page) over what the stages report now. */
 export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
   const { discovery, nginx, router, recovery } = s;
   const dockerOn = s.config().docker.enabled;
-  return createAdminServer({
+  const server = createAdminServer({
     listen: s.config().admin.listen,
+    limits: () => adminLimits(s.config().admin),
     logger: s.log,
     metrics: s.metrics,
     getEvents: (q) => s.events.list(q),
@@ -84,8 +88,11 @@ export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
         firstApplyDone: nginx.status().firstApplyDone,
         docker: dockerOn ? { connected: discovery.dockerConnected() ?? false, socketPath: s.config().docker.socket_path } : null,
         lastOutcome: nginx.status().lastOutcome,
+        localErrors: s.health.localErrors(),
       }),
   });
+  s.metrics.observeAdmin(() => server.connections());
+  return server;
 }
 
 type ApiCallbacks = Pick<AdminServerOptions, 'getApps' | 'getApp' | 'getReport' | 'getRecovery' | 'getAlerts'>;

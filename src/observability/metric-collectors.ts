@@ -4,6 +4,7 @@
  */
 import type * as prom from 'prom-client';
 import type { BreakerStatus, HealthStatus } from '../model.js';
+import type { AdminConnectionStats } from './admin-connections.js';
 import type { AlertingMetricsStatus, StoreMetricsStatus } from './metrics.js';
 
 const HEALTH_STATES: readonly HealthStatus[] = ['unknown', 'healthy', 'unhealthy'];
@@ -125,6 +126,15 @@ export function registerAlertingCollectors(registry: prom.Registry, status: () =
     [{ result: 'failure' }, r.failed],
   ]));
   registerCollector(registry, 'orchestry_alert_queue', 'gauge', 'Alert notifications waiting for delivery (kept in the store while they wait).', perReceiver((r) => [[{}, r.queued]]));
+}
+
+/** The admin server's connections, read at each scrape. */
+export function registerAdminCollectors(registry: prom.Registry, stats: () => AdminConnectionStats): void {
+  registerCollector(registry, 'orchestry_admin_connections', 'gauge', 'Connections open on the admin port now (at most admin.max_connections).', () => [{ value: stats().open, labels: {} }]);
+  registerCollector(registry, 'orchestry_admin_connections_dropped_total', 'counter', 'Admin connections closed by the cap: evicted (the oldest idle one, for a new one) or refused (all were busy).', () => {
+    const s = stats();
+    return [{ value: s.evicted, labels: { reason: 'evicted' } }, { value: s.refused, labels: { reason: 'refused' } }];
+  });
 }
 
 /** What the failover metrics read at scrape time: how nginx is told, the DNS server, the log receiver. */

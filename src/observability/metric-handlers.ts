@@ -46,7 +46,8 @@ export function onProbe(s: MetricsState, result: ProbeResult, protocol: 'http' |
   const probes = seriesOf(s.perBackend, result.backendId, result.app).probes;
   const count = probes.get(key);
   if (count) count.count += 1;
-  else probes.set(key, { protocol, result: result.healthy ? 'success' : 'failure', errorClass, count: 1 });
+  // A local error is neither: the sidecar could not probe (e.g. out of file descriptors).
+  else probes.set(key, { protocol, result: result.healthy ? 'success' : errorClass === 'local_error' ? 'local_error' : 'failure', errorClass, count: 1 });
   const durations = s.apps.durations;
   const histogram =
     durations.get(result.app, protocol) ?? durations.add(result.app, protocol, { app: result.app, protocol });

@@ -9,7 +9,9 @@ import * as prom from 'prom-client';
 import { VERSION } from '../version.js';
 import type { BackendView, FailureEvent, Transition } from '../health/types.js';
 import type { ProbeResult } from '../model.js';
+import type { AdminConnectionStats } from './admin-connections.js';
 import {
+  registerAdminCollectors,
   registerAlertingCollectors,
   registerBackendCollectors,
   registerFailoverCollectors,
@@ -74,6 +76,8 @@ export interface Metrics {
   observeAlerting(status: () => AlertingMetricsStatus): void;
   /** Read at scrape time: how nginx is told, the DNS server's and the log receiver's counters. */
   observeFailover(status: () => FailoverMetricsStatus): void;
+  /** Read at scrape time: the admin server's connections. */
+  observeAdmin(stats: () => AdminConnectionStats): void;
 }
 
 export interface MetricsOptions {
@@ -148,6 +152,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     observeStore: (status) => registerStoreCollectors(registry, status),
     observeAlerting: (status) => registerAlertingCollectors(registry, status),
     observeFailover: (status) => registerFailoverCollectors(registry, status),
+    observeAdmin: (stats) => registerAdminCollectors(registry, stats),
     setRejectedContainers: (count) => m.rejectedContainers.set(count),
   };
 }

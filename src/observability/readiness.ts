@@ -2,6 +2,7 @@
  * Whether the sidecar is ready (`/readyz`), and every reason it is not. Pure: the admin server
  * asks it with what the stages report now.
  */
+import type { LocalErrorEpisode } from '../health/local-errors.js';
 import type { ApplyOutcome } from '../nginx/applier.js';
 
 export interface ReadinessInput {
@@ -12,6 +13,8 @@ export interface ReadinessInput {
   /** The Docker source's connection, when Docker discovery is on; null otherwise. */
   docker: { connected: boolean; socketPath: string } | null;
   lastOutcome: ApplyOutcome | null;
+  /** Probes failing for a reason of the sidecar's own now (e.g. out of file descriptors). */
+  localErrors?: LocalErrorEpisode | null;
 }
 
 export function readiness(input: ReadinessInput): { ready: boolean; reasons: string[] } {
@@ -24,5 +27,12 @@ export function readiness(input: ReadinessInput): { ready: boolean; reasons: str
   }
   const last = input.lastOutcome;
   if (last?.result === 'failed') reasons.push(`last nginx update failed at ${last.stage ?? 'unknown'}: ${last.error ?? ''}`);
+  const local = input.localErrors;
+  if (local) {
+    reasons.push(
+      `${local.count} probes since ${new Date(local.since).toISOString()} failed for a local reason and were not ` +
+        `counted against backends (last: ${local.last})`,
+    );
+  }
   return { ready: reasons.length === 0, reasons };
 }

@@ -5,11 +5,12 @@
  */
 import { isIPv6 } from 'node:net';
 import { Client, type Dispatcher } from 'undici';
-import { createSystemClock, type Clock, type TimerHandle } from '../clock.js';
+import { createSystemClock, type Clock } from '../clock.js';
 import { formatAddress, type Backend } from '../model.js';
-import { compileExpectedBody } from '../config/schema.js';
+import { parseExpectedBody, type ExpectedBody } from '../config/expected-body.js';
 import type { HealthCheckConfig, HttpMethod } from '../config/types.js';
-import { classifyError, errorText, failure, runAttempts, success, type AttemptOutcome } from './outcome.js';
+import { createBodyMatcher, type BodyMatcher } from './body-matcher.js';
+import { armDeadline, classifyError, errorText, failure, lateNote, runAttempts, success, type AttemptOutcome, type Deadline } from './outcome.js';
 import type { Prober } from './types.js';
 
 /** Bytes of body read at most; the rest is not downloaded (the connection is dropped). */
@@ -38,7 +39,7 @@ type Target =
 type ReadyTarget = Extract<Target, { ok: true }>;
 
 interface BodyCheck {
-  matches(text: string): boolean;
+  expected: ExpectedBody;
   /** Failure text. */
   failure: string;
 }
@@ -53,6 +54,7 @@ export function createHttpProber(opts: HttpProberOptions): HttpProber {
   // allocations on every request). The probe's own deadline covers headers and body, so
   // undici's per-request timers are off.
   const clientOptions = { headersTimeout: 0, bodyTimeout: 0 };
+  const matcher = createBodyMatcher({ clock });
   const insecureOptions = { ...clientOptions, connect: { rejectUnauthorized: false } };
   const clients = new Map<string, Client>();
   const insecureClients = new Map<string, Client>();
@@ -81,6 +83,7 @@ export function createHttpProber(opts: HttpProberOptions): HttpProber {
     if (!target) {
       target = prepareTarget(backend, userAgent);
       targets.set(backend, target);
+      if (target.ok && target.body?.expected.kind === 'regex') matcher.warm();
     }
     return target;
   };
@@ -90,7 +93,7 @@ export function createHttpProber(opts: HttpProberOptions): HttpProber {
     if (!target.ok) return Promise.resolve(failure('error', target.error));
     return new Promise((resolve) => {
       const client = clientFor(target.origin, backend.health.verify_ssl);
-      new Exchange(client, backend.health, target, clock, resolve).start();
+      new Exchange(client, backend.health, target, clock, matcher, resolve).start();
     });
   };
 
@@ -100,7 +103,7 @@ export function createHttpProber(opts: HttpProberOptions): HttpProber {
       const all = [...clients.values(), ...insecureClients.values()];
       clients.clear();
       insecureClients.clear();
-      await Promise.all(all.map((c) => c.destroy()));
+      await Promise.all([...all.map((c) => c.destroy()), matcher.close()]);
     },
   };
 }
@@ -116,34 +119,56 @@ class Exchange {
   settled = false;
   /** The current request's controller; null until undici starts it. */
   controller: Dispatcher.DispatchController | null = null;
-  timer: TimerHandle | undefined = undefined;
+  deadline: Deadline | undefined = undefined;
+  /** The response is in and its body is with the regular expression matcher. */
+  matching = false;
 
   constructor(
     readonly client: Client,
     readonly h: HealthCheckConfig,
     readonly target: ReadyTarget,
     readonly clock: Clock,
+    readonly matcher: BodyMatcher,
     readonly resolve: (outcome: AttemptOutcome) => void,
   ) {}
 
   start(): void {
-    this.timer = this.clock.setTimeout(() => this.expire(), this.h.timeout_seconds * 1000);
+    this.deadline = armDeadline(this.clock, this.h.timeout_seconds * 1000, (late) => this.expire(late));
     this.send(this.target.path, this.h.method, this.h.body, 0, false);
   }
 
   finish(outcome: AttemptOutcome): void {
     if (this.settled) return;
     this.settled = true;
-    this.clock.clearTimeout(this.timer!);
+    this.deadline?.clear();
     this.resolve(outcome);
   }
 
   /** The deadline passed. */
-  expire(): void {
-    this.finish(failure('timeout', `timeout after ${this.h.timeout_seconds * 1000} ms`));
+  expire(late: number | null): void {
+    const ms = this.h.timeout_seconds * 1000;
+    if (this.matching) {
+      // The backend answered in time; it is the sidecar that has not finished reading it.
+      return this.finish(failure('local_error', `expected_body match did not finish within the probe's ${ms} ms`));
+    }
+    this.finish(failure('timeout', `timeout after ${ms} ms${lateNote(late, ms)}`));
     // A request still waiting for its connection has no controller yet; onRequestStart aborts
     // it if it ever starts.
     this.controller?.abort(new Error('probe deadline passed'));
+  }
+
+  /** Judges a response with the expected status by its body. */
+  checkBody(check: BodyCheck, text: string, status: number, kept: string): void {
+    const judge = (matched: boolean) =>
+      this.finish(matched ? success(status, kept) : failure('unexpected_body', check.failure, status, kept));
+    const expected = check.expected;
+    if (expected.kind === 'substring') return judge(text.includes(expected.text));
+    this.matching = true;
+    void this.matcher.match(expected.source, expected.flags, text).then((result) => {
+      this.matching = false;
+      if (typeof result === 'boolean') judge(result);
+      else this.finish(failure('local_error', result, status, kept));
+    });
   }
 
   send(path: string, method: HttpMethod, body: string | null, redirects: number, staleRetried: boolean): void {
@@ -242,9 +267,7 @@ class Hop implements Dispatcher.DispatchHandler {
       const expected = h.expected_status_codes.join(', ');
       return x.finish(failure('unexpected_status', `unexpected status ${status} (expected ${expected})`, status, kept));
     }
-    if (target.body && !target.body.matches(text)) {
-      return x.finish(failure('unexpected_body', target.body.failure, status, kept));
-    }
+    if (target.body) return x.checkBody(target.body, text, status, kept);
     x.finish(success(status, kept));
   }
 }
@@ -282,9 +305,9 @@ function prepareTarget(backend: Backend, userAgent: string): Target {
   let body: BodyCheck | null = null;
   if (h.expected_body !== null) {
     // The same reading as config validation: `/pattern/flags` is a regular expression.
-    const matches = compileExpectedBody(h.expected_body);
-    if (typeof matches === 'string') return { ok: false, error: `expected_body ${matches}` };
-    body = { matches, failure: `body does not match expected_body ${JSON.stringify(h.expected_body)}` };
+    const expected = parseExpectedBody(h.expected_body);
+    if (typeof expected === 'string') return { ok: false, error: `expected_body ${expected}` };
+    body = { expected, failure: `body does not match expected_body ${JSON.stringify(h.expected_body)}` };
   }
   return { ok: true, origin: url.origin, path: url.pathname + url.search, headers, body };
 }

@@ -4,7 +4,7 @@
  * ProbeErrorClass.
  */
 import { performance } from 'node:perf_hooks';
-import type { Clock } from '../clock.js';
+import type { Clock, TimerHandle } from '../clock.js';
 import type { Backend, ProbeErrorClass, ProbeResult } from '../model.js';
 
 /** The outcome of one attempt; a probe is one or more attempts (max_retries). */
@@ -27,6 +27,46 @@ export function failure(
   body: string | null = null,
 ): AttemptOutcome {
   return { healthy: false, statusCode, body, errorClass, error };
+}
+
+/** How late a probe's deadline may fire before the wait it measured is no longer the backend's. */
+export const LATE_DEADLINE_MS = 100;
+
+export interface Deadline {
+  clear(): void;
+}
+
+/**
+ * Arms a probe's deadline: `onExpire` runs `timeoutMs` from now, with how late the first deadline
+ * fired when it was extended (else null). A deadline that fires more than LATE_DEADLINE_MS after
+ * it was due measured the sidecar, not the backend: its event loop was held (a GC pause, a burst
+ * of work), and timers run before I/O, so the answer may be unread in a socket buffer or the
+ * request not even sent. Such a deadline is re-armed once for the full timeout; only a second
+ * expiry is a timeout, so a backend that never answers still times out however busy the sidecar.
+ */
+export function armDeadline(clock: Clock, timeoutMs: number, onExpire: (firstLateMs: number | null) => void): Deadline {
+  let dueAt = clock.now() + timeoutMs;
+  let firstLateMs: number | null = null;
+  let handle: TimerHandle;
+  const fire = (): void => {
+    const late = clock.now() - dueAt;
+    if (firstLateMs === null && late > LATE_DEADLINE_MS) {
+      firstLateMs = late;
+      dueAt = clock.now() + timeoutMs;
+      handle = clock.setTimeout(fire, timeoutMs);
+      return;
+    }
+    onExpire(firstLateMs);
+  };
+  handle = clock.setTimeout(fire, timeoutMs);
+  return { clear: () => clock.clearTimeout(handle) };
+}
+
+/** ` (…)` naming an extended deadline, for a timeout's text; empty when there was none. */
+export function lateNote(firstLateMs: number | null, timeoutMs: number): string {
+  return firstLateMs === null
+    ? ''
+    : ` (given ${timeoutMs} ms more: the first deadline fired ${Math.round(firstLateMs)} ms late, the sidecar's event loop was held)`;
 }
 
 /**
@@ -81,7 +121,18 @@ const CODE_CLASSES: ReadonlyMap<string, ProbeErrorClass> = new Map<string, Probe
   ['EPIPE', 'connection_reset'],
   ['EHOSTUNREACH', 'network_unreachable'],
   ['ENETUNREACH', 'network_unreachable'],
-  ['EADDRNOTAVAIL', 'network_unreachable'],
+  // Resources of this host, not of the backend: out of file descriptors (process or system),
+  // socket buffers, memory, local ports (EADDRNOTAVAIL/EADDRINUSE on connect), or a resolver
+  // failing on a system error.
+  ['EMFILE', 'local_error'],
+  ['ENFILE', 'local_error'],
+  ['ENOBUFS', 'local_error'],
+  ['ENOMEM', 'local_error'],
+  ['EAGAIN', 'local_error'],
+  ['EADDRNOTAVAIL', 'local_error'],
+  ['EADDRINUSE', 'local_error'],
+  ['EAI_SYSTEM', 'local_error'],
+  ['EAI_MEMORY', 'local_error'],
   ['ENOTFOUND', 'dns'],
   ['EAI_AGAIN', 'dns'],
   ['EAI_FAIL', 'dns'],

@@ -5,7 +5,7 @@
 import { connect } from 'node:net';
 import { createSystemClock, type Clock } from '../clock.js';
 import type { Backend } from '../model.js';
-import { classifyError, errorText, failure, runAttempts, success, type AttemptOutcome } from './outcome.js';
+import { armDeadline, classifyError, errorText, failure, lateNote, runAttempts, success, type AttemptOutcome } from './outcome.js';
 import type { Prober } from './types.js';
 
 /** Bytes of reply searched for expected_response at most. */
@@ -35,17 +35,16 @@ function attempt(backend: Backend, clock: Clock): Promise<AttemptOutcome> {
     const finish = (outcome: AttemptOutcome): void => {
       if (done) return;
       done = true;
-      clock.clearTimeout(timer);
+      deadline.clear();
       socket.destroy();
       resolve(outcome);
     };
     const noResponse = (why: string): AttemptOutcome =>
       failure('unexpected_response', `expected response ${JSON.stringify(h.expected_response)} not received: ${why}`);
-    const timer = clock.setTimeout(() => {
-      finish(
-        connected ? noResponse(`timeout after ${timeoutMs} ms`) : failure('timeout', `connect timeout after ${timeoutMs} ms`),
-      );
-    }, timeoutMs);
+    const deadline = armDeadline(clock, timeoutMs, (late) => {
+      const after = `after ${timeoutMs} ms${lateNote(late, timeoutMs)}`;
+      finish(connected ? noResponse(`timeout ${after}`) : failure('timeout', `connect timeout ${after}`));
+    });
 
     socket.once('connect', () => {
       connected = true;
@@ -65,7 +64,10 @@ function attempt(backend: Backend, clock: Clock): Promise<AttemptOutcome> {
       else if (received.length >= RESPONSE_READ_CAP) finish(noResponse(`not in the first ${RESPONSE_READ_CAP} bytes`));
     });
     socket.on('error', (err) => {
-      finish(connected && expected ? noResponse(errorText(err)) : failure(classifyError(err), errorText(err)));
+      const errorClass = classifyError(err);
+      // A local error is never the backend's missing reply.
+      const waited = connected && expected && errorClass !== 'local_error';
+      finish(waited ? noResponse(errorText(err)) : failure(errorClass, errorText(err)));
     });
     socket.on('close', () => {
       finish(connected && expected ? noResponse('connection closed') : failure('connection_reset', 'connection closed'));

@@ -19,6 +19,7 @@ export const ERROR_CLASSES: readonly ProbeErrorClass[] = [
   'unexpected_body',
   'unexpected_response',
   'error',
+  'local_error',
 ];
 
 export function errorClassName(code: number): string {

@@ -102,6 +102,19 @@ export function proberSuite(
       });
     });
 
+    it('does not time out a backend whose answer waited while the sidecar held its own event loop', async () => {
+      await withCase('healthy', { timeout_seconds: 0.3 }, async (s) => {
+        const probe = prober.probe(probeBackend(s.port, s.health));
+        // Held well past the deadline: the connection completes and the backend (in this process,
+        // so it too answers only afterwards) is ready, but timers run before I/O.
+        const until = performance.now() + 800;
+        while (performance.now() < until) {
+          // busy, as a GC pause or a burst of synchronous work would be
+        }
+        expect(await probe).toMatchObject({ healthy: true, errorClass: null });
+      });
+    });
+
     it(`classifies a backend that resets the connection as ${expectations.reset}`, async () => {
       await withCase('reset', { timeout_seconds: 1 }, async (s) => {
         const r = await prober.probe(probeBackend(s.port, s.health));

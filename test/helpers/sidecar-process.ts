@@ -49,10 +49,16 @@ export interface SidecarProcess {
 export async function startSidecarProcess(
   configPath: string,
   adminUrl: string,
-  opts: { env?: Record<string, string>; command?: { file: string; args: string[] } } = {},
+  opts: {
+    env?: Record<string, string>;
+    /** Starts it another way (a service manager's command line); configPath is then unused. */
+    command?: { file: string; args: string[] };
+    /** A command that runs the sidecar's command line, e.g. `['prlimit', '--nofile=256', '--']`. */
+    wrapper?: string[];
+  } = {},
 ): Promise<SidecarProcess> {
-  // `command` starts it another way (a service manager's command line); configPath is then unused.
-  const { file, args } = opts.command ?? { file: process.execPath, args: [CLI, 'run', '--config', configPath] };
+  const base = opts.command ?? { file: process.execPath, args: [CLI, 'run', '--config', configPath] };
+  const [file = base.file, ...args] = [...(opts.wrapper ?? []), base.file, ...base.args];
   const child = spawn(file, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ORCHESTRY_CONFIG: '', ...opts.env },
@@ -78,7 +84,8 @@ export async function startSidecarProcess(
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const api = async <T>(path: string) => {
-    const res = await fetch(adminUrl + path);
+    // A connection each: the admin server closes idle kept-alive ones when it is at its cap.
+    const res = await fetch(adminUrl + path, { headers: { connection: 'close' } });
     const text = await res.text();
     let body: unknown = text;
     if ((res.headers.get('content-type') ?? '').includes('json')) body = JSON.parse(text);

@@ -62,6 +62,15 @@ describe('failure classification', () => {
     expect(failureTypeOf(result())).toBeNull();
   });
 
+  it('gives no failure type to a local error, and leaves the windows and the error rate as they were', () => {
+    const local = failed('local_error');
+    expect(failureTypeOf(local)).toBeNull();
+    const cfg = failureDetection({ min_error_rate_samples: 1, max_error_rate_percent: 10 });
+    const { history, events } = feed([[result(), 0], [local, 1000], [local, 2000], [local, 3000]], cfg);
+    expect(events).toEqual([[], [], [], []]);
+    expect(history.probes).toMatchObject({ sumTotal: 1, sumFailed: 0 });
+  });
+
   const severities: Array<[FailureType, string]> = [
     ['container_stopped', 'critical'],
     ['container_oom_killed', 'critical'],

@@ -1,7 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import {
   DEFAULT_HEALTH,
-  compileExpectedBody,
   parseAddress,
   parseConfig,
 } from '../../src/config/schema.js';
@@ -162,7 +161,7 @@ describe('defaults', () => {
         leave_to_nginx: ['refused'],
       },
       passive: DEFAULT_PASSIVE,
-      admin: { listen: '127.0.0.1:9180', token: null },
+      admin: { listen: '127.0.0.1:9180', token: null, max_connections: 100, idle_timeout_seconds: 30, request_timeout_seconds: 10 },
       probes: { max_concurrency: 512, jitter_fraction: 0.1 },
       logging: { level: 'info', format: 'json' },
     });
@@ -227,7 +226,7 @@ describe('defaults', () => {
           initial_delay_seconds: 0,
           probe_data: 'PING\r\n',
           expected_response: '+PONG',
-          expected_body: '/"status":\\s*"ok"/i',
+          expected_body: '/"status":\\s*"ok"/m',
         },
       }),
     );
@@ -445,6 +444,12 @@ describe('validation messages', () => {
       'admin.listen: must be an IPv4 address, a bracketed IPv6 address or a hostname (got "a b:80")'],
     ['admin token with space', withApp({}, { admin: { token: 'a b' } }),
       'admin.token: must be non-empty printable ASCII without spaces'],
+    ['admin connection cap of 0', withApp({}, { admin: { max_connections: 0 } }),
+      'admin.max_connections: must be between 1 and 100000 (got 0)'],
+    ['admin idle timeout of 0', withApp({}, { admin: { idle_timeout_seconds: 0 } }),
+      'admin.idle_timeout_seconds: must be greater than 0 (got 0)'],
+    ['admin request timeout not a duration', withApp({}, { admin: { request_timeout_seconds: 'soon' } }),
+      'admin.request_timeout_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got "soon")'],
     ['max concurrency', withApp({}, { probes: { max_concurrency: 0 } }),
       'probes.max_concurrency: must be between 1 and 100000 (got 0)'],
     ['jitter', withApp({}, { probes: { jitter_fraction: 0.6 } }),
@@ -644,20 +649,38 @@ describe('parseAddress', () => {
   });
 });
 
-describe('compileExpectedBody', () => {
-  test('treats plain text as a substring', () => {
-    const match = compileExpectedBody('"ok"');
-    expect(typeof match).toBe('function');
-    if (typeof match === 'string') return;
-    expect(match('{"status":"ok"}')).toBe(true);
-    expect(match('{"status":"down"}')).toBe(false);
+describe('expected_body regular expressions', () => {
+  const bodyIssue = (expected_body: string) => issues(withApp({ health: { expected_body } }));
+
+  test.each([
+    ['a backreference', '/(a)\\1/'],
+    ['a named backreference', '/(?<x>a)\\k<x>/'],
+    ['lookahead', '/a(?=b)/'],
+    ['negative lookahead', '/a(?!b)/'],
+    ['a count above 16', '/a{17}/'],
+    ['nested counts multiplying past 16', '/((a){4}){5}/'],
+  ])('refuses %s, naming the field, the value and what the linear-time engine cannot run', (_what, pattern) => {
+    expect(bodyIssue(pattern)).toEqual([
+      `apps.web.health.expected_body: cannot run in linear time: backreferences (\\1, \\k<name>), lookahead ((?=…), (?!…)) ` +
+        `and counted repetition above {16} (nested counts multiply) are not supported (got ${JSON.stringify(pattern)})`,
+    ]);
   });
 
-  test('treats /pattern/flags as a regular expression', () => {
-    const match = compileExpectedBody('/^status: (up|ok)$/im');
-    if (typeof match === 'string') throw new Error(match);
-    expect(match('x\nSTATUS: OK\n')).toBe(true);
-    expect(match('status: degraded')).toBe(false);
+  test('refuses the flags the linear-time engine has no mode for, saying how to do without i', () => {
+    expect(bodyIssue('/ok/i')).toEqual([
+      'apps.web.health.expected_body: must not use the i flag: the linear-time engine has no case-insensitive mode (write both cases, e.g. [Oo][Kk]) (got "/ok/i")',
+    ]);
+    expect(bodyIssue('/ok/u')).toEqual(['apps.web.health.expected_body: must not use the u, v or d flags: the linear-time engine does not run them (got "/ok/u")']);
+  });
+
+  test('refuses a pattern longer than 1000 characters', () => {
+    const long = `/${'a'.repeat(1001)}/`;
+    expect(bodyIssue(long)).toEqual([expect.stringMatching(/^apps\.web\.health\.expected_body: must be a pattern of at most 1000 characters \(this one has 1001\) \(got "\/a+\.\.\."\)$/)]);
+  });
+
+  test('accepts lookbehind, the m and s flags and counts up to 16', () => {
+    expect(bodyIssue('/(?<=status":)"ok"$/ms')).toEqual([]);
+    expect(bodyIssue('/^[0-9a-f]{16}$/')).toEqual([]);
   });
 });
 

@@ -238,6 +238,22 @@ describe('health registry', () => {
     expect(view.lastFailure?.failureType).toBe('port_not_listening');
   });
 
+  it('counts no probe that failed for a local reason: no streak, breaker, failure window or last probe moves', () => {
+    const { registry, run, clock } = setup();
+    const b = backend('web', 8001);
+    registry.sync([b]);
+    run(b, true);
+    run(b, false);
+    const before = registry.view(b.id);
+    const emfile = { errorClass: 'local_error' as const, error: 'connect EMFILE 127.0.0.1:8001 - Local (undefined:undefined)' };
+    for (let i = 0; i < 20; i++) {
+      clock.advance(1000);
+      expect(run(b, false, emfile)).toEqual({ transitions: [], failures: [] });
+    }
+    expect(registry.view(b.id)).toEqual(before);
+    expect(registry.view(b.id)).toMatchObject({ health: 'healthy', breaker: 'closed', ejected: false, consecutiveFailures: 1 });
+  });
+
   it('reports a slow but healthy probe as high_response_time without ejecting', () => {
     const { registry, run } = setup();
     const b = backend('web', 8001);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classifyError, errorText, failure, runAttempts, success } from '../../src/probe/outcome.js';
+import { LATE_DEADLINE_MS, armDeadline, classifyError, errorText, failure, lateNote, runAttempts, success } from '../../src/probe/outcome.js';
+import type { Clock, TimerHandle } from '../../src/clock.js';
 import { createManualClock } from '../../src/clock.js';
 import { probeBackend } from '../helpers/fixtures.js';
 
@@ -17,7 +18,14 @@ describe('probe error classification', () => {
     ['EPIPE', 'connection_reset'],
     ['EHOSTUNREACH', 'network_unreachable'],
     ['ENETUNREACH', 'network_unreachable'],
-    ['EADDRNOTAVAIL', 'network_unreachable'],
+    ['EMFILE', 'local_error'],
+    ['ENFILE', 'local_error'],
+    ['ENOBUFS', 'local_error'],
+    ['ENOMEM', 'local_error'],
+    ['EAGAIN', 'local_error'],
+    ['EADDRNOTAVAIL', 'local_error'],
+    ['EADDRINUSE', 'local_error'],
+    ['EAI_SYSTEM', 'local_error'],
     ['ENOTFOUND', 'dns'],
     ['EAI_AGAIN', 'dns'],
     ['ERR_TLS_CERT_ALTNAME_INVALID', 'tls'],
@@ -63,5 +71,76 @@ describe('runAttempts', () => {
       throw new Error('bug');
     });
     expect(r).toMatchObject({ healthy: false, checkType: 'tcp', errorClass: 'error', error: 'bug', attempts: 1 });
+  });
+});
+
+/** A clock whose timers run only when told to, at a time given: an event loop held until then. */
+function heldClock(): Clock & { runAt(ms: number): void } {
+  let now = 0;
+  let nextId = 0;
+  const timers = new Map<number, { at: number; fn: () => void }>();
+  return {
+    now: () => now,
+    setTimeout: (fn, ms) => {
+      timers.set(++nextId, { at: now + ms, fn });
+      return nextId as unknown as TimerHandle;
+    },
+    clearTimeout: (handle) => void timers.delete(handle as unknown as number),
+    runAt(ms) {
+      now = ms;
+      for (const [id, t] of [...timers]) {
+        if (t.at > now) continue;
+        timers.delete(id);
+        t.fn();
+      }
+    },
+  };
+}
+
+describe('probe deadline', () => {
+  const arm = (clock: Clock) => {
+    const expired: Array<number | null> = [];
+    const deadline = armDeadline(clock, 1000, (late) => expired.push(late));
+    return { expired, deadline };
+  };
+
+  it('expires on time, and within the tolerance for a late timer', () => {
+    const clock = heldClock();
+    const { expired } = arm(clock);
+    clock.runAt(1000 + LATE_DEADLINE_MS);
+    expect(expired).toEqual([null]);
+  });
+
+  it('gives a backend its full timeout again, once, when the deadline fired late because the sidecar was held', () => {
+    const clock = heldClock();
+    const { expired } = arm(clock);
+    clock.runAt(1600);
+    expect(expired).toEqual([]);
+    clock.runAt(2599);
+    expect(expired).toEqual([]);
+    clock.runAt(2600);
+    expect(expired).toEqual([600]);
+  });
+
+  it('still times out a backend that never answers however late the deadlines fire', () => {
+    const clock = heldClock();
+    const { expired } = arm(clock);
+    clock.runAt(5000);
+    clock.runAt(20_000);
+    expect(expired).toEqual([4000]);
+  });
+
+  it('runs nothing once cleared, an extended deadline included', () => {
+    const clock = heldClock();
+    const { expired, deadline } = arm(clock);
+    clock.runAt(1500);
+    deadline.clear();
+    clock.runAt(10_000);
+    expect(expired).toEqual([]);
+  });
+
+  it('says in the timeout text when the deadline was extended', () => {
+    expect(lateNote(null, 1000)).toBe('');
+    expect(lateNote(612.4, 1000)).toBe(" (given 1000 ms more: the first deadline fired 612 ms late, the sidecar's event loop was held)");
   });
 });

@@ -25,6 +25,15 @@ describe('readiness', () => {
     ]);
   });
 
+  it('is not ready while probes fail for a local reason, saying they are not counted against backends', () => {
+    const localErrors = { count: 3, since: Date.UTC(2026, 0, 1), lastAt: Date.UTC(2026, 0, 1, 0, 0, 5), last: 'web/127.0.0.1:8001: connect EMFILE' };
+    expect(readiness({ ...ok, localErrors })).toEqual({
+      ready: false,
+      reasons: ['3 probes since 2026-01-01T00:00:00.000Z failed for a local reason and were not counted against backends (last: web/127.0.0.1:8001: connect EMFILE)'],
+    });
+    expect(readiness({ ...ok, localErrors: null }).ready).toBe(true);
+  });
+
   it('is not ready while the last nginx update failed, even after an earlier success', () => {
     const r = readiness({ ...ok, lastOutcome: { result: 'failed', stage: 'reload', error: 'nginx is not running', durationMs: 1, reloaded: false } });
     expect(r).toEqual({ ready: false, reasons: ['last nginx update failed at reload: nginx is not running'] });
