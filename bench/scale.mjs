@@ -26,7 +26,8 @@
 // BENCH_WARMUP_SECONDS (10), BENCH_STEADY_SECONDS (30), BENCH_FAIL_MODE (500), BENCH_FAIL_HOLD_SECONDS
 // (5), BENCH_FAIL_TIMEOUT_SECONDS (120), BENCH_SETTLE_TIMEOUT_SECONDS (900), BENCH_JSON (file for
 // every figure), BENCH_KEEP=1 (keep each phase's directory: config, logs, profile, snapshot),
-// BENCH_IMPORTS=0 (skip the per-dependency load costs), NGINX_BIN, BENCH_HAPROXY,
+// BENCH_IMPORTS=0 (skip the per-dependency load costs), BENCH_NODE_FLAGS (node flags for the
+// sidecar instead of dist/cli.js's shebang ones), NGINX_BIN, BENCH_HAPROXY,
 // BENCH_PORTS_PER_PROCESS.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -60,7 +61,10 @@ const opts = {
 if (!['500', 'hang'].includes(opts.failMode)) throw new Error(`BENCH_FAIL_MODE must be 500 or hang, got ${JSON.stringify(opts.failMode)}`);
 for (const p of opts.phases) if (!['haproxy', 'store-on', 'store-off'].includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(p)}`);
 
-const { flags, startDiffers } = sidecarNodeFlags();
+const shipped = sidecarNodeFlags();
+// BENCH_NODE_FLAGS="--max-semi-space-size=4 ..." tries other node flags than the shipped ones.
+const flags = env.BENCH_NODE_FLAGS !== undefined ? env.BENCH_NODE_FLAGS.split(/\s+/).filter(Boolean) : shipped.flags;
+const startDiffers = shipped.startDiffers;
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 // `nginx -v` prints to stderr, `haproxy -v` to stdout: the first non-empty line of either.
 const version = (bin, arg) => {
