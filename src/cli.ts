@@ -1,8 +1,10 @@
-#!/usr/bin/env -S node --max-semi-space-size=16 --heap-growing-percent=50 --enable-experimental-regexp-engine
+#!/usr/bin/env -S node --max-semi-space-size=8 --heap-growing-percent=50 --enable-experimental-regexp-engine
 /**
- * The shebang caps V8's young generation (semi-space) at 16 MB: V8 otherwise grows it to
+ * The shebang caps V8's young generation (semi-space) at 8 MB: V8 otherwise grows it to
  * 128 MB on a large machine, which at thousands of probes per second is most of the RSS
- * (bench/probe-scale.mjs: 274 MB -> 197 MB at 2,000 probes/s) for no measurable CPU gain.
+ * (bench/probe-scale.mjs: 274 MB -> 197 MB at 2,000 probes/s with 16 MB; bench/scale.mjs,
+ * whole daemon at 2,000 backends: 16 -> 8 MB saves another 11-16 MB at the same CPU; 4 MB
+ * saved 8 MB more but cost 3 points of CPU, more than HAProxy's). See docs/benchmarks.md.
  * It also lets the old generation grow to 1.5x its live size between full GCs instead of V8's
  * adaptive factor (up to 4x): every probe promotes some short-lived undici/socket objects, so
  * the old generation fills with garbage at a steady rate, and the factor decides how much of

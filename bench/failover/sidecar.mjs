@@ -11,7 +11,7 @@ import { errorLogCounts } from './nginx.mjs';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 /** The same flags as `npm start`. */
-const NODE_FLAGS = ['--max-semi-space-size=16', '--heap-growing-percent=50', '--enable-experimental-regexp-engine'];
+const NODE_FLAGS = ['--max-semi-space-size=8', '--heap-growing-percent=50', '--enable-experimental-regexp-engine'];
 
 /** Probe settings like HAProxy's `inter 1s fall 3 rise 2` (the shipped default is period 2 s, timeout 1 s). */
 export const TUNED_HEALTH = { period_seconds: 1, timeout_seconds: 0.5, failure_threshold: 3, success_threshold: 2 };
