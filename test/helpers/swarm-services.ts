@@ -44,11 +44,12 @@ export async function freeSlotPrefix(): Promise<string> {
  * Creates a replicated service of the test app with `orchestry.*` service labels (app, port
  * template, address_mode host, plus `labels`; `labels` may override them, or drop one by
  * mapping it to null). Swarm restarts a failed task at once (restart delay 0) and gives a
- * stopping task 1 s (GRACE_MS 200).
+ * stopping task 1 s (GRACE_MS 200). `healthcheck: false` turns the image's HEALTHCHECK off: Swarm
+ * then thinks a task healthy as long as it runs.
  */
 export async function createAppService(
   swarm: PrivateSwarm,
-  opts: { name: string; app: string; replicas: number; labels?: Record<string, string | null>; env?: Record<string, string> },
+  opts: { name: string; app: string; replicas: number; labels?: Record<string, string | null>; env?: Record<string, string>; healthcheck?: false },
 ): Promise<AppService> {
   const prefix = await freeSlotPrefix();
   const labels: Record<string, string | null> = {
@@ -67,6 +68,7 @@ export async function createAppService(
         Image: swarm.images.nodeApp,
         Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
         StopGracePeriod: 1_000_000_000,
+        ...(opts.healthcheck === false ? { HealthCheck: { Test: ['NONE'] } } : {}),
       },
       RestartPolicy: { Condition: 'any', Delay: 0, MaxAttempts: 0 },
       Networks: [{ Target: 'host' }],

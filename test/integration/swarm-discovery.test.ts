@@ -7,7 +7,7 @@
  * each test removes its services.
  */
 import type Dockerode from 'dockerode';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { createSystemClock } from '../../src/clock.js';
 import { parseConfig } from '../../src/config/schema.js';
 import type { SidecarConfig } from '../../src/config/types.js';
@@ -16,30 +16,28 @@ import type { DockerStatus } from '../../src/discovery/engine-connection.js';
 import { createSwarmSource, type SwarmSource } from '../../src/discovery/swarm-source.js';
 import type { Backend, Snapshot } from '../../src/model.js';
 import { discoverySourceSuite } from '../helpers/discovery-suite.js';
-import { docker as sharedEngine, removeTestContainers, requireDocker, runTestApp } from '../helpers/docker.js';
-import { startSwarm, type PrivateSwarm } from '../helpers/swarm.js';
+import { docker as sharedEngine, removeTestContainers, runTestApp } from '../helpers/docker.js';
+import type { PrivateSwarm } from '../helpers/swarm.js';
 import { createAppService, killTask, removeServices, runningTasks, scaleService, type AppService } from '../helpers/swarm-services.js';
+import { swarmForThisFile } from '../helpers/swarm-stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'swarm-discovery';
+const getSwarm = swarmForThisFile();
 let swarm: PrivateSwarm;
 const sources: SwarmSource[] = [];
 
-beforeAll(async () => {
-  await requireDocker();
-  swarm = await startSwarm({ nodes: 2 });
-  console.log(`private swarm started: ${JSON.stringify(swarm.timings)}`);
-}, 120_000);
+beforeEach(() => {
+  swarm = getSwarm();
+});
 
 afterAll(async () => {
-  const stopped = await swarm?.stop();
-  if (stopped) console.log(`private swarm stopped in ${stopped.ms} ms`);
   await removeTestContainers(SUITE);
-}, 120_000);
+});
 
+// Before the file's own hook removes the services (hooks after a test run in reverse order).
 afterEach(async () => {
   await Promise.all(sources.splice(0).map((s) => s.stop()));
-  await removeServices(swarm);
 });
 
 function config(docker: Record<string, unknown> = {}): SidecarConfig {

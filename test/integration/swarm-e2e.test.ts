@@ -9,59 +9,28 @@
  *
  * The tests run in order and share the service.
  */
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { nginxSection, sidecarYaml } from '../helpers/fixtures.js';
-import { requireDocker } from '../helpers/docker.js';
-import { freePort } from '../helpers/free-port.js';
-import { startNginx, type NginxInstance } from '../helpers/nginx-instance.js';
-import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
-import { startSwarm, type PrivateSwarm } from '../helpers/swarm.js';
+import type { NginxInstance } from '../helpers/nginx-instance.js';
+import type { SidecarProcess } from '../helpers/sidecar-process.js';
+import type { PrivateSwarm } from '../helpers/swarm.js';
 import { createAppService, killTask, runningTasks, scaleService, type AppService, type TaskInfo } from '../helpers/swarm-services.js';
+import { startSwarmStack, type SwarmStack } from '../helpers/swarm-stack.js';
 import { sampleEvery, waitFor } from '../helpers/wait.js';
 
 const APP = `swarm-${process.pid}`;
+let stack: SwarmStack;
 let swarm: PrivateSwarm;
 let nginx: NginxInstance;
 let sidecar: SidecarProcess;
 let web: AppService;
 
 beforeAll(async () => {
-  await requireDocker();
-  swarm = await startSwarm({ nodes: 2 });
-  console.log(`private swarm started: ${JSON.stringify(swarm.timings)}`);
-  web = await createAppService(swarm, {
-    name: 'e2e-web',
-    app: APP,
-    replicas: 3,
-    labels: { 'orchestry.health.path': '/health' },
-  });
-  await runningTasks(swarm, web.id, 3);
-  // nginx needs the upstream to exist before the sidecar writes it.
-  nginx = await startNginx({ app: APP, upstreams: `upstream ${APP} { server 127.0.0.1:1 down; }\n` });
-  const adminPort = await freePort();
-  const configPath = join(nginx.dir, 'sidecar.yaml');
-  await writeFile(
-    configPath,
-    sidecarYaml({
-      apps: { unrelated: {} },
-      docker: { enabled: true, socket_path: swarm.nodes[0]!.socketPath, swarm: true },
-      nginx: nginxSection(nginx.dir),
-      admin: { listen: `127.0.0.1:${adminPort}` },
-      store: { enabled: false },
-      logging: { level: 'debug' },
-    }),
-  );
-  sidecar = await startSidecarProcess(configPath, `http://127.0.0.1:${adminPort}`);
-  await waitFor(async () => (await sidecar.api('/readyz')).status === 200, { what: 'sidecar ready', timeoutMs: 30_000 });
+  stack = await startSwarmStack({ app: APP, service: { name: 'e2e-web', replicas: 3 }, sidecar: { logging: { level: 'debug' } } });
+  ({ swarm, nginx, sidecar, web } = stack);
 }, 180_000);
 
 afterAll(async () => {
-  await sidecar?.stop();
-  await nginx?.stop();
-  const stopped = await swarm?.stop();
-  if (stopped) console.log(`private swarm stopped in ${stopped.ms} ms`);
+  await stack?.stop();
 }, 120_000);
 
 /** `n` sequential requests through nginx: how many each task answered (by its name), and failures. */
@@ -94,12 +63,7 @@ async function routesTo(tasks: TaskInfo[], timeoutMs = 30_000): Promise<void> {
   });
 }
 
-/** Whether nginx's upstream file routes to 127.0.0.1:port (listed and not down). */
-async function routed(port: number): Promise<boolean> {
-  const text = await readFile(nginx.outputPath, 'utf8');
-  const line = new RegExp(`^\\s*server 127\\.0\\.0\\.1:${port}\\b([^;]*);`, 'm').exec(text);
-  return line !== null && !/\bdown\b/.test(line[1] ?? '');
-}
+const routed = (port: number) => stack.routed(port);
 
 describe('a service on a two-node swarm behind nginx', () => {
   test('nginx routes to every running task of the service, on both nodes', async () => {
