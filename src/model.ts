@@ -57,6 +57,11 @@ export interface TaskRef {
   name: string;
   serviceId: string;
   serviceName: string;
+  /**
+   * The service's version index when it was read: a service update (scale) carries it, and the
+   * manager refuses it once anything else has updated the service since (compare-and-swap).
+   */
+  serviceVersion: number;
   /** The replica slot; null for a task of a global service. */
   slot: number | null;
   nodeId: string;

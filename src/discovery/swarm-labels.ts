@@ -34,6 +34,8 @@ export const SWARM_SOURCE_NAME = 'swarm';
 /** The part of a service (GET /services) that discovery reads. */
 export interface SwarmService {
   ID: string;
+  /** The version index the manager's last update of the service gave it. */
+  Version?: { Index?: number };
   Spec: {
     Name: string;
     Labels?: Record<string, string> | null;
@@ -160,6 +162,7 @@ function taskRef(task: SwarmTask, service: SwarmService, node: SwarmNode | undef
     name: `${service.Spec.Name}.${slotText(task)}`,
     serviceId: service.ID,
     serviceName: service.Spec.Name,
+    serviceVersion: service.Version?.Index ?? 0,
     slot: task.Slot ? task.Slot : null,
     nodeId: task.NodeID ?? '',
     nodeName: node?.Description?.Hostname ?? '',

@@ -37,6 +37,7 @@ const HOST_LABELS = {
 function service(id: string, name: string, labels: Record<string, string> = HOST_LABELS): SwarmService {
   return {
     ID: id,
+    Version: { Index: 42 },
     Spec: { Name: name, Labels: labels, TaskTemplate: { ContainerSpec: { Image: IMAGE } } },
   };
 }
@@ -94,6 +95,7 @@ describe('services and their running tasks', () => {
       name: 'web.2',
       serviceId: 'svc1',
       serviceName: 'web',
+      serviceVersion: 42,
       slot: 2,
       nodeId: WORKER,
       nodeName: 'vm',
