@@ -18,6 +18,8 @@ export interface Backend {
   source: string;
   /** The container behind this backend, when a Docker source found it. */
   container?: ContainerRef;
+  /** The Swarm task behind this backend, when the Swarm source found it (no `container` then). */
+  task?: TaskRef;
   /** Being stopped (Docker `kill`/`stop` seen): eject at once, before the process exits. */
   draining?: boolean;
 }
@@ -40,6 +42,42 @@ export interface ContainerRef {
   /** Epoch ms of the container's last start. */
   startedAt: number;
   /** All labels, as Docker reports them (already validated where they matter). */
+  labels: Record<string, string>;
+}
+
+/**
+ * What the pipeline knows of the Swarm task behind a backend (from a manager's services, tasks
+ * and nodes). Swarm owns its tasks: acting on one goes through its service (an update carrying
+ * the service's version index) or through the engine of the node it runs on (`nodeId`,
+ * `containerId`), never by restarting the container behind Swarm's back.
+ */
+export interface TaskRef {
+  id: string;
+  /** Docker's task name without the id: `<service>.<slot>`, or `<service>.<node id>` for a global service. */
+  name: string;
+  serviceId: string;
+  serviceName: string;
+  /**
+   * The service's version index when it was read: a service update (scale) carries it, and the
+   * manager refuses it once anything else has updated the service since (compare-and-swap).
+   */
+  serviceVersion: number;
+  /** The replica slot; null for a task of a global service. */
+  slot: number | null;
+  nodeId: string;
+  /** The node's hostname. */
+  nodeName: string;
+  /** The address the node advertises (Swarm's Status.Addr). */
+  nodeAddress: string;
+  /** The task's container on its node, once it has one. */
+  containerId: string | null;
+  image: string;
+  /** The task's state (running, ...) and the state its orchestrator wants (running, shutdown). */
+  state: string;
+  desiredState: string;
+  /** Epoch ms of the task's last state change (for a running task: when it began to run). */
+  since: number;
+  /** The service's labels, `{{.Task.Slot}}` expanded for this task. */
   labels: Record<string, string>;
 }
 

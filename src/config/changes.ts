@@ -16,6 +16,9 @@ export function restartOnlyChanges(prev: SidecarConfig, next: SidecarConfig): st
     out.push('docker.enabled and docker.socket_path changes take effect after a restart');
   }
   if (next.logging.format !== prev.logging.format) out.push(`logging.format changes take effect after a restart (now ${next.logging.format})`);
+  if ((next.docker.swarm === false) !== (prev.docker.swarm === false)) {
+    out.push('docker.swarm changes between false and true or auto take effect after a restart');
+  }
   if (next.probes.max_concurrency !== prev.probes.max_concurrency || next.probes.jitter_fraction !== prev.probes.jitter_fraction) {
     out.push('probes.max_concurrency and probes.jitter_fraction changes take effect after a restart');
   }

@@ -261,6 +261,8 @@ export const DEFAULT_DOCKER: Readonly<DockerConfig> = frozen({
   reconnect_max_seconds: 30,
   constraints: [],
   forbidden_ports: [80, 443],
+  swarm: false,
+  swarm_refresh_seconds: 1,
 });
 
 /** Recovery's safety limits; `mode: dry-run` so that nothing acts until asked to. */

@@ -19,6 +19,15 @@ export const labelConstraint: Check<string> = withSchema((value, path, report) =
   return value;
 }, { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}(=.*)?$' });
 
+/** true, false or `auto`. */
+const swarmMode: Check<boolean | 'auto'> = withSchema(
+  (value, path, report) =>
+    typeof value === 'boolean' ? value
+    : typeof value === 'string' && value.toLowerCase() === 'auto' ? 'auto'
+    : report(path, `must be true, false or auto (got ${show(value)})`),
+  { anyOf: [{ type: 'boolean' }, { enum: ['auto'] }] },
+);
+
 /** `docker`'s keys. */
 export const DOCKER: Section<DockerConfig> = {
   defaults: DEFAULT_DOCKER,
@@ -34,6 +43,8 @@ export const DOCKER: Section<DockerConfig> = {
     reconnect_max_seconds: { check: duration({ above: 0, max: 3600 }), meaning: 'Event-stream reconnect backoff: longest wait.' },
     constraints: { check: listOf(labelConstraint), meaning: 'Only containers with every one of these labels ("key=value" or "key"), e.g. com.docker.compose.project=shop: several sidecars can share one Engine.' },
     forbidden_ports: { check: listOf(num({ int: true, min: 1, max: 65535 })), meaning: "Ports no container in address mode host is routed to: nginx's own listening ports. The sidecar's own (admin, DNS, passive) are refused anyway." },
+    swarm: { check: swarmMode, meaning: 'Discover Swarm services by their labels and their running tasks as backends: true, false, or auto (while the Engine is an active Swarm manager).' },
+    swarm_refresh_seconds: { check: duration({ min: 0.1, max: 3600 }), meaning: "How often a Swarm manager's tasks are listed again (its events report no task changes)." },
   },
 };
 
@@ -47,6 +58,9 @@ export function parseDocker(value: unknown, report: Report): DockerConfig {
       'docker.reconnect_max_seconds',
       `must be at least reconnect_min_seconds (got ${docker.reconnect_max_seconds} < ${docker.reconnect_min_seconds})`,
     );
+  }
+  if (docker.swarm !== false && !docker.enabled) {
+    report('docker.swarm', `needs docker.enabled: true (got ${show(docker.swarm)} with docker.enabled false)`);
   }
   return docker;
 }

@@ -328,6 +328,13 @@ export interface DockerConfig {
    * sidecar's own listening ports, which are always refused: nginx's own listening ports.
    */
   forbidden_ports: number[];
+  /**
+   * Swarm discovery (services by their labels, running tasks as backends): on, off, or `auto`
+   * (on while the Engine is an active Swarm manager).
+   */
+  swarm: boolean | 'auto';
+  /** How often a manager's tasks are listed again: its event stream reports no task changes. */
+  swarm_refresh_seconds: number;
 }
 
 /** Recovery through the Docker Engine: the seed's RecoveryManager with safety limits. */

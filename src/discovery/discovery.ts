@@ -1,6 +1,6 @@
 /**
- * The discovery stage: the YAML file and (when enabled) the Docker Engine as sources of full
- * snapshots, merged by one aggregator into the `discovery` event. A config edit enters here once
+ * The discovery stage: the YAML file and (when enabled) the Docker Engine's containers and Swarm
+ * services as sources of full snapshots, merged by one aggregator into the `discovery` event. A config edit enters here once
  * (the file source's new snapshot; Docker's labels are read again too, since they layer over the
  * YAML) and the aggregator passes it on only if the merged view changed.
  */
@@ -15,6 +15,8 @@ import type { ContainerEvent, ContainerFailure } from './docker-events.js';
 import type { Snapshot } from '../model.js';
 import { DOCKER_SOURCE_NAME, type RejectedContainer } from './docker-labels.js';
 import { createDockerSource, type DockerSource } from './docker-source.js';
+import { SWARM_SOURCE_NAME } from './swarm-labels.js';
+import { createSwarmSource, type SwarmSource, type SwarmSourceState } from './swarm-source.js';
 
 export interface DiscoveryOptions {
   clock: Clock;
@@ -38,10 +40,12 @@ export interface Discovery {
   reload(): void;
   /** The merged view last published (null before the first). */
   current(): MergedSnapshot | null;
-  /** Containers left out for bad labels, each with every reason. */
+  /** Containers (and Swarm services and tasks) left out for bad labels, each with every reason. */
   rejected(): RejectedContainer[];
   /** The Docker connection, when Docker discovery runs. */
   dockerConnected(): boolean | null;
+  /** The Swarm source's state, when Swarm discovery runs (docker.swarm true or auto). */
+  swarm(): SwarmSourceState | null;
   stop(): Promise<void>;
 }
 
@@ -61,36 +65,50 @@ export function createDiscovery(opts: DiscoveryOptions): Discovery {
         ...(opts.knownApps ? { knownApps: opts.knownApps } : {}),
       })
     : null;
-  // The YAML wins a name or address both report. Docker is awaited: before its first list the
-  // containers' servers are unknown.
+  const swarmSource: SwarmSource | null =
+    opts.docker && config().docker.swarm !== false
+      ? createSwarmSource({
+          docker: opts.docker,
+          config,
+          defaultHealth: () => config().defaults.health,
+          clock: opts.clock,
+          logger: opts.logger,
+          ...(opts.ownPorts ? { ownPorts: opts.ownPorts } : {}),
+        })
+      : null;
+  // The YAML wins a name or address both report, then containers, then Swarm tasks. Docker and
+  // Swarm are awaited: before their first list the containers' and tasks' servers are unknown.
   const aggregator = createDiscoveryAggregator({
-    order: [CONFIG_SOURCE_NAME, DOCKER_SOURCE_NAME],
-    required: dockerSource ? [DOCKER_SOURCE_NAME] : [],
+    order: [CONFIG_SOURCE_NAME, DOCKER_SOURCE_NAME, SWARM_SOURCE_NAME],
+    required: [...(dockerSource ? [DOCKER_SOURCE_NAME] : []), ...(swarmSource ? [SWARM_SOURCE_NAME] : [])],
     onSnapshot: (merged) => bus.emit('discovery', merged),
   });
   const push = aggregator.push.bind(aggregator);
+  const rejected = () => [...(dockerSource?.state().rejected ?? []), ...(swarmSource?.state().rejected ?? [])];
   // A rejected container changes no backend, so the aggregator may drop its snapshot as a
   // repeat: the rejections are published on their own.
-  const pushDocker = (snapshot: Snapshot) => {
+  const pushLabelled = (snapshot: Snapshot) => {
     push(snapshot);
-    if (dockerSource) bus.emit('rejected', dockerSource.state().rejected);
+    bus.emit('rejected', rejected());
   };
   return {
     async start() {
       // Docker first: its first list (or its failure) is known before the file's apps are
       // routed, so a start does not write a file without the containers.
-      await dockerSource?.start(pushDocker);
+      await Promise.all([dockerSource?.start(pushLabelled), swarmSource?.start(pushLabelled)]);
       await fileSource.start(push);
     },
     reload() {
       fileSource.refresh();
       dockerSource?.resync();
+      swarmSource?.resync();
     },
     current: () => aggregator.current(),
-    rejected: () => dockerSource?.state().rejected ?? [],
+    rejected,
     dockerConnected: () => (dockerSource ? dockerSource.state().connected : null),
+    swarm: () => swarmSource?.state() ?? null,
     async stop() {
-      await dockerSource?.stop();
+      await Promise.all([dockerSource?.stop(), swarmSource?.stop()]);
       await fileSource.stop();
     },
   };

@@ -60,6 +60,11 @@ export interface InspectedContainer {
   NetworkSettings: {
     Networks?: Record<string, { IPAddress: string; GlobalIPv6Address?: string }> | null;
   };
+  /**
+   * Where it answers in address mode host, when not at `docker.host_address`: a Swarm task's
+   * node address (swarm-labels.ts). Never set by `docker inspect`.
+   */
+  HostAddress?: string;
 }
 
 /** What discovery needs besides the containers. */
@@ -89,6 +94,8 @@ export interface RejectedContainer {
   containerName: string;
   /** Each names the label and the bad value, e.g. `orchestry.port: must be an integer (got "80;")`. */
   errors: string[];
+  /** A Swarm service or task (swarm-labels.ts) rather than a container; its id and name then. */
+  kind?: 'service' | 'task';
 }
 
 export interface LabelMapping {
@@ -253,7 +260,7 @@ function backendOf(
   const { config } = ctx;
   const { c, report, ref } = cand;
   const mode = parsed.address_mode ?? yamlApp?.docker.address_mode ?? config.docker.address_mode;
-  const host = mode === 'host' ? config.docker.host_address : networkAddress(c, parsed.network, config, report);
+  const host = mode === 'host' ? c.HostAddress ?? config.docker.host_address : networkAddress(c, parsed.network, config, report);
   const port = mode === 'host' ? hostModePort(cand, parsed, health, ctx) : (parsed.port ?? health.port);
   if (host === undefined || port === undefined) return undefined;
   const id = backendId(parsed.app, host, port);

@@ -1,13 +1,13 @@
 /**
  * The Docker source's resync: list and inspect every labelled container, map them to backends
  * (docker-labels.ts), emit the snapshot, and hand the events it covers, with the containers as
- * inspected after them, to the failure detector (docker-events.ts). Resyncs run one at a time,
- * in order, and only for the connection that asked for them.
+ * inspected after them, to the failure detector (docker-events.ts). The connection
+ * (engine-connection.ts) runs resyncs one at a time, in order, for the connection that asked.
  */
 import type Dockerode from 'dockerode';
-import type { Clock, TimerHandle } from '../clock.js';
 import type { AppConfig, HealthCheckConfig, SidecarConfig } from '../config/types.js';
 import type { ContainerRef, Snapshot } from '../model.js';
+import type { Logger } from '../observability/logger.js';
 import { detectContainerFailures, detectorConfig, forgetGone, nextStartupDeadline, type ContainerEvent } from './docker-events.js';
 import {
   DOCKER_SOURCE_NAME,
@@ -16,12 +16,12 @@ import {
   labelOnlyApp,
   snapshotWithDraining,
   type InspectedContainer,
+  type LabelContext,
   type RejectedContainer,
 } from './docker-labels.js';
 import type { DockerSourceContext } from './docker-source.js';
+import { clearTimer, isCurrent, scheduleResync, type EngineSourceOptions } from './engine-connection.js';
 
-/** How long a burst of events may keep arriving before one resync covers them all. */
-const COALESCE_MS = 75;
 /**
  * Apps remembered without a container, at most: each costs a placeholder upstream, and a label
  * can name any app, so the least recently seen are forgotten first beyond this.
@@ -30,45 +30,35 @@ export const MAX_REMEMBERED_APPS = 1000;
 /** Only containers that opt in; the event stream is filtered the same way. */
 export const LABEL_FILTER = [`${ENABLE_LABEL}=true`];
 
-/** Cancels a timer if there is one; returns the null to store in its place. */
-export function clearTimer(clock: Clock, timer: TimerHandle | null): null {
-  if (timer) clock.clearTimeout(timer);
-  return null;
-}
-
-/** A resync for connection `gen` after `delay`, unless one is already waiting. */
-export function scheduleResync(ctx: DockerSourceContext, gen: number, delay = COALESCE_MS): void {
-  if (!ctx.running || ctx.resyncTimer || gen !== ctx.generation) return;
-  ctx.resyncTimer = ctx.opts.clock.setTimeout(() => {
-    ctx.resyncTimer = null;
-    resync(ctx, gen).catch((err: unknown) => ctx.lost(gen, err));
-  }, delay);
-}
-
-/** Queues a resync behind those already running; it does nothing once `gen` is outdated. */
-export function resync(ctx: DockerSourceContext, gen: number): Promise<void> {
-  const run = ctx.chain.then(() => (ctx.running && gen === ctx.generation ? syncOnce(ctx, gen) : undefined));
-  ctx.chain = run.catch(() => undefined);
-  return run;
-}
-
 /** Emits the current backends, draining ones marked, unless nothing changed since the last. */
 export function emitSnapshot(ctx: DockerSourceContext): void {
-  if (!ctx.running || !ctx.emit) return;
-  const snapshot: Snapshot = {
+  emitIfChanged(ctx, {
     source: DOCKER_SOURCE_NAME,
     backends: snapshotWithDraining(ctx.mapping.backends, new Set(ctx.draining.keys())),
     apps: ctx.apps,
-  };
+  }, ctx.mapping.rejected);
+}
+
+/** What a source needs to emit only what changed. */
+interface Emitter {
+  running: boolean;
+  emit: ((snapshot: Snapshot) => void) | null;
+  lastEmitted: string | null;
+}
+
+/** Emits `snapshot` unless it and the rejections are what was emitted last (Docker and Swarm sources). */
+export function emitIfChanged(ctx: Emitter, snapshot: Snapshot, rejected: readonly RejectedContainer[]): void {
+  if (!ctx.running || !ctx.emit) return;
   // Rejections count as a change too: consumers read state() on each snapshot (the API, the
   // rejected-containers metric), and a rejected container changes no backend.
-  const key = JSON.stringify({ snapshot, rejected: ctx.mapping.rejected });
+  const key = JSON.stringify({ snapshot, rejected });
   if (key === ctx.lastEmitted) return;
   ctx.lastEmitted = key;
   ctx.emit(snapshot);
 }
 
-async function syncOnce(ctx: DockerSourceContext, gen: number): Promise<void> {
+/** One resync (the connection's syncOnce hook): list, inspect, map, emit, detect. */
+export async function syncOnce(ctx: DockerSourceContext, gen: number): Promise<void> {
   const batch = ctx.pending;
   ctx.pending = [];
   let containers: InspectedContainer[];
@@ -78,16 +68,9 @@ async function syncOnce(ctx: DockerSourceContext, gen: number): Promise<void> {
     ctx.pending = batch.concat(ctx.pending);
     throw err;
   }
-  if (!ctx.running || gen !== ctx.generation) return;
+  if (!isCurrent(ctx, gen)) return;
   const config = ctx.opts.config();
-  const defaultHealth = ctx.opts.defaultHealth?.() ?? config.defaults.health;
-  ctx.mapping = containersToBackends(containers, {
-    config,
-    defaultHealth,
-    knownApps: [...ctx.remembered.keys()].reverse(),
-    ...(ctx.opts.ownPorts ? { ownPorts: ctx.opts.ownPorts() } : {}),
-  });
-  ctx.apps = rememberApps(ctx.remembered, ctx.mapping.apps, config, defaultHealth);
+  ctx.mapping = mapRemembering(ctx, config, (labels) => containersToBackends(containers, labels));
   logRejections(ctx, ctx.mapping.rejected);
   const refs = new Map(ctx.mapping.containers.map(({ container }) => [container.id, container]));
   for (const [id, startedAt] of ctx.draining) {
@@ -96,6 +79,26 @@ async function syncOnce(ctx: DockerSourceContext, gen: number): Promise<void> {
   }
   emitSnapshot(ctx);
   detect(ctx, batch, refs, config);
+}
+
+/**
+ * Maps with the labels' context (config, default health, apps remembered, own ports), then
+ * remembers the apps the mapping defines and sets `ctx.apps` (Docker and Swarm sources).
+ */
+export function mapRemembering<M extends { apps: AppConfig[] }>(
+  ctx: { opts: EngineSourceOptions; remembered: Map<string, AppConfig | null>; apps: AppConfig[] },
+  config: SidecarConfig,
+  map: (labels: LabelContext) => M,
+): M {
+  const defaultHealth = ctx.opts.defaultHealth?.() ?? config.defaults.health;
+  const mapping = map({
+    config,
+    defaultHealth,
+    knownApps: [...ctx.remembered.keys()].reverse(),
+    ...(ctx.opts.ownPorts ? { ownPorts: ctx.opts.ownPorts() } : {}),
+  });
+  ctx.apps = rememberApps(ctx.remembered, mapping.apps, config, defaultHealth);
+  return mapping;
 }
 
 /**
@@ -194,11 +197,16 @@ function detect(
   }
 }
 
-function logRejections(ctx: DockerSourceContext, rejected: RejectedContainer[]): void {
+/** Logs each rejection once, and again when its reasons change (Docker and Swarm sources). */
+export function logRejections(
+  ctx: { log: Logger | undefined; rejectedLogged: Map<string, string> },
+  rejected: readonly RejectedContainer[],
+): void {
   const now = new Map(rejected.map((r) => [r.containerId, r.errors.join('; ')]));
   for (const r of rejected) {
     if (ctx.rejectedLogged.get(r.containerId) !== now.get(r.containerId)) {
-      ctx.log?.error({ container: r.containerName, errors: r.errors }, 'container left out: bad orchestry labels');
+      const kind = r.kind ?? 'container';
+      ctx.log?.error({ [kind]: r.containerName, errors: r.errors }, `${kind} left out: bad orchestry labels`);
     }
   }
   ctx.rejectedLogged = now;

@@ -6,42 +6,33 @@
  * routing to it before the process exits. The event stream reconnects with exponential backoff
  * and resyncs; while the Engine is unreachable the last snapshot stands and the status says so.
  *
- * This file holds the connection loop; the event stream is read in docker-event-stream.ts, and
- * the list/inspect/resync lives in docker-resync.ts.
+ * This file builds the source; the connection (subscribe, resync chain, reconnect) is
+ * engine-connection.ts, shared with the Swarm source; events are read in docker-event-stream.ts,
+ * and the list/inspect/resync lives in docker-resync.ts.
  */
 import type Dockerode from 'dockerode';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { AppConfig, HealthCheckConfig, SidecarConfig } from '../config/types.js';
-import { describeError } from '../errors.js';
 import type { Snapshot } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { ContainerEvent, ContainerFailure, DetectorState } from './docker-events.js';
-import { attachEventStream } from './docker-event-stream.js';
+import { onContainerEvent } from './docker-event-stream.js';
 import { DOCKER_SOURCE_NAME, type LabelMapping, type RejectedContainer } from './docker-labels.js';
-import { LABEL_FILTER, clearTimer, resync, scheduleResync } from './docker-resync.js';
-import type { DiscoverySource } from './types.js';
+import { LABEL_FILTER, syncOnce } from './docker-resync.js';
+import {
+  clearTimer,
+  engineSource,
+  initialConnection,
+  type DockerStatus,
+  type EngineConnection,
+  type EngineSource,
+  type EngineSourceOptions,
+  type EventStream,
+} from './engine-connection.js';
 
-export interface DockerStatus {
-  connected: boolean;
-  /** Why the Engine is unreachable, when it is. */
-  error?: string;
-}
+export type { DockerStatus, EventStream };
 
-export interface DockerSourceOptions {
-  docker: Dockerode;
-  /** Read on every resync: label health is layered over the YAML's. */
-  config: () => SidecarConfig;
-  /** The YAML's defaults.health (base of apps only labels define); seed defaults without it. */
-  defaultHealth?: () => HealthCheckConfig;
-  clock: Clock;
-  logger?: Logger;
-  /** Called when the connection state (or its error) changes. */
-  onStatus?(status: DockerStatus): void;
-  /**
-   * Ports the sidecar listens on now (admin, DNS, passive), each with what listens there: no
-   * container on host networking is routed to them. Read on every resync.
-   */
-  ownPorts?: () => ReadonlyMap<number, string>;
+export interface DockerSourceOptions extends EngineSourceOptions {
   /**
    * Apps only labels define that were seen before this start (from the store): they are
    * remembered as if seen in this run (see DockerSourceContext.remembered).
@@ -63,31 +54,16 @@ export interface DockerSourceState extends DockerStatus {
   rejected: RejectedContainer[];
 }
 
-export interface DockerSource extends DiscoverySource {
-  /** Looks at every container again soon (e.g. after the config file changed). */
-  resync(): void;
-  state(): DockerSourceState;
-}
-
-/** The Engine's event stream as dockerode returns it. */
-export type EventStream = NodeJS.ReadableStream & { destroy?(): void };
+/** A DiscoverySource over the Engine's containers; resync() looks at every container again soon. */
+export type DockerSource = EngineSource<DockerSourceState>;
 
 /**
- * One Docker source's state, shared by its connection loop (below), its event stream
+ * One Docker source's state, shared by its connection (engine-connection.ts), its events
  * (docker-event-stream.ts) and its resync (docker-resync.ts).
  */
-export interface DockerSourceContext {
+export interface DockerSourceContext extends EngineConnection {
   readonly opts: DockerSourceOptions;
-  readonly log: Logger | undefined;
   emit: ((snapshot: Snapshot) => void) | null;
-  running: boolean;
-  /** Bumped on every (re)connect and loss: callbacks of an older connection do nothing. */
-  generation: number;
-  stream: EventStream | null;
-  status: DockerStatus;
-  backoffMs: number;
-  reconnectTimer: TimerHandle | null;
-  resyncTimer: TimerHandle | null;
   graceTimer: TimerHandle | null;
   mapping: LabelMapping;
   /** The apps of the last snapshot: the mapping's, then remembered ones without a container. */
@@ -106,28 +82,25 @@ export interface DockerSourceContext {
    * backends once its containers are gone: a placeholder that keeps nginx's config valid.
    */
   remembered: Map<string, AppConfig | null>;
-  /** Resyncs run one at a time, in order. */
-  chain: Promise<void>;
-  /**
-   * The connection loop's `lost`: the event stream and the resync report a lost connection
-   * through it, so they need not import the loop that starts them.
-   */
-  readonly lost: (gen: number, err: unknown) => void;
 }
 
 /** A DiscoverySource (name `docker`) over the Docker Engine's API and event stream. */
 export function createDockerSource(opts: DockerSourceOptions): DockerSource {
   const ctx: DockerSourceContext = {
+    ...initialConnection(),
     opts,
     log: opts.logger?.child({ source: DOCKER_SOURCE_NAME }),
+    engine: {
+      subscribe: async () =>
+        (await opts.docker.getEvents({ filters: { type: ['container'], label: LABEL_FILTER } })) as EventStream,
+      onEvent: (raw, gen) => onContainerEvent(ctx, raw, gen),
+      syncOnce: (gen) => syncOnce(ctx, gen),
+      words: { connected: 'connected to the Docker Engine', lost: 'Docker Engine unreachable; keeping the last known containers' },
+      clearTimers: () => {
+        ctx.graceTimer = clearTimer(opts.clock, ctx.graceTimer);
+      },
+    },
     emit: null,
-    running: false,
-    generation: 0,
-    stream: null,
-    status: { connected: false },
-    backoffMs: 0,
-    reconnectTimer: null,
-    resyncTimer: null,
     graceTimer: null,
     mapping: { backends: [], apps: [], rejected: [], containers: [] },
     apps: [],
@@ -137,95 +110,6 @@ export function createDockerSource(opts: DockerSourceOptions): DockerSource {
     lastEmitted: null,
     rejectedLogged: new Map(),
     remembered: new Map((opts.knownApps ?? []).map((name) => [name, null])),
-    chain: Promise.resolve(),
-    lost: (gen, err) => lost(ctx, gen, err),
   };
-  return {
-    name: DOCKER_SOURCE_NAME,
-    async start(onSnapshot) {
-      ctx.emit = onSnapshot;
-      ctx.running = true;
-      await connect(ctx);
-    },
-    stop: () => stop(ctx),
-    resync() {
-      if (ctx.status.connected) scheduleResync(ctx, ctx.generation);
-    },
-    state() {
-      return { ...ctx.status, apps: ctx.apps, rejected: ctx.mapping.rejected };
-    },
-  };
-}
-
-async function stop(ctx: DockerSourceContext): Promise<void> {
-  const { clock } = ctx.opts;
-  ctx.running = false;
-  ctx.generation++;
-  ctx.reconnectTimer = clearTimer(clock, ctx.reconnectTimer);
-  ctx.resyncTimer = clearTimer(clock, ctx.resyncTimer);
-  ctx.graceTimer = clearTimer(clock, ctx.graceTimer);
-  closeStream(ctx);
-  await ctx.chain;
-  ctx.emit = null;
-}
-
-function setStatus(ctx: DockerSourceContext, next: DockerStatus): void {
-  if (next.connected === ctx.status.connected && next.error === ctx.status.error) return;
-  ctx.status = next;
-  if (next.connected) ctx.log?.info('connected to the Docker Engine');
-  else ctx.log?.warn({ err: next.error }, 'Docker Engine unreachable; keeping the last known containers');
-  ctx.opts.onStatus?.(next);
-}
-
-function closeStream(ctx: DockerSourceContext): void {
-  const s = ctx.stream;
-  ctx.stream = null;
-  s?.removeAllListeners();
-  // An error after close must not become an unhandled 'error' event.
-  s?.on('error', () => undefined);
-  s?.destroy?.();
-}
-
-/** The connection `gen` is lost: keep what we know, report, retry with backoff. */
-function lost(ctx: DockerSourceContext, gen: number, err: unknown): void {
-  if (!ctx.running || gen !== ctx.generation) return;
-  ctx.generation++;
-  closeStream(ctx);
-  ctx.resyncTimer = clearTimer(ctx.opts.clock, ctx.resyncTimer);
-  setStatus(ctx, { connected: false, error: describeError(err) });
-  scheduleReconnect(ctx);
-}
-
-function scheduleReconnect(ctx: DockerSourceContext): void {
-  if (!ctx.running || ctx.reconnectTimer) return;
-  const { reconnect_min_seconds: min, reconnect_max_seconds: max } = ctx.opts.config().docker;
-  const delay = ctx.backoffMs === 0 ? min * 1000 : ctx.backoffMs;
-  ctx.backoffMs = Math.min(delay * 2, max * 1000);
-  ctx.reconnectTimer = ctx.opts.clock.setTimeout(() => {
-    ctx.reconnectTimer = null;
-    void connect(ctx);
-  }, delay);
-}
-
-async function connect(ctx: DockerSourceContext): Promise<void> {
-  const gen = ++ctx.generation;
-  try {
-    // Subscribe before listing: an event during the list then causes another resync
-    // rather than being missed.
-    const s = (await ctx.opts.docker.getEvents({
-      filters: { type: ['container'], label: LABEL_FILTER },
-    })) as EventStream;
-    if (!ctx.running || gen !== ctx.generation) {
-      s.destroy?.();
-      return;
-    }
-    ctx.stream = s;
-    attachEventStream(ctx, s, gen);
-    await resync(ctx, gen);
-    if (!ctx.running || gen !== ctx.generation) return;
-    ctx.backoffMs = 0;
-    setStatus(ctx, { connected: true });
-  } catch (err) {
-    lost(ctx, gen, err);
-  }
+  return engineSource(DOCKER_SOURCE_NAME, ctx, () => ({ ...ctx.status, apps: ctx.apps, rejected: ctx.mapping.rejected }));
 }

@@ -302,6 +302,7 @@ function toView(s: RegistryState, e: Entry): BackendView {
     ...(e.breaker.status === 'open' && e.breaker.cause ? { passiveCause: e.breaker.cause } : {}),
     draining: e.backend.draining === true,
     container: e.backend.container ?? null,
+    ...(e.backend.task ? { task: e.backend.task } : {}),
     consecutiveFailures: e.health.consecutiveFailures,
     consecutiveSuccesses: e.health.consecutiveSuccesses,
     lastProbe: e.lastProbe,

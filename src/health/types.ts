@@ -3,7 +3,7 @@
  * `step(state, event, now) -> { state, transition? }`; registry.ts holds one of each per backend.
  */
 import type { SEVERITIES } from '../config/defaults.js';
-import type { BreakerStatus, ContainerRef, HealthStatus, ProbeResult } from '../model.js';
+import type { BreakerStatus, ContainerRef, HealthStatus, ProbeResult, TaskRef } from '../model.js';
 
 /**
  * The seed's FailureType values, listed once: the type, the set below and the config's
@@ -93,6 +93,8 @@ export interface BackendView {
   draining: boolean;
   /** The container behind it, when discovered from Docker. */
   container: ContainerRef | null;
+  /** The Swarm task behind it, when discovered from a Swarm manager. */
+  task?: TaskRef;
   consecutiveFailures: number;
   consecutiveSuccesses: number;
   lastProbe: ProbeResult | null;

@@ -10,7 +10,7 @@ import type { LocalErrorEpisode } from '../health/local-errors.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { BackendView } from '../health/types.js';
 import type { RejectedContainer } from '../discovery/docker-labels.js';
-import { formatAddress } from '../model.js';
+import { formatAddress, type TaskRef } from '../model.js';
 import { withDrains } from '../upstream/desired.js';
 import type { StateStore } from '../store/types.js';
 import { adminLimits } from './admin-connections.js';
@@ -49,7 +49,12 @@ export interface SidecarAdminSources {
   store: StateStore;
   alerting: Alerting;
   router: { apps(): readonly AppConfig[]; conditions(): { panic: ReadonlySet<string> } };
-  discovery: { current(): { awaiting: string[] } | null; rejected(): RejectedContainer[]; dockerConnected(): boolean | null };
+  discovery: {
+    current(): { awaiting: string[] } | null;
+    rejected(): RejectedContainer[];
+    dockerConnected(): boolean | null;
+    swarm?(): { connected: boolean; error?: string } | null;
+  };
   recovery: { summary(): unknown; holds(): { drainedContainerIds?: ReadonlySet<string> } };
   nginx: { status(): { firstApplyDone: boolean; lastOutcome: ApplyOutcome | null; updateVia: { mode: string; why: string } | null } };
   passive: { address(): string | null; stats(): unknown };
@@ -87,6 +92,7 @@ export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
         awaiting: discovery.current()?.awaiting ?? (dockerOn ? ['docker'] : []),
         firstApplyDone: nginx.status().firstApplyDone,
         docker: dockerOn ? { connected: discovery.dockerConnected() ?? false, socketPath: s.config().docker.socket_path } : null,
+        swarm: discovery.swarm?.() ?? null,
         lastOutcome: nginx.status().lastOutcome,
         localErrors: s.health.localErrors(),
       }),
@@ -104,7 +110,7 @@ export function createAdminApi(src: AdminApiSources): ApiCallbacks {
     getApps: () => ({
       apps: src.apps().map(json),
       state_store: (({ state, path, error }) => ({ state, path, error }))(src.store.status()),
-      rejected_containers: src.rejected().map((r) => ({ id: r.containerId, name: r.containerName, errors: r.errors })),
+      rejected_containers: src.rejected().map((r) => ({ id: r.containerId, name: r.containerName, errors: r.errors, ...(r.kind ? { kind: r.kind } : {}) })),
       nginx: src.nginxMode(),
       passive: src.passive(),
     }),
@@ -160,6 +166,20 @@ function appJson(app: AppConfig, backends: BackendView[], panic: boolean) {
   };
 }
 
+function taskJson(t: TaskRef) {
+  return {
+    id: t.id,
+    name: t.name,
+    service: { id: t.serviceId, name: t.serviceName },
+    slot: t.slot,
+    node: { id: t.nodeId, name: t.nodeName, address: t.nodeAddress },
+    container_id: t.containerId && t.containerId.slice(0, 12),
+    state: t.state,
+    desired_state: t.desiredState,
+    image: t.image,
+  };
+}
+
 function backendJson(v: BackendView) {
   return {
     id: v.backendId,
@@ -180,6 +200,7 @@ function backendJson(v: BackendView) {
       restart_count: v.container.restartCount,
       replica: v.container.replica,
     },
+    ...(v.task ? { task: taskJson(v.task) } : {}),
     consecutive_failures: v.consecutiveFailures,
     consecutive_successes: v.consecutiveSuccesses,
     last_probe: v.lastProbe && {

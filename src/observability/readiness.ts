@@ -12,6 +12,8 @@ export interface ReadinessInput {
   firstApplyDone: boolean;
   /** The Docker source's connection, when Docker discovery is on; null otherwise. */
   docker: { connected: boolean; socketPath: string } | null;
+  /** The Swarm source's connection to its manager, when Swarm discovery runs. */
+  swarm?: { connected: boolean; error?: string } | null;
   lastOutcome: ApplyOutcome | null;
   /** Probes failing for a reason of the sidecar's own now (e.g. out of file descriptors). */
   localErrors?: LocalErrorEpisode | null;
@@ -24,6 +26,9 @@ export function readiness(input: ReadinessInput): { ready: boolean; reasons: str
   if (!input.firstApplyDone) reasons.push('nginx upstreams not yet written');
   if (input.docker && !input.docker.connected) {
     reasons.push(`Docker Engine unreachable (${input.docker.socketPath}): routing with the last known containers`);
+  }
+  if (input.swarm && !input.swarm.connected) {
+    reasons.push(`Swarm manager unreachable (${input.swarm.error ?? 'not connected'}): routing with the last known tasks`);
   }
   const last = input.lastOutcome;
   if (last?.result === 'failed') reasons.push(`last nginx update failed at ${last.stage ?? 'unknown'}: ${last.error ?? ''}`);

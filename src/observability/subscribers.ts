@@ -71,6 +71,7 @@ export function subscribeEventLog(bus: SidecarBus, events: EventLog, clock: Cloc
   bus.on('action', (r) =>
     events.push('recovery', r.startedAt, `${r.dryRun ? 'dry-run: ' : ''}${r.strategy} ${r.ok ? 'succeeded' : 'failed'}`, {
       app: r.app, backend: r.backendId, strategy: r.strategy, failure_type: r.failureType, container: r.containerId,
+      ...(r.task ? { service: r.service, task: r.task } : {}),
       new_container: r.newContainerId, ok: r.ok, dry_run: r.dryRun, error: r.error, reason: r.reason, duration_ms: Math.round(r.durationMs),
     }),
   );

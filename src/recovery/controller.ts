@@ -2,8 +2,8 @@
  * The recovery stage: feeds failures and a periodic tick to the pure planner, runs what it plans
  * through the executor, and tells the planner each outcome. It owns the planner's state and the
  * traffic holds that follow from it (redirected weights, drained containers), which the router
- * reads; it never writes into discovery's backends. Only container-backed backends are
- * recovered, and only with Docker in use.
+ * reads; it never writes into discovery's backends. Only backends with a container or a Swarm
+ * task behind them are recovered, and only with Docker in use.
  */
 import type Dockerode from 'dockerode';
 import type { Clock, TimerHandle } from '../clock.js';
@@ -14,6 +14,7 @@ import type { HealthRegistry } from '../health/registry.js';
 import type { Logger } from '../observability/logger.js';
 import { withDrains, type DesiredSetOptions } from '../upstream/desired.js';
 import { createDockerActions } from './docker-actions.js';
+import { createSwarmActions } from './swarm-actions.js';
 import { createRecoveryExecutor, resultInput, type RecoveryExecutor } from './executor.js';
 import { plan, plannerConfig } from './planner.js';
 import { summarize, type PlannerState, type RecoverySummary } from './planner-state.js';
@@ -98,6 +99,7 @@ function createExecutor(s: ControllerState, docker: Dockerode): RecoveryExecutor
   const { clock, logger, bus } = s.opts;
   return createRecoveryExecutor({
     actions: createDockerActions({ docker, stopTimeoutSeconds: s.opts.config().recovery.stop_timeout_seconds, logger }),
+    ...(s.opts.config().docker.swarm !== false ? { swarm: createSwarmActions({ docker, clock }) } : {}),
     clock,
     logger,
     drain: async (action: PlannedAction) => {
@@ -115,9 +117,9 @@ function createExecutor(s: ControllerState, docker: Dockerode): RecoveryExecutor
   });
 }
 
-/** Only container-backed backends can be recovered. */
+/** Only backends with a container or a Swarm task (recovered through Swarm) can be recovered. */
 function onFailure(s: ControllerState, { event, view }: FailureNotice): void {
-  if (!view?.container || s.opts.config().recovery.mode === 'off') return;
+  if (!(view?.container || view?.task) || s.opts.config().recovery.mode === 'off') return;
   recover(s, { kind: 'failure', event, backend: view, app: appSnapshot(s, view.app) });
 }
 

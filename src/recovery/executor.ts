@@ -9,7 +9,8 @@ import type { Logger } from '../observability/logger.js';
 import type { DockerActionResult, DockerActions } from './docker-actions.js';
 import { callBackend as defaultCallBackend, type BackendCallResult } from './backend-call.js';
 import { pickFreePort } from './ports.js';
-import type { ActionRecord, BackendCall, HistoryFilter, PlannedAction, PlannerInput } from './types.js';
+import type { SwarmActions } from './swarm-actions.js';
+import type { ActionRecord, BackendCall, HistoryFilter, PlannedAction, PlannerInput, TaskTarget } from './types.js';
 
 export interface RecoveryExecutor {
   /** Runs one action to its end; never throws. */
@@ -22,6 +23,8 @@ export interface RecoveryExecutor {
 
 export interface RecoveryExecutorOptions {
   actions: DockerActions;
+  /** Actions on Swarm tasks (PlannedAction.task), when Swarm discovery runs. */
+  swarm?: SwarmActions;
   clock: Clock;
   logger: Logger;
   onRecord?: (record: ActionRecord) => void;
@@ -60,6 +63,7 @@ export function resultInput(record: ActionRecord): PlannerInput {
 export function createRecoveryExecutor(opts: RecoveryExecutorOptions): RecoveryExecutor {
   const ctx: EffectContext = {
     actions: opts.actions,
+    swarm: opts.swarm,
     logger: opts.logger,
     drain: opts.drain,
     applyTraffic: opts.applyTraffic,
@@ -95,6 +99,7 @@ export function createRecoveryExecutor(opts: RecoveryExecutorOptions): RecoveryE
 /** What an action's effect needs, with the options' defaults filled in. */
 interface EffectContext {
   actions: DockerActions;
+  swarm: SwarmActions | undefined;
   logger: Logger;
   drain: RecoveryExecutorOptions['drain'];
   applyTraffic: RecoveryExecutorOptions['applyTraffic'];
@@ -130,15 +135,17 @@ async function effect(ctx: EffectContext, a: PlannedAction): Promise<EffectResul
   }
 }
 
-/** The strategies that act on one container: drained first when it still serves. */
+/** The strategies that act on one container (or Swarm task): drained first when it still serves. */
 async function containerEffect(ctx: EffectContext, a: PlannedAction): Promise<EffectResult> {
   const id = a.containerId;
-  if (!id) return { ok: false, containerId: '', error: `${a.strategy} needs a container` };
+  if (!id && !a.task) return { ok: false, containerId: '', error: `${a.strategy} needs a container` };
   if (a.drainFirst && ctx.drain) {
     await ctx.drain(a).catch((err: unknown) =>
       ctx.logger.warn({ action: a.id, backend: a.backendId, err: String(err) }, 'drain before stop failed; stopping anyway'),
     );
   }
+  if (a.task) return taskEffect(ctx, a, a.task);
+  if (!id) return { ok: false, containerId: '', error: `${a.strategy} needs a container` };
   switch (a.strategy) {
     case 'restart_container':
     case 'rolling_restart':
@@ -152,6 +159,20 @@ async function containerEffect(ctx: EffectContext, a: PlannedAction): Promise<Ef
       return spawnEffect(ctx, a, id);
     default:
       return { ok: false, containerId: id, error: `${a.strategy} is not a container action` };
+  }
+}
+
+/** The same strategies on a Swarm task, through Swarm (swarm-actions.ts): it starts and stops tasks. */
+async function taskEffect(ctx: EffectContext, a: PlannedAction, task: TaskTarget): Promise<EffectResult> {
+  if (!ctx.swarm) return { ok: false, containerId: task.containerId ?? '', error: `${a.strategy} of task ${task.name} needs Swarm discovery (docker.swarm)` };
+  switch (a.strategy) {
+    case 'scale_out':
+      return ctx.swarm.scale(task, 1);
+    case 'scale_in':
+      return ctx.swarm.scale(task, -1);
+    default:
+      // restart, recreate, replace, a rolling restart's step: Swarm replaces the task in its slot.
+      return ctx.swarm.replaceTask(task);
   }
 }
 
@@ -182,6 +203,7 @@ function toRecord(a: PlannedAction, result: EffectResult, startedAt: number, now
     backendId: a.backendId,
     containerId: a.containerId,
     ...(result.newContainerId ? { newContainerId: result.newContainerId } : {}),
+    ...(a.task ? { service: a.task.serviceName, task: a.task.name } : {}),
     ok: result.ok,
     dryRun: a.dryRun,
     ...(result.error ? { error: result.error } : {}),
@@ -192,7 +214,15 @@ function toRecord(a: PlannedAction, result: EffectResult, startedAt: number, now
 }
 
 function logRecord(logger: Logger, a: PlannedAction, record: ActionRecord): void {
-  const fields = { action: a.id, strategy: a.strategy, app: a.app, backend: a.backendId, dryRun: a.dryRun, durationMs: record.durationMs };
+  const fields = {
+    action: a.id,
+    strategy: a.strategy,
+    app: a.app,
+    backend: a.backendId,
+    ...(a.task ? { service: a.task.serviceName, task: a.task.name, taskId: a.task.id } : {}),
+    dryRun: a.dryRun,
+    durationMs: record.durationMs,
+  };
   if (record.ok) logger.info({ ...fields, newContainer: record.newContainerId }, `recovery ${a.strategy}${a.dryRun ? ' (dry-run)' : ''}: ${a.reason}`);
   else logger.warn({ ...fields, err: record.error }, `recovery ${a.strategy} failed`);
 }

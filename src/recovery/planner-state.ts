@@ -5,7 +5,7 @@
  * shares, restoring a saved state, and the operator's summary of it.
  */
 import type { BackendView, FailureType } from '../health/types.js';
-import type { AppSnapshot, PlannedAction, PlannerConfig, SpawnSpec, Strategy } from './types.js';
+import type { AppSnapshot, PlannedAction, PlannerConfig, SpawnSpec, Strategy, TaskTarget } from './types.js';
 
 /** One container (by name), or an app's dependencies: what recovery did to it and when it may act again. */
 export interface InstanceRecord {
@@ -221,9 +221,24 @@ export function isSteady(v: BackendView): boolean {
   return isHealthy(v) && !failedLast;
 }
 
-/** Instances are keyed by container name (restart and recreate keep it), else by backend id. */
+/**
+ * The name of the instance behind a backend: its container's, or its Swarm task's
+ * (`<service>.<slot>`, which the task Swarm starts in its place keeps); null for neither.
+ */
+export function instanceName(v: BackendView): string | null {
+  return v.container?.name ?? v.task?.name ?? null;
+}
+
+/** Instances are keyed by container or task name (restart, recreate, replacement keep it), else by backend id. */
 export function instanceKey(v: BackendView): string {
-  return v.container ? v.container.name : v.backendId;
+  return instanceName(v) ?? v.backendId;
+}
+
+/** The Swarm task an action on `v` names, when it is one. */
+export function taskTarget(v: BackendView): TaskTarget | null {
+  const t = v.task;
+  if (!t) return null;
+  return { id: t.id, name: t.name, serviceId: t.serviceId, serviceName: t.serviceName, serviceVersion: t.serviceVersion, nodeId: t.nodeId, containerId: t.containerId };
 }
 
 /** The dependencies of an app are one instance for backoff and restart counts. */
@@ -289,11 +304,27 @@ export function spawnSpec(s: PlannerState, app: AppSnapshot, strategy: Strategy)
   };
 }
 
+/**
+ * scale_out of a Swarm service: the task its new replica count adds is named for the next slot
+ * (`<service>.<highest slot + 1>`), so the planner knows it as added when it shows up, and
+ * scales in again by the replica count once the app is healthy.
+ */
+export function taskSpawnSpec(app: AppSnapshot, task: TaskTarget): SpawnSpec {
+  const slots = app.replicas.flatMap((v) => (v.task?.serviceId === task.serviceId && v.task.slot !== null ? [v.task.slot] : []));
+  return {
+    name: `${task.serviceName}.${slots.length ? Math.max(...slots) + 1 : 1}`,
+    replica: null,
+    portRange: null,
+    portEnv: app.portEnv,
+    usedPorts: app.replicas.map((v) => v.port),
+  };
+}
+
 /** A PlannedAction with the fields most strategies leave empty. */
 export function action(
   s: PlannerState,
   fields: Pick<PlannedAction, 'strategy' | 'failureType' | 'app' | 'backendId' | 'reason' | 'disruptive'> &
-    Partial<Pick<PlannedAction, 'containerId' | 'containerName' | 'drainFirst' | 'spawn' | 'dependencies' | 'call'>>,
+    Partial<Pick<PlannedAction, 'containerId' | 'containerName' | 'task' | 'drainFirst' | 'spawn' | 'dependencies' | 'call'>>,
   cfg: PlannerConfig,
   now: number,
 ): PlannedAction {
@@ -301,6 +332,7 @@ export function action(
     id: `${now}-${++s.seq}`,
     containerId: null,
     containerName: null,
+    task: null,
     dryRun: cfg.mode === 'dry-run',
     drainFirst: false,
     spawn: null,
@@ -312,7 +344,7 @@ export function action(
 }
 
 
-/** The backend an action is about, with its container when it has one. */
-export function targetOf(v: BackendView): Pick<PlannedAction, 'backendId' | 'containerId' | 'containerName'> {
-  return { backendId: v.backendId, containerId: v.container?.id ?? null, containerName: v.container?.name ?? null };
+/** The backend an action is about, with its container or Swarm task when it has one. */
+export function targetOf(v: BackendView): Pick<PlannedAction, 'backendId' | 'containerId' | 'containerName' | 'task'> {
+  return { backendId: v.backendId, containerId: v.container?.id ?? null, containerName: instanceName(v), task: taskTarget(v) };
 }

@@ -42,6 +42,7 @@ import {
   action,
   dependenciesKey,
   instanceKey,
+  instanceName,
   instanceOf,
   isHealthy,
   isSteady,
@@ -49,6 +50,8 @@ import {
   prune,
   spawnSpec,
   targetOf,
+  taskSpawnSpec,
+  taskTarget,
   type PlannerState,
 } from './planner-state.js';
 import { abandonRolling, startRolling, stepRolling } from './rolling-restart.js';
@@ -149,11 +152,11 @@ function observe(s: PlannerState, app: AppSnapshot, cfg: PlannerConfig, now: num
   }
   const rec = s.apps[app.name];
   if (!rec) return;
-  const present = new Set(app.replicas.flatMap((v) => (v.container ? [v.container.name] : [])));
+  const present = new Set(app.replicas.flatMap((v) => instanceName(v) ?? []));
   // A replica just added may not be discovered yet; forget it only once it has had time to show.
   rec.added = rec.added.filter((a) => present.has(a.name) || now - a.at < cfg.action_timeout_seconds * 1000);
   const addedNames = new Set(rec.added.map((a) => a.name));
-  const originals = app.replicas.filter((v) => !v.container || !addedNames.has(v.container.name));
+  const originals = app.replicas.filter((v) => !addedNames.has(instanceName(v) ?? ''));
   const allHealthy = originals.length > 0 && originals.every(isSteady);
   rec.healthySince = allHealthy ? (rec.healthySince ?? now) : null;
 }
@@ -305,11 +308,15 @@ function disruptiveAction(strategy: Strategy, c: VerdictContext, verdict: Extrac
     return action(s, { ...common, ...targetOf(backend), call }, cfg, now);
   }
   const target = verdict.template ?? backend;
-  const spawn = strategy === 'replace_instance' || strategy === 'scale_out' ? spawnSpec(s, app, strategy) : null;
+  const task = taskTarget(target);
+  // A Swarm task is replaced by Swarm itself (its container removed), not by a clone.
+  const spawn = task
+    ? (strategy === 'scale_out' ? taskSpawnSpec(app, task) : null)
+    : strategy === 'replace_instance' || strategy === 'scale_out' ? spawnSpec(s, app, strategy) : null;
   return action(s, {
     ...common,
-    containerId: target.container!.id,
-    containerName: target.container!.name,
+    ...targetOf(target),
+    backendId: backend.backendId,
     drainFirst: STOPPING.has(strategy) && !backend.ejected,
     spawn,
   }, cfg, now);

@@ -5,6 +5,7 @@
  */
 import type { AppRecoveryOptions, ClearCacheCall, RecoveryConfig } from '../config/types.js';
 import type { BackendView, FailureEvent, FailureType } from '../health/types.js';
+import type { TaskRef } from '../model.js';
 import type { PlannerState } from './planner-state.js';
 
 /** A recovery strategy: the seed's, plus the reverses of the traffic ones (undrain, restore) and scale_in. */
@@ -88,6 +89,13 @@ export interface BackendCall extends ClearCacheCall {
   port: number;
 }
 
+/**
+ * The Swarm task an action is about, and its service: Swarm owns it, so a restart removes the
+ * task's container (Swarm starts a replacement) and a scale is a service update carrying
+ * `serviceVersion` (swarm-actions.ts).
+ */
+export type TaskTarget = Pick<TaskRef, 'id' | 'name' | 'serviceId' | 'serviceName' | 'serviceVersion' | 'nodeId' | 'containerId'>;
+
 /** One action for the executor. */
 export interface PlannedAction {
   /** Unique across restarts: `${at}-${sequence}`. */
@@ -104,6 +112,8 @@ export interface PlannedAction {
    */
   containerId: string | null;
   containerName: string | null;
+  /** The Swarm task acted on (scale_out: one of the service's healthy tasks); null for a container. */
+  task: TaskTarget | null;
   reason: string;
   /** Record only; act on nothing. */
   dryRun: boolean;
@@ -141,6 +151,9 @@ export interface PlanResult {
 export interface ActionRecord
   extends Pick<PlannedAction, 'id' | 'strategy' | 'failureType' | 'app' | 'backendId' | 'containerId' | 'dryRun' | 'reason'> {
   newContainerId?: string;
+  /** A Swarm task's action: the service and the task (`<service>.<slot>`) it was about. */
+  service?: string;
+  task?: string;
   ok: boolean;
   error?: string;
   /** Epoch ms. */

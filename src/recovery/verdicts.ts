@@ -62,12 +62,14 @@ export function strategyVerdict(strategy: Strategy, c: VerdictContext): Verdict 
       if (app.replicas.length >= app.maxReplicas) {
         return { ok: false, reason: `at max replicas (${app.replicas.length} of ${app.maxReplicas})` };
       }
-      const template = app.replicas.find((v) => isHealthy(v) && v.container?.state === 'running');
+      const template = app.replicas.find((v) => isHealthy(v) && runningUnit(v) !== null);
       if (!template) return { ok: false, reason: 'no healthy running replica to clone' };
+      // A Swarm service scales by its replica count: Swarm starts the task.
+      const how = template.task ? `one more replica of service ${template.task.serviceName}` : `cloning ${template.container!.name}`;
       return {
         ok: true,
         template,
-        reason: `${event.consecutiveCount} consecutive failures; cloning ${template.container!.name} (${app.replicas.length + 1} of at most ${app.maxReplicas} replicas)`,
+        reason: `${event.consecutiveCount} consecutive failures; ${how} (${app.replicas.length + 1} of at most ${app.maxReplicas} replicas)`,
       };
     }
     default:
@@ -75,8 +77,8 @@ export function strategyVerdict(strategy: Strategy, c: VerdictContext): Verdict 
   }
 
   // Container-level: restart, recreate, replace.
-  const ctr = backend.container;
-  if (!ctr) return { ok: false, reason: 'no container: only backends discovered from Docker can be recovered' };
+  const ctr = unitOf(backend);
+  if (!ctr) return { ok: false, reason: 'no container: only backends discovered from Docker (containers or Swarm tasks) can be recovered' };
   if (PROBE_TYPES.has(event.failureType)) {
     if (!backend.ejected) {
       return { ok: false, reason: 'backend not ejected: probe failures act only once the health stage confirms them' };
@@ -95,6 +97,17 @@ export function strategyVerdict(strategy: Strategy, c: VerdictContext): Verdict 
   const problem = capacityProblem(c.s, app, backend, cfg);
   if (problem) return { ok: false, reason: problem };
   return { ok: true, reason: seedReason };
+}
+
+/** The container or Swarm task behind a backend, as far as the verdicts look at it. */
+function unitOf(v: BackendView): { state: string; startedAt: number } | null {
+  if (v.container) return v.container;
+  return v.task ? { state: v.task.state, startedAt: v.task.since } : null;
+}
+
+function runningUnit(v: BackendView): { state: string; startedAt: number } | null {
+  const u = unitOf(v);
+  return u?.state === 'running' ? u : null;
 }
 
 /** restart_dependencies: many replicas failing together point at what they share. */

@@ -31,7 +31,8 @@ export async function freePort(): Promise<number> {
   throw new Error('no free port below the ephemeral range');
 }
 
-function canListen(port: number): Promise<boolean> {
+/** Whether `port` can be bound on 127.0.0.1 right now. */
+export function canListen(port: number): Promise<boolean> {
   const server = createServer();
   return new Promise((resolve) => {
     server.once('error', () => resolve(false));

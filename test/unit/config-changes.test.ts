@@ -28,6 +28,14 @@ describe('settings a reload cannot take', () => {
     expect(lines[0]).toContain('127.0.0.1:9999');
     expect(lines.join('\n')).toMatch(/store changes.*\n.*docker\.enabled.*\n.*logging\.format.*\n.*probes\.max_concurrency/);
   });
+
+  it('docker.swarm needs a restart between off and on, not between true and auto', () => {
+    const off = configOf({ ...base, docker: { enabled: true } });
+    const on = configOf({ ...base, docker: { enabled: true, swarm: true } });
+    const auto = configOf({ ...base, docker: { enabled: true, swarm: 'auto' } });
+    expect(restartOnlyChanges(off, on)).toEqual(['docker.swarm changes between false and true or auto take effect after a restart']);
+    expect(restartOnlyChanges(on, auto)).toEqual([]);
+  });
 });
 
 describe('nginx files and targets a reload changes', () => {

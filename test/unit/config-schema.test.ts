@@ -99,6 +99,8 @@ describe('defaults', () => {
         reconnect_max_seconds: 30,
         constraints: [],
         forbidden_ports: [80, 443],
+        swarm: false,
+        swarm_refresh_seconds: 1,
       },
       recovery: DEFAULT_RECOVERY,
       store: {
@@ -430,6 +432,12 @@ describe('validation messages', () => {
       'docker.host_address: must not be an address of 0.0.0.0/8 (an address to listen on, not to connect to) (got "0.0.0.0")'],
     ['docker host address', withApp({}, { docker: { host_address: 'a;b' } }),
       'docker.host_address: must be an IPv4 address, a bracketed IPv6 address or a hostname (got "a;b")'],
+    ['docker swarm mode', withApp({}, { docker: { enabled: true, swarm: 'yes' } }),
+      'docker.swarm: must be true, false or auto (got "yes")'],
+    ['docker swarm without docker', withApp({}, { docker: { swarm: 'auto' } }),
+      'docker.swarm: needs docker.enabled: true (got "auto" with docker.enabled false)'],
+    ['docker swarm refresh', withApp({}, { docker: { enabled: true, swarm: true, swarm_refresh_seconds: 0 } }),
+      'docker.swarm_refresh_seconds: must be between 0.1 and 3600 (got 0)'],
     ['app port range', withApp({ docker: { port_range: '9000-8000' } }),
       'apps.web.docker.port_range: must be a port range "low-high" within 1..65535 (got "9000-8000")'],
     ['app port env', withApp({ docker: { port_env: 'MY-PORT' } }),
@@ -469,6 +477,13 @@ describe('validation messages', () => {
 
   test.each(cases)('reports %s', (_name, raw, expected) => {
     expect(issues(raw)).toEqual([expected]);
+  });
+
+  test('docker.swarm takes true, false or auto in any case', () => {
+    for (const [given, taken] of [[true, true], [false, false], ['auto', 'auto'], ['Auto', 'auto']] as const) {
+      const result = parseConfig(withApp({}, { docker: { enabled: true, swarm: given } }));
+      expect(result.ok && result.config.docker.swarm).toBe(taken);
+    }
   });
 
   test('reports an expected_body regex that does not compile, naming the compiler error', () => {

@@ -38,4 +38,12 @@ describe('readiness', () => {
     const r = readiness({ ...ok, lastOutcome: { result: 'failed', stage: 'reload', error: 'nginx is not running', durationMs: 1, reloaded: false } });
     expect(r).toEqual({ ready: false, reasons: ['last nginx update failed at reload: nginx is not running'] });
   });
+
+  it('is not ready while the Swarm manager is unreachable, and says so', () => {
+    expect(readiness({ ...ok, swarm: { connected: true } }).ready).toBe(true);
+    expect(readiness({ ...ok, awaiting: ['swarm'], swarm: { connected: false, error: 'connect ENOENT /run/m.sock' } }).reasons).toEqual([
+      'waiting for the first snapshot of discovery source swarm',
+      'Swarm manager unreachable (connect ENOENT /run/m.sock): routing with the last known tasks',
+    ]);
+  });
 });

@@ -35,6 +35,7 @@ function action(over: Partial<PlannedAction> = {}): PlannedAction {
     backendId: 'web/127.0.0.1:8001',
     containerId: 'c1',
     containerName: 'web-1',
+    task: null,
     reason: 'health_check_failed: HTTP 500; restart 1 of 3 in 300s',
     dryRun: false,
     disruptive: true,
@@ -236,5 +237,41 @@ describe('recovery executor: the strategies beyond container restarts', () => {
     const r = await ex.run(action({ strategy: 'clear_cache', call }));
     expect(made).toEqual([call]);
     expect(r).toMatchObject({ ok: false, strategy: 'clear_cache', error: 'POST http://127.0.0.1:8001/cache answered HTTP 503 (expected 2xx)' });
+  });
+});
+
+describe('recovery executor on Swarm tasks', () => {
+  const task = { id: 'task-1', name: 'web.1', serviceId: 'svc', serviceName: 'web', serviceVersion: 7, nodeId: 'n1', containerId: 'ctr-1' };
+
+  it('goes through Swarm: restarts, recreates and replaces remove the task, scales change the replica count; records name service and task', async () => {
+    const clock = createManualClock(1000);
+    const { actions, calls } = fakeActions(clock);
+    const swarmCalls: unknown[][] = [];
+    const swarm = {
+      replaceTask: async (t: typeof task) => (swarmCalls.push(['replaceTask', t.name]), { ok: true, containerId: t.containerId, durationMs: 1 }),
+      scale: async (t: typeof task, delta: 1 | -1) => (swarmCalls.push(['scale', t.serviceName, t.serviceVersion, delta]), { ok: true, containerId: '', durationMs: 1 }),
+    };
+    const records: ActionRecord[] = [];
+    const ex = createRecoveryExecutor({ actions, swarm, clock, logger: silent, onRecord: (r) => records.push(r) });
+    for (const strategy of ['restart_container', 'recreate_container', 'replace_instance', 'scale_out', 'scale_in'] as const) {
+      await ex.run(action({ id: strategy, strategy, containerId: null, containerName: 'web.1', task }));
+    }
+    expect(calls).toEqual([]);
+    expect(swarmCalls).toEqual([
+      ['replaceTask', 'web.1'],
+      ['replaceTask', 'web.1'],
+      ['replaceTask', 'web.1'],
+      ['scale', 'web', 7, 1],
+      ['scale', 'web', 7, -1],
+    ]);
+    expect(records.map((r) => [r.ok, r.service, r.task])).toEqual(Array(5).fill([true, 'web', 'web.1']));
+  });
+
+  it('fails a task action, naming the task, when Swarm discovery is off', async () => {
+    const clock = createManualClock();
+    const { actions } = fakeActions(clock);
+    const ex = createRecoveryExecutor({ actions, clock, logger: silent });
+    const r = await ex.run(action({ containerId: null, task }));
+    expect(r).toMatchObject({ ok: false, error: 'restart_container of task web.1 needs Swarm discovery (docker.swarm)' });
   });
 });

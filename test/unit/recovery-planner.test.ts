@@ -1112,3 +1112,65 @@ describe('recovery summary', () => {
     expect(summarize(d.state, config({ budget_per_app: 2 }), d.now).instances[0]!.not_before).toBeNull();
   });
 });
+
+describe('Swarm tasks: recovery through the service, naming service and task', () => {
+  /** Task `web.<slot>` of service `web` (version 7): no container, a TaskRef instead. */
+  function task(slot: number, over: ReplicaOver & { taskState?: string } = {}): BackendView {
+    const { taskState, ...rest } = over;
+    return replica(slot, {
+      ctr: null,
+      task: {
+        id: `task-${slot}`,
+        name: `web.${slot}`,
+        serviceId: 'svc-web',
+        serviceName: 'web',
+        serviceVersion: 7,
+        slot,
+        nodeId: 'node-1',
+        nodeName: 'vm',
+        nodeAddress: '127.0.0.1',
+        containerId: `ctr-${slot}`,
+        image: 'app:1',
+        state: taskState ?? 'running',
+        desiredState: 'running',
+        since: T0 - 3600 * S,
+        labels: {},
+      },
+      ...rest,
+    });
+  }
+  const sickTask = (slot: number) => task(slot, { health: 'unhealthy', ejected: true });
+  const target = { id: 'task-1', name: 'web.1', serviceId: 'svc-web', serviceName: 'web', serviceVersion: 7, nodeId: 'node-1', containerId: 'ctr-1' };
+
+  it('restarts a task that fails its checks: an action on the task, keyed by its name, no container', () => {
+    const d = driver();
+    const b = sickTask(1);
+    const [a] = disruptive(d.fail('health_check_failed', b, snapshot([b, task(2)])));
+    expect(a).toMatchObject({ strategy: 'restart_container', containerId: null, containerName: 'web.1', task: target, backendId: b.backendId });
+    expect(Object.keys(d.state.instances)).toContain('web.1');
+  });
+
+  it('leaves a task inside its startup grace alone, as a container', () => {
+    const d = driver();
+    const b = task(1, { health: 'unhealthy', ejected: true, task: { ...sickTask(1).task!, since: T0 - 10 * S } });
+    const r = d.fail('health_check_failed', b, snapshot([b, task(2)]));
+    expect(disruptive(r)).toEqual([]);
+    expect(r.decisions.find((x) => x.strategy === 'restart_container')?.reason).toBe('inside startup grace: started 10s ago (< 60s)');
+  });
+
+  it("scales out by the service's replica count, the new task named for the next slot, then scales in the same way", () => {
+    const d = driver();
+    const slow = sickTask(1);
+    const [out] = disruptive(d.fail('high_response_time', slow, snapshot([slow, task(2)]), 2));
+    expect(out).toMatchObject({ strategy: 'scale_out', task: { ...target, id: 'task-2', name: 'web.2', containerId: 'ctr-2' } });
+    expect(out!.spawn?.name).toBe('web.3');
+    expect(out!.reason).toContain('one more replica of service web (3 of at most 5 replicas)');
+    d.result(out!);
+    const healthy = snapshot([task(1), task(2), task(3)]);
+    d.tick(healthy);
+    d.advance(300);
+    const [inn] = d.tick(healthy).actions;
+    expect(inn).toMatchObject({ strategy: 'scale_in', containerName: 'web.3', drainFirst: false, task: { name: 'web.3', serviceId: 'svc-web' } });
+    expect(inn!.reason).toContain('one replica fewer for service web');
+  });
+});
