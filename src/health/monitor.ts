@@ -104,10 +104,10 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
 }
 
 /** The period that replaces the backend's own while its verdict is out or may change; else undefined. */
-export function fastPeriodMs(registry: Pick<HealthRegistry, 'isEjected' | 'view'>, b: Backend): number | undefined {
-  if (registry.isEjected(b.id)) return b.health.ejected_period_seconds * 1000;
-  const v = registry.view(b.id);
-  if (v && v.health !== 'unhealthy' && v.consecutiveFailures > 0) return Math.min(b.health.fast_period_seconds * 1000, b.health.period_seconds * 1000);
+export function fastPeriodMs(registry: Pick<HealthRegistry, 'probePace'>, b: Backend): number | undefined {
+  const pace = registry.probePace(b.id);
+  if (pace === 'ejected') return b.health.ejected_period_seconds * 1000;
+  if (pace === 'deciding') return Math.min(b.health.fast_period_seconds, b.health.period_seconds) * 1000;
   return undefined;
 }
 

@@ -49,6 +49,12 @@ export interface HealthRegistry {
   backend(backendId: string): Backend | undefined;
   /** Whether the backend is out of nginx (unhealthy, breaker open, draining); cheap, no view built. */
   isEjected(backendId: string): boolean;
+  /**
+   * How often the backend wants probing now, read straight from its state (the probe loop asks
+   * after every result): 'ejected' (out of rotation), 'deciding' (routed, failed its last probe)
+   * or 'steady'.
+   */
+  probePace(backendId: string): 'ejected' | 'deciding' | 'steady';
   /** One backend's state as plain JSON data, for the store. */
   exportState(backendId: string): PersistedBackendState | undefined;
   /**
@@ -125,6 +131,12 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
     isEjected(backendId) {
       const e = s.entries.get(backendId);
       return e !== undefined && isOut(e);
+    },
+    probePace(backendId) {
+      const e = s.entries.get(backendId);
+      if (e === undefined) return 'steady';
+      if (isOut(e)) return 'ejected';
+      return e.health.consecutiveFailures > 0 ? 'deciding' : 'steady';
     },
     exportState(backendId) {
       const e = s.entries.get(backendId);
