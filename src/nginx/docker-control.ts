@@ -11,7 +11,7 @@
  * the file: the applier replaces the file by rename, and a single-file bind mount keeps showing
  * the container the old inode.
  *
- * - shows the sidecar nginx's files through the archive endpoints (`GET` and `HEAD
+ * - shows the sidecar nginx's files through the archive endpoint (`GET
  *   /containers/{id}/archive`, read-only, no shell needed in the image), so a copy of the main
  *   config can be tested before a swap (test-copy.ts).
  *
@@ -140,8 +140,11 @@ function containerFiles(ctl: Control): NginxFiles {
     },
     async exists(path) {
       const found = await find(ctl);
+      // GET and drop the tar rather than HEAD (infoArchive): dockerode leaves the socket of a
+      // HEAD answered 404 open, and that socket alone kept the daemon from exiting at stop.
       try {
-        await found.container.infoArchive({ path });
+        const stream = (await found.container.getArchive({ path })) as unknown as { destroy(): void };
+        stream.destroy();
         return true;
       } catch (err) {
         if (statusOf(err) === 404) return false;

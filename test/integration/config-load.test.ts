@@ -132,7 +132,7 @@ describe('loadConfigFile', () => {
       ORCHESTRY_ADMIN_LISTEN: '[::1]:9999',
       ORCHESTRY_LOG_LEVEL: 'warn',
     });
-    expect(config.admin).toEqual({ listen: '[::1]:9999', token: 's3cret-token' });
+    expect(config.admin).toMatchObject({ listen: '[::1]:9999', token: 's3cret-token' });
     expect(config.logging.level).toBe('warn');
   });
 

@@ -372,6 +372,7 @@ describe('Docker discovery with nginx in a container', () => {
     const goodTemplate = await readFile(templatePath, 'utf8');
     const goodFile = await currentFile();
     const reloads = await nginx!.reloadCount();
+    const from = versions.length;
     expect(goodTemplate).toContain('{{#each servers}}');
     await writeFile(templatePath, goodTemplate.replace('{{#each servers}}', '    orchestry_no_such_directive on;\n{{#each servers}}'));
     try {
@@ -386,7 +387,8 @@ describe('Docker discovery with nginx in a container', () => {
       expect(reason).toContain('at validate');
       expect(reason).toContain(`in nginx container "${nginx!.name}"`);
       expect(reason).toContain('unknown directive');
-      expect(versions.some((v) => v.text.includes('orchestry_no_such_directive')), 'the broken file was tested in place').toBe(true);
+      // Tested in a copy beside the live file, so nginx's own file never held the broken text.
+      expect(versions.slice(from).some((v) => v.text.includes('orchestry_no_such_directive')), 'the broken file reached nginx\'s path').toBe(false);
       expect(await currentFile()).toBe(goodFile);
       expect(await sidecar!.metric('orchestry_degraded')).toBe(1);
       expect(await nginx!.reloadCount()).toBe(reloads);

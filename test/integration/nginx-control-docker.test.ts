@@ -16,6 +16,7 @@ import { backendsForSuite } from '../helpers/backend-server.js';
 import { ensureTestImages } from '../helpers/docker-images.js';
 import { docker, removeTestContainers, requireDocker } from '../helpers/docker.js';
 import { nginxConfig, runNginxControlSuite, upstreamFile } from '../helpers/nginx-control-suite.js';
+import { waitFor } from '../helpers/wait.js';
 import { INCLUDED_PATH, startNginxContainer, type NginxContainer } from '../helpers/nginx-container.js';
 
 const SUITE = 'nginx-control-docker';
@@ -147,6 +148,17 @@ describe('docker nginx control', () => {
       code: 'NGINX_NOT_FOUND',
       message: expect.stringContaining(`cannot run nginx binary "no-such-nginx" in nginx container "${n.name}" (nginx.binary)`),
     });
+  });
+
+  it('says whether a file exists in the container and leaves no connection to the Engine keeping the daemon alive', async () => {
+    const n = await start();
+    const control = createDockerNginxControl({ docker, container: n.name });
+    const open = () => process.getActiveResourcesInfo().filter((r) => r === 'PipeWrap').length;
+    const before = open();
+    expect(await control.files!.exists('/etc/nginx/nginx.conf')).toBe(true);
+    expect(await control.files!.exists('/etc/nginx/conf.d/.orchestry-no-such-file')).toBe(false);
+    // A HEAD answered 404 used to leave its socket open: the daemon then never exited at stop.
+    await waitFor(() => open() <= before, { timeoutMs: 2_000, what: 'no Engine socket left open' });
   });
 
   it('reports an unreachable Docker Engine as DOCKER_UNAVAILABLE', async () => {
