@@ -9,6 +9,7 @@ import type { SidecarBus } from '../events/sidecar-events.js';
 import type { Backend, ProbeResult } from '../model.js';
 import { createHttpProber } from '../probe/http.js';
 import { createProbeScheduler, type ProbeScheduler } from '../probe/scheduler.js';
+import { createStallLog } from '../probe/stalls.js';
 import { createTcpProber } from '../probe/tcp.js';
 import type { HealthRegistry } from './registry.js';
 import type { FailureEvent, Transition } from './types.js';
@@ -34,12 +35,15 @@ export interface HealthMonitor {
 /** Creates the stage; nothing is probed before start(). */
 export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
   const { clock, bus, registry } = opts;
-  const httpProber = createHttpProber({ version: opts.version, clock });
-  const tcpProber = createTcpProber({ clock });
+  // One log of event-loop stalls: a probe timeout the sidecar caused is not held against a backend.
+  const stalls = createStallLog();
+  const httpProber = createHttpProber({ version: opts.version, clock, stalls });
+  const tcpProber = createTcpProber({ clock, stalls });
   const scheduler: ProbeScheduler = createProbeScheduler({
     clock,
     maxConcurrency: opts.config.probes.max_concurrency,
     jitterFraction: opts.config.probes.jitter_fraction,
+    stalls,
     proberFor: (b: Backend) => (b.health.protocol === 'TCP' ? tcpProber : httpProber),
     // Probes never stop while a breaker is open (they are how a backend earns its way back);
     // each one first lets time act on the breaker.

@@ -5,11 +5,12 @@
  */
 import { isIPv6 } from 'node:net';
 import { Client, type Dispatcher } from 'undici';
-import { createSystemClock, type Clock, type TimerHandle } from '../clock.js';
+import { createSystemClock, type Clock } from '../clock.js';
 import { formatAddress, type Backend } from '../model.js';
 import { compileExpectedBody } from '../config/schema.js';
 import type { HealthCheckConfig, HttpMethod } from '../config/types.js';
-import { classifyError, errorText, failure, runAttempts, success, type AttemptOutcome } from './outcome.js';
+import { classifyError, errorText, failure, runAttempts, success, timeoutOutcome, type AttemptOutcome } from './outcome.js';
+import { armDeadline, createStallLog, type Deadline, type DeadlineVerdict, type StallLog } from './stalls.js';
 import type { Prober } from './types.js';
 
 /** Bytes of body read at most; the rest is not downloaded (the connection is dropped). */
@@ -23,6 +24,8 @@ export interface HttpProberOptions {
   /** Sent as `User-Agent: orchestry-sidecar/<version>`. */
   version: string;
   clock?: Clock;
+  /** Event-loop stalls seen by the daemon's timers; a timeout they caused is not the backend's. */
+  stalls?: StallLog;
 }
 
 export interface HttpProber extends Prober {
@@ -46,6 +49,7 @@ interface BodyCheck {
 /** Creates the HTTP prober. Call close() on shutdown. */
 export function createHttpProber(opts: HttpProberOptions): HttpProber {
   const clock = opts.clock ?? createSystemClock();
+  const stalls = opts.stalls ?? createStallLog();
   const userAgent = `orchestry-sidecar/${opts.version}`;
   const targets = new WeakMap<Backend, Target>();
   // Probes of one backend never overlap (the scheduler sees to it), so one connection per
@@ -90,7 +94,7 @@ export function createHttpProber(opts: HttpProberOptions): HttpProber {
     if (!target.ok) return Promise.resolve(failure('error', target.error));
     return new Promise((resolve) => {
       const client = clientFor(target.origin, backend.health.verify_ssl);
-      new Exchange(client, backend.health, target, clock, resolve).start();
+      new Exchange(client, backend.health, target, clock, stalls, resolve).start();
     });
   };
 
@@ -116,31 +120,32 @@ class Exchange {
   settled = false;
   /** The current request's controller; null until undici starts it. */
   controller: Dispatcher.DispatchController | null = null;
-  timer: TimerHandle | undefined = undefined;
+  deadline: Deadline | undefined = undefined;
 
   constructor(
     readonly client: Client,
     readonly h: HealthCheckConfig,
     readonly target: ReadyTarget,
     readonly clock: Clock,
+    readonly stalls: StallLog,
     readonly resolve: (outcome: AttemptOutcome) => void,
   ) {}
 
   start(): void {
-    this.timer = this.clock.setTimeout(() => this.expire(), this.h.timeout_seconds * 1000);
+    this.deadline = armDeadline({ clock: this.clock, timeoutMs: this.h.timeout_seconds * 1000, stalls: this.stalls, onExpire: (v) => this.expire(v) });
     this.send(this.target.path, this.h.method, this.h.body, 0, false);
   }
 
   finish(outcome: AttemptOutcome): void {
     if (this.settled) return;
     this.settled = true;
-    this.clock.clearTimeout(this.timer!);
+    this.deadline!.cancel();
     this.resolve(outcome);
   }
 
-  /** The deadline passed. */
-  expire(): void {
-    this.finish(failure('timeout', `timeout after ${this.h.timeout_seconds * 1000} ms`));
+  /** The deadline passed (or the sidecar stalled too long to tell whether it did). */
+  expire(verdict: DeadlineVerdict): void {
+    this.finish(timeoutOutcome(verdict, `timeout after ${this.h.timeout_seconds * 1000} ms`));
     // A request still waiting for its connection has no controller yet; onRequestStart aborts
     // it if it ever starts.
     this.controller?.abort(new Error('probe deadline passed'));

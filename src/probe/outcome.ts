@@ -14,6 +14,8 @@ export interface AttemptOutcome {
   body: string | null;
   errorClass: ProbeErrorClass | null;
   error: string | null;
+  /** No verdict: the sidecar's event loop stalled through the deadline (src/probe/stalls.ts). */
+  sidecarLate?: boolean;
 }
 
 export function success(statusCode: number | null = null, body: string | null = null): AttemptOutcome {
@@ -28,6 +30,15 @@ export function failure(
 ): AttemptOutcome {
   return { healthy: false, statusCode, body, errorClass, error };
 }
+
+/** A deadline's end as an outcome: the backend's timeout, or no verdict when the sidecar stalled. */
+export function timeoutOutcome(verdict: 'timeout' | 'sidecar_late', error: string, errorClass: ProbeErrorClass = 'timeout'): AttemptOutcome {
+  if (verdict === 'timeout') return failure(errorClass, error);
+  return { ...failure(errorClass, `${error} not judged: the sidecar's event loop was stalled`), sidecarLate: true };
+}
+
+/** Attempts cut short by the sidecar's own stalls are retried this many times more, for free. */
+const SIDECAR_LATE_RETRIES = 1;
 
 /**
  * Runs `attempt` once, then again immediately after each failure up to health.max_retries more
@@ -45,15 +56,22 @@ export async function runAttempts(
   const t0 = performance.now();
   const maxAttempts = 1 + Math.max(0, Math.floor(backend.health.max_retries));
   let attempts = 0;
+  let lateRetries = 0;
   let outcome: AttemptOutcome;
-  do {
+  for (;;) {
     attempts++;
     try {
       outcome = await attempt();
     } catch (err) {
       outcome = failure('error', errorText(err));
     }
-  } while (!outcome.healthy && attempts < maxAttempts);
+    if (outcome.sidecarLate && lateRetries < SIDECAR_LATE_RETRIES) {
+      lateRetries++;
+      attempts--;
+      continue;
+    }
+    if (outcome.healthy || attempts >= maxAttempts) break;
+  }
   return {
     backendId: backend.id,
     app: backend.app,
@@ -67,6 +85,7 @@ export async function runAttempts(
     startedAt,
     finishedAt: clock.now(),
     attempts,
+    ...(outcome.sidecarLate ? { sidecarLate: true as const } : {}),
   };
 }
 
