@@ -161,7 +161,7 @@ describe('defaults', () => {
       },
       passive: DEFAULT_PASSIVE,
       admin: { listen: '127.0.0.1:9180', token: null },
-      probes: { max_concurrency: 512, jitter_fraction: 0.1 },
+      probes: { max_concurrency: 512, jitter_fraction: 0.5 },
       logging: { level: 'info', format: 'json' },
     });
   });
