@@ -9,6 +9,7 @@ import { createRouter } from '../../src/upstream/router.js';
 import type { DesiredSet, DesiredUpstream } from '../../src/upstream/types.js';
 import type { AppConfig } from '../../src/config/types.js';
 import { configOf } from '../helpers/fixtures.js';
+import { createCoalescer, type Coalescer } from '../../src/nginx/coalescer.js';
 
 const config = configOf({ apps: { web: { backends: ['127.0.0.1:8001', '127.0.0.1:8002'], health: { success_threshold: 1 } } } });
 const web = config.apps[0]!;
@@ -208,5 +209,25 @@ describe('the router: work in proportion to what changed', () => {
     clock.advance(10);
     expect(asked).not.toContain('*');
     expect(new Set(asked)).toEqual(new Set(['app7', 'app8']));
+  });
+
+  it('gives nginx one update for a mass failure however large, its transitions streaming in over 1.5 s (issue 12)', async () => {
+    let nginx: Coalescer<DesiredSet> | undefined;
+    const r = rig({}, { onDesired: (set) => nginx!.push(set) });
+    const applied: DesiredSet[] = [];
+    // The nginx sync's coalescing with the default waits (coalesce_min/max_wait_seconds 0.1 / 2).
+    nginx = createCoalescer({ clock: r.clock, minWaitMs: 100, maxWaitMs: 2000, run: async (set) => void applied.push(set) });
+    const fleet = Array.from({ length: 4000 }, (_, i) => backend(10_000 + i));
+    r.discover(fleet);
+    await nginx.flush();
+    applied.length = 0;
+    for (let i = 0; i < 2000; i++) {
+      r.clock.advance(0.75);
+      for (const t of r.registry.eject(fleet[i * 2]!.id, 'probe timeouts')) r.bus.emit('transition', t);
+    }
+    r.clock.advance(5000);
+    await nginx.flush();
+    expect(applied).toHaveLength(1);
+    expect(applied[0]!.upstreams[0]!.servers.filter((s) => s.down)).toHaveLength(2000);
   });
 });
