@@ -53,8 +53,9 @@ export interface Sidecar {
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const env = opts.env ?? process.env;
   const clock = opts.clock ?? createSystemClock();
+  const readAt = Date.now();
   const initial = await loadConfigFile(opts.configPath, env);
-  const settings = { config: initial, configPath: opts.configPath, env };
+  const settings = { config: initial, configPath: opts.configPath, env, readAt };
   const log = opts.logger ?? createLogger(initial.logging);
   const s = await construct(settings, clock, log);
   subscribe(s);
@@ -68,6 +69,8 @@ interface Settings {
   config: SidecarConfig;
   configPath: string;
   env: NodeJS.ProcessEnv;
+  /** When the first config was read (file mtimes are real time, whatever the clock). */
+  readAt: number;
 }
 
 type Stages = Awaited<ReturnType<typeof construct>>;
@@ -159,6 +162,7 @@ async function start(s: Stages): Promise<Sidecar> {
     path: settings.configPath,
     env: settings.env,
     initial: settings.config,
+    initialReadAt: settings.readAt,
     onChange: (next) => {
       const prev = settings.config;
       settings.config = next;
