@@ -230,4 +230,31 @@ describe('the router: work in proportion to what changed', () => {
     expect(applied).toHaveLength(1);
     expect(applied[0]!.upstreams[0]!.servers.filter((s) => s.down)).toHaveLength(2000);
   });
+
+  it('spaces recomputes by what they cost, so a stream of transitions over thousands of backends leaves the event loop room (issue 12)', () => {
+    const clock = createManualClock(1000);
+    const bus = createSidecarBus((_name, err) => {
+      throw err;
+    });
+    const real = createHealthRegistry({ clock, breaker: config.breaker, detection: config.failure_detection });
+    // Each app's views cost 30 ms of the clock to build, as at thousands of backends.
+    const registry = { ...real, viewsOf: (app: string) => (clock.set(clock.now() + 30), real.viewsOf(app)) };
+    const recomputes: number[] = [];
+    const router = createRouter({ clock, bus, registry, holds: () => ({}), slowStart: () => false, leaveToNginx: () => [], onDesired: () => recomputes.push(clock.now()) });
+    const fleet = Array.from({ length: 1000 }, (_, i) => backend(10_000 + i));
+    real.sync(fleet);
+    router.setDiscovery({ apps: [web], backends: fleet, awaiting: [] });
+    recomputes.length = 0;
+    // A transition every 2 ms for a second.
+    for (let i = 0; i < 500; i++) {
+      clock.advance(2);
+      for (const t of real.eject(fleet[i]!.id, 'probe timeouts')) bus.emit('transition', t);
+    }
+    clock.advance(1000);
+    // Each recompute is followed by at least 3 times its cost (90 ms) before the next, not 10 ms.
+    const gaps = recomputes.slice(1).map((at, i) => at - recomputes[i]!);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(90);
+    expect(recomputes.length).toBeLessThanOrEqual(12);
+    router.stop();
+  });
 });
