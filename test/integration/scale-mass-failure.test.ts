@@ -5,9 +5,12 @@
  * Outcomes asserted: no backend that kept answering 200 is ever ejected (not even while the
  * sidecar is busiest), the mass failure reaches nginx in at most 2 reloads, and every backend is
  * routed again after the recovery. /healthz's slowest answer is printed, not asserted.
+ * SCALE_BACKENDS sets the number (2,500 by default; each costs two descriptors in the server
+ * process, ulimit -n 20,000 here); SCALE_SIDECAR_NODE_OPTIONS is handed to the sidecar, e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its event loop went.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -106,7 +109,7 @@ beforeAll(async () => {
       apps,
       nginx: nginxSection(dir, { template_path: templatePath }),
       admin: { listen: `127.0.0.1:${adminPort}` },
-      store: { enabled: false },
+      store: { path: join(dir, 'state.db') },
       logging: { level: 'info' },
     }),
   );
@@ -114,8 +117,11 @@ beforeAll(async () => {
   const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'render', '--config', configPath], { maxBuffer: 64 << 20 });
   await writeFile(nginxPaths(dir).outputPath, stdout);
   nginx = await launchNginx({ dir, probePort: nginxPort });
+  // As a deployed config is: written well before the daemon starts (else its watcher reads it again).
+  const aMinuteAgo = new Date(Date.now() - 60_000);
+  await utimes(configPath, aMinuteAgo, aMinuteAgo);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
-  sidecar = await startSidecarProcess(configPath, adminUrl);
+  sidecar = await startSidecarProcess(configPath, adminUrl, { env: process.env.SCALE_SIDECAR_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SCALE_SIDECAR_NODE_OPTIONS } : {} });
 }, SCALE_WAIT_MS);
 
 afterAll(async () => {
@@ -138,7 +144,7 @@ function summarise(samples: { phase: string; ms: number }[]): Record<string, str
 
 /** Records how long /healthz takes while `during` runs. */
 async function watchingHealthz<T>(during: () => Promise<T>): Promise<T> {
-  const sampler = sampleEvery(50, async () => {
+  const sampler = sampleEvery(20, async () => {
     const t0 = performance.now();
     const res = await fetch(`${sidecar.adminUrl}/healthz`).catch(() => null);
     await res?.arrayBuffer();
