@@ -182,7 +182,9 @@ describe(`${BACKENDS} loopback backends in ${APPS} apps`, () => {
       await nginxSettled(nginxPaths(dir).errorLog, before + 1);
     });
     const used = (await reloads()) - before;
-    console.log(`mass failure of ${FAILING} backends: ${used} nginx reload(s)`);
+    const updates = sidecar.logs().filter((l) => l.msg === 'nginx upstreams updated').slice(-used);
+    const told = updates.map((l) => `${String(l.durationMs)} ms: ${(l.changes as string[]).map((c) => c.slice(0, 60)).slice(0, 3).join(' | ')}`);
+    console.log(`mass failure of ${FAILING} backends: ${used} nginx reload(s)`, told);
     expect(used).toBeGreaterThanOrEqual(1);
     expect(used).toBeLessThanOrEqual(2);
     expect(falselyBlamed()).toEqual([]);
