@@ -54,9 +54,8 @@ export interface Sidecar {
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const env = opts.env ?? process.env;
   const clock = opts.clock ?? createSystemClock();
-  const initial = await loadConfigFile(opts.configPath, env);
-  const settings = { config: initial, configPath: opts.configPath, env };
-  const log = opts.logger ?? createLogger(initial.logging);
+  const settings: Settings = { configPath: opts.configPath, env, readAt: Date.now(), config: await loadConfigFile(opts.configPath, env) };
+  const log = opts.logger ?? createLogger(settings.config.logging);
   const s = await construct(settings, clock, log);
   subscribe(s);
   // A new level applies at once (the format after a restart); a logger given by the caller stays as it is.
@@ -69,6 +68,8 @@ interface Settings {
   config: SidecarConfig;
   configPath: string;
   env: NodeJS.ProcessEnv;
+  /** When the first config was read (file mtimes are real time, whatever the clock). */
+  readAt: number;
 }
 
 type Stages = Awaited<ReturnType<typeof construct>>;
@@ -158,9 +159,8 @@ async function start(s: Stages): Promise<Sidecar> {
   s.recovery.start();
   await s.nginx.flush();
   const configWatcher = createConfigWatcher({
-    path: settings.configPath,
-    env: settings.env,
-    initial: settings.config,
+    path: settings.configPath, env: settings.env,
+    initial: settings.config, initialReadAt: settings.readAt,
     onChange: (next) => {
       const prev = settings.config;
       settings.config = next;

@@ -140,6 +140,8 @@ export interface ProbeResult {
   finishedAt: number;
   /** Retries used (max_retries). */
   attempts: number;
+  /** No verdict: the sidecar stalled through the deadline; the scheduler discards the result. */
+  sidecarLate?: true;
 }
 
 export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy';

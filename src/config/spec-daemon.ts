@@ -24,7 +24,7 @@ export const PROBES: Section<ProbeSettings> = {
   defaults: DEFAULT_PROBES,
   fields: {
     max_concurrency: { check: num({ int: true, min: 1, max: 100_000 }), meaning: 'Most probes in flight at once, across all backends.' },
-    jitter_fraction: { check: num({ min: 0, max: 0.5 }), meaning: "Spread of probe start times, as a fraction of each app's period." },
+    jitter_fraction: { check: num({ min: 0, max: 1 }), meaning: "Spread of probe start times, as a fraction of each app's period." },
   },
 };
 

@@ -10,6 +10,7 @@ import type { Backend, ProbeResult } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import { createHttpProber } from '../probe/http.js';
 import { createProbeScheduler, type ProbeScheduler } from '../probe/scheduler.js';
+import { createStallLog } from '../probe/stalls.js';
 import { createTcpProber } from '../probe/tcp.js';
 import { isLocalError } from './classify.js';
 import { createLocalErrors, type LocalErrorEpisode } from './local-errors.js';
@@ -41,13 +42,16 @@ export interface HealthMonitor {
 /** Creates the stage; nothing is probed before start(). */
 export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
   const { clock, bus, registry } = opts;
-  const httpProber = createHttpProber({ version: opts.version, clock });
-  const tcpProber = createTcpProber({ clock });
+  // One log of event-loop stalls: a probe timeout the sidecar caused is not held against a backend.
+  const stalls = createStallLog();
+  const httpProber = createHttpProber({ version: opts.version, clock, stalls });
+  const tcpProber = createTcpProber({ clock, stalls });
   const local = createLocalErrors();
   const scheduler: ProbeScheduler = createProbeScheduler({
     clock,
     maxConcurrency: opts.config.probes.max_concurrency,
     jitterFraction: opts.config.probes.jitter_fraction,
+    stalls,
     proberFor: (b: Backend) => (b.health.protocol === 'TCP' ? tcpProber : httpProber),
     // Probes never stop while a breaker is open (they are how a backend earns its way back);
     // each one first lets time act on the breaker.

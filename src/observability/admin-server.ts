@@ -23,8 +23,11 @@ export interface AdminServerOptions {
   listen: string;
   logger: Logger;
   metrics: { render(): Promise<string>; contentType: string };
-  /** JSON-ready view of every app. */
-  getApps(): unknown;
+  /**
+   * JSON-ready view of every app, or of the one `query.app` names (undefined when there is no
+   * such app); with `query.summary`, counts per app instead of every backend.
+   */
+  getApps(query: AppsQuery): unknown | undefined;
   /** JSON-ready view of one app, or undefined when there is no such app. */
   getApp(name: string): unknown | undefined;
   readiness(): { ready: boolean; reasons: string[] };
@@ -41,6 +44,12 @@ export interface AdminServerOptions {
   getRecovery?(): unknown;
   /** Connection cap and timeouts, read at each new connection; the `admin` defaults without it. */
   limits?(): AdminLimits;
+}
+
+/** `/api/v1/apps?app=NAME&summary=1`: one app, and/or counts instead of backends. */
+export interface AppsQuery {
+  app?: string;
+  summary?: boolean;
 }
 
 /** Longest report window: the default rollup retention is 30 days. */
@@ -185,7 +194,7 @@ function route(opts: AdminServerOptions, path: string, query: URLSearchParams): 
         return ready ? json(200, { ready: true }) : json(503, { ready: false, reasons });
       };
     case '/api/v1/apps':
-      return () => json(200, opts.getApps());
+      return () => apps(opts, query);
     case '/api/v1/events':
       return opts.getEvents ? () => events(opts.getEvents!, query) : undefined;
     case '/api/v1/alerts':
@@ -212,6 +221,24 @@ function appRoute(opts: AdminServerOptions, path: string, query: URLSearchParams
     const app = opts.getApp(name);
     return app === undefined ? json(404, { error: `unknown app ${JSON.stringify(name)}` }) : json(200, app);
   };
+}
+
+/** `/api/v1/apps?app=NAME&summary=1`; a bad parameter is a 400 naming it, an unknown app a 404. */
+function apps(opts: AdminServerOptions, params: URLSearchParams): Reply {
+  const q: AppsQuery = {};
+  for (const [key, value] of params) {
+    if (key === 'app') q.app = value;
+    else if (key === 'summary') {
+      if (!['1', 'true', '0', 'false'].includes(value)) {
+        return json(400, { error: `query parameter summary: must be 1, true, 0 or false (got ${JSON.stringify(value)})` });
+      }
+      q.summary = value === '1' || value === 'true';
+    } else {
+      return json(400, { error: `unknown query parameter ${JSON.stringify(key)}` });
+    }
+  }
+  const body = opts.getApps(q);
+  return body === undefined ? json(404, { error: `unknown app ${JSON.stringify(q.app)}` }) : json(200, body);
 }
 
 /** `/api/v1/events?after=SEQ&kind=K&app=A&limit=N`; a bad parameter is a 400 naming it. */

@@ -106,14 +106,20 @@ type ApiCallbacks = Pick<AdminServerOptions, 'getApps' | 'getApp' | 'getReport' 
 export function createAdminApi(src: AdminApiSources): ApiCallbacks {
   const appOf = (name: string) => src.apps().find((a) => a.name === name);
   const json = (app: AppConfig) => appJson(app, withDrains(src.registry.viewsOf(app.name), src.drained()), src.panicking(app.name));
+  const summary = (app: AppConfig) => appSummaryJson(app, withDrains(src.registry.viewsOf(app.name), src.drained()), src.panicking(app.name));
   return {
-    getApps: () => ({
-      apps: src.apps().map(json),
-      state_store: (({ state, path, error }) => ({ state, path, error }))(src.store.status()),
-      rejected_containers: src.rejected().map((r) => ({ id: r.containerId, name: r.containerName, errors: r.errors, ...(r.kind ? { kind: r.kind } : {}) })),
-      nginx: src.nginxMode(),
-      passive: src.passive(),
-    }),
+    getApps: (q) => {
+      const one = q.app === undefined ? undefined : appOf(q.app);
+      if (q.app !== undefined && !one) return undefined;
+      const apps = one ? [one] : src.apps();
+      return {
+        apps: q.summary ? apps.map(summary) : apps.map(json),
+        state_store: (({ state, path, error }) => ({ state, path, error }))(src.store.status()),
+        rejected_containers: src.rejected().map((r) => ({ id: r.containerId, name: r.containerName, errors: r.errors, ...(r.kind ? { kind: r.kind } : {}) })),
+        nginx: src.nginxMode(),
+        passive: src.passive(),
+      };
+    },
     getApp: (name) => {
       const app = appOf(name);
       return app ? json(app) : undefined;
@@ -178,6 +184,23 @@ function taskJson(t: TaskRef) {
     desired_state: t.desiredState,
     image: t.image,
   };
+}
+
+/**
+ * One app in `/api/v1/apps?summary=1`: counts instead of backends, so a page over thousands of
+ * backends polls a few hundred bytes per app and asks for an app's backends only when shown.
+ */
+function appSummaryJson(app: AppConfig, backends: BackendView[], panic: boolean) {
+  const counts = { backends: backends.length, routed: 0, ejected: 0, draining: 0, healthy: 0, unhealthy: 0, unknown: 0, breaker_open: 0 };
+  for (const v of backends) {
+    // As the status page reads it: in panic every backend is routed; a drained or ejected one is not.
+    if (panic || (!v.draining && !v.ejected)) counts.routed++;
+    if (v.ejected) counts.ejected++;
+    if (v.draining) counts.draining++;
+    counts[v.health]++;
+    if (v.breaker === 'open') counts.breaker_open++;
+  }
+  return { name: app.name, panic, protocol: app.health.protocol, counts };
 }
 
 function backendJson(v: BackendView) {

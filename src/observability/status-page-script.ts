@@ -16,6 +16,13 @@ export const STATUS_PAGE_SCRIPT = `
   let lastOkAt = null;
   /** backend id -> "routing/health/breaker", to flash rows whose state changed. */
   let previous = new Map();
+  /** At most this many backends in all: every app starts expanded; above, collapsed to its counts. */
+  const AUTO_EXPAND_BACKENDS = 100;
+  /** app name -> expanded or not, as the user chose by clicking; otherwise the fleet's size decides. */
+  const chosen = new Map();
+  /** What the last poll got: the apps list (counts) and the backends of expanded apps, by name. */
+  let shown = null;
+  const ui2 = { filter: $('filter') };
 
   /** Builds an element; text always goes in as textContent, never as markup. */
   function el(tag, cls, text) {
@@ -133,16 +140,70 @@ export const STATUS_PAGE_SCRIPT = `
     return tr;
   }
 
-  function appCard(app, seen) {
-    const backends = app.backends || [];
-    const routed = backends.filter((b) => routingOf(app, b).routed).length;
-    const card = el('section', 'card app');
-    card.dataset.app = app.name;
-    const tone = app.panic || routed === 0 ? 'bad' : routed < backends.length ? 'warn' : 'good';
-    const head = add(el('div', 'card-head'), el('h2', null, app.name), pill(app.protocol, 'info'),
-      add(el('span', 'count ' + tone + ' routed-count'), document.createTextNode(routed + '/' + backends.length + ' routed')));
+  /** Per-app counts: the server's (summary), or counted here from a full list. */
+  function countsOf(app) {
+    if (app.counts) return app.counts;
+    const c = { backends: 0, routed: 0, ejected: 0, draining: 0, healthy: 0, unhealthy: 0, unknown: 0, breaker_open: 0 };
+    for (const b of app.backends || []) {
+      c.backends++;
+      if (routingOf(app, b).routed) c.routed++;
+      if (b.ejected) c.ejected++;
+      if (b.draining) c.draining++;
+      if (b.health === 'healthy' || b.health === 'unhealthy' || b.health === 'unknown') c[b.health]++;
+      if (b.breaker === 'open') c.breaker_open++;
+    }
+    return c;
+  }
+  const totalOf = (apps) => apps.reduce((n, a) => n + countsOf(a).backends, 0);
+  const isOpen = (name, total) => (chosen.has(name) ? chosen.get(name) : total <= AUTO_EXPAND_BACKENDS);
+  const query = () => ui2.filter.value.trim().toLowerCase();
+  const has = (text, q) => String(text == null ? '' : text).toLowerCase().indexOf(q) >= 0;
+  function backendMatches(app, b, q) {
+    return has(b.address, q) || has(b.id, q) || has(b.container && b.container.name, q) || has(routingOf(app, b).label, q) || has(b.health, q);
+  }
+
+  function toggle(name, total) {
+    chosen.set(name, !isOpen(name, total));
+    if (shown) render(shown);
+    // Expanded: its backends now rather than at the next poll.
+    if (isOpen(name, total) && shown && !shown.details.has(name)) void loadDetails([name]).then(() => shown && render(shown));
+  }
+
+  function appHead(app, counts, open, total) {
+    const tone = app.panic || counts.routed === 0 ? 'bad' : counts.routed < counts.backends ? 'warn' : 'good';
+    const head = add(el('div', 'card-head'), el('span', 'caret', open ? '\\u25be' : '\\u25b8'), el('h2', null, app.name), pill(app.protocol, 'info'),
+      add(el('span', 'count ' + tone + ' routed-count'), document.createTextNode(counts.routed + '/' + counts.backends + ' routed')));
+    if (counts.ejected) add(head, pill(counts.ejected + ' ejected', 'bad'));
+    if (counts.unhealthy) add(head, pill(counts.unhealthy + ' unhealthy', 'bad'));
+    if (counts.unknown) add(head, pill(counts.unknown + ' not probed yet', ''));
     if (app.panic) add(head, pill('panic: every backend ejected, routing to all', 'bad', true));
-    add(card, head);
+    head.setAttribute('role', 'button');
+    head.tabIndex = 0;
+    head.setAttribute('aria-expanded', String(open));
+    head.title = open ? 'Collapse' : 'Show its backends';
+    head.addEventListener('click', () => toggle(app.name, total));
+    head.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); toggle(app.name, total); }
+    });
+    return head;
+  }
+
+  /** One app's card, or null when the filter hides it. */
+  function appCard(app, detail, seen, total, q) {
+    const open = isOpen(app.name, total);
+    const full = app.backends ? app : detail;
+    const nameMatches = !q || has(app.name, q);
+    let backends = full && full.backends ? full.backends : null;
+    if (!nameMatches) {
+      if (!open || !backends) return null;
+      backends = backends.filter((b) => backendMatches(app, b, q));
+      if (backends.length === 0) return null;
+    }
+    const card = el('section', 'card app' + (open ? '' : ' collapsed'));
+    card.dataset.app = app.name;
+    add(card, appHead(app, countsOf(full || app), open, total));
+    if (!open) return card;
+    if (!backends) return add(card, el('div', 'empty', detail === null ? 'This app is gone.' : 'Loading its backends\\u2026'));
     if (backends.length === 0) return add(card, el('div', 'empty', 'No backends.'));
     // Backends from the config file have no container: no empty column for them.
     const withContainer = backends.some((b) => b.container);
@@ -169,24 +230,44 @@ export const STATUS_PAGE_SCRIPT = `
     return card;
   }
 
+  /** Fetches the backends of these apps into shown.details (null for an app that is gone). */
+  async function loadDetails(names) {
+    const got = await Promise.all(names.map((n) => getJson('api/v1/apps/' + encodeURIComponent(n))));
+    names.forEach((n, i) => {
+      if (shown) shown.details.set(n, got[i].status === 200 ? got[i].body : got[i].status === 404 ? null : shown.details.get(n));
+    });
+  }
+
+  function render(data) {
+    const apps = data.apps || [];
+    const rejected = data.rejected_containers || [];
+    const total = totalOf(apps);
+    const q = query();
+    const seen = new Map();
+    const nodes = [];
+    for (const a of apps) {
+      const card = appCard(a, data.details.get(a.name), seen, total, q);
+      if (card) nodes.push(card);
+    }
+    if (apps.length === 0) nodes.push(add(el('section', 'card'), el('div', 'empty', 'No apps configured or discovered yet.')));
+    else if (nodes.length === 0) nodes.push(add(el('section', 'card no-match'), el('div', 'empty', 'No app or shown backend matches \\u201c' + ui2.filter.value.trim() + '\\u201d.')));
+    if (rejected.length) nodes.push(rejectedCard(rejected));
+    ui.apps.replaceChildren(...nodes);
+    // Rows not built this time (collapsed, filtered out) keep their last state for the flash.
+    for (const [id, key] of seen) previous.set(id, key);
+  }
+
   function renderApps(data) {
     const apps = data.apps || [];
     const rejected = data.rejected_containers || [];
-    const seen = new Map();
-    const nodes = apps.map((a) => appCard(a, seen));
-    if (apps.length === 0) nodes.push(add(el('section', 'card'), el('div', 'empty', 'No apps configured or discovered yet.')));
-    if (rejected.length) nodes.push(rejectedCard(rejected));
-    ui.apps.replaceChildren(...nodes);
-    previous = seen;
-
+    render(data);
     let total = 0, routed = 0, ejected = 0, panics = 0;
     for (const a of apps) {
       if (a.panic) panics++;
-      for (const b of a.backends || []) {
-        total++;
-        if (routingOf(a, b).routed) routed++;
-        if (b.ejected) ejected++;
-      }
+      const c = countsOf(a);
+      total += c.backends;
+      routed += c.routed;
+      ejected += c.ejected;
     }
     const stat = (label, value, tone) => add(el('span', 'stat ' + (tone || '')), el('b', null, value), document.createTextNode(' ' + label));
     const store = data.state_store;
@@ -282,7 +363,7 @@ export const STATUS_PAGE_SCRIPT = `
     try {
       const reset = lastSeq === null;
       const [apps, ready, events] = await Promise.all([
-        getJson('api/v1/apps'),
+        getJson('api/v1/apps?summary=1'),
         getJson('readyz'),
         getJson(reset ? 'api/v1/events?limit=' + MAX_EVENTS : 'api/v1/events?limit=1000&after=' + lastSeq),
       ]);
@@ -290,7 +371,14 @@ export const STATUS_PAGE_SCRIPT = `
         showDown('api/v1/apps answered ' + apps.status + (apps.body && apps.body.error ? ': ' + apps.body.error : ''));
         return;
       }
-      renderApps(apps.body);
+      // Only the expanded apps' backends are fetched: a fleet of thousands polls its counts.
+      const list = apps.body.apps || [];
+      const total = totalOf(list);
+      const before = shown ? shown.details : new Map();
+      shown = { ...apps.body, details: new Map() };
+      for (const a of list) if (!a.backends && isOpen(a.name, total) && before.has(a.name)) shown.details.set(a.name, before.get(a.name));
+      await loadDetails(list.filter((a) => !a.backends && isOpen(a.name, total)).map((a) => a.name));
+      renderApps(shown);
       renderReadiness(ready);
       renderEvents(events, reset);
       lastOkAt = new Date().toISOString();
@@ -304,6 +392,8 @@ export const STATUS_PAGE_SCRIPT = `
       setTimeout(poll, PERIOD_MS);
     }
   }
+  // Filtering needs no new data: the last poll's is shown again.
+  ui2.filter.addEventListener('input', () => { if (shown) render(shown); });
   poll();
 })();
 `;

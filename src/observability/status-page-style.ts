@@ -39,6 +39,13 @@ body.stale .apps, body.stale .feed { opacity: .55; }
 .card-head { display: flex; align-items: center; gap: 10px; padding: 9px 14px; border-bottom: 1px solid var(--line); flex-wrap: wrap; }
 .card-head h2 { margin: 0; font-size: 15px; font-family: var(--mono); overflow-wrap: anywhere; }
 .empty { padding: 14px; color: var(--muted); }
+.card-head[role=button] { cursor: pointer; user-select: none; }
+.card-head[role=button]:hover { background: #f7f9fb; }
+.card-head[role=button]:focus-visible { outline: 2px solid var(--info); outline-offset: -2px; }
+.app.collapsed .card-head { border-bottom: 0; }
+.caret { color: var(--muted); width: 10px; }
+.filter { background: #222c3b; color: #e8edf4; border: 1px solid #3a4658; border-radius: 6px; padding: 4px 9px; font: inherit; width: 220px; }
+.filter::placeholder { color: #93a0b4; }
 .pill { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 11.5px; font-weight: 650; white-space: nowrap; background: var(--idle-bg); color: var(--idle); }
 .pill.solid { text-transform: uppercase; font-size: 11px; letter-spacing: .3px; }
 .pill.good { background: var(--good-bg); color: var(--good); }

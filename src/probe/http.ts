@@ -10,7 +10,8 @@ import { formatAddress, type Backend } from '../model.js';
 import { parseExpectedBody, type ExpectedBody } from '../config/expected-body.js';
 import type { HealthCheckConfig, HttpMethod } from '../config/types.js';
 import { createBodyMatcher, type BodyMatcher } from './body-matcher.js';
-import { armDeadline, classifyError, errorText, failure, lateNote, runAttempts, success, type AttemptOutcome, type Deadline } from './outcome.js';
+import { classifyError, errorText, failure, runAttempts, success, timeoutOutcome, type AttemptOutcome } from './outcome.js';
+import { armDeadline, createStallLog, lateNote, type Deadline, type DeadlineVerdict, type StallLog } from './stalls.js';
 import type { Prober } from './types.js';
 
 /** Bytes of body read at most; the rest is not downloaded (the connection is dropped). */
@@ -24,6 +25,8 @@ export interface HttpProberOptions {
   /** Sent as `User-Agent: orchestry-sidecar/<version>`. */
   version: string;
   clock?: Clock;
+  /** Event-loop stalls seen by the daemon's timers; a timeout they caused is not the backend's. */
+  stalls?: StallLog;
 }
 
 export interface HttpProber extends Prober {
@@ -47,6 +50,7 @@ interface BodyCheck {
 /** Creates the HTTP prober. Call close() on shutdown. */
 export function createHttpProber(opts: HttpProberOptions): HttpProber {
   const clock = opts.clock ?? createSystemClock();
+  const stalls = opts.stalls ?? createStallLog();
   const userAgent = `orchestry-sidecar/${opts.version}`;
   const targets = new WeakMap<Backend, Target>();
   // Probes of one backend never overlap (the scheduler sees to it), so one connection per
@@ -93,7 +97,7 @@ export function createHttpProber(opts: HttpProberOptions): HttpProber {
     if (!target.ok) return Promise.resolve(failure('error', target.error));
     return new Promise((resolve) => {
       const client = clientFor(target.origin, backend.health.verify_ssl);
-      new Exchange(client, backend.health, target, clock, matcher, resolve).start();
+      new Exchange(client, backend.health, target, clock, matcher, stalls, resolve).start();
     });
   };
 
@@ -129,29 +133,30 @@ class Exchange {
     readonly target: ReadyTarget,
     readonly clock: Clock,
     readonly matcher: BodyMatcher,
+    readonly stalls: StallLog,
     readonly resolve: (outcome: AttemptOutcome) => void,
   ) {}
 
   start(): void {
-    this.deadline = armDeadline(this.clock, this.h.timeout_seconds * 1000, (late) => this.expire(late));
+    this.deadline = armDeadline({ clock: this.clock, timeoutMs: this.h.timeout_seconds * 1000, stalls: this.stalls, onExpire: (v, given) => this.expire(v, given) });
     this.send(this.target.path, this.h.method, this.h.body, 0, false);
   }
 
   finish(outcome: AttemptOutcome): void {
     if (this.settled) return;
     this.settled = true;
-    this.deadline?.clear();
+    this.deadline?.cancel();
     this.resolve(outcome);
   }
 
-  /** The deadline passed. */
-  expire(late: number | null): void {
+  /** The deadline passed (or the sidecar stalled too long to tell whether it did). */
+  expire(verdict: DeadlineVerdict, givenBackMs: number): void {
     const ms = this.h.timeout_seconds * 1000;
     if (this.matching) {
       // The backend answered in time; it is the sidecar that has not finished reading it.
       return this.finish(failure('local_error', `expected_body match did not finish within the probe's ${ms} ms`));
     }
-    this.finish(failure('timeout', `timeout after ${ms} ms${lateNote(late, ms)}`));
+    this.finish(timeoutOutcome(verdict, `timeout after ${ms} ms${lateNote(givenBackMs)}`));
     // A request still waiting for its connection has no controller yet; onRequestStart aborts
     // it if it ever starts.
     this.controller?.abort(new Error('probe deadline passed'));

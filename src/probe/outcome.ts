@@ -4,7 +4,7 @@
  * ProbeErrorClass.
  */
 import { performance } from 'node:perf_hooks';
-import type { Clock, TimerHandle } from '../clock.js';
+import type { Clock } from '../clock.js';
 import type { Backend, ProbeErrorClass, ProbeResult } from '../model.js';
 
 /** The outcome of one attempt; a probe is one or more attempts (max_retries). */
@@ -14,6 +14,8 @@ export interface AttemptOutcome {
   body: string | null;
   errorClass: ProbeErrorClass | null;
   error: string | null;
+  /** No verdict: the sidecar's event loop stalled through the deadline (src/probe/stalls.ts). */
+  sidecarLate?: boolean;
 }
 
 export function success(statusCode: number | null = null, body: string | null = null): AttemptOutcome {
@@ -29,45 +31,14 @@ export function failure(
   return { healthy: false, statusCode, body, errorClass, error };
 }
 
-/** How late a probe's deadline may fire before the wait it measured is no longer the backend's. */
-export const LATE_DEADLINE_MS = 100;
-
-export interface Deadline {
-  clear(): void;
+/** A deadline's end as an outcome: the backend's timeout, or no verdict when the sidecar stalled. */
+export function timeoutOutcome(verdict: 'timeout' | 'sidecar_late', error: string, errorClass: ProbeErrorClass = 'timeout'): AttemptOutcome {
+  if (verdict === 'timeout') return failure(errorClass, error);
+  return { ...failure(errorClass, `${error} not judged: the sidecar's event loop was stalled`), sidecarLate: true };
 }
 
-/**
- * Arms a probe's deadline: `onExpire` runs `timeoutMs` from now, with how late the first deadline
- * fired when it was extended (else null). A deadline that fires more than LATE_DEADLINE_MS after
- * it was due measured the sidecar, not the backend: its event loop was held (a GC pause, a burst
- * of work), and timers run before I/O, so the answer may be unread in a socket buffer or the
- * request not even sent. Such a deadline is re-armed once for the full timeout; only a second
- * expiry is a timeout, so a backend that never answers still times out however busy the sidecar.
- */
-export function armDeadline(clock: Clock, timeoutMs: number, onExpire: (firstLateMs: number | null) => void): Deadline {
-  let dueAt = clock.now() + timeoutMs;
-  let firstLateMs: number | null = null;
-  let handle: TimerHandle;
-  const fire = (): void => {
-    const late = clock.now() - dueAt;
-    if (firstLateMs === null && late > LATE_DEADLINE_MS) {
-      firstLateMs = late;
-      dueAt = clock.now() + timeoutMs;
-      handle = clock.setTimeout(fire, timeoutMs);
-      return;
-    }
-    onExpire(firstLateMs);
-  };
-  handle = clock.setTimeout(fire, timeoutMs);
-  return { clear: () => clock.clearTimeout(handle) };
-}
-
-/** ` (…)` naming an extended deadline, for a timeout's text; empty when there was none. */
-export function lateNote(firstLateMs: number | null, timeoutMs: number): string {
-  return firstLateMs === null
-    ? ''
-    : ` (given ${timeoutMs} ms more: the first deadline fired ${Math.round(firstLateMs)} ms late, the sidecar's event loop was held)`;
-}
+/** Attempts cut short by the sidecar's own stalls are retried this many times more, for free. */
+const SIDECAR_LATE_RETRIES = 1;
 
 /**
  * Runs `attempt` once, then again immediately after each failure up to health.max_retries more
@@ -85,15 +56,22 @@ export async function runAttempts(
   const t0 = performance.now();
   const maxAttempts = 1 + Math.max(0, Math.floor(backend.health.max_retries));
   let attempts = 0;
+  let lateRetries = 0;
   let outcome: AttemptOutcome;
-  do {
+  for (;;) {
     attempts++;
     try {
       outcome = await attempt();
     } catch (err) {
       outcome = failure('error', errorText(err));
     }
-  } while (!outcome.healthy && attempts < maxAttempts);
+    if (outcome.sidecarLate && lateRetries < SIDECAR_LATE_RETRIES) {
+      lateRetries++;
+      attempts--;
+      continue;
+    }
+    if (outcome.healthy || attempts >= maxAttempts) break;
+  }
   return {
     backendId: backend.id,
     app: backend.app,
@@ -107,6 +85,7 @@ export async function runAttempts(
     startedAt,
     finishedAt: clock.now(),
     attempts,
+    ...(outcome.sidecarLate ? { sidecarLate: true as const } : {}),
   };
 }
 

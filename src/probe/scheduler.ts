@@ -17,6 +17,7 @@ import type { Clock, TimerHandle } from '../clock.js';
 import type { HealthCheckConfig } from '../config/types.js';
 import type { Backend, ProbeResult } from '../model.js';
 import { heapFix, heapPush, heapRemove, type HeapItem } from './due-heap.js';
+import type { StallLog } from './stalls.js';
 import type { Prober } from './types.js';
 
 /**
@@ -36,7 +37,8 @@ export const TICK_MS = 25;
  */
 const CATCH_UP_MS = TICK_MS;
 
-export type SkipReason = 'in_flight' | 'not_admitted';
+/** `sidecar_late`: the probe's result was discarded because the sidecar stalled through its deadline. */
+export type SkipReason = 'in_flight' | 'not_admitted' | 'sidecar_late';
 
 export interface ProbeSchedulerOptions {
   clock: Clock;
@@ -47,6 +49,8 @@ export interface ProbeSchedulerOptions {
   /** Uniform in [0, 1); Math.random by default. */
   random?: () => number;
   proberFor(backend: Backend): Prober;
+  /** Told how late each firing of the scheduler's timer was (the probers' deadlines read it). */
+  stalls?: StallLog;
   /** False skips this tick (the backend's breaker is open). */
   admit?(backend: Backend): boolean;
   /** A result for a backend still scheduled with the config it was probed with. */
@@ -201,8 +205,9 @@ function arm(s: SchedulerState): void {
 
 function onTimer(s: SchedulerState): void {
   s.timer = undefined;
-  s.armedFor = Infinity;
   const now = s.clock.now();
+  s.opts.stalls?.note(s.armedFor, now);
+  s.armedFor = Infinity;
   s.lastFiredAt = now;
   const heap = s.heap;
   for (let top = heap[0]; top && top.due <= now; top = heap[0]) tick(s, top);
@@ -318,7 +323,9 @@ function settle(s: SchedulerState, e: Entry, result: ProbeResult | undefined): v
   if (!e.active) {
     if (s.entries.get(backend.id) === e) s.entries.delete(backend.id);
   } else if (result && e.gen === e.probeGen) {
-    s.opts.onResult(result, backend);
+    // A deadline the sidecar stalled through says nothing about the backend.
+    if (result.sidecarLate) skip(s, e, 'sidecar_late');
+    else s.opts.onResult(result, backend);
   }
   if (s.stopped) {
     if (s.inFlight === 0 && s.whenIdle) s.whenIdle();

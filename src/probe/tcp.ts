@@ -5,7 +5,8 @@
 import { connect } from 'node:net';
 import { createSystemClock, type Clock } from '../clock.js';
 import type { Backend } from '../model.js';
-import { armDeadline, classifyError, errorText, failure, lateNote, runAttempts, success, type AttemptOutcome } from './outcome.js';
+import { classifyError, errorText, failure, runAttempts, success, timeoutOutcome, type AttemptOutcome } from './outcome.js';
+import { armDeadline, createStallLog, lateNote, type StallLog } from './stalls.js';
 import type { Prober } from './types.js';
 
 /** Bytes of reply searched for expected_response at most. */
@@ -13,17 +14,20 @@ const RESPONSE_READ_CAP = 4096;
 
 export interface TcpProberOptions {
   clock?: Clock;
+  /** Event-loop stalls seen by the daemon's timers; a timeout they caused is not the backend's. */
+  stalls?: StallLog;
 }
 
 /** Creates the TCP prober. It holds no connections between probes. */
 export function createTcpProber(opts: TcpProberOptions = {}): Prober {
   const clock = opts.clock ?? createSystemClock();
+  const stalls = opts.stalls ?? createStallLog();
   return {
-    probe: (backend) => runAttempts(backend, 'tcp', clock, () => attempt(backend, clock)),
+    probe: (backend) => runAttempts(backend, 'tcp', clock, () => attempt(backend, clock, stalls)),
   };
 }
 
-function attempt(backend: Backend, clock: Clock): Promise<AttemptOutcome> {
+function attempt(backend: Backend, clock: Clock, stalls: StallLog): Promise<AttemptOutcome> {
   const h = backend.health;
   const timeoutMs = h.timeout_seconds * 1000;
   const expected = h.expected_response === null ? null : Buffer.from(h.expected_response);
@@ -35,15 +39,24 @@ function attempt(backend: Backend, clock: Clock): Promise<AttemptOutcome> {
     const finish = (outcome: AttemptOutcome): void => {
       if (done) return;
       done = true;
-      deadline.clear();
+      deadline.cancel();
       socket.destroy();
       resolve(outcome);
     };
     const noResponse = (why: string): AttemptOutcome =>
       failure('unexpected_response', `expected response ${JSON.stringify(h.expected_response)} not received: ${why}`);
-    const deadline = armDeadline(clock, timeoutMs, (late) => {
-      const after = `after ${timeoutMs} ms${lateNote(late, timeoutMs)}`;
-      finish(connected ? noResponse(`timeout ${after}`) : failure('timeout', `connect timeout ${after}`));
+    const deadline = armDeadline({
+      clock,
+      timeoutMs,
+      stalls,
+      onExpire: (verdict, givenBackMs) => {
+        const after = `after ${timeoutMs} ms${lateNote(givenBackMs)}`;
+        finish(
+          connected
+            ? timeoutOutcome(verdict, noResponse(`timeout ${after}`).error!, 'unexpected_response')
+            : timeoutOutcome(verdict, `connect timeout ${after}`),
+        );
+      },
     });
 
     socket.once('connect', () => {

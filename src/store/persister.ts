@@ -10,6 +10,12 @@ import { createPlannerState, restorePlannerState, type PlannerState } from '../r
 import type { StateStore } from './types.js';
 
 const BACKEND_PREFIX = 'backend:';
+/**
+ * Backend states written per turn at most. A start or a mass failure makes thousands of them
+ * dirty at once; the rest follow in later turns of the event loop so /healthz and probe answers
+ * are not held up behind one long loop.
+ */
+export const PERSIST_CHUNK = 500;
 const PLANNER_KEY = 'planner';
 
 export interface StatePersisterOptions {
@@ -45,13 +51,30 @@ export function createStatePersister(opts: StatePersisterOptions): StatePersiste
   let savedPlannerJson = '';
   let persistedPlanner: PlannerState | null = null;
   let timer: TimerHandle | null = null;
+  /** Dirty backends taken from the registry and not written yet, from `backlogAt` on. */
+  let backlog: string[] = [];
+  let backlogAt = 0;
 
-  /** Writes what changed since the last call: backend states, the planner's state. */
-  const persist = () => {
-    for (const id of registry.takeDirty()) {
+  /** Writes up to `limit` changed backend states (their state now); true when some are left. */
+  const persistBackends = (limit: number): boolean => {
+    if (backlogAt >= backlog.length) {
+      backlog = registry.takeDirty();
+      backlogAt = 0;
+    }
+    const end = Math.min(backlog.length, backlogAt + limit);
+    for (; backlogAt < end; backlogAt++) {
+      const id = backlog[backlogAt]!;
       const state = registry.exportState(id);
       store.saveState(`${BACKEND_PREFIX}${id}`, state ? JSON.stringify(state) : null);
     }
+    return backlogAt < backlog.length;
+  };
+  /** Writes what changed since the last call: backend states, the planner's state. */
+  const persist = () => {
+    while (persistBackends(Infinity));
+    persistPlanner();
+  };
+  const persistPlanner = () => {
     if (!planner) return;
     // plan() returns a new state object on every input; only a new object can hold a change.
     const current = planner();
@@ -63,8 +86,10 @@ export function createStatePersister(opts: StatePersisterOptions): StatePersiste
     savedPlannerJson = json;
   };
   const loop = () => {
-    persist();
-    timer = clock.setTimeout(loop, opts.intervalSeconds() * 1000);
+    // More than a chunk: the rest in the next turn (a 0 ms timer lets I/O in between).
+    const more = persistBackends(PERSIST_CHUNK);
+    if (!more) persistPlanner();
+    timer = clock.setTimeout(loop, more ? 0 : opts.intervalSeconds() * 1000);
     timer.unref?.();
   };
 

@@ -51,6 +51,9 @@ export function diffDesiredSets(prev: DesiredSet | null, next: DesiredSet): Upst
 }
 
 function diffUpstream(prev: DesiredUpstream | undefined, next: DesiredUpstream): UpstreamChange | null {
+  // The router keeps the upstream of an app it did not recompute: at thousands of backends,
+  // comparing it server by server on every apply would cost as much as all the rest.
+  if (prev === next) return null;
   const change = empty(next.name);
   if (!prev) {
     change.upstream = 'added';

@@ -25,6 +25,20 @@ export const ROUTING_MEMORY_KEY = 'routing:container-apps';
  */
 const BURST_MS = 10;
 
+/**
+ * A recompute that took T ms is followed by the next one no sooner than this many T later (up
+ * to MAX_SPACING_MS): at thousands of backends a recompute of every app costs tens of ms, and a
+ * mass failure brings a burst every few ms for a second; the router then leaves most of the
+ * event loop to probes and the admin server (nginx waits for its coalescing window anyway).
+ */
+const COST_FACTOR = 3;
+/**
+ * The longest wait that spacing brings: below nginx's default coalescing quiet time (0.1 s), so
+ * the router's updates during a stream never look like the end of it and a mass failure is still
+ * applied once (a 120 ms spacing gave 3 reloads for one mass failure at 2,500 backends).
+ */
+const MAX_SPACING_MS = 50;
+
 /** How often the weights of readmitted backends are looked at while they ramp up. */
 const RAMP_STEP_MS = 1000;
 
@@ -84,6 +98,8 @@ interface RouterState {
   /** Apps with a readmitted backend still ramping up (slow start). */
   ramping: Set<string>;
   rampTimer: TimerHandle | null;
+  /** How long the last recompute took, ms (by the injected clock). */
+  lastCostMs: number;
 }
 
 export function createRouter(opts: RouterOptions): Router {
@@ -105,6 +121,7 @@ export function createRouter(opts: RouterOptions): Router {
     scheduled: false,
     ramping: new Set(),
     rampTimer: null,
+    lastCostMs: 0,
   };
   // A probe result can bring two transitions (health and breaker), and a start or a mass failure
   // thousands in a second: one recompute per burst, of the apps they touched. A first verdict
@@ -161,20 +178,25 @@ function schedule(s: RouterState): void {
   s.scheduled = true;
   s.opts.clock.setTimeout(() => {
     if (s.scheduled) refresh(s);
-  }, BURST_MS).unref?.();
+  }, Math.max(BURST_MS, Math.min(MAX_SPACING_MS, s.lastCostMs * COST_FACTOR))).unref?.();
 }
 
 /** Recomputes the dirty apps' upstreams, publishes what changed, hands the set to nginx. */
 function refresh(s: RouterState): void {
-  const { opts } = s;
   s.scheduled = false;
   const names = s.dirty === 'all' ? s.apps.map((a) => a.name) : [...s.dirty].filter((n) => s.byName.has(n));
   s.dirty = new Set();
+  const at = s.opts.clock.now();
+  recompute(s, names, at);
+  s.lastCostMs = s.opts.clock.now() - at;
+}
+
+function recompute(s: RouterState, names: readonly string[], at: number): void {
+  const { opts } = s;
   // DNS mode: readmitted backends ramp up. Reload mode: what nginx handles itself stays routed.
   const slowStart = opts.slowStart();
   const options = { ...opts.holds(), slowStart, leaveToNginx: new Set(slowStart ? [] : opts.leaveToNginx()) };
   const viewsOf = (app: string) => opts.registry.viewsOf(app);
-  const at = opts.clock.now();
   for (const name of names) {
     const app = s.byName.get(name)!;
     const own = viewsOf(name);
@@ -186,7 +208,7 @@ function refresh(s: RouterState): void {
   armRamp(s);
   publishConditions(s, names, at);
   const set: DesiredSet = { upstreams: s.apps.map((a) => s.upstreams.get(a.name)!) };
-  opts.bus.emit('routing', { set, changed: names, panics: [...s.conditions.panic] });
+  opts.bus.emit('routing', { set, changed: [...names], panics: [...s.conditions.panic] });
   // Until every required source has answered once, the backends it may add are unknown:
   // writing what is known would replace a good file with one that lacks them (502s).
   const settled = s.settler.settle(set, s.apps, s.awaiting.length > 0);

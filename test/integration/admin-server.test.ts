@@ -43,7 +43,11 @@ async function startAdmin(over: Partial<AdminServerOptions> = {}): Promise<Harne
     listen: '127.0.0.1:0',
     logger: createLogger({ level: 'info', destination: { write: (line: string) => void logLines.push(JSON.parse(line)) } }),
     metrics,
-    getApps: () => ({ apps: Object.values(state.apps) }),
+    getApps: (q) => {
+      if (q.app !== undefined && !state.apps[q.app]) return undefined;
+      const apps = q.app !== undefined ? [state.apps[q.app]] : Object.values(state.apps);
+      return { apps: q.summary ? apps.map((a) => ({ name: (a as { name: string }).name, summary: true })) : apps };
+    },
     getApp: (name) => state.apps[name],
     readiness: () => ({ ready: state.ready, reasons: state.reasons }),
     ...over,
@@ -108,6 +112,17 @@ describe('admin server', () => {
     const { base, state } = await startAdmin();
     await expectJson(await fetch(`${base}/api/v1/apps`), 200, { apps: [state.apps.web] });
     await expectJson(await fetch(`${base}/api/v1/apps/web`), 200, state.apps.web);
+  });
+
+  it('answers /api/v1/apps for one app (?app=) or as counts (?summary=1), 404 for an unknown app', async () => {
+    const { base, state } = await startAdmin();
+    state.apps.api = { name: 'api', backends: [] };
+    await expectJson(await fetch(`${base}/api/v1/apps?app=api`), 200, { apps: [state.apps.api] });
+    await expectJson(await fetch(`${base}/api/v1/apps?summary=1`), 200, { apps: [{ name: 'web', summary: true }, { name: 'api', summary: true }] });
+    await expectJson(await fetch(`${base}/api/v1/apps?app=web&summary=true`), 200, { apps: [{ name: 'web', summary: true }] });
+    await expectJson(await fetch(`${base}/api/v1/apps?app=nope`), 404, { error: 'unknown app "nope"' });
+    await expectJson(await fetch(`${base}/api/v1/apps?summary=yes`), 400, { error: 'query parameter summary: must be 1, true, 0 or false (got "yes")' });
+    await expectJson(await fetch(`${base}/api/v1/apps?backend=x`), 400, { error: 'unknown query parameter "backend"' });
   });
 
   it('decodes percent-encoded app names', async () => {

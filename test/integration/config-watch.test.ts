@@ -1,4 +1,4 @@
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
@@ -38,11 +38,12 @@ async function saveByRename(text: string): Promise<void> {
   await rename(temp, path);
 }
 
-function start(initial?: SidecarConfig): ConfigWatcher {
+function start(initial?: SidecarConfig, initialReadAt?: number): ConfigWatcher {
   watcher = createConfigWatcher({
     path,
     env: {},
     ...(initial ? { initial } : {}),
+    ...(initialReadAt !== undefined ? { initialReadAt } : {}),
     debounceMs: 20,
     onChange: (config) => changes.push(config),
     onError: (err) => errors.push(err),
@@ -94,6 +95,28 @@ test('notices an edit made between the caller loading the file and the watcher s
   const initial = await loadConfigFile(path, {});
   await writeFile(path, yaml('127.0.0.1:8009'));
   await start(initial).ready;
+  expect(changes.map(ports)).toEqual([[8009]]);
+});
+
+test('does not load the file again at start when it was not modified since the caller read it (a big config costs ~0.7 s to parse)', async () => {
+  await writeFile(path, yaml('127.0.0.1:8001'));
+  const initial = await loadConfigFile(path, {});
+  // Invalid now, but last modified a minute before the caller read it: not read again.
+  await writeFile(path, 'apps: [not valid');
+  const aMinuteAgo = new Date(Date.now() - 60_000);
+  await utimes(path, aMinuteAgo, aMinuteAgo);
+  await start(initial, Date.now()).ready;
+  expect(errors).toEqual([]);
+  expect(changes).toEqual([]);
+});
+
+test('still loads the file at start when it was modified after the caller read it', async () => {
+  await writeFile(path, yaml('127.0.0.1:8001'));
+  const readAt = Date.now();
+  const initial = await loadConfigFile(path, {});
+  await new Promise((r) => setTimeout(r, 20));
+  await writeFile(path, yaml('127.0.0.1:8009'));
+  await start(initial, readAt).ready;
   expect(changes.map(ports)).toEqual([[8009]]);
 });
 

@@ -302,3 +302,118 @@ describe('status page with hostile and awkward data', () => {
     expect(await text(page, '#updated')).toMatch(/^live/);
   });
 });
+
+describe('status page at thousands of backends', () => {
+  const APPS = 20;
+  const PER_APP = 200;
+  let admin: AdminServer;
+  let page: Page;
+  let problems: string[];
+  const requested: string[] = [];
+
+  const backendOf = (a: number, i: number) => {
+    const out = i % 10 === 0;
+    return {
+      id: `shop-${a}/10.0.${a}.${i}:80`,
+      address: `10.0.${a}.${i}:80`,
+      weight: 1,
+      backup: false,
+      health: out ? 'unhealthy' : 'healthy',
+      breaker: out ? 'open' : 'closed',
+      ejected: out,
+      since: new Date().toISOString(),
+      draining: false,
+      container: null,
+      consecutive_failures: out ? 3 : 0,
+      consecutive_successes: out ? 0 : 5,
+      last_probe: { healthy: !out, at: new Date().toISOString(), response_time_ms: 1.5, status_code: out ? 503 : 200, error_class: out ? 'unexpected_status' : null, error: null },
+      last_failure: null,
+    };
+  };
+  const full = Array.from({ length: APPS }, (_, a) => ({
+    name: `shop-${a}`,
+    panic: false,
+    protocol: 'HTTP',
+    backends: Array.from({ length: PER_APP }, (_, i) => backendOf(a, i)),
+  }));
+  const summary = (app: (typeof full)[number]) => ({
+    name: app.name,
+    panic: app.panic,
+    protocol: app.protocol,
+    counts: { backends: PER_APP, routed: PER_APP * 0.9, ejected: PER_APP / 10, draining: 0, healthy: PER_APP * 0.9, unhealthy: PER_APP / 10, unknown: 0, breaker_open: PER_APP / 10 },
+  });
+
+  beforeAll(async () => {
+    admin = createAdminServer({
+      listen: '127.0.0.1:0',
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ collectDefault: false }),
+      getApps: (q) => {
+        requested.push(q.summary ? 'summary' : 'full');
+        return { apps: q.summary ? full.map(summary) : full, rejected_containers: [], state_store: { state: 'disabled' } };
+      },
+      getApp: (name) => {
+        requested.push(name);
+        return full.find((a) => a.name === name);
+      },
+      readiness: () => ({ ready: true, reasons: [] }),
+      getEvents: () => [],
+    });
+    const { port } = await admin.start();
+    ({ page, problems } = await openPage(`http://127.0.0.1:${port}/status`));
+    await waitFor(async () => (await page.locator('section.app').count()) === APPS, { what: 'the app cards' });
+  });
+
+  afterAll(async () => {
+    await page?.close();
+    await admin?.close();
+  });
+
+  it('shows each app collapsed to its counts, and asks the API only for counts', async () => {
+    expect(await page.locator('section.app.collapsed').count()).toBe(APPS);
+    expect(await page.locator('tr[data-backend]').count()).toBe(0);
+    expect(await text(page, '[data-app="shop-3"] .routed-count')).toBe(`${PER_APP * 0.9}/${PER_APP} routed`);
+    expect(await text(page, '[data-app="shop-3"] .card-head')).toContain(`${PER_APP / 10} ejected`);
+    expect(await text(page, '#summary')).toContain(`${APPS * PER_APP * 0.9}/${APPS * PER_APP} backends routed`);
+    expect(requested).not.toContain('full');
+    expect(problems).toEqual([]);
+  });
+
+  it('expands an app on click, with every backend of it, and keeps it expanded across polls', async () => {
+    await page.locator('[data-app="shop-7"] .card-head').click();
+    await waitFor(async () => (await page.locator('[data-app="shop-7"] tr[data-backend]').count()) === PER_APP, { what: 'shop-7 rows' });
+    expect(await page.locator('[data-app="shop-7"] .card-head').getAttribute('aria-expanded')).toBe('true');
+    expect(await page.locator('tr[data-backend]').count()).toBe(PER_APP);
+    expect(await text(page, `${row('shop-7', '10.0.7.10:80')} .routing .pill`)).toBe('ejected');
+    // The next polls fetch that app's backends (and only that app's), and it stays expanded.
+    const asked = requested.length;
+    await waitFor(() => requested.slice(asked).filter((r) => r === 'shop-7').length >= 2, { what: 'two more polls' });
+    expect(new Set(requested.slice(asked))).toEqual(new Set(['summary', 'shop-7']));
+    expect(await page.locator('[data-app="shop-7"] tr[data-backend]').count()).toBe(PER_APP);
+    await page.locator('[data-app="shop-7"] .card-head').press('Enter');
+    await waitFor(async () => (await page.locator('tr[data-backend]').count()) === 0, { what: 'shop-7 collapsed again' });
+    await page.locator('[data-app="shop-7"] .card-head').click();
+    await waitFor(async () => (await page.locator('[data-app="shop-7"] tr[data-backend]').count()) === PER_APP, { what: 'shop-7 expanded again' });
+  });
+
+  it('filters apps by name and the rows of expanded apps by address, at once, and says when nothing matches', async () => {
+    const filter = page.locator('#filter');
+    await filter.fill('shop-1');
+    // shop-1 and shop-10 .. shop-19.
+    expect(await page.locator('section.app').count()).toBe(11);
+    await filter.fill('10.0.7.12');
+    expect(await page.locator('section.app').count()).toBe(1);
+    expect(await page.locator('tr[data-backend]').allTextContents()).toHaveLength(11); // .12 and .120 .. .129
+    expect(await page.locator(row('shop-7', '10.0.7.12:80')).count()).toBe(1);
+    await filter.fill('no-such-thing');
+    expect(await page.locator('section.app').count()).toBe(0);
+    expect(await text(page, '.no-match')).toBe('No app or shown backend matches “no-such-thing”.');
+    // The filter holds across polls.
+    const asked = requested.length;
+    await waitFor(() => requested.length > asked + 1, { what: 'another poll' });
+    expect(await page.locator('section.app').count()).toBe(0);
+    await filter.fill('');
+    expect(await page.locator('section.app').count()).toBe(APPS);
+    expect(problems).toEqual([]);
+  });
+});

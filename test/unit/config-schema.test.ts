@@ -164,7 +164,7 @@ describe('defaults', () => {
       },
       passive: DEFAULT_PASSIVE,
       admin: { listen: '127.0.0.1:9180', token: null, max_connections: 100, idle_timeout_seconds: 30, request_timeout_seconds: 10 },
-      probes: { max_concurrency: 512, jitter_fraction: 0.1 },
+      probes: { max_concurrency: 512, jitter_fraction: 1 },
       logging: { level: 'info', format: 'json' },
     });
   });
@@ -460,8 +460,8 @@ describe('validation messages', () => {
       'admin.request_timeout_seconds: must be a duration such as 500ms, 2s or 1m, or a number of seconds (got "soon")'],
     ['max concurrency', withApp({}, { probes: { max_concurrency: 0 } }),
       'probes.max_concurrency: must be between 1 and 100000 (got 0)'],
-    ['jitter', withApp({}, { probes: { jitter_fraction: 0.6 } }),
-      'probes.jitter_fraction: must be between 0 and 0.5 (got 0.6)'],
+    ['jitter', withApp({}, { probes: { jitter_fraction: 1.5 } }),
+      'probes.jitter_fraction: must be between 0 and 1 (got 1.5)'],
     ['log level', withApp({}, { logging: { level: 'verbose' } }),
       'logging.level: must be one of fatal, error, warn, info, debug, trace (got "verbose")'],
     ['log format', withApp({}, { logging: { format: 'pretty' } }),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LATE_DEADLINE_MS, armDeadline, classifyError, errorText, failure, lateNote, runAttempts, success } from '../../src/probe/outcome.js';
+import { classifyError, errorText, failure, runAttempts, success } from '../../src/probe/outcome.js';
+import { LATE_TOLERANCE_MS, MAX_EXTENSIONS, armDeadline, lateNote, type DeadlineVerdict } from '../../src/probe/stalls.js';
 import type { Clock, TimerHandle } from '../../src/clock.js';
 import { createManualClock } from '../../src/clock.js';
 import { probeBackend } from '../helpers/fixtures.js';
@@ -97,50 +98,59 @@ function heldClock(): Clock & { runAt(ms: number): void } {
   };
 }
 
+// The deadline itself (src/probe/stalls.ts) with the clock above: only the deadline's own
+// lateness is seen here (no other timer shares its stall log).
 describe('probe deadline', () => {
   const arm = (clock: Clock) => {
-    const expired: Array<number | null> = [];
-    const deadline = armDeadline(clock, 1000, (late) => expired.push(late));
+    const expired: Array<[DeadlineVerdict, number]> = [];
+    const deadline = armDeadline({ clock, timeoutMs: 1000, onExpire: (verdict, given) => expired.push([verdict, given]) });
     return { expired, deadline };
   };
 
   it('expires on time, and within the tolerance for a late timer', () => {
     const clock = heldClock();
     const { expired } = arm(clock);
-    clock.runAt(1000 + LATE_DEADLINE_MS);
-    expect(expired).toEqual([null]);
+    clock.runAt(1000 + LATE_TOLERANCE_MS);
+    expect(expired).toEqual([['timeout', 0]]);
   });
 
-  it('gives a backend its full timeout again, once, when the deadline fired late because the sidecar was held', () => {
+  it('gives a backend back the time the sidecar was held when the deadline fired late', () => {
     const clock = heldClock();
     const { expired } = arm(clock);
     clock.runAt(1600);
     expect(expired).toEqual([]);
-    clock.runAt(2599);
+    clock.runAt(2199);
     expect(expired).toEqual([]);
-    clock.runAt(2600);
-    expect(expired).toEqual([600]);
+    clock.runAt(2200);
+    expect(expired).toEqual([['timeout', 600]]);
   });
 
-  it('still times out a backend that never answers however late the deadlines fire', () => {
+  it('still times out a backend that never answers once the sidecar gave it its whole timeout, however late the first deadline fired', () => {
     const clock = heldClock();
     const { expired } = arm(clock);
     clock.runAt(5000);
-    clock.runAt(20_000);
-    expect(expired).toEqual([4000]);
+    clock.runAt(6000);
+    expect(expired).toEqual([['timeout', 1000]]);
   });
 
-  it('runs nothing once cleared, an extended deadline included', () => {
+  it('ends without a verdict when every deadline fires late: the sidecar never gave the backend its timeout', () => {
+    const clock = heldClock();
+    const { expired } = arm(clock);
+    for (let i = 0; i <= MAX_EXTENSIONS; i++) clock.runAt(5000 + i * 15_000);
+    expect(expired).toEqual([['sidecar_late', MAX_EXTENSIONS * 1000]]);
+  });
+
+  it('runs nothing once cancelled, an extended deadline included', () => {
     const clock = heldClock();
     const { expired, deadline } = arm(clock);
     clock.runAt(1500);
-    deadline.clear();
+    deadline.cancel();
     clock.runAt(10_000);
     expect(expired).toEqual([]);
   });
 
   it('says in the timeout text when the deadline was extended', () => {
-    expect(lateNote(null, 1000)).toBe('');
-    expect(lateNote(612.4, 1000)).toBe(" (given 1000 ms more: the first deadline fired 612 ms late, the sidecar's event loop was held)");
+    expect(lateNote(0)).toBe('');
+    expect(lateNote(612.4)).toBe(" (given 612 ms more: the sidecar's event loop was held within the probe's window)");
   });
 });

@@ -5,7 +5,7 @@ import type { HealthCheckConfig } from '../../src/config/types.js';
 import type { Backend, ProbeResult } from '../../src/model.js';
 import { createProbeScheduler, TICK_MS, type ProbeSchedulerOptions, type SkipReason } from '../../src/probe/scheduler.js';
 import type { Prober } from '../../src/probe/types.js';
-import { probeBackend } from '../helpers/fixtures.js';
+import { probeBackend, seededRandom } from '../helpers/fixtures.js';
 
 /** A prober whose probes finish only when the test says so, healthy or (a timeout) not. */
 function fakeProber(now: () => number, healthy = true) {
@@ -456,5 +456,30 @@ describe('probe scheduler: faster while ejected, and at once when asked', () => 
     await s.at(3_000 + 10_000 + TICK_MS);
     expect(s.startTimes()[2]).toBeGreaterThanOrEqual(13_000 - TICK_MS);
     expect(s.startTimes()[2]).toBeLessThanOrEqual(13_000 + TICK_MS);
+  });
+});
+
+describe('probe scheduler at start with the default jitter', () => {
+  it('spreads thousands of first probes over the whole period instead of bunching them', async () => {
+    const { DEFAULT_PROBES } = await import('../../src/config/defaults.js');
+    const clock = createManualClock(0);
+    const starts: number[] = [];
+    const scheduler = createProbeScheduler({
+      clock,
+      maxConcurrency: 10_000,
+      jitterFraction: DEFAULT_PROBES.jitter_fraction,
+      random: seededRandom(12),
+      proberFor: () => ({ probe: () => { starts.push(clock.now()); return new Promise(() => {}); } }),
+      onResult: () => {},
+    });
+    scheduler.setTargets(Array.from({ length: 2000 }, (_, i) => target(10_000 + i, { period_seconds: 1 })));
+    scheduler.start();
+    // The last due ones start at the next tick.
+    clock.advance(1000 + TICK_MS);
+    expect(starts).toHaveLength(2000);
+    // Per 100 ms window: about a tenth of them each, no window bunched and none silent.
+    const perWindow = Array.from({ length: 10 }, (_, w) => starts.filter((t) => t >= w * 100 && t < (w + 1) * 100).length);
+    expect(Math.max(...perWindow)).toBeLessThan(2000 * 0.15);
+    expect(Math.min(...perWindow)).toBeGreaterThan(2000 * 0.05);
   });
 });

@@ -3,7 +3,7 @@ import { createManualClock } from '../../src/clock.js';
 import { createHealthRegistry } from '../../src/health/registry.js';
 import { backendId, type Backend, type ProbeResult } from '../../src/model.js';
 import { createPlannerState, type PlannerState } from '../../src/recovery/planner-state.js';
-import { createStatePersister } from '../../src/store/persister.js';
+import { createStatePersister, PERSIST_CHUNK } from '../../src/store/persister.js';
 import type { RestoredState, StateStore } from '../../src/store/types.js';
 import { configOf } from '../helpers/fixtures.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -56,6 +56,35 @@ describe('the state persister', () => {
     r.persister.stop();
     expect(r.writes.map(([k]) => k)).toEqual([`backend:${b.id}`, 'planner']);
     expect(JSON.parse(r.writes[1]![1]!).seq).toBe(3);
+  });
+
+  it('writes thousands of changed states a chunk per turn of the event loop, not in one long loop', async () => {
+    const r = rig();
+    await r.persister.restore();
+    const many = Array.from({ length: PERSIST_CHUNK * 2 + 200 }, (_, i) => ({ ...b, id: backendId('web', '127.0.0.1', 9000 + i), port: 9000 + i }));
+    r.registry.sync(many);
+    for (const x of many) r.registry.record({ ...failed(1000), backendId: x.id });
+    const backendWrites = () => r.writes.filter(([k]) => k.startsWith('backend:')).length;
+    r.persister.start(() => createPlannerState());
+    expect(backendWrites()).toBe(PERSIST_CHUNK);
+    // The planner waits for the backends' turn to end.
+    expect(r.writes.some(([k]) => k === 'planner')).toBe(false);
+    // The rest in the next turns (a 0 ms timer each), then the planner.
+    r.clock.advance(0);
+    expect(backendWrites()).toBe(many.length);
+    expect(r.writes.at(-1)![0]).toBe('planner');
+    expect(new Set(r.writes.map(([k]) => k)).size).toBe(many.length + 1);
+  });
+
+  it('stop writes every changed state at once, however many', async () => {
+    const r = rig();
+    await r.persister.restore();
+    const many = Array.from({ length: PERSIST_CHUNK * 2 + 200 }, (_, i) => ({ ...b, id: backendId('web', '127.0.0.1', 9000 + i), port: 9000 + i }));
+    r.registry.sync(many);
+    r.persister.start(() => createPlannerState());
+    for (const x of many) r.registry.record({ ...failed(1000), backendId: x.id });
+    r.persister.stop();
+    expect(r.writes.filter(([k]) => k.startsWith('backend:'))).toHaveLength(many.length);
   });
 
   it('puts saved backend states back before the first sync, and starts the planner over when its state is malformed', async () => {

@@ -16,6 +16,16 @@ describe('what changed between two routing decisions', () => {
     expect(diffDesiredSets(a, structuredClone(a))).toEqual([]);
   });
 
+  it('does not walk the servers of an upstream the router kept as it was (work in proportion to what changed)', () => {
+    let walked = 0;
+    const servers = Array.from({ length: 1000 }, (_, i) => server(`10.0.${i >> 8}.${i & 255}:80`));
+    const kept = upstream('big', new Proxy(servers, { get: (t, k, r) => ((walked += k === 'map' || k === Symbol.iterator ? 1 : 0), Reflect.get(t, k, r)) }));
+    const before = set(kept, upstream('web', [server('10.1.0.1:80')]));
+    const after = set(kept, upstream('web', [server('10.1.0.1:80', { down: true })]));
+    expect(diffDesiredSets(before, after).map((c) => [c.app, c.ejected])).toEqual([['web', ['10.1.0.1:80']]]);
+    expect(walked).toBe(0);
+  });
+
   it('names ejected, readmitted, added and removed servers and changed weights, by app', () => {
     const prev = set(
       upstream('web', [server('10.0.0.1:80', { container: 'web-1' }), server('10.0.0.2:80', { down: true }), server('10.0.0.3:80')]),

@@ -9,6 +9,7 @@ import { createRouter } from '../../src/upstream/router.js';
 import type { DesiredSet, DesiredUpstream } from '../../src/upstream/types.js';
 import type { AppConfig } from '../../src/config/types.js';
 import { configOf } from '../helpers/fixtures.js';
+import { createCoalescer, type Coalescer } from '../../src/nginx/coalescer.js';
 
 const config = configOf({ apps: { web: { backends: ['127.0.0.1:8001', '127.0.0.1:8002'], health: { success_threshold: 1 } } } });
 const web = config.apps[0]!;
@@ -208,5 +209,66 @@ describe('the router: work in proportion to what changed', () => {
     clock.advance(10);
     expect(asked).not.toContain('*');
     expect(new Set(asked)).toEqual(new Set(['app7', 'app8']));
+  });
+
+  it('gives nginx one update for a mass failure however large, its transitions streaming in over 1.5 s (issue 12)', async () => {
+    let nginx: Coalescer<DesiredSet> | undefined;
+    const r = rig({}, { onDesired: (set) => nginx!.push(set) });
+    const applied: DesiredSet[] = [];
+    // The nginx sync's coalescing with the default waits (coalesce_min/max_wait_seconds 0.1 / 2).
+    nginx = createCoalescer({ clock: r.clock, minWaitMs: 100, maxWaitMs: 2000, run: async (set) => void applied.push(set) });
+    const fleet = Array.from({ length: 4000 }, (_, i) => backend(10_000 + i));
+    r.discover(fleet);
+    await nginx.flush();
+    applied.length = 0;
+    for (let i = 0; i < 2000; i++) {
+      r.clock.advance(0.75);
+      for (const t of r.registry.eject(fleet[i * 2]!.id, 'probe timeouts')) r.bus.emit('transition', t);
+    }
+    r.clock.advance(5000);
+    await nginx.flush();
+    expect(applied).toHaveLength(1);
+    expect(applied[0]!.upstreams[0]!.servers.filter((s) => s.down)).toHaveLength(2000);
+  });
+
+  /** A router whose registry takes `costMs` of the clock per app's views, as at thousands of backends; `n` backends of web. */
+  function costlyRouter(costMs: number, n: number) {
+    const clock = createManualClock(1000);
+    const bus = createSidecarBus((_name, err) => {
+      throw err;
+    });
+    const real = createHealthRegistry({ clock, breaker: config.breaker, detection: config.failure_detection });
+    const registry = { ...real, viewsOf: (app: string) => (clock.set(clock.now() + costMs), real.viewsOf(app)) };
+    const recomputes: number[] = [];
+    const router = createRouter({ clock, bus, registry, holds: () => ({}), slowStart: () => false, leaveToNginx: () => [], onDesired: () => recomputes.push(clock.now()) });
+    const fleet = Array.from({ length: n }, (_, i) => backend(10_000 + i));
+    real.sync(fleet);
+    router.setDiscovery({ apps: [web], backends: fleet, awaiting: [] });
+    recomputes.length = 0;
+    /** Ejects the first `count` backends, one every 2 ms; the gaps between recomputes. */
+    const stream = (count: number) => {
+      for (let i = 0; i < count; i++) {
+        clock.advance(2);
+        for (const t of real.eject(fleet[i]!.id, 'probe timeouts')) bus.emit('transition', t);
+      }
+      clock.advance(1000);
+      router.stop();
+      return recomputes.slice(1).map((at, i) => at - recomputes[i]!);
+    };
+    return { recomputes, stream };
+  }
+
+  it('spaces recomputes by what they cost, so a stream of transitions over thousands of backends leaves the event loop room (issue 12)', () => {
+    const r = costlyRouter(15, 1000);
+    const gaps = r.stream(500);
+    // Each recompute is followed by at least 3 times its cost (45 ms) before the next, not 10 ms.
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(45);
+    expect(r.recomputes.length).toBeLessThanOrEqual(25);
+  });
+
+  it('never spaces recomputes beyond 50 ms, below nginx coalescing quiet time, so a stream is still applied once', () => {
+    const gaps = costlyRouter(40, 200).stream(200);
+    // 40 ms of work, then at most 50 ms of waiting: no gap of the 100 ms nginx takes as the end of a burst.
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(40 + 50 + 2);
   });
 });
