@@ -91,7 +91,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
   // The last upstreams of apps made of containers stand in for them until Docker answers.
   const memory = restoreUpstreams(restored.states.get(ROUTING_MEMORY_KEY));
   const router = createRouter({ clock, bus, registry, holds: () => recovery.holds(), slowStart: () => nginx.liveUpdates(), leaveToNginx: () => current().nginx.leave_to_nginx, onDesired: (set, urgent) => nginx.update(set, urgent),
-    restored: memory, onMemory: (upstreams) => store.saveState(ROUTING_MEMORY_KEY, JSON.stringify(upstreams)) });
+    restored: memory, onMemory: (_upstreams, json) => store.saveState(ROUTING_MEMORY_KEY, json) });
   const recovery = createRecoveryController({
     clock, bus, logger: log, registry, config: current, docker, apps: () => router.apps(), restored: restored.planner,
     applyHolds: async () => {

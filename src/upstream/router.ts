@@ -63,8 +63,8 @@ export interface RouterOptions {
    * apps only labels define), so the apps that need no container are written at once.
    */
   restored?: ReadonlyMap<string, DesiredUpstream>;
-  /** Called with the last upstreams of the apps that accept containers whenever they change. */
-  onMemory?(upstreams: Record<string, DesiredUpstream>): void;
+  /** Called with the last upstreams of the apps that accept containers whenever they change, and their JSON. */
+  onMemory?(upstreams: Record<string, DesiredUpstream>, json: string): void;
 }
 
 export interface Router {

@@ -35,6 +35,8 @@ export interface SettleOptions {
    * remembered across a restart): written as they last were, after the others.
    */
   carried?: readonly string[];
+  /** upstreamProblem, or a memo of it (the settler's: only new upstream objects are checked). */
+  problemOf?: (u: DesiredUpstream) => string | null;
 }
 
 export interface SettleResult {
@@ -58,8 +60,10 @@ export function settleSet(set: DesiredSet, opts: SettleOptions): SettleResult {
   /** lower-cased name -> the name written under it: nginx ignores case in upstream names. */
   const written = new Map<string, string>();
   let complete = true;
-  const carried = (opts.carried ?? []).filter((name) => !set.upstreams.some((u) => u.name === name));
-  for (const u of [...set.upstreams, ...carried.map(placeholder)]) {
+  const problemOf = opts.problemOf ?? upstreamProblem;
+  const decided = new Set(set.upstreams.map((u) => u.name));
+  const carried = new Set((opts.carried ?? []).filter((name) => !decided.has(name)));
+  for (const u of [...set.upstreams, ...[...carried].map(placeholder)]) {
     const previous = opts.lastGood.get(u.name);
     const taken = written.get(u.name.toLowerCase());
     if (!APP_NAME.test(u.name) || taken !== undefined) {
@@ -67,11 +71,11 @@ export function settleSet(set: DesiredSet, opts: SettleOptions): SettleResult {
       continue;
     }
     let chosen: DesiredUpstream;
-    if (opts.unsettled?.(u.name) || carried.includes(u.name)) {
+    if (opts.unsettled?.(u.name) || carried.has(u.name)) {
       if (!previous) complete = false;
       chosen = previous ?? placeholder(u.name);
     } else {
-      const problem = upstreamProblem(u);
+      const problem = problemOf(u);
       if (problem === null) {
         chosen = u;
       } else {
@@ -158,16 +162,29 @@ export interface Settler {
 /**
  * Keeps each app's last good upstream between decisions (starting from `restored`), reports the
  * held apps when they change, and the last upstreams of the apps that accept containers (what
- * a restart needs back) when those change.
+ * a restart needs back) when those change, with their JSON.
+ *
+ * A recompute hands over the same upstream objects for the apps it did not touch, so what is
+ * worked out from an upstream (its problem, its JSON) is kept per object: a transition costs
+ * checking and serializing its own app's upstream, not every app's (issue 12: at 10,000
+ * backends the whole memory's JSON.stringify ran on every transition).
  */
 export function createSettler(opts: {
   restored: ReadonlyMap<string, DesiredUpstream>;
   onHeld(held: HeldApp[]): void;
-  onMemory?(upstreams: Record<string, DesiredUpstream>): void;
+  /** `json` is JSON.stringify(upstreams), built from each app's kept JSON. */
+  onMemory?(upstreams: Record<string, DesiredUpstream>, json: string): void;
 }): Settler {
   let lastGood = new Map(opts.restored);
   let held: HeldApp[] = [];
-  let memoryJson = JSON.stringify(Object.fromEntries(lastGood));
+  const problems = new WeakMap<DesiredUpstream, string | null>();
+  const problemOf = (u: DesiredUpstream): string | null => {
+    let problem = problems.get(u);
+    if (problem === undefined) problems.set(u, (problem = upstreamProblem(u)));
+    return problem;
+  };
+  const memory = createMemoryJson();
+  memory.changed(memoryOf(lastGood, () => true));
   return {
     settle(set, apps, waiting) {
       const accepting = new Set(apps.filter((a) => a.docker.accept_containers).map((a) => a.name));
@@ -176,20 +193,51 @@ export function createSettler(opts: {
         lastGood,
         unsettled: (name) => waiting && accepting.has(name),
         carried: waiting ? [...lastGood.keys()].filter((name) => !known.has(name)) : [],
+        problemOf,
       });
       lastGood = result.lastGood;
-      if (JSON.stringify(result.held) !== JSON.stringify(held)) {
+      if (!sameHeld(result.held, held)) {
         held = result.held;
         opts.onHeld(held);
       }
-      const memory = Object.fromEntries([...lastGood].filter(([name]) => accepting.has(name) || !known.has(name)));
-      const json = JSON.stringify(memory);
-      if (json !== memoryJson) {
-        memoryJson = json;
-        opts.onMemory?.(memory);
-      }
+      const remembered = memoryOf(lastGood, (name) => accepting.has(name) || !known.has(name));
+      if (memory.changed(remembered)) opts.onMemory?.(Object.fromEntries(remembered), memory.json());
       return result.set;
     },
     held: () => held,
+  };
+}
+
+function memoryOf(lastGood: ReadonlyMap<string, DesiredUpstream>, keep: (name: string) => boolean): [string, DesiredUpstream][] {
+  return [...lastGood].filter(([name]) => keep(name));
+}
+
+function sameHeld(a: readonly HeldApp[], b: readonly HeldApp[]): boolean {
+  return a.length === b.length && a.every((h, i) => h.app === b[i]!.app && h.reason === b[i]!.reason);
+}
+
+/**
+ * The memory's JSON, one app at a time: each upstream object is serialized once, and whether the
+ * memory changed is told by comparing each app's JSON with the last one's (the same string when
+ * the upstream object is the same).
+ */
+function createMemoryJson() {
+  const jsonOf = new WeakMap<DesiredUpstream, string>();
+  let last: [string, string][] = [];
+  const entryJson = (u: DesiredUpstream): string => {
+    let json = jsonOf.get(u);
+    if (json === undefined) jsonOf.set(u, (json = JSON.stringify(u)));
+    return json;
+  };
+  return {
+    /** Takes the memory now; true when its JSON differs from the last one taken. */
+    changed(entries: readonly [string, DesiredUpstream][]): boolean {
+      const next = entries.map(([name, u]): [string, string] => [name, entryJson(u)]);
+      const same = next.length === last.length && next.every(([name, json], i) => name === last[i]![0] && json === last[i]![1]);
+      last = next;
+      return !same;
+    },
+    /** JSON.stringify of the memory last taken, as an object by app name. */
+    json: (): string => `{${last.map(([name, json]) => `${JSON.stringify(name)}:${json}`).join(',')}}`,
   };
 }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { restoreUpstreams, settleSet, upstreamProblem } from '../../src/upstream/settle.js';
+import type { AppConfig } from '../../src/config/types.js';
+import { createSettler, restoreUpstreams, settleSet, upstreamProblem } from '../../src/upstream/settle.js';
 import type { DesiredServer, DesiredUpstream } from '../../src/upstream/types.js';
+import { app, DEFAULT_APP } from '../helpers/fixtures.js';
 
 const server = (address: string, over: Partial<DesiredServer> = {}): DesiredServer => ({ address, weight: 1, backup: false, down: false, ...over });
 const upstream = (name: string, servers: DesiredServer[], over: Partial<DesiredUpstream> = {}): DesiredUpstream => ({
@@ -75,5 +77,64 @@ describe('upstreamProblem and restoreUpstreams', () => {
     expect([...restored]).toEqual([['web', good]]);
     expect(restoreUpstreams(null).size).toBe(0);
     expect(restoreUpstreams([good]).size).toBe(0);
+  });
+});
+
+describe('createSettler: a transition costs the work of its own app', () => {
+  /** Reads of each upstream's servers, by app: the work of checking or serializing it. */
+  const reads = new Map<string, number>();
+  const counted = (u: DesiredUpstream): DesiredUpstream => {
+    const { servers, ...rest } = u;
+    return Object.defineProperty({ ...rest }, 'servers', {
+      enumerable: true,
+      get: () => {
+        reads.set(u.name, (reads.get(u.name) ?? 0) + 1);
+        return servers;
+      },
+    }) as DesiredUpstream;
+  };
+  const APPS = 300;
+  const names = Array.from({ length: APPS }, (_, i) => `app${i}`);
+  // Apps that accept containers: every one is in the memory a restart needs back.
+  const apps: AppConfig[] = names.map((n) => ({ ...app(n, []), docker: { ...DEFAULT_APP.docker, accept_containers: true } }));
+  const upstreamOf = (n: string, port: number) => counted(upstream(n, [server(`10.0.0.1:${port}`), server(`10.0.0.2:${port}`)]));
+
+  it('checks and serializes only the upstream a recompute replaced, and tells the memory in full', () => {
+    const memories: { upstreams: Record<string, DesiredUpstream>; json: string }[] = [];
+    const settler = createSettler({ restored: new Map(), onHeld: () => {}, onMemory: (upstreams, json) => memories.push({ upstreams, json }) });
+    const current = new Map(names.map((n) => [n, upstreamOf(n, 80)]));
+    const settle = () => settler.settle({ upstreams: names.map((n) => current.get(n)!) }, apps, false);
+    settle();
+    expect(reads.size).toBe(APPS);
+    expect(memories).toHaveLength(1);
+
+    reads.clear();
+    current.set('app7', upstreamOf('app7', 81));
+    const set = settle();
+    expect([...reads.keys()]).toEqual(['app7']);
+    expect(set?.upstreams[7]).toBe(current.get('app7'));
+    expect(memories).toHaveLength(2);
+
+    reads.clear();
+    settle();
+    expect(reads.size).toBe(0);
+    expect(memories).toHaveLength(2);
+
+    // The JSON handed over is the memory's own (read last: serializing reads every app).
+    const last = memories[1]!;
+    expect(JSON.parse(last.json)).toEqual(JSON.parse(JSON.stringify(last.upstreams)));
+    expect(JSON.parse(last.json).app7.servers[0].address).toBe('10.0.0.1:81');
+  });
+
+  it('tells the memory again when an app is replaced by an equal upstream only if its JSON differs', () => {
+    const memories: string[] = [];
+    const settler = createSettler({ restored: new Map(), onHeld: () => {}, onMemory: (_u, json) => memories.push(json) });
+    const few = apps.slice(0, 3);
+    settler.settle({ upstreams: few.map((a) => upstream(a.name, [server('10.0.0.1:80')])) }, few, false);
+    settler.settle({ upstreams: few.map((a) => upstream(a.name, [server('10.0.0.1:80')])) }, few, false);
+    expect(memories).toHaveLength(1);
+    settler.settle({ upstreams: few.map((a) => upstream(a.name, [server('10.0.0.1:80', { down: a.name === 'app1' })])) }, few, false);
+    expect(memories).toHaveLength(2);
+    expect(JSON.parse(memories[1]!).app1.servers[0].down).toBe(true);
   });
 });
