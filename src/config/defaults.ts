@@ -209,6 +209,8 @@ export const DEFAULT_NGINX: Readonly<NginxConfig> = frozen({
   // nginx's default proxy_next_upstream (error timeout) retries refused connections; 5xx only
   // when the config lists http_500..http_504, as the shipped nginx.conf does.
   leave_to_nginx: ['refused'],
+  // The shipped nginx.conf's proxy_read_timeout.
+  proxy_read_timeout_seconds: 10,
 });
 
 /**

@@ -214,6 +214,13 @@ export interface NginxConfig {
    * (`refused`: connections refused or reset; `5xx`: needs http_500..http_504 in proxy_next_upstream).
    */
   leave_to_nginx: Array<(typeof LEAVE_TO_NGINX)[number]>;
+  /**
+   * DNS mode: nginx's `proxy_read_timeout` for these upstreams. A backend that stops answering
+   * leaves the DNS answer no sooner than this after its first timed-out probe began, so nginx's
+   * own retries of the requests waiting on it come first (nginx fails a retry with 502 once the
+   * upstream's servers changed since the request began). 0: leave at once.
+   */
+  proxy_read_timeout_seconds: number;
 }
 
 /** The latency outlier rule: a backend far slower than the rest of its app. */

@@ -161,6 +161,7 @@ describe('defaults', () => {
         dns_resolver: null,
         dns_zone: 'orchestry.internal',
         leave_to_nginx: ['refused'],
+        proxy_read_timeout_seconds: 10,
       },
       passive: DEFAULT_PASSIVE,
       admin: { listen: '127.0.0.1:9180', token: null, max_connections: 100, idle_timeout_seconds: 30, request_timeout_seconds: 10 },
