@@ -85,8 +85,12 @@ export interface UpstreamOptions {
   max_fails: number;
   /** `http`: proxied in nginx's `http {}` (nginx.output_path); `stream`: TCP, in `stream {}` (nginx.stream_output_path). */
   context: (typeof UPSTREAM_CONTEXTS)[number];
-  /** ...for this long (and the window they are counted in). */
-  fail_timeout_seconds: number;
+  /**
+   * ...for this long (and the window they are counted in); null: 1 s in reload mode, 2 s in
+   * DNS mode (longer than nginx's 1 s re-resolution, so nginx does not try a failed server again
+   * before the answer without it lands).
+   */
+  fail_timeout_seconds: number | null;
 }
 
 /** Per-app Docker settings (YAML `apps.<name>.docker`, or `orchestry.*` labels). */

@@ -85,7 +85,7 @@ describe('defaults', () => {
           docker: { address_mode: null, port_range: null, port_env: 'PORT', max_replicas: null, accept_containers: false },
           recovery: { dependencies: [], clear_cache: null },
           health: DEFAULT_HEALTH,
-          upstream: { ejected: 'down', keepalive: 32, balance: 'round_robin', backup_app: null, max_fails: 1, fail_timeout_seconds: 1, context: 'http' },
+          upstream: { ejected: 'down', keepalive: 32, balance: 'round_robin', backup_app: null, max_fails: 1, fail_timeout_seconds: null, context: 'http' },
         },
       ],
       docker: {
