@@ -97,7 +97,8 @@ function planRows() {
     } else if (mode === 'reload') sidecarRows('reload', opts.nginx, ['update_via: reload'], opts.leave);
     else if (mode === 'dns') {
       const refusal = dnsRefusal({ nginxDnsBinary: opts.nginxDns });
-      if (refusal === null) sidecarRows('dns', opts.nginxDns, DNS_LINES);
+      // The sidecar is told nginx's read timeout, as a user of DNS mode sets it to their nginx's.
+      if (refusal === null) sidecarRows('dns', opts.nginxDns, [...DNS_LINES, `proxy_read_timeout_seconds: ${opts.readTimeoutSeconds}`]);
       else notes.push(`DNS mode is not available here: check-config refuses nginx.update_via: dns with ${opts.nginxDns} (${refusal})`);
     } else throw new Error(`BENCH_MODES: unknown mode ${mode} (alone, haproxy, reload, dns)`);
   }

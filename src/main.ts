@@ -78,7 +78,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
   const config = settings.config;
   const current = () => settings.config;
   const bus = createSidecarBus((name, err) => log.error({ event: name, err: String(err) }, 'event listener failed'));
-  const registry = createHealthRegistry({ clock, breaker: config.breaker, detection: config.failure_detection });
+  const registry = createHealthRegistry({ clock, breaker: config.breaker, detection: config.failure_detection, timeoutHoldMs: () => nginx.timeoutHoldMs() });
   const store = createSqliteStore({ config: config.store, clock, logger: log });
   const persister = createStatePersister({ store, registry, clock, logger: log, intervalSeconds: () => current().store.flush_interval_seconds });
   // Before anything probes: breaker states, ejections, budgets and undelivered alerts come back.

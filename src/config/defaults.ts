@@ -128,9 +128,11 @@ export const DEFAULT_UPSTREAM: Readonly<UpstreamOptions> = frozen({
   backup_app: null,
   // nginx's own check stays on (one failed attempt takes a server out) but only briefly: the
   // sidecar's probes and breaker hold ejections; nginx's default 10 s would keep a restarted
-  // backend out up to 10 s after the sidecar readmitted it.
+  // backend out up to 10 s after the sidecar readmitted it. null: 1 s with reloads, 2 s in DNS
+  // mode, where an ejection reaches nginx at its next re-resolution (every second): with 1 s nginx
+  // went back to a server answering 500 just before the answer without it landed.
   max_fails: 1,
-  fail_timeout_seconds: 1,
+  fail_timeout_seconds: null,
   context: 'http',
 });
 
@@ -209,6 +211,8 @@ export const DEFAULT_NGINX: Readonly<NginxConfig> = frozen({
   // nginx's default proxy_next_upstream (error timeout) retries refused connections; 5xx only
   // when the config lists http_500..http_504, as the shipped nginx.conf does.
   leave_to_nginx: ['refused'],
+  // The shipped nginx.conf's proxy_read_timeout.
+  proxy_read_timeout_seconds: 10,
 });
 
 /**

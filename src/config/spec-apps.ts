@@ -71,7 +71,7 @@ export const UPSTREAM: Section<UpstreamOptions> = {
     balance: { check: oneOf(BALANCE_METHODS), meaning: 'Load-balancing method.' },
     backup_app: { check: nullable(appName), meaning: "failover_to_backup: that app's routable servers become this app's nginx backup servers." },
     max_fails: { check: num({ int: true, min: 0, max: 1000 }), meaning: "nginx's own passive check on each server line: failed attempts (as proxy_next_upstream counts them) that take a server out; 0 turns it off." },
-    fail_timeout_seconds: { check: duration({ int: true, min: 1, max: 3600 }), meaning: 'How long nginx keeps such a server out, and the window the failures are counted in (whole seconds: nginx rounds).' },
+    fail_timeout_seconds: { check: nullable(duration({ int: true, min: 1, max: 3600 })), meaning: 'How long nginx keeps such a server out, and the window the failures are counted in (whole seconds: nginx rounds). null: 1 s in reload mode, 2 s in DNS mode (longer than one re-resolution, so nginx does not go back to a failed server before the sidecar\'s answer without it lands).' },
     context: { check: oneOf(UPSTREAM_CONTEXTS), meaning: "Where nginx proxies the app: http (rendered into nginx.output_path, for http {}) or stream (TCP, rendered into nginx.stream_output_path, for stream {}; no keepalive there)." },
   },
 };

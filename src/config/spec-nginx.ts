@@ -27,6 +27,7 @@ export const NGINX: Section<NginxConfig> = {
     dns_listen: { check: ipListenAddress, meaning: "DNS mode: where the sidecar's DNS server listens, UDP and TCP (ip:port; port 0 picks a free one)." },
     dns_resolver: { check: nullable(ipListenAddress), meaning: "DNS mode: the address nginx's resolver queries (e.g. the sidecar's address seen from nginx's container); null = dns_listen as bound." },
     leave_to_nginx: { check: listOf(oneOf(LEAVE_TO_NGINX)), meaning: 'Reload mode: failures nginx notices and retries by itself, left to its max_fails instead of a reload that resets client connections: refused (connections refused or reset), 5xx (needs http_500 http_502 http_503 http_504 in proxy_next_upstream). [] ejects everything by reload.' },
+    proxy_read_timeout_seconds: { check: duration({ min: 0, max: 3600 }), meaning: "DNS mode: nginx's proxy_read_timeout. A backend that stops answering leaves the DNS answer no sooner than this after its first timed-out probe began, so nginx's own retries of the requests already waiting on it succeed first (nginx answers 502 to a retry once the upstream's servers changed since the request began). 0 = at once." },
     dns_zone: { check: dnsName, meaning: 'DNS mode: the zone the sidecar answers for; nginx asks SRV _http._tcp.<app>.<zone>.' },
   },
 };

@@ -85,8 +85,12 @@ export interface UpstreamOptions {
   max_fails: number;
   /** `http`: proxied in nginx's `http {}` (nginx.output_path); `stream`: TCP, in `stream {}` (nginx.stream_output_path). */
   context: (typeof UPSTREAM_CONTEXTS)[number];
-  /** ...for this long (and the window they are counted in). */
-  fail_timeout_seconds: number;
+  /**
+   * ...for this long (and the window they are counted in); null: 1 s in reload mode, 2 s in
+   * DNS mode (longer than nginx's 1 s re-resolution, so nginx does not try a failed server again
+   * before the answer without it lands).
+   */
+  fail_timeout_seconds: number | null;
 }
 
 /** Per-app Docker settings (YAML `apps.<name>.docker`, or `orchestry.*` labels). */
@@ -214,6 +218,13 @@ export interface NginxConfig {
    * (`refused`: connections refused or reset; `5xx`: needs http_500..http_504 in proxy_next_upstream).
    */
   leave_to_nginx: Array<(typeof LEAVE_TO_NGINX)[number]>;
+  /**
+   * DNS mode: nginx's `proxy_read_timeout` for these upstreams. A backend that stops answering
+   * leaves the DNS answer no sooner than this after its first timed-out probe began, so nginx's
+   * own retries of the requests waiting on it come first (nginx fails a retry with 502 once the
+   * upstream's servers changed since the request began). 0: leave at once.
+   */
+  proxy_read_timeout_seconds: number;
 }
 
 /** The latency outlier rule: a backend far slower than the rest of its app. */

@@ -54,7 +54,7 @@ export interface BreakerChange {
  * only that time passed (`healthy`: the health verdict now).
  */
 export type BreakerEvent =
-  | { kind: 'probe'; ok: boolean; healthy: boolean; detail?: string }
+  | { kind: 'probe'; ok: boolean; healthy: boolean; detail?: string; /** False: a failure counts, one short of opening at most. */ mayTrip?: boolean }
   | { kind: 'outcome'; ok: boolean; detail?: string }
   | { kind: 'eject'; reason: string; holdMs?: number; cause?: EjectionCause }
   | { kind: 'tick'; healthy: boolean };
@@ -92,6 +92,7 @@ function stepClosed(state: Extract<BreakerState, { status: 'closed' }>, event: B
   if (event.kind !== 'probe') return { state: decayed };
   if (event.ok) return { state: decayed.consecutiveFailures === 0 ? decayed : { ...decayed, consecutiveFailures: 0 } };
   const failures = decayed.consecutiveFailures + 1;
+  if (event.mayTrip === false) return { state: { ...decayed, consecutiveFailures: Math.min(failures, cfg.failure_threshold - 1) } };
   if (failures < cfg.failure_threshold) return { state: { ...decayed, consecutiveFailures: failures } };
   return open(decayed, now, `${failures} consecutive failures${suffix(event.detail)}`, cfg);
 }

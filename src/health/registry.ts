@@ -18,6 +18,13 @@ export interface HealthRegistryOptions {
   clock: Clock;
   breaker: BreakerConfig;
   detection: FailureDetectionConfig;
+  /**
+   * How long a backend whose probes time out stays routed after its first timed-out probe began
+   * (nginx.proxy_read_timeout_seconds in DNS mode, 0 otherwise; read on every probe). Until then
+   * timeouts count but do not eject: nginx fails a retry once the upstream changed, so its own
+   * retries of the requests the hang caught must come first.
+   */
+  timeoutHoldMs?: () => number;
 }
 
 /** Health, breaker and failure tracking for every known backend. */
@@ -84,6 +91,8 @@ interface Entry {
   lastProbe: ProbeResult | null;
   lastFailure: FailureEvent | null;
   since: number;
+  /** When the first probe of the current run of timeouts began; null outside one. */
+  timeoutSince: number | null;
 }
 
 interface RegistryState {
@@ -97,6 +106,7 @@ interface RegistryState {
   /** Restored states not yet claimed by a backend of a snapshot. */
   pending: Map<string, PersistedBackendState>;
   dirty: Set<string>;
+  timeoutHoldMs: () => number;
 }
 
 /** Creates an empty registry; call `sync` with the first snapshot. */
@@ -110,6 +120,7 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
     byApp: new Map(),
     pending: new Map(),
     dirty: new Set(),
+    timeoutHoldMs: opts.timeoutHoldMs ?? (() => 0),
   };
   return {
     sync: (backends) => sync(s, backends),
@@ -174,6 +185,7 @@ function sync(s: RegistryState, backends: Backend[]): { added: string[]; removed
       lastProbe: null,
       lastFailure: saved?.lastFailure ?? null,
       since: saved?.since ?? now,
+      timeoutSince: null,
     });
   }
   const removed = [...s.entries.keys()].filter((id) => !next.has(id));
@@ -217,12 +229,15 @@ function record(s: RegistryState, result: ProbeResult): { transitions: Transitio
   const detail = result.healthy ? undefined : describeProbeFailure(result);
   const transitions: Transition[] = [];
 
-  const h = thresholds.step(entry.health, { ok: result.healthy, detail }, entry.backend.health, now);
+  entry.timeoutSince = result.errorClass === 'timeout' ? (entry.timeoutSince ?? result.startedAt) : null;
+  // A run of timeouts ejects once nginx has given up on the requests the hang caught.
+  const mayTrip = entry.timeoutSince === null || now - entry.timeoutSince >= s.timeoutHoldMs();
+  const h = thresholds.step(entry.health, { ok: result.healthy, detail, mayTrip }, entry.backend.health, now);
   entry.health = h.state;
   if (h.transition) transitions.push(healthTransition(entry.backend, h.transition));
 
   const healthy = h.state.status === 'healthy';
-  let b = breaker.step(entry.breaker, { kind: 'probe', ok: result.healthy, healthy, ...(detail ? { detail } : {}) }, s.breakerCfg, now);
+  let b = breaker.step(entry.breaker, { kind: 'probe', ok: result.healthy, healthy, mayTrip, ...(detail ? { detail } : {}) }, s.breakerCfg, now);
   // An unhealthy verdict ejects through the breaker too: its hold and its count of ejections
   // (flap damping) apply to probe ejections as to passive ones.
   if (h.transition?.to === 'unhealthy' && b.state.status !== 'open') {

@@ -20,6 +20,8 @@ export type ThresholdConfig = Pick<HealthCheckConfig, 'success_threshold' | 'fai
 export interface HealthEvent {
   ok: boolean;
   detail?: string;
+  /** False: a failure counts but may not make the backend unhealthy yet (the count stops one short). */
+  mayTrip?: boolean;
 }
 
 /** A change of status, before the registry names the backend it belongs to. */
@@ -50,9 +52,10 @@ export function step(
     const reason = `${successes} consecutive ${successes === 1 ? 'success' : 'successes'}`;
     return { state: next, transition: { from: state.status, to: 'healthy', at: now, reason } };
   }
-  const failures = state.consecutiveFailures + 1;
+  const held = event.mayTrip === false && state.status !== 'unhealthy';
+  const failures = held ? Math.min(state.consecutiveFailures + 1, cfg.failure_threshold - 1) : state.consecutiveFailures + 1;
   const next: HealthState = { status: state.status, consecutiveSuccesses: 0, consecutiveFailures: failures };
-  if (state.status === 'unhealthy' || failures < cfg.failure_threshold) return { state: next };
+  if (held || state.status === 'unhealthy' || failures < cfg.failure_threshold) return { state: next };
   next.status = 'unhealthy';
   const reason =
     `${failures} consecutive ${failures === 1 ? 'failure' : 'failures'}` +

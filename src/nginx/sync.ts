@@ -55,6 +55,12 @@ export interface NginxSync {
   status(): NginxSyncStatus;
   /** Ejections, readmissions and weights reach nginx without a reload (DNS mode). */
   liveUpdates(): boolean;
+  /**
+   * How long a hung backend stays routed after its first timed-out probe: nginx's read timeout
+   * in DNS mode, where a changed upstream turns nginx's retries into 502s; 0 with reloads (the
+   * old workers finish their requests, retries included, with the old servers).
+   */
+  timeoutHoldMs(): number;
   /** The DNS server's counters in DNS mode; null otherwise. */
   dnsStats(): DnsServerStats | null;
   stop(): Promise<void>;
@@ -117,6 +123,7 @@ export function createNginxSync(opts: NginxSyncOptions): NginxSync {
     reconfigure: (nginx) => reconfigure(s, nginx),
     status: () => s.status,
     liveUpdates: () => s.applier?.liveUpdates ?? false,
+    timeoutHoldMs: () => (s.applier?.liveUpdates ? s.nginx.proxy_read_timeout_seconds * 1000 : 0),
     dnsStats: () => s.modeNow?.dns()?.stats() ?? null,
     async stop() {
       s.stopped = true;

@@ -95,7 +95,7 @@ export function toViewModel(set: DesiredSet, dns?: DnsRendering): UpstreamsConte
     const stream = u.context === 'stream';
     if (u.context !== undefined && u.context !== 'http' && !stream) invalid(`${where}: invalid context ${show(u.context)}`);
     if (stream && NOT_IN_STREAM.has(u.balance)) invalid(`${where}: balance ${show(u.balance)} does not exist in nginx's stream module`);
-    const failParams = failParamsOf(u, where);
+    const failParams = failParamsOf(u, where, dns?.apps.has(u.name) ?? false);
     // nginx has no keepalive in stream upstreams (each TCP connection is proxied as one).
     const keepalive = stream ? 0 : u.keepalive;
     if (dns?.apps.has(u.name)) return { ...dnsUpstream(u, dns, failParams), keepalive };
@@ -133,10 +133,13 @@ export function toViewModel(set: DesiredSet, dns?: DnsRendering): UpstreamsConte
   return { generatedBy: 'orchestry-sidecar', context: 'http', upstreams };
 }
 
-/** ` max_fails=N fail_timeout=Ns`, each only when it differs from nginx's default (1, 10 s). */
-function failParamsOf(u: DesiredUpstream, where: string): string {
+/**
+ * ` max_fails=N fail_timeout=Ns`, each only when it differs from nginx's default (1, 10 s).
+ * 'auto' is 2 s where nginx re-resolves the app (it sees an ejection up to 1 s late), else 1 s.
+ */
+function failParamsOf(u: DesiredUpstream, where: string, resolved: boolean): string {
   const maxFails = u.maxFails ?? 1;
-  const timeout = u.failTimeoutSeconds ?? 10;
+  const timeout = u.failTimeoutSeconds === 'auto' ? (resolved ? 2 : 1) : (u.failTimeoutSeconds ?? 10);
   if (!isIntIn(maxFails, 0, 1000)) invalid(`${where}: invalid max_fails ${show(maxFails)} (integer 0..1000)`);
   if (!isIntIn(timeout, 1, 3600)) invalid(`${where}: invalid fail_timeout ${show(timeout)} (seconds 1..3600)`);
   return (maxFails === 1 ? '' : ` max_fails=${maxFails}`) + (timeout === 10 ? '' : ` fail_timeout=${timeout}s`);

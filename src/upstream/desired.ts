@@ -115,7 +115,7 @@ export function buildDesiredUpstream(
     keepalive: app.upstream.keepalive,
     balance: app.upstream.balance,
     maxFails: app.upstream.max_fails,
-    failTimeoutSeconds: app.upstream.fail_timeout_seconds,
+    failTimeoutSeconds: app.upstream.fail_timeout_seconds ?? 'auto',
     ...(app.upstream.context === 'stream' ? { context: 'stream' as const } : {}),
     panic,
     failover,

@@ -98,7 +98,7 @@ export function upstreamProblem(u: DesiredUpstream): string | null {
   if (!BALANCES.has(u.balance)) return `invalid balance ${JSON.stringify(u.balance)}`;
   if (!isInt(u.keepalive, 0, 10_000)) return `invalid keepalive ${String(u.keepalive)}`;
   if (u.maxFails !== undefined && !isInt(u.maxFails, 0, 1000)) return `invalid max_fails ${String(u.maxFails)}`;
-  if (u.failTimeoutSeconds !== undefined && !isInt(u.failTimeoutSeconds, 1, 3600)) return `invalid fail_timeout ${String(u.failTimeoutSeconds)}`;
+  if (u.failTimeoutSeconds !== undefined && u.failTimeoutSeconds !== 'auto' && !isInt(u.failTimeoutSeconds, 1, 3600)) return `invalid fail_timeout ${String(u.failTimeoutSeconds)}`;
   for (const s of u.servers) {
     const problem = addressProblem(s.address);
     if (problem) return `server ${JSON.stringify(s.address)}: ${problem}`;

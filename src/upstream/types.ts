@@ -37,7 +37,8 @@ export interface DesiredUpstream {
   context?: 'http' | 'stream';
   /** nginx's own passive check per server (max_fails / fail_timeout); nginx's defaults when absent. */
   maxFails?: number;
-  failTimeoutSeconds?: number;
+  /** 'auto': 1 s when nginx reloads, 2 s when it re-resolves (DNS mode). */
+  failTimeoutSeconds?: number | 'auto';
 }
 
 export interface DesiredSet {

@@ -118,6 +118,7 @@ export function privateNginxConfig(dir: string, binary = NGINX_BIN): NginxConfig
     dns_resolver: null,
     dns_zone: 'orchestry.internal',
     leave_to_nginx: [],
+    proxy_read_timeout_seconds: 0,
   };
 }
 

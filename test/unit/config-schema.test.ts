@@ -85,7 +85,7 @@ describe('defaults', () => {
           docker: { address_mode: null, port_range: null, port_env: 'PORT', max_replicas: null, accept_containers: false },
           recovery: { dependencies: [], clear_cache: null },
           health: DEFAULT_HEALTH,
-          upstream: { ejected: 'down', keepalive: 32, balance: 'round_robin', backup_app: null, max_fails: 1, fail_timeout_seconds: 1, context: 'http' },
+          upstream: { ejected: 'down', keepalive: 32, balance: 'round_robin', backup_app: null, max_fails: 1, fail_timeout_seconds: null, context: 'http' },
         },
       ],
       docker: {
@@ -161,6 +161,7 @@ describe('defaults', () => {
         dns_resolver: null,
         dns_zone: 'orchestry.internal',
         leave_to_nginx: ['refused'],
+        proxy_read_timeout_seconds: 10,
       },
       passive: DEFAULT_PASSIVE,
       admin: { listen: '127.0.0.1:9180', token: null, max_connections: 100, idle_timeout_seconds: 30, request_timeout_seconds: 10 },

@@ -546,7 +546,7 @@ describe('apps only labels define', () => {
         recovery: { dependencies: [], clear_cache: null },
         backends: [],
         health: DEFAULT_HEALTH,
-        upstream: { ejected: 'omit', keepalive: 32, balance: 'round_robin', backup_app: null, max_fails: 1, fail_timeout_seconds: 1, context: 'http' },
+        upstream: { ejected: 'omit', keepalive: 32, balance: 'round_robin', backup_app: null, max_fails: 1, fail_timeout_seconds: null, context: 'http' },
       },
     ]);
   });

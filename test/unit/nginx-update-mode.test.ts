@@ -52,6 +52,17 @@ describe('DNS-mode rendering', () => {
     expect(legacy.servers.map((s) => s.address)).toEqual(['db.internal:80']);
   });
 
+  it("keeps a failed server out 2 s where nginx re-resolves (fail_timeout 'auto'), 1 s where it reloads, and as set otherwise", () => {
+    const auto: DesiredSet = structuredClone(set);
+    for (const u of auto.upstreams) u.failTimeoutSeconds = 'auto';
+    const [web, legacy] = toViewModel(auto, dns).upstreams;
+    // Re-resolution comes up to 1 s after an ejection: nginx must not go back to the server first.
+    expect(web!.servers[0]!.params).toBe(' service=_http._tcp.web resolve fail_timeout=2s');
+    expect(legacy!.servers[0]!.params).toBe(' fail_timeout=1s');
+    expect(toViewModel(auto).upstreams[0]!.servers[0]!.params).toBe(' weight=3 fail_timeout=1s down');
+    expect(toViewModel(set, dns).upstreams[0]!.servers[0]!.params).toContain('fail_timeout=1s');
+  });
+
   it('sizes the zone for twice the servers, in powers of two from 64k', () => {
     expect([0, 3, 27, 28, 63, 64, 500].map(zoneSizeFor)).toEqual(['64k', '64k', '64k', '128k', '128k', '256k', '1024k']);
   });

@@ -18,7 +18,7 @@ describe('buildDesiredSet', () => {
       panic: false,
       failover: false,
       maxFails: 1,
-      failTimeoutSeconds: 1,
+      failTimeoutSeconds: 'auto',
       servers: [{ address: '10.0.1.1:90', weight: 1, backup: false, down: false }],
     });
   });
