@@ -335,6 +335,15 @@ export interface DockerConfig {
   swarm: boolean | 'auto';
   /** How often a manager's tasks are listed again: its event stream reports no task changes. */
   swarm_refresh_seconds: number;
+  /**
+   * Several sidecars on one node's Engine: only the holder of that node's lease (kept in the
+   * swarm's own state) recovers its tasks. See src/recovery/swarm-lease.ts.
+   */
+  swarm_lease: boolean;
+  /** A lease not renewed for this long is free: another sidecar takes it. */
+  swarm_lease_ttl_seconds: number;
+  /** How often the holder renews it (and the others look at it); less than the TTL. */
+  swarm_lease_renew_seconds: number;
 }
 
 /** Recovery through the Docker Engine: the seed's RecoveryManager with safety limits. */
