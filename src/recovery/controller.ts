@@ -79,6 +79,7 @@ export function createRecoveryController(opts: RecoveryControllerOptions): Recov
       docker, clock: opts.clock, logger: opts.logger, instance: instanceId(),
       ttlMs: () => opts.config().docker.swarm_lease_ttl_seconds * 1000,
       renewMs: () => opts.config().docker.swarm_lease_renew_seconds * 1000,
+      campaign: () => opts.config().recovery.mode !== 'off',
     });
   }
   if (s && docker) {

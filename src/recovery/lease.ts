@@ -39,7 +39,7 @@ export interface LeaseState {
 /** What to do after a read. */
 export type LeaseStep =
   | { kind: 'follow'; state: LeaseState }
-  | { kind: 'acquire' | 'renew'; state: LeaseState; write: LeaseRecord };
+  | { kind: 'acquire' | 'renew' | 'release'; state: LeaseState; write: LeaseRecord };
 
 export function initialLeaseState(me: string): LeaseState {
   return { me, observed: null, observedAt: 0, heldUntil: 0 };
@@ -52,12 +52,16 @@ function sameRecord(a: LeaseRecord | null, b: LeaseRecord | null): boolean {
 /**
  * The decision after reading `record` at local time `now`: renew a lease this sidecar holds,
  * take one that is free or expired, or follow a live holder. A record read that no longer names
- * this sidecar ends its hold at once.
+ * this sidecar ends its hold at once. A sidecar that does not `campaign` (its recovery is off)
+ * never takes the lease, and frees it if it holds it: it would block the others from acting.
  */
-export function leaseStep(state: LeaseState, record: LeaseRecord | null, now: number, ttlMs: number): LeaseStep {
+export function leaseStep(state: LeaseState, record: LeaseRecord | null, now: number, ttlMs: number, campaign = true): LeaseStep {
   const observedAt = sameRecord(state.observed, record) ? state.observedAt : now;
   const mine = record !== null && record.holder === state.me;
-  const next: LeaseState = { ...state, observed: record, observedAt, heldUntil: mine ? state.heldUntil : 0 };
+  const next: LeaseState = { ...state, observed: record, observedAt, heldUntil: mine && campaign ? state.heldUntil : 0 };
+  if (!campaign) {
+    return mine ? { kind: 'release', state: next, write: { ...record, holder: '', renewedAt: now } } : { kind: 'follow', state: next };
+  }
   if (mine) {
     return { kind: 'renew', state: next, write: { ...record, renewals: record.renewals + 1, ttlMs, renewedAt: now } };
   }
@@ -76,7 +80,7 @@ export function leaseStep(state: LeaseState, record: LeaseRecord | null, now: nu
  * else wrote first) or could not be reached.
  */
 export function leaseWritten(state: LeaseState, written: LeaseRecord, ok: boolean, startedAt: number, now: number): LeaseState {
-  if (!ok) return { ...state, heldUntil: 0 };
+  if (!ok || written.holder !== state.me) return { ...state, heldUntil: 0, ...(ok ? { observed: written, observedAt: now } : {}) };
   return { ...state, observed: written, observedAt: now, heldUntil: startedAt + written.ttlMs };
 }
 

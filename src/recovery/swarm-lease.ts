@@ -54,6 +54,8 @@ export interface SwarmLeaseOptions {
   instance: string;
   ttlMs: () => number;
   renewMs: () => number;
+  /** Whether to take the lease (recovery is not off): a sidecar that never acts must not block the others. */
+  campaign: () => boolean;
 }
 
 interface ConfigInfo {
@@ -86,7 +88,7 @@ export function createSwarmLease(opts: SwarmLeaseOptions): SwarmLease {
     // No swarm (yet): no Swarm task to act on either; asked again next round.
     if (!node) return;
     const info = await readLeaseObject(docker, name());
-    const step = leaseStep(state, leaseFromLabels(info.Spec.Labels), clock.now(), opts.ttlMs());
+    const step = leaseStep(state, leaseFromLabels(info.Spec.Labels), clock.now(), opts.ttlMs(), opts.campaign());
     setState(step.state);
     if (step.kind === 'follow') return;
     const startedAt = clock.now();

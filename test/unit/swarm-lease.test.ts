@@ -83,6 +83,16 @@ describe('Swarm lease decisions', () => {
     expect(leaseStep(initialLeaseState('b'), freed, 1, TTL)).toMatchObject({ kind: 'acquire', write: { holder: 'b', term: 6 } });
   });
 
+  it('a sidecar whose recovery is off never takes the lease, and frees it when it holds it', () => {
+    expect(leaseStep(initialLeaseState('a'), null, 0, TTL, false).kind).toBe('follow');
+    const a = round(initialLeaseState('a'), null, 0);
+    const step = leaseStep(a.state, a.written, 100, TTL, false);
+    expect(step).toMatchObject({ kind: 'release', write: { holder: '', term: 1 } });
+    expect(leaseHeld(step.state, 101)).toBe(false);
+    if (step.kind !== 'release') throw new Error('release expected');
+    expect(leaseHeld(leaseWritten(step.state, step.write, true, 100, 105), 106)).toBe(false);
+  });
+
   it('reports the holder, term, expiry and whether this sidecar holds it', () => {
     const a = round(initialLeaseState('a'), null, 1000);
     expect(leaseStatus(a.state, 2000)).toEqual({ holder: 'a', term: 1, expiresAt: 1000 + TTL, held: true });
