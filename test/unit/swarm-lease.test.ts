@@ -1,16 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  initialLeaseState,
-  leaseFromLabels,
-  leaseHeld,
-  leaseLost,
-  leaseStatus,
-  leaseStep,
-  leaseToLabels,
-  leaseWritten,
-  type LeaseRecord,
-  type LeaseState,
-} from '../../src/recovery/lease.js';
+import { initialLeaseState, leaseFromLabels, leaseHeld, leaseLost, leaseStatus, leaseStep, leaseToLabels, leaseWritten, type LeaseRecord, type LeaseState } from '../../src/recovery/lease.js';
 
 const TTL = 15_000;
 
