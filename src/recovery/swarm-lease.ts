@@ -64,6 +64,9 @@ interface ConfigInfo {
   Spec: { Name: string; Labels?: Record<string, string> };
 }
 
+/** How long stop() waits for the Engine to free the lease. */
+const STOP_WAIT_MS = 2000;
+
 /** Name prefix of the lease objects (`docker config ls`). */
 export const LEASE_OBJECT_PREFIX = 'orchestry-lease-';
 
@@ -117,6 +120,15 @@ export function createSwarmLease(opts: SwarmLeaseOptions): SwarmLease {
     timer.unref?.();
   }
 
+  /** Frees the lease at once rather than leaving it to expire: a graceful stop hands over without a TTL's wait. */
+  async function free(): Promise<void> {
+    await running;
+    const observed = state.observed;
+    if (!leaseHeld(state, clock.now()) || !observed) return;
+    state = leaseLost(state);
+    await freeLease(docker, name(), opts.instance, { ...observed, holder: '', renewedAt: clock.now() }, logger);
+  }
+
   return {
     mayAct: (nodeId) => node !== '' && nodeId === node && leaseHeld(state, clock.now()),
     status() {
@@ -129,17 +141,11 @@ export function createSwarmLease(opts: SwarmLeaseOptions): SwarmLease {
     async stop() {
       stopped = true;
       if (timer) clock.clearTimeout(timer);
-      await running;
-      const observed = state.observed;
-      if (!leaseHeld(state, clock.now()) || !observed) return;
-      state = leaseLost(state);
-      // Freed at once rather than left to expire: a graceful stop hands over without a TTL's wait.
-      try {
-        const info = await readLeaseObject(docker, name());
-        if (leaseFromLabels(info.Spec.Labels)?.holder === opts.instance) await writeLease(docker, info, { ...observed, holder: '', renewedAt: clock.now() });
-      } catch (err) {
-        logger.debug({ lease: name(), err: describeError(err) }, 'Swarm lease not freed; it expires after its TTL');
-      }
+      // An Engine that does not answer must not hold up the daemon's exit: the lease then expires.
+      let waited: TimerHandle | null = null;
+      const giveUp = new Promise<void>((resolve) => (waited = clock.setTimeout(resolve, STOP_WAIT_MS)));
+      await Promise.race([free(), giveUp]);
+      if (waited) clock.clearTimeout(waited);
     },
   };
 }
@@ -164,6 +170,16 @@ async function readLeaseObject(docker: Dockerode, name: string): Promise<ConfigI
     if ((created as { statusCode?: number }).statusCode !== 409) throw created;
   }
   return (await docker.getConfig(name).inspect()) as unknown as ConfigInfo;
+}
+
+/** Writes `free` (no holder) when the lease still names `instance`; a failure is left to the TTL. */
+async function freeLease(docker: Dockerode, name: string, instance: string, free: LeaseRecord, logger: Logger): Promise<void> {
+  try {
+    const info = await readLeaseObject(docker, name);
+    if (leaseFromLabels(info.Spec.Labels)?.holder === instance) await writeLease(docker, info, free);
+  } catch (err) {
+    logger.debug({ lease: name, err: describeError(err) }, 'Swarm lease not freed; it expires after its TTL');
+  }
 }
 
 /**

@@ -10,6 +10,7 @@
  * - The holder SIGKILLed while its action is under way (the task's container being killed by
  *   the removal): still exactly one action; the lease expires after its TTL, another sidecar
  *   takes it and acts on the next failure, once.
+ * - A holder stopped with SIGTERM frees the lease on its way out: no TTL to wait.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { NginxInstance } from '../helpers/nginx-instance.js';
@@ -229,4 +230,16 @@ describe('three sidecars on one node', () => {
     expect(await shutDown(svc)).toBe(2);
     console.log(`holder SIGKILLed mid-action: 1 action (its removal went through); lease taken by another sidecar ${takeover} ms after the kill (TTL ${TTL_S} s, renewal ${RENEW_S} s); the next failure: 1 action, by the new holder`);
   }, 180_000);
+
+  test('a holder stopped normally (SIGTERM) frees the lease as it exits: another sidecar holds it well within the TTL', async () => {
+    const leaving = await holder();
+    const t0 = Date.now();
+    expect(await leaving.stop('SIGTERM')).toBe(0);
+    const next = await holder();
+    const handover = Date.now() - t0;
+    expect(next).not.toBe(leaving);
+    expect(handover).toBeLessThan(TTL_S * 1000);
+    console.log(`holder stopped with SIGTERM: lease held by another sidecar ${handover} ms after the signal (TTL ${TTL_S} s)`);
+  }, 60_000);
 });
+
