@@ -115,7 +115,17 @@ export async function startSwarmSidecar(opts: {
       ...opts.rest,
     }),
   );
-  const sidecar = await startSidecarProcess(configPath, `http://127.0.0.1:${adminPort}`);
-  await waitFor(async () => (await sidecar.api('/readyz')).status === 200, { what: 'sidecar ready', timeoutMs: 30_000 });
+  const sidecar = await startSidecarProcess(configPath, `http://127.0.0.1:${adminPort}`).catch(async (err: unknown) => {
+    await nginx.stop();
+    throw err;
+  });
+  try {
+    await waitFor(async () => (await sidecar.api('/readyz')).status === 200, { what: 'sidecar ready', timeoutMs: 30_000 });
+  } catch (err) {
+    // Nobody else holds these yet: left running, they would outlive the test process.
+    await sidecar.stop('SIGKILL');
+    await nginx.stop();
+    throw err;
+  }
   return { nginx, sidecar };
 }
