@@ -184,7 +184,7 @@ async function start(s: Stages): Promise<Sidecar> {
 }
 
 async function stop(s: Stages, closers: Array<{ close(): Promise<void> }>): Promise<void> {
-  s.recovery.stop();
+  await s.recovery.stop();
   s.router.stop();
   s.resources.stop();
   await s.discovery.stop();

@@ -267,6 +267,9 @@ export const DEFAULT_DOCKER: Readonly<DockerConfig> = frozen({
   forbidden_ports: [80, 443],
   swarm: false,
   swarm_refresh_seconds: 1,
+  swarm_lease: true,
+  swarm_lease_ttl_seconds: 15,
+  swarm_lease_renew_seconds: 5,
 });
 
 /** Recovery's safety limits; `mode: dry-run` so that nothing acts until asked to. */

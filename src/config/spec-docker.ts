@@ -45,6 +45,9 @@ export const DOCKER: Section<DockerConfig> = {
     forbidden_ports: { check: listOf(num({ int: true, min: 1, max: 65535 })), meaning: "Ports no container in address mode host is routed to: nginx's own listening ports. The sidecar's own (admin, DNS, passive) are refused anyway." },
     swarm: { check: swarmMode, meaning: 'Discover Swarm services by their labels and their running tasks as backends: true, false, or auto (while the Engine is an active Swarm manager).' },
     swarm_refresh_seconds: { check: duration({ min: 0.1, max: 3600 }), meaning: "How often a Swarm manager's tasks are listed again (its events report no task changes)." },
+    swarm_lease: { check: bool, meaning: "Sidecars sharing a node's Engine elect one actor for that node's tasks, by a lease kept in the swarm (a Swarm config's labels, written at the version read)." },
+    swarm_lease_ttl_seconds: { check: duration({ min: 1, max: 3600 }), meaning: 'A Swarm lease not renewed for this long is free: another sidecar takes it (the holder stops acting before).' },
+    swarm_lease_renew_seconds: { check: duration({ min: 0.1, max: 3600 }), meaning: 'How often the Swarm lease holder renews it and the others read it; less than swarm_lease_ttl_seconds.' },
   },
 };
 
@@ -57,6 +60,12 @@ export function parseDocker(value: unknown, report: Report): DockerConfig {
     report(
       'docker.reconnect_max_seconds',
       `must be at least reconnect_min_seconds (got ${docker.reconnect_max_seconds} < ${docker.reconnect_min_seconds})`,
+    );
+  }
+  if (docker.swarm_lease_renew_seconds >= docker.swarm_lease_ttl_seconds) {
+    report(
+      'docker.swarm_lease_renew_seconds',
+      `must be less than swarm_lease_ttl_seconds (got ${docker.swarm_lease_renew_seconds} >= ${docker.swarm_lease_ttl_seconds})`,
     );
   }
   if (docker.swarm !== false && !docker.enabled) {

@@ -11,6 +11,7 @@ import type { HealthRegistry } from '../health/registry.js';
 import type { BackendView } from '../health/types.js';
 import type { RejectedContainer } from '../discovery/docker-labels.js';
 import { formatAddress, type TaskRef } from '../model.js';
+import type { SwarmLeaseStatus } from '../recovery/swarm-lease.js';
 import { withDrains } from '../upstream/desired.js';
 import type { StateStore } from '../store/types.js';
 import { adminLimits } from './admin-connections.js';
@@ -37,6 +38,8 @@ export interface AdminApiSources {
   nginxMode(): { update_via: string; reason: string } | null;
   /** The passive receiver's address and counters; null when off. */
   passive(): unknown;
+  /** The Swarm lease of this sidecar's node; null without Swarm or before the node is known. */
+  lease?(): SwarmLeaseStatus | null;
 }
 
 /** The stages the admin server reports on. */
@@ -55,7 +58,7 @@ export interface SidecarAdminSources {
     dockerConnected(): boolean | null;
     swarm?(): { connected: boolean; error?: string } | null;
   };
-  recovery: { summary(): unknown; holds(): { drainedContainerIds?: ReadonlySet<string> } };
+  recovery: { summary(): unknown; holds(): { drainedContainerIds?: ReadonlySet<string> }; lease?(): SwarmLeaseStatus | null };
   nginx: { status(): { firstApplyDone: boolean; lastOutcome: ApplyOutcome | null; updateVia: { mode: string; why: string } | null } };
   passive: { address(): string | null; stats(): unknown };
   health: { localErrors(): LocalErrorEpisode | null };
@@ -86,6 +89,7 @@ export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
         return u ? { update_via: u.mode, reason: u.why } : null;
       },
       passive: () => (s.passive.address() ? { listen: s.passive.address(), ...(s.passive.stats() as object) } : null),
+      lease: () => recovery.lease?.() ?? null,
     }),
     readiness: () =>
       readiness({
@@ -98,6 +102,7 @@ export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
       }),
   });
   s.metrics.observeAdmin(() => server.connections());
+  s.metrics.observeSwarmLease(() => recovery.lease?.()?.held ?? null);
   return server;
 }
 
@@ -118,6 +123,7 @@ export function createAdminApi(src: AdminApiSources): ApiCallbacks {
         rejected_containers: src.rejected().map((r) => ({ id: r.containerId, name: r.containerName, errors: r.errors, ...(r.kind ? { kind: r.kind } : {}) })),
         nginx: src.nginxMode(),
         passive: src.passive(),
+        swarm_lease: leaseJson(src.lease?.() ?? null),
       };
     },
     getApp: (name) => {
@@ -128,7 +134,7 @@ export function createAdminApi(src: AdminApiSources): ApiCallbacks {
       if (!appOf(name)) return undefined;
       return report(src.store, name, hours);
     },
-    getRecovery: () => src.recovery(),
+    getRecovery: () => ({ ...(src.recovery() as object), swarm_lease: leaseJson(src.lease?.() ?? null) }),
     getAlerts: () => ({
       enabled: src.alertingEnabled(),
       alerts: src.alerting.list().map((a) => ({
@@ -242,5 +248,19 @@ function backendJson(v: BackendView) {
       total_in_window: v.lastFailure.totalCount,
       at: new Date(v.lastFailure.timestamp).toISOString(),
     },
+  };
+}
+
+/** `swarm_lease` in /api/v1/apps and /api/v1/recovery: who acts on this node's Swarm tasks. */
+function leaseJson(l: SwarmLeaseStatus | null) {
+  if (!l) return null;
+  return {
+    name: l.name,
+    node: l.node,
+    holder: l.holder,
+    term: l.term,
+    expires_at: l.expiresAt === null ? null : new Date(l.expiresAt).toISOString(),
+    held: l.held,
+    instance: l.instance,
   };
 }

@@ -12,6 +12,7 @@ import type { ProbeResult } from '../model.js';
 import type { AdminConnectionStats } from './admin-connections.js';
 import {
   registerAdminCollectors,
+  registerCollector,
   registerAlertingCollectors,
   registerBackendCollectors,
   registerFailoverCollectors,
@@ -78,6 +79,8 @@ export interface Metrics {
   observeFailover(status: () => FailoverMetricsStatus): void;
   /** Read at scrape time: the admin server's connections. */
   observeAdmin(stats: () => AdminConnectionStats): void;
+  /** Read at scrape time: whether this sidecar holds its node's Swarm lease (null: no lease, no series). */
+  observeSwarmLease(held: () => boolean | null): void;
 }
 
 export interface MetricsOptions {
@@ -153,6 +156,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     observeAlerting: (status) => registerAlertingCollectors(registry, status),
     observeFailover: (status) => registerFailoverCollectors(registry, status),
     observeAdmin: (stats) => registerAdminCollectors(registry, stats),
+    observeSwarmLease: (held) =>
+      registerCollector(registry, 'orchestry_swarm_lease_held', 'gauge', "Whether this sidecar holds its node's Swarm lease (1), the only one of the node's sidecars that acts on its tasks.", () => {
+        const h = held();
+        return h === null ? [] : [{ value: h ? 1 : 0, labels: {} }];
+      }),
     setRejectedContainers: (count) => m.rejectedContainers.set(count),
   };
 }

@@ -277,13 +277,24 @@ export const STATUS_PAGE_SCRIPT = `
       node.title = st.error || '';
       return node;
     };
+    // Several sidecars on one node: which of them acts on its Swarm tasks (the lease holder).
+    const leaseStat = (l) => {
+      const until = l.expires_at ? ' until ' + new Date(l.expires_at).toLocaleTimeString() : '';
+      const node = l.held ? stat('holds the Swarm lease' + until, 'this sidecar')
+        : l.holder ? stat('holds the Swarm lease' + until + ' (not this sidecar)', l.holder, 'warn')
+        : stat('Swarm lease', 'nobody holds the', 'warn');
+      node.id = 'swarm-lease';
+      node.title = l.name + ' (node ' + l.node + '), term ' + l.term + '; this sidecar is ' + l.instance;
+      return node;
+    };
     ui.summary.replaceChildren(
       stat(apps.length === 1 ? 'app' : 'apps', apps.length),
       stat('backends routed', routed + '/' + total, routed < total ? 'warn' : ''),
       stat('ejected', ejected, ejected ? 'bad' : ''),
       ...(panics ? [stat(panics === 1 ? 'app in panic' : 'apps in panic', panics, 'bad')] : []),
       ...(rejected.length ? [stat(rejected.length === 1 ? 'rejected container' : 'rejected containers', rejected.length, 'bad')] : []),
-      ...(store && store.state === 'degraded' ? [storeStat(store)] : []));
+      ...(store && store.state === 'degraded' ? [storeStat(store)] : []),
+      ...(data.swarm_lease ? [leaseStat(data.swarm_lease)] : []));
     document.title = (ejected ? '(' + ejected + ' ejected) ' : '') + 'orchestry-sidecar status';
   }
 

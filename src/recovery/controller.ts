@@ -14,12 +14,14 @@ import type { HealthRegistry } from '../health/registry.js';
 import type { Logger } from '../observability/logger.js';
 import { withDrains, type DesiredSetOptions } from '../upstream/desired.js';
 import { createDockerActions } from './docker-actions.js';
+import { instanceId } from '../observability/instance.js';
 import { createSwarmActions } from './swarm-actions.js';
+import { createSwarmLease, type SwarmLease, type SwarmLeaseStatus } from './swarm-lease.js';
 import { createRecoveryExecutor, resultInput, type RecoveryExecutor } from './executor.js';
 import { plan, plannerConfig } from './planner.js';
 import { summarize, type PlannerState, type RecoverySummary } from './planner-state.js';
 import { trafficHolds } from './traffic-holds.js';
-import type { AppSnapshot, PlannedAction, PlannerInput } from './types.js';
+import type { AppSnapshot, PlannedAction, PlannerInput, TaskTarget } from './types.js';
 
 /** How long after a drain's reload signal nginx is given to stop routing to the drained backend. */
 const RELOAD_SETTLE_MS = 1000;
@@ -48,8 +50,11 @@ export interface RecoveryController {
   /** The planner's state, for the store. */
   state(): PlannerState;
   summary(): RecoverySummary & { mode: SidecarConfig['recovery']['mode'] };
+  /** The Swarm lease of this sidecar's node (null without one), for the status API. */
+  lease(): SwarmLeaseStatus | null;
   start(): void;
-  stop(): void;
+  /** Stops the timers; frees the Swarm lease when this sidecar holds it. */
+  stop(): Promise<void>;
 }
 
 interface ControllerState {
@@ -59,13 +64,24 @@ interface ControllerState {
   /** Containers about to be stopped by an action: out of nginx first, like a `docker stop`. */
   draining: Set<string>;
   tickTimer: TimerHandle | null;
+  /** Sidecars sharing a node's Engine: only the holder acts on the node's Swarm tasks. */
+  lease: SwarmLease | null;
 }
 
 export function createRecoveryController(opts: RecoveryControllerOptions): RecoveryController {
   const docker = opts.docker;
   const s: ControllerState | null = docker
-    ? { opts, executor: null as unknown as RecoveryExecutor, planner: opts.restored, draining: new Set(), tickTimer: null }
+    ? { opts, executor: null as unknown as RecoveryExecutor, planner: opts.restored, draining: new Set(), tickTimer: null, lease: null }
     : null;
+  const cfg = opts.config().docker;
+  if (s && docker && cfg.swarm !== false && cfg.swarm_lease) {
+    s.lease = createSwarmLease({
+      docker, clock: opts.clock, logger: opts.logger, instance: instanceId(),
+      ttlMs: () => opts.config().docker.swarm_lease_ttl_seconds * 1000,
+      renewMs: () => opts.config().docker.swarm_lease_renew_seconds * 1000,
+      campaign: () => opts.config().recovery.mode !== 'off',
+    });
+  }
   if (s && docker) {
     s.executor = createExecutor(s, docker);
     opts.bus.on('failure', (notice) => onFailure(s, notice));
@@ -77,11 +93,14 @@ export function createRecoveryController(opts: RecoveryControllerOptions): Recov
       const cfg = plannerConfig(opts.config());
       return { mode: cfg.mode, ...summarize(s?.planner ?? opts.restored, cfg, opts.clock.now()) };
     },
+    lease: () => s?.lease?.status() ?? null,
     start() {
+      s?.lease?.start();
       if (s) tick(s);
     },
-    stop() {
+    async stop() {
       if (s?.tickTimer) opts.clock.clearTimeout(s.tickTimer);
+      await s?.lease?.stop();
     },
   };
 }
@@ -100,6 +119,8 @@ function createExecutor(s: ControllerState, docker: Dockerode): RecoveryExecutor
   return createRecoveryExecutor({
     actions: createDockerActions({ docker, stopTimeoutSeconds: s.opts.config().recovery.stop_timeout_seconds, logger }),
     ...(s.opts.config().docker.swarm !== false ? { swarm: createSwarmActions({ docker, clock }) } : {}),
+    // Checked again immediately before each action: the lease may have been lost since it was planned.
+    ...(s.lease ? { mayActOn: (task: TaskTarget) => s.lease!.mayAct(task.nodeId) } : {}),
     clock,
     logger,
     drain: async (action: PlannedAction) => {
@@ -120,6 +141,8 @@ function createExecutor(s: ControllerState, docker: Dockerode): RecoveryExecutor
 /** Only backends with a container or a Swarm task (recovered through Swarm) can be recovered. */
 function onFailure(s: ControllerState, { event, view }: FailureNotice): void {
   if (!(view?.container || view?.task) || s.opts.config().recovery.mode === 'off') return;
+  // Another sidecar holds this node's lease (or the task is another node's): it is theirs to plan.
+  if (view.task && s.lease && !s.lease.mayAct(view.task.nodeId)) return;
   recover(s, { kind: 'failure', event, backend: view, app: appSnapshot(s, view.app) });
 }
 

@@ -25,6 +25,11 @@ export interface RecoveryExecutorOptions {
   actions: DockerActions;
   /** Actions on Swarm tasks (PlannedAction.task), when Swarm discovery runs. */
   swarm?: SwarmActions;
+  /**
+   * Whether this sidecar may act on a Swarm task now (it holds its node's lease), asked
+   * immediately before each action on a task; without it every task may be acted on.
+   */
+  mayActOn?: (task: TaskTarget) => boolean;
   clock: Clock;
   logger: Logger;
   onRecord?: (record: ActionRecord) => void;
@@ -64,6 +69,7 @@ export function createRecoveryExecutor(opts: RecoveryExecutorOptions): RecoveryE
   const ctx: EffectContext = {
     actions: opts.actions,
     swarm: opts.swarm,
+    mayActOn: opts.mayActOn ?? (() => true),
     logger: opts.logger,
     drain: opts.drain,
     applyTraffic: opts.applyTraffic,
@@ -100,6 +106,7 @@ export function createRecoveryExecutor(opts: RecoveryExecutorOptions): RecoveryE
 interface EffectContext {
   actions: DockerActions;
   swarm: SwarmActions | undefined;
+  mayActOn: (task: TaskTarget) => boolean;
   logger: Logger;
   drain: RecoveryExecutorOptions['drain'];
   applyTraffic: RecoveryExecutorOptions['applyTraffic'];
@@ -139,6 +146,9 @@ async function effect(ctx: EffectContext, a: PlannedAction): Promise<EffectResul
 async function containerEffect(ctx: EffectContext, a: PlannedAction): Promise<EffectResult> {
   const id = a.containerId;
   if (!id && !a.task) return { ok: false, containerId: '', error: `${a.strategy} needs a container` };
+  if (a.task && !ctx.mayActOn(a.task)) {
+    return { ok: false, containerId: a.task.containerId ?? '', error: `not done: this sidecar no longer holds the Swarm lease of node ${a.task.nodeId}` };
+  }
   if (a.drainFirst && ctx.drain) {
     await ctx.drain(a).catch((err: unknown) =>
       ctx.logger.warn({ action: a.id, backend: a.backendId, err: String(err) }, 'drain before stop failed; stopping anyway'),

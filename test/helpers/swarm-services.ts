@@ -49,7 +49,7 @@ export async function freeSlotPrefix(): Promise<string> {
  */
 export async function createAppService(
   swarm: PrivateSwarm,
-  opts: { name: string; app: string; replicas: number; labels?: Record<string, string | null>; env?: Record<string, string>; healthcheck?: false },
+  opts: { name: string; app: string; replicas: number; labels?: Record<string, string | null>; env?: Record<string, string>; healthcheck?: false; constraints?: string[] },
 ): Promise<AppService> {
   const prefix = await freeSlotPrefix();
   const labels: Record<string, string | null> = {
@@ -72,6 +72,7 @@ export async function createAppService(
       },
       RestartPolicy: { Condition: 'any', Delay: 0, MaxAttempts: 0 },
       Networks: [{ Target: 'host' }],
+      ...(opts.constraints ? { Placement: { Constraints: opts.constraints } } : {}),
     },
     Mode: { Replicated: { Replicas: opts.replicas } },
   } as Dockerode.CreateServiceOptions)) as unknown as { id: string };

@@ -69,23 +69,7 @@ export async function startSwarmStack(opts: {
     labels: { 'orchestry.health.path': '/health', ...opts.service.labels },
   });
   await runningTasks(swarm, web.id, opts.service.replicas);
-  // nginx needs the upstream to exist before the sidecar writes it.
-  const nginx = await startNginx({ app: opts.app, upstreams: `upstream ${opts.app} { server 127.0.0.1:1 down; }\n` });
-  const adminPort = await freePort();
-  const configPath = join(nginx.dir, 'sidecar.yaml');
-  await writeFile(
-    configPath,
-    sidecarYaml({
-      apps: { unrelated: {} },
-      docker: { enabled: true, socket_path: swarm.nodes[0]!.socketPath, swarm: true, ...docker },
-      nginx: nginxSection(nginx.dir),
-      admin: { listen: `127.0.0.1:${adminPort}` },
-      store: { enabled: false },
-      ...rest,
-    }),
-  );
-  const sidecar = await startSidecarProcess(configPath, `http://127.0.0.1:${adminPort}`);
-  await waitFor(async () => (await sidecar.api('/readyz')).status === 200, { what: 'sidecar ready', timeoutMs: 30_000 });
+  const { nginx, sidecar } = await startSwarmSidecar({ swarm, app: opts.app, docker, rest });
   return {
     swarm,
     nginx,
@@ -103,4 +87,45 @@ export async function startSwarmStack(opts: {
       console.log(`private swarm stopped in ${stopped.ms} ms`);
     },
   };
+}
+
+/**
+ * A private nginx 1.22 for `app` and the built CLI beside it with `docker.swarm: true` on the
+ * manager's socket (node 1), ready (/readyz 200). `docker` is merged into its docker section,
+ * `rest` into the rest of its YAML.
+ */
+export async function startSwarmSidecar(opts: {
+  swarm: PrivateSwarm;
+  app: string;
+  docker?: Record<string, unknown>;
+  rest?: Record<string, unknown>;
+}): Promise<{ nginx: NginxInstance; sidecar: SidecarProcess }> {
+  // nginx needs the upstream to exist before the sidecar writes it.
+  const nginx = await startNginx({ app: opts.app, upstreams: `upstream ${opts.app} { server 127.0.0.1:1 down; }\n` });
+  const adminPort = await freePort();
+  const configPath = join(nginx.dir, 'sidecar.yaml');
+  await writeFile(
+    configPath,
+    sidecarYaml({
+      apps: { unrelated: {} },
+      docker: { enabled: true, socket_path: opts.swarm.nodes[0]!.socketPath, swarm: true, ...opts.docker },
+      nginx: nginxSection(nginx.dir),
+      admin: { listen: `127.0.0.1:${adminPort}` },
+      store: { enabled: false },
+      ...opts.rest,
+    }),
+  );
+  const sidecar = await startSidecarProcess(configPath, `http://127.0.0.1:${adminPort}`).catch(async (err: unknown) => {
+    await nginx.stop();
+    throw err;
+  });
+  try {
+    await waitFor(async () => (await sidecar.api('/readyz')).status === 200, { what: 'sidecar ready', timeoutMs: 30_000 });
+  } catch (err) {
+    // Nobody else holds these yet: left running, they would outlive the test process.
+    await sidecar.stop('SIGKILL');
+    await nginx.stop();
+    throw err;
+  }
+  return { nginx, sidecar };
 }

@@ -233,6 +233,7 @@ describe('status page with hostile and awkward data', () => {
     ],
     rejected_containers: [{ id: 'fedcba987654', name: `bad-${HOSTILE}`, errors: [LONG_ERROR, 'orchestry.app: required'] }],
     state_store: { state: 'degraded', path: '/data/s.db', error: `/data/s.db: file is not a database ${HOSTILE}` },
+    swarm_lease: { name: 'orchestry-lease-n1', node: 'n1', holder: `web-2:41${HOSTILE}`, term: 3, expires_at: new Date(Date.now() + 15_000).toISOString(), held: false, instance: 'web-1:40' },
   };
 
   async function serve(): Promise<void> {
@@ -287,6 +288,15 @@ describe('status page with hostile and awkward data', () => {
     expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(1280);
     expect((await page.locator('section.app tr[data-backend]').boundingBox())!.height).toBeLessThan(250);
     expect(await page.locator('section.app tr[data-backend] .detail .clamp').getAttribute('title')).toBe(apps.apps[0]!.backends[0]!.last_failure.message);
+  });
+
+  it('says which sidecar holds the Swarm lease, and that it is not this one', async () => {
+    const lease = page.locator('#swarm-lease');
+    const shown = (await lease.textContent())!;
+    expect(shown.startsWith(`web-2:41${HOSTILE} holds the Swarm lease until `)).toBe(true);
+    expect(shown.endsWith(' (not this sidecar)')).toBe(true);
+    expect(await lease.getAttribute('title')).toBe('orchestry-lease-n1 (node n1), term 3; this sidecar is web-1:40');
+    expect(await page.evaluate('window.__pwned')).toBeUndefined();
   });
 
   it('shows a "sidecar unreachable, retrying" banner while the API is down, and recovers by itself', async () => {

@@ -274,4 +274,21 @@ describe('recovery executor on Swarm tasks', () => {
     const r = await ex.run(action({ containerId: null, task }));
     expect(r).toMatchObject({ ok: false, error: 'restart_container of task web.1 needs Swarm discovery (docker.swarm)' });
   });
+
+  it('checks the lease immediately before acting: a task action of a sidecar that lost it is not done, and says why', async () => {
+    const clock = createManualClock();
+    const { actions } = fakeActions(clock);
+    const swarmCalls: string[] = [];
+    const swarm = {
+      replaceTask: async (t: typeof task) => (swarmCalls.push(t.name), { ok: true, containerId: t.containerId, durationMs: 1 }),
+      scale: async (t: typeof task) => (swarmCalls.push(t.name), { ok: true, containerId: '', durationMs: 1 }),
+    };
+    let held = true;
+    const ex = createRecoveryExecutor({ actions, swarm, clock, logger: silent, mayActOn: (t) => held && t.nodeId === 'n1' });
+    expect(await ex.run(action({ id: 'a', containerId: null, task }))).toMatchObject({ ok: true });
+    held = false;
+    expect(await ex.run(action({ id: 'b', containerId: null, task }))).toMatchObject({ ok: false, error: 'not done: this sidecar no longer holds the Swarm lease of node n1' });
+    expect(await ex.run(action({ id: 'c', strategy: 'scale_out', containerId: null, task }))).toMatchObject({ ok: false });
+    expect(swarmCalls).toEqual(['web.1']);
+  });
 });
