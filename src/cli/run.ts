@@ -41,7 +41,12 @@ export async function runDaemon(configFlag: string | undefined): Promise<number>
   process.on('unhandledRejection', (reason) => {
     process.stderr.write(`${JSON.stringify({ level: 50, msg: 'unhandled rejection', err: describeError(reason) })}\n`);
   });
+  // A closed log pipe (the supervisor that read stdout/stderr went away) must not stop the
+  // daemon, nor loop: an unhandled EPIPE on stderr became an uncaught exception, whose report
+  // to stderr failed with EPIPE again, at 80 % of a core.
+  for (const out of [process.stdout, process.stderr]) out.on('error', () => undefined);
   process.on('uncaughtException', (err) => {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return;
     process.stderr.write(`${JSON.stringify({ level: 50, msg: 'uncaught exception', err: describeError(err), stack: err.stack })}\n`);
   });
   await stopSignal;
