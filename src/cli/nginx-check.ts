@@ -22,6 +22,9 @@ export async function checkWithNginx(config: SidecarConfig, control: NginxContro
   const names = files.map((f) => `${f.field} ${f.path}`).join(' and ');
   let tested;
   try {
+    // Reaching nginx first (its binary, its container) makes "cannot run nginx" one clear line
+    // instead of an untestable layout.
+    await control.version();
     tested = await testCopy({ nginx: config.nginx, control, candidates: files.map((f) => ({ path: f.path, text: f.text })) });
   } catch (err) {
     return { result: 'failed', error: `nginx -t could not run (${control.describe()}): ${describeError(err)}` };
