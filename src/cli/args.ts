@@ -59,13 +59,21 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'check-config',
     summary: 'validate a config file the way the daemon does',
     args: [],
-    options: { config: CONFIG },
+    options: {
+      config: CONFIG,
+      nginx: { type: 'boolean', help: "Also run nginx -t on the rendered files, in a copy of nginx's main config\n(the live files are not touched)." },
+    },
     details:
-      'Checks the file, then renders the upstreams as the daemon would with every backend routed, through\n' +
-      "the daemon's own checks (so an app nginx would refuse, e.g. one whose every server is a backup,\n" +
-      "fails here too), and looks for the nginx binary, main config and the output file's directory: a\n" +
-      'missing one is a warning (nginx may be installed or started later). Exit 0 if valid (warnings\n' +
-      'allowed), 1 if not.',
+      'Checks the file, then renders the upstreams as the daemon would with every backend routed, for the\n' +
+      "update mode it would choose, through the daemon's own checks (so an app nginx would refuse, e.g.\n" +
+      "one whose every server is a backup, fails here too), and looks for the nginx binary, main config\n" +
+      "and the output files' directories: a missing one is a warning (nginx may be installed or started\n" +
+      'later), an error with --nginx.\n' +
+      '--nginx: tests what would be written (output_path, and stream_output_path when set) the way the\n' +
+      "daemon tests before it swaps a file in: nginx -t on a copy of nginx's main config that reads the\n" +
+      'rendered texts where it would read the live files, with the configured nginx (nginx.binary, or in\n' +
+      "nginx.container in docker mode). Errors name the file and nginx's error line.\n" +
+      'Exit 0 if valid (warnings allowed), 1 if not (or nginx could not be run).',
   },
   {
     name: 'render',
@@ -74,8 +82,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     options: { config: CONFIG },
     details:
       'Nothing is written and nginx is not touched: handy to write the first file before nginx starts.\n' +
-      'An app the daemon would not write as configured is printed as its placeholder, said on stderr,\n' +
-      'and the exit code is 1.',
+      'Rendered for the update mode the daemon would be in: with nginx.update_via auto, nginx -v (in its\n' +
+      'container in docker mode) settles it as the daemon does; when that fails, reload mode is assumed\n' +
+      'and stderr says so. With nginx.stream_output_path set, both files are printed, each after a line\n' +
+      '"# ==> PATH (FIELD) <==". An app the daemon would not write as configured is printed as its\n' +
+      'placeholder, said on stderr, and the exit code is 1.',
   },
   {
     name: 'status',

@@ -1,49 +1,15 @@
 /**
- * `check-config` and `render`: what the daemon would do with a config file, without running it.
- * Both go through the daemon's own path, so neither accepts what the daemon refuses: the config
- * loader, then the routing stage's per-app check (upstream/settle.ts: an app nginx would refuse,
- * such as one whose every server is a backup, is held at a placeholder), then the render stage's
- * template and value checks (nginx/view-model.ts), with every backend routed.
+ * `check-config` and `render`: what the daemon would do with a config file, without running it
+ * (preview.ts: the daemon's own checks and rendering, for the update mode it would choose).
+ * `check-config --nginx` also runs `nginx -t` on the rendered files (nginx-check.ts).
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createSystemClock } from '../clock.js';
 import { loadConfigFile, resolveConfigPath } from '../config/load.js';
 import type { SidecarConfig } from '../config/types.js';
-import { snapshotFromConfig } from '../discovery/config-source.js';
-import { describeError } from '../errors.js';
-import { createHealthRegistry } from '../health/registry.js';
-import { createRenderer } from '../nginx/render.js';
-import { toViewModel } from '../nginx/view-model.js';
-import { buildDesiredSet } from '../upstream/desired.js';
-import { settleSet, type HeldApp } from '../upstream/settle.js';
 import { EXIT } from './args.js';
-
-/** What the daemon would write at start with every backend routed, and what it would refuse. */
-export interface UpstreamsPreview {
-  /** The file's text, held apps as their placeholders; null when rendering failed. */
-  text: string | null;
-  /** Apps the daemon would not write as configured, each with nginx's reason. */
-  held: HeldApp[];
-  /** Why rendering failed (a template or value the render stage refuses), or null. */
-  renderError: string | null;
-}
-
-/** See UpstreamsPreview. */
-export async function previewUpstreams(config: SidecarConfig): Promise<UpstreamsPreview> {
-  const registry = createHealthRegistry({ clock: createSystemClock(), breaker: config.breaker, detection: config.failure_detection });
-  registry.sync(snapshotFromConfig(config).backends);
-  const decided = buildDesiredSet(config.apps, registry.views()).set;
-  // No last good upstream: a fresh start, where a held app gets its placeholder.
-  const { set, held } = settleSet(decided, { lastGood: new Map() });
-  try {
-    const renderer = createRenderer({ templatePath: config.nginx.template_path });
-    await renderer.load();
-    return { text: renderer.render(toViewModel(set ?? decided)), held, renderError: null };
-  } catch (err) {
-    return { text: null, held, renderError: describeError(err) };
-  }
-}
+import { checkWithNginx } from './nginx-check.js';
+import { nginxControlOf, previewUpstreams, settleMode, type UpstreamsPreview } from './preview.js';
 
 /**
  * Files a local nginx needs that are not there: warnings, not errors (nginx may be installed or
@@ -57,8 +23,9 @@ export function missingNginxFiles(config: SidecarConfig): string[] {
     warnings.push(`nginx.binary: ${JSON.stringify(nginx.binary)} not found${nginx.binary.includes('/') ? '' : ' in PATH'}`);
   }
   if (!existsSync(nginx.config_path)) warnings.push(`nginx.config_path: ${JSON.stringify(nginx.config_path)} does not exist`);
-  const outDir = dirname(nginx.output_path);
-  if (!existsSync(outDir)) warnings.push(`nginx.output_path: directory ${JSON.stringify(outDir)} does not exist`);
+  for (const [field, path] of [['output_path', nginx.output_path], ['stream_output_path', nginx.stream_output_path]] as const) {
+    if (path !== null && !existsSync(dirname(path))) warnings.push(`nginx.${field}: directory ${JSON.stringify(dirname(path))} does not exist`);
+  }
   return warnings;
 }
 
@@ -74,26 +41,50 @@ function problems(preview: UpstreamsPreview): string[] {
   ];
 }
 
-/** `check-config`: exit 0 if the daemon would take the file as it is (warnings allowed), 1 if not. */
-export async function checkConfig(configFlag: string | undefined): Promise<number> {
+/** The config at `configFlag`, the mode the daemon would choose (notes said on stderr), and the preview. */
+async function prepare(configFlag: string | undefined) {
   const path = resolveConfigPath(configFlag, process.env);
   const config = await loadConfigFile(path, process.env);
-  const errors = problems(await previewUpstreams(config));
-  for (const w of missingNginxFiles(config)) process.stderr.write(`warning: ${w}\n`);
+  const nginx = await nginxControlOf(config);
+  const mode = await settleMode(config.nginx, () => nginx.control);
+  for (const n of mode.notes) process.stderr.write(`orchestry-sidecar: note: ${n}\n`);
+  return { path, config, nginx, preview: await previewUpstreams(config, mode) };
+}
+
+/**
+ * `check-config`: exit 0 if the daemon would take the file as it is (warnings allowed), 1 if not.
+ * With `nginx`, the rendered files must also pass `nginx -t`, and what nginx needs must be there.
+ */
+export async function checkConfig(configFlag: string | undefined, opts: { nginx?: boolean } = {}): Promise<number> {
+  const { path, config, nginx, preview } = await prepare(configFlag);
+  const errors = problems(preview);
+  const missing = missingNginxFiles(config);
+  if (opts.nginx) errors.push(...missing.map((m) => `${m} (nginx -t cannot run)`));
+  else for (const w of missing) process.stderr.write(`warning: ${w}\n`);
+  let passed: string | null = null;
+  if (opts.nginx && errors.length === 0) {
+    const checked = await checkWithNginx(config, nginx.control, preview.files);
+    if (checked.result === 'failed') errors.push(checked.error);
+    else passed = checked.summary;
+  }
   if (errors.length > 0) {
     process.stderr.write(`orchestry-sidecar: ${path}: refused:\n${errors.map((e) => `  ${e}\n`).join('')}`);
     return EXIT.failed;
   }
   const backends = config.apps.reduce((n, a) => n + a.backends.length, 0);
-  process.stdout.write(`${path}: valid (${config.apps.length} apps, ${backends} backends)\n`);
+  process.stdout.write(`${path}: valid (${config.apps.length} apps, ${backends} backends)\n${passed ? `${passed}\n` : ''}`);
   return EXIT.ok;
 }
 
-/** `render`: prints what the daemon would write now; exit 1 when it would hold an app (said on stderr). */
+/**
+ * `render`: prints what the daemon would write now: the file of nginx.output_path, or with
+ * stream_output_path set both files, each after a `# ==> PATH (FIELD) <==` line. Exit 1 when
+ * the daemon would hold an app (said on stderr).
+ */
 export async function render(configFlag: string | undefined): Promise<number> {
-  const path = resolveConfigPath(configFlag, process.env);
-  const preview = await previewUpstreams(await loadConfigFile(path, process.env));
-  if (preview.text !== null) process.stdout.write(preview.text);
+  const { preview } = await prepare(configFlag);
+  const many = preview.files.length > 1;
+  for (const f of preview.files) process.stdout.write(many ? `# ==> ${f.path} (${f.field}) <==\n${f.text}` : f.text);
   const errors = problems(preview);
   for (const e of errors) process.stderr.write(`orchestry-sidecar: ${e}\n`);
   return errors.length > 0 ? EXIT.failed : EXIT.ok;

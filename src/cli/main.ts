@@ -27,7 +27,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const config = values.config as string | undefined;
     switch (command) {
       case 'check-config':
-        return await checkConfig(config);
+        return await checkConfig(config, { nginx: values.nginx === true });
       case 'render':
         return await render(config);
       case 'status':

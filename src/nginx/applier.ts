@@ -100,18 +100,8 @@ export interface ApplierState {
 /** render -> test a copy -> swap -> reload; see the module comment. */
 export function createRenderReloadApplier(opts: RenderReloadApplierOptions): UpstreamApplier {
   const { nginx } = opts;
-  const outputs: Output[] = [
-    { field: 'nginx.output_path', path: nginx.output_path, context: 'http', lastGood: opts.previous?.lastGood ?? null, onDisk: undefined },
-  ];
-  if (nginx.stream_output_path) {
-    outputs.push({
-      field: 'nginx.stream_output_path',
-      path: nginx.stream_output_path,
-      context: 'stream',
-      lastGood: opts.previous?.lastGoodStream ?? null,
-      onDisk: undefined,
-    });
-  }
+  const lastGood = [opts.previous?.lastGood ?? null, opts.previous?.lastGoodStream ?? null];
+  const outputs: Output[] = outputFiles(nginx).map((o, i) => ({ ...o, lastGood: lastGood[i]!, onDisk: undefined }));
   const s: ApplierState = {
     nginx,
     renderer: opts.renderer,
@@ -169,18 +159,34 @@ function failure(stage: ApplyStage, err: unknown, extra: Partial<OutcomeBody> = 
   };
 }
 
-/** The texts for each output: the apps of its context, rendered with the output's context. */
-function render(s: ApplierState, set: DesiredSet): string[] {
+/** The files the applier writes: output_path (http apps), and stream_output_path when set. */
+export function outputFiles(nginx: Pick<NginxConfig, 'output_path' | 'stream_output_path'>): Array<Pick<Output, 'field' | 'path' | 'context'>> {
+  return [
+    { field: 'nginx.output_path', path: nginx.output_path, context: 'http' },
+    ...(nginx.stream_output_path ? [{ field: 'nginx.stream_output_path' as const, path: nginx.stream_output_path, context: 'stream' as const }] : []),
+  ];
+}
+
+/**
+ * The texts for each output: the apps of its context, rendered with the output's context.
+ * Throws SidecarError (a template or value the render stage refuses). Also what `render` prints.
+ */
+export function renderOutputs(
+  outputs: ReadonlyArray<Pick<Output, 'context'>>,
+  renderer: Pick<Renderer, 'render'>,
+  viewModel: (set: DesiredSet) => UpstreamsContext,
+  set: DesiredSet,
+): string[] {
   const stream = set.upstreams.filter((u) => u.context === 'stream').map((u) => u.name);
-  if (stream.length > 0 && !s.outputs.some((o) => o.context === 'stream')) {
+  if (stream.length > 0 && !outputs.some((o) => o.context === 'stream')) {
     throw new SidecarError(
       'RENDER_INVALID_VALUE',
       `${stream.join(', ')}: upstream.context is stream, but nginx.stream_output_path is not set (the file nginx's stream {} includes)`,
     );
   }
-  return s.outputs.map((o) => {
+  return outputs.map((o) => {
     const upstreams = set.upstreams.filter((u) => (u.context ?? 'http') === o.context);
-    return s.renderer.render({ ...s.viewModel({ ...set, upstreams }), context: o.context });
+    return renderer.render({ ...viewModel({ ...set, upstreams }), context: o.context });
   });
 }
 
@@ -188,7 +194,7 @@ async function applyOnce(s: ApplierState, set: DesiredSet): Promise<ApplyOutcome
   const watch = stopwatch();
   let texts: string[];
   try {
-    texts = render(s, set);
+    texts = renderOutputs(s.outputs, s.renderer, s.viewModel, set);
   } catch (err) {
     return watch.done(failure('render', err));
   }

@@ -84,8 +84,8 @@ export function createDnsApplier(opts: DnsApplierOptions): UpstreamApplier {
   };
 }
 
-/** Which apps nginx resolves, and what their blocks need. */
-function renderingOf(set: DesiredSet, build: ZoneBuild, opts: DnsApplierOptions): DnsRendering {
+/** Which apps nginx resolves, and what their blocks need (also what `render` prints in DNS mode). */
+export function renderingOf(set: DesiredSet, build: ZoneBuild, opts: Pick<DnsApplierOptions, 'zone' | 'service' | 'resolver'>): DnsRendering {
   const served = new Set(build.apps.filter((a) => a.skipped.length === 0).map((a) => a.app));
   const sizes = new Map(set.upstreams.map((u: DesiredUpstream) => [u.name, zoneSizeFor(u.servers.length)]));
   return {

@@ -64,6 +64,16 @@ describe('CLI commands', () => {
     expect(render.stderr).toContain('apps.spare: the daemon would not write this upstream');
   });
 
+  it('check-config and render refuse two apps nginx would take for one (web and WEB), naming the second', async () => {
+    const path = await write('case.yaml', sidecarYaml({ apps: { web: { backends: ['127.0.0.1:8001'] }, WEB: { backends: ['127.0.0.1:8002'] } } }));
+    for (const command of ['check-config', 'render']) {
+      const { code, stdout, stderr } = await runCli([command, '--config', path]);
+      expect(code).toBe(1);
+      expect(stdout).toBe('');
+      expect(stderr).toContain('apps.WEB: is the same upstream name as apps.web to nginx, which ignores case');
+    }
+  });
+
   it('check-config warns about a missing nginx binary, main config and output directory, and still exits 0', async () => {
     const path = await write(
       'no-nginx.yaml',

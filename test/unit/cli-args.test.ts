@@ -20,6 +20,8 @@ describe('command line', () => {
     const parsed = parseCommandLine(['report', 'web', '--url', 'http://127.0.0.1:9180', '--hours', '2', '--json']);
     expect(parsed).toEqual({ kind: 'command', command: 'report', args: ['web'], values: { url: 'http://127.0.0.1:9180', hours: '2', json: true } });
     expect(parseCommandLine(['status', '--url', 'http://h:1'])).toMatchObject({ command: 'status', values: { url: 'http://h:1' } });
+    expect(parseCommandLine(['check-config', '--nginx', '-c', 'x.yaml'])).toMatchObject({ command: 'check-config', values: { nginx: true, config: 'x.yaml' } });
+    expect(usageError(['render', '--nginx']).message).toBe('render: unknown option --nginx (an option of check-config)');
   });
 
   it('gives each command its own help, by --help after it or help before it', () => {
