@@ -37,6 +37,8 @@ export interface AdminApiSources {
   nginxMode(): { update_via: string; reason: string } | null;
   /** The passive receiver's address and counters; null when off. */
   passive(): unknown;
+  /** This sidecar's identity (the `sidecar` label of its metrics). */
+  instance: string | null;
 }
 
 /** The stages the admin server reports on. */
@@ -86,6 +88,7 @@ export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
         return u ? { update_via: u.mode, reason: u.why } : null;
       },
       passive: () => (s.passive.address() ? { listen: s.passive.address(), ...(s.passive.stats() as object) } : null),
+      instance: s.metrics.instance,
     }),
     readiness: () =>
       readiness({
@@ -108,6 +111,7 @@ export function createAdminApi(src: AdminApiSources): ApiCallbacks {
   const json = (app: AppConfig) => appJson(app, withDrains(src.registry.viewsOf(app.name), src.drained()), src.panicking(app.name));
   return {
     getApps: () => ({
+      instance: src.instance,
       apps: src.apps().map(json),
       state_store: (({ state, path, error }) => ({ state, path, error }))(src.store.status()),
       rejected_containers: src.rejected().map((r) => ({ id: r.containerId, name: r.containerName, errors: r.errors, ...(r.kind ? { kind: r.kind } : {}) })),

@@ -171,6 +171,11 @@ export const STATUS_PAGE_SCRIPT = `
 
   function renderApps(data) {
     const apps = data.apps || [];
+    // Which sidecar this is, when several run (one per node).
+    if (typeof data.instance === 'string') {
+      $('instance').textContent = data.instance;
+      document.title = 'orchestry-sidecar status: ' + data.instance;
+    }
     const rejected = data.rejected_containers || [];
     const seen = new Map();
     const nodes = apps.map((a) => appCard(a, seen));
