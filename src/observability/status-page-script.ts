@@ -172,10 +172,8 @@ export const STATUS_PAGE_SCRIPT = `
   function renderApps(data) {
     const apps = data.apps || [];
     // Which sidecar this is, when several run (one per node).
-    if (typeof data.instance === 'string') {
-      $('instance').textContent = data.instance;
-      document.title = 'orchestry-sidecar status: ' + data.instance;
-    }
+    const instance = typeof data.instance === 'string' ? data.instance : '';
+    $('instance').textContent = instance;
     const rejected = data.rejected_containers || [];
     const seen = new Map();
     const nodes = apps.map((a) => appCard(a, seen));
@@ -208,7 +206,7 @@ export const STATUS_PAGE_SCRIPT = `
       ...(panics ? [stat(panics === 1 ? 'app in panic' : 'apps in panic', panics, 'bad')] : []),
       ...(rejected.length ? [stat(rejected.length === 1 ? 'rejected container' : 'rejected containers', rejected.length, 'bad')] : []),
       ...(store && store.state === 'degraded' ? [storeStat(store)] : []));
-    document.title = (ejected ? '(' + ejected + ' ejected) ' : '') + 'orchestry-sidecar status';
+    document.title = (ejected ? '(' + ejected + ' ejected) ' : '') + 'orchestry-sidecar status' + (instance ? ': ' + instance : '');
   }
 
   function renderReadiness(ready) {
