@@ -11,7 +11,8 @@
 //   kill       SIGKILL of the task's container (on the worker and the manager in turn). The image's
 //              HEALTHCHECK is on (1 s interval): Swarm starts a replacement in the slot at once
 //              (restart delay 0) and reports it running once its health check passes. Recovery off.
-//   unhealthy  the task keeps running but its /health answers 503 (POST /control/fail); no Docker
+//   unhealthy  a task on the manager (the node whose Engine the sidecar drives) keeps running
+//              but its /health answers 503 (POST /control/fail); no Docker
 //              HEALTHCHECK, so Swarm sees nothing wrong; recovery on: the sidecar removes the
 //              task's container and Swarm replaces it (docs/docker.md "Recovery of Swarm tasks").
 // Measured from the fault, with a closed-loop client (one request at a time through nginx, no
@@ -74,7 +75,10 @@ async function runOnce(stack, fault, run) {
   const tasks = await runningTasks(swarm, web.id, REPLICAS);
   // Every task routed and answering before the fault: the state users are in.
   await waitFor(async () => (await Promise.all(tasks.map((t) => routedNow(stack, web.port(t.Slot))))).every((r) => r === true), { what: 'every task routed', timeoutMs: 30_000 });
-  const victim = tasks.find((t) => t.Slot === (run % REPLICAS) + 1) ?? tasks[0];
+  // A sidecar removes the containers of its own node's tasks only (it has that Engine's socket):
+  // the unhealthy task is one on the manager, where the sidecar runs.
+  const candidates = fault === 'unhealthy' ? tasks.filter((t) => swarm.node(t.NodeID).role === 'manager') : tasks;
+  const victim = candidates.find((t) => t.Slot === (run % REPLICAS) + 1) ?? candidates[run % candidates.length];
   const port = web.port(victim.Slot);
   const node = swarm.node(victim.NodeID).role;
   const seen = [];
