@@ -9,6 +9,7 @@
 import { createAlerting } from './alerting/alerting.js';
 import { subscribeAlerting } from './alerting/subscriber.js';
 import { createSystemClock, type Clock } from './clock.js';
+import { instanceId } from './config/instance.js';
 import { loadConfigFile } from './config/load.js';
 import type { SidecarConfig } from './config/types.js';
 import { createConfigWatcher, type ReloadOutcome } from './config/watch.js';
@@ -38,8 +39,7 @@ export interface SidecarOptions {
   configPath: string;
   env?: NodeJS.ProcessEnv;
   clock?: Clock;
-  /** Overrides the logger built from the config (tests pass a silent one). */
-  logger?: Logger;
+  /** Overrides the logger built from the config (tests pass a silent one). */ logger?: Logger;
 }
 
 export interface Sidecar {
@@ -104,7 +104,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
   const listening = { admin: null as number | null };
   return {
     settings, clock, log, bus, registry, store, persister, restored, docker, nginx, router, recovery, containerFailures, passive, listening,
-    metrics: createMetrics({ docker: config.docker.enabled, configLoadedAt: clock.now() }),
+    metrics: createMetrics({ docker: config.docker.enabled, configLoadedAt: clock.now(), instance: instanceId(config) }),
     events: createEventLog(),
     alerting: createAlerting({ config: config.alerting, clock, logger: log, persistence: store }),
     health: createHealthMonitor({ clock, bus, registry, config, version: VERSION, logger: log }),
@@ -169,7 +169,7 @@ async function start(s: Stages): Promise<Sidecar> {
     onError: (err) => bus.emit('config-rejected', { error: err.message }),
   });
   await configWatcher.ready;
-  s.log.info({ admin: `${address.host}:${address.port}`, version: VERSION }, 'orchestry-sidecar started');
+  s.log.info({ admin: `${address.host}:${address.port}`, version: VERSION, instance: s.metrics.instance }, 'orchestry-sidecar started');
   let stopping: Promise<void> | null = null;
   return {
     admin: address,

@@ -7,6 +7,7 @@ import type { SidecarConfig } from './types.js';
 /** One line per setting that changed but takes effect only after a restart. */
 export function restartOnlyChanges(prev: SidecarConfig, next: SidecarConfig): string[] {
   const out: string[] = [];
+  if (next.instance !== prev.instance) out.push(`instance changes take effect after a restart (now ${next.instance ?? 'the host name'})`);
   if (next.admin.listen !== prev.admin.listen) out.push(`admin.listen changes take effect after a restart (now ${next.admin.listen})`);
   if (JSON.stringify(next.store) !== JSON.stringify(prev.store)) out.push('store changes take effect after a restart');
   if (next.alerting.enabled !== prev.alerting.enabled) {

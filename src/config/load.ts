@@ -11,14 +11,18 @@ import { locatePath } from './locate.js';
 import { parseConfig } from './schema.js';
 import type { SidecarConfig } from './types.js';
 
-/** Environment variables that override one config key each, validated like the file's value. */
-const ENV_OVERRIDES = [
+/**
+ * Environment variables that override one config key each, validated like the file's value;
+ * `section: null` is a key at the top of the document.
+ */
+const ENV_OVERRIDES: ReadonlyArray<{ env: string; section: string | null; key: string }> = [
+  { env: 'ORCHESTRY_INSTANCE', section: null, key: 'instance' },
   { env: 'ORCHESTRY_ADMIN_TOKEN', section: 'admin', key: 'token' },
   { env: 'ORCHESTRY_ADMIN_LISTEN', section: 'admin', key: 'listen' },
   { env: 'ORCHESTRY_LOG_LEVEL', section: 'logging', key: 'level' },
   { env: 'ORCHESTRY_LOG_FORMAT', section: 'logging', key: 'format' },
   { env: 'ORCHESTRY_STORE_PATH', section: 'store', key: 'path' },
-] as const;
+];
 
 const READ_ERRORS: Record<string, string> = {
   ENOENT: 'no such file',
@@ -122,6 +126,11 @@ function applyEnv(raw: unknown, env: NodeJS.ProcessEnv): Map<string, string> {
   for (const { env: name, section, key } of ENV_OVERRIDES) {
     const value = env[name];
     if (!value) continue;
+    if (section === null) {
+      top[key] = value;
+      from.set(key, name);
+      continue;
+    }
     const current = top[section];
     if (current === undefined || current === null) {
       top[section] = { [key]: value };

@@ -12,6 +12,7 @@ import { ADMIN, LOGGING, PROBES } from './spec-daemon.js';
 import { BREAKER, FAILURE_DETECTION } from './spec-detection.js';
 import { DOCKER } from './spec-docker.js';
 import { HEALTH } from './spec-health.js';
+import { TOP_LEVEL } from './instance.js';
 import { NGINX } from './spec-nginx.js';
 import { PASSIVE, PASSIVE_LATENCY } from './spec-passive.js';
 import { RECOVERY } from './spec-recovery.js';
@@ -66,6 +67,7 @@ const HEALTH_MEANING = "Health check; each field set here replaces the same fiel
 export const CONFIG_TREE: ObjectNode & { children: Record<string, ConfigNode> } = {
   kind: 'object',
   meaning: 'orchestry-sidecar configuration.',
+  section: TOP_LEVEL as Section<object>,
   children: {
     defaults: {
       kind: 'object',

@@ -10,8 +10,9 @@
  * json-schema.ts and the docs' key reference are generated).
  */
 import type { FieldIssue } from '../errors.js';
-import { createIssues, isMap, readMap, readSection, show } from './check.js';
+import { createIssues, field, isMap, readMap, readSection, sectionKeys, show } from './check.js';
 import { DEFAULT_HEALTH } from './defaults.js';
+import { TOP_LEVEL } from './instance.js';
 import { CONFIG_TREE } from './reference.js';
 import { parseAlerting } from './spec-alerting.js';
 import { parseApps } from './spec-apps.js';
@@ -47,7 +48,7 @@ import { parsePassive } from './spec-passive.js';
 export { clearCacheCall, defaultApp } from './spec-apps.js';
 export { parseHealthOverlay } from './spec-health.js';
 
-const TOP_KEYS = Object.keys(CONFIG_TREE.children);
+const TOP_KEYS = [...sectionKeys(TOP_LEVEL), ...Object.keys(CONFIG_TREE.children)];
 
 /**
  * Validates raw parsed YAML into a defaulted SidecarConfig, collecting every issue. Relative
@@ -62,6 +63,7 @@ export function parseConfig(
     return { ok: false, issues: [{ path: '', message: `the document must be a map (got ${show(raw)})` }] };
   }
   const top = readMap(raw, '', TOP_KEYS, report) ?? {};
+  const instance = field(top, '', 'instance', TOP_LEVEL.defaults.instance, TOP_LEVEL.fields.instance.check, report);
 
   const defaults = readMap(top.defaults, 'defaults', ['health'], report) ?? {};
   const healthDefaults = parseHealthFields(defaults.health, 'defaults.health', report);
@@ -73,6 +75,7 @@ export function parseConfig(
   issues.push(...dockerIssues.issues);
   // The order of these calls is the order of their issues.
   const config: SidecarConfig = {
+    instance,
     // The seed's health defaults under defaults.health: the base of apps that only Docker
     // labels define.
     defaults: { health: structuredClone({ ...DEFAULT_HEALTH, ...healthDefaults }) },

@@ -3,6 +3,7 @@
  * names) so that a path in an error message is the path a user writes. The defaults are in
  * defaults.ts, each key's meaning and check in the spec-*.ts tables.
  */
+import type { TopLevelConfig } from './instance.js';
 import type {
   ADDRESS_MODES,
   BALANCE_METHODS,
@@ -386,7 +387,7 @@ export interface StoreConfig {
   max_queue: number;
 }
 
-export interface SidecarConfig {
+export interface SidecarConfig extends TopLevelConfig {
   /** `defaults.health` layered over the seed's defaults. */
   defaults: { health: HealthCheckConfig };
   apps: AppConfig[];

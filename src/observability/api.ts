@@ -40,6 +40,8 @@ export interface AdminApiSources {
   passive(): unknown;
   /** The Swarm lease of this sidecar's node; null without Swarm or before the node is known. */
   lease?(): SwarmLeaseStatus | null;
+  /** This sidecar's identity (the `sidecar` label of its metrics). */
+  instance: string | null;
 }
 
 /** The stages the admin server reports on. */
@@ -90,6 +92,7 @@ export function createSidecarAdmin(s: SidecarAdminSources): AdminServer {
       },
       passive: () => (s.passive.address() ? { listen: s.passive.address(), ...(s.passive.stats() as object) } : null),
       lease: () => recovery.lease?.() ?? null,
+      instance: s.metrics.instance,
     }),
     readiness: () =>
       readiness({
@@ -118,6 +121,7 @@ export function createAdminApi(src: AdminApiSources): ApiCallbacks {
       if (q.app !== undefined && !one) return undefined;
       const apps = one ? [one] : src.apps();
       return {
+        instance: src.instance,
         apps: q.summary ? apps.map(summary) : apps.map(json),
         state_store: (({ state, path, error }) => ({ state, path, error }))(src.store.status()),
         rejected_containers: src.rejected().map((r) => ({ id: r.containerId, name: r.containerName, errors: r.errors, ...(r.kind ? { kind: r.kind } : {}) })),

@@ -36,6 +36,8 @@ import {
 /** The daemon's metrics, in a registry of their own. */
 export interface Metrics {
   registry: prom.Registry;
+  /** The sidecar's identity: the `sidecar` label of every series (METRICS_IDENTITY_LABEL); null without one. */
+  readonly instance: string | null;
   /** Content-Type of `render()`'s text. */
   contentType: string;
   /** The exposition text for a `/metrics` response. */
@@ -90,7 +92,16 @@ export interface MetricsOptions {
   docker?: boolean;
   /** When the configuration in effect was loaded, epoch ms (default now). */
   configLoadedAt?: number;
+  /** The sidecar's identity (config/instance.ts instanceId()), on every series; the daemon always gives one. */
+  instance?: string;
 }
+
+/**
+ * The label carrying the sidecar's identity on every series. Not `instance`: Prometheus sets that
+ * on every scraped series (the target's host:port) and renames a scraped `instance` label to
+ * `exported_instance`; nor `node` or `host`, which exporters and relabeling rules commonly use.
+ */
+export const METRICS_IDENTITY_LABEL = 'sidecar';
 
 /** What the store metrics read; StoreStatus has these fields. */
 export interface StoreMetricsStatus {
@@ -113,6 +124,8 @@ export interface AlertingMetricsStatus {
  */
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const registry = createRegistry(opts.collectDefault ?? true);
+  const instance = opts.instance ?? null;
+  if (instance !== null) registry.setDefaultLabels({ [METRICS_IDENTITY_LABEL]: instance });
   const registers = [registry];
   // Registration order is exposition order: the probe histogram, then the per-backend series.
   const probeDuration = defineProbeDuration(registers);
@@ -129,6 +142,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 
   return {
     registry,
+    instance,
     contentType: registry.contentType,
     render: () => {
       if (s.observeBackends) setBackends(s, s.observeBackends());

@@ -259,6 +259,9 @@ export const STATUS_PAGE_SCRIPT = `
 
   function renderApps(data) {
     const apps = data.apps || [];
+    // Which sidecar this is, when several run (one per node).
+    const instance = typeof data.instance === 'string' ? data.instance : '';
+    $('instance').textContent = instance;
     const rejected = data.rejected_containers || [];
     render(data);
     let total = 0, routed = 0, ejected = 0, panics = 0;
@@ -295,7 +298,7 @@ export const STATUS_PAGE_SCRIPT = `
       ...(rejected.length ? [stat(rejected.length === 1 ? 'rejected container' : 'rejected containers', rejected.length, 'bad')] : []),
       ...(store && store.state === 'degraded' ? [storeStat(store)] : []),
       ...(data.swarm_lease ? [leaseStat(data.swarm_lease)] : []));
-    document.title = (ejected ? '(' + ejected + ' ejected) ' : '') + 'orchestry-sidecar status';
+    document.title = (ejected ? '(' + ejected + ' ejected) ' : '') + 'orchestry-sidecar status' + (instance ? ': ' + instance : '');
   }
 
   function renderReadiness(ready) {

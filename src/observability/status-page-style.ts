@@ -19,6 +19,8 @@ body { background: var(--bg); color: var(--ink); font: 13px/1.45 system-ui, -app
 .top { display: flex; align-items: center; gap: 18px; padding: 10px 18px; background: #141b26; color: #e8edf4; flex-wrap: wrap; }
 .brand { font-weight: 650; font-size: 15px; letter-spacing: .2px; white-space: nowrap; }
 .brand .muted { color: #93a0b4; font-weight: 400; }
+.brand .instance { font-weight: 500; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 13px; padding: 1px 6px; border-radius: 4px; background: rgba(147, 160, 180, .18); }
+.brand .instance:empty { display: none; }
 .summary { display: flex; gap: 8px; flex-wrap: wrap; flex: 1; }
 .stat { background: #222c3b; border-radius: 6px; padding: 3px 10px; white-space: nowrap; }
 .stat b { font-variant-numeric: tabular-nums; }

@@ -27,7 +27,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 </head>
 <body class="stale">
 <header class="top">
-  <div class="brand">orchestry-sidecar <span class="muted">status</span></div>
+  <div class="brand">orchestry-sidecar <span class="muted">status</span> <span id="instance" class="instance" title="this sidecar (instance)"></span></div>
   <div id="summary" class="summary"></div>
   <input id="filter" class="filter" type="search" placeholder="Filter apps and backends" aria-label="Filter apps and backends" autocomplete="off" spellcheck="false">
   <div class="live"><span id="dot" class="dot"></span><span id="updated">connecting\u2026</span></div>

@@ -14,7 +14,7 @@ import type { HealthRegistry } from '../health/registry.js';
 import type { Logger } from '../observability/logger.js';
 import { withDrains, type DesiredSetOptions } from '../upstream/desired.js';
 import { createDockerActions } from './docker-actions.js';
-import { instanceId } from '../observability/instance.js';
+import { instanceId } from '../config/instance.js';
 import { createSwarmActions } from './swarm-actions.js';
 import { createSwarmLease, type SwarmLease, type SwarmLeaseStatus } from './swarm-lease.js';
 import { createRecoveryExecutor, resultInput, type RecoveryExecutor } from './executor.js';
@@ -76,7 +76,8 @@ export function createRecoveryController(opts: RecoveryControllerOptions): Recov
   const cfg = opts.config().docker;
   if (s && docker && cfg.swarm !== false && cfg.swarm_lease) {
     s.lease = createSwarmLease({
-      docker, clock: opts.clock, logger: opts.logger, instance: instanceId(),
+      // The pid too: two sidecars of one identity (one host) must not both hold the lease.
+      docker, clock: opts.clock, logger: opts.logger, instance: `${instanceId(opts.config())}:${process.pid}`,
       ttlMs: () => opts.config().docker.swarm_lease_ttl_seconds * 1000,
       renewMs: () => opts.config().docker.swarm_lease_renew_seconds * 1000,
       campaign: () => opts.config().recovery.mode !== 'off',

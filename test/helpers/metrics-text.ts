@@ -59,9 +59,9 @@ export const view = (app: string, host: string, port: number, over: Partial<Back
 export const failure = (app: string, over: Partial<FailureEvent> = {}): FailureEvent =>
   failureEvent({ failureType: 'port_not_listening', backendId: `${app}/127.0.0.1:8001`, app, message: 'connection refused', consecutiveCount: 1, totalCount: 1, ...over });
 
-/** A metrics instance that has seen one of everything. */
-export async function busyExposition(collectDefault: boolean): Promise<string> {
-  const m = createMetrics({ collectDefault, docker: true });
+/** A metrics instance that has seen one of everything (labelled with `instance` when given). */
+export async function busyExposition(collectDefault: boolean, instance?: string): Promise<string> {
+  const m = createMetrics({ collectDefault, docker: true, ...(instance ? { instance } : {}) });
   m.onProbe(probe('web', '127.0.0.1:8001'), 'http');
   m.onProbe(
     probe('web', '127.0.0.1:8002', { healthy: false, errorClass: 'connection_refused', responseTimeMs: 1 }),

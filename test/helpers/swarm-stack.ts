@@ -54,20 +54,20 @@ export function swarmForThisFile(): () => PrivateSwarm {
 
 /**
  * Starts the stack. `service` is createAppService's options for the one service (its health
- * path is /health); `sidecar` is merged into the sidecar's YAML (`docker` into its docker section).
+ * path is /health), or `deploy` puts it on the swarm another way (a stack file) and says where
+ * its tasks listen; `sidecar` is merged into the sidecar's YAML (`docker` into its docker section).
  */
 export async function startSwarmStack(opts: {
   app: string;
   service: Omit<Parameters<typeof createAppService>[1], 'app'>;
+  deploy?: (swarm: PrivateSwarm) => Promise<AppService>;
   sidecar?: { docker?: Record<string, unknown> } & Record<string, unknown>;
 }): Promise<SwarmStack> {
   const swarm = await startLoggedSwarm();
   const { docker, ...rest } = opts.sidecar ?? {};
-  const web = await createAppService(swarm, {
-    ...opts.service,
-    app: opts.app,
-    labels: { 'orchestry.health.path': '/health', ...opts.service.labels },
-  });
+  const web = opts.deploy
+    ? await opts.deploy(swarm)
+    : await createAppService(swarm, { ...opts.service, app: opts.app, labels: { 'orchestry.health.path': '/health', ...opts.service.labels } });
   await runningTasks(swarm, web.id, opts.service.replicas);
   const { nginx, sidecar } = await startSwarmSidecar({ swarm, app: opts.app, docker, rest });
   return {

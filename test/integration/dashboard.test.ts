@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { METRICS_IDENTITY_LABEL } from '../../src/observability/metrics.js';
 import { busyExposition, parseSamples } from '../helpers/metrics-text.js';
 
 const DASHBOARD = fileURLToPath(new URL('../../dashboards/orchestry-sidecar.json', import.meta.url));
@@ -133,6 +134,36 @@ describe('Grafana dashboard', () => {
       'orchestry_docker_connected',
     ]) {
       expect(used.has(name), name).toBe(true);
+    }
+  });
+
+  it('aggregates several sidecars: a variable over their identity label filters every series, and the views that matter are per sidecar', async () => {
+    const label = METRICS_IDENTITY_LABEL;
+    const variable = dashboard.templating.list.find((v) => v.name === label);
+    expect(variable, `a $${label} variable`).toBeDefined();
+    const query = typeof variable!.query === 'string' ? variable!.query : variable!.query.query;
+    expect(query).toMatch(new RegExp(`^label_values\\(\\w+, ${label}\\)$`));
+    // The label it lists is on what the sidecar exports.
+    const identified = parseSamples(await busyExposition(false, 'node-1'));
+    expect(identified.filter((s) => s.labels[label] !== 'node-1')).toEqual([]);
+    // Every selector of every panel and of the app variable carries the matcher: no metric is
+    // named without it (a selector without it would mix every sidecar in).
+    const matcher = `${label}=~"$${label}"`;
+    const queries = [...targetExprs, ...variableQueries.filter(([where]) => where !== `variable $${label}`).map(([w, q]) => [w, variableSelector(q)] as const)];
+    for (const [where, expr] of queries) {
+      const selectors = [...expr.matchAll(/[a-zA-Z_:][\w:]*\{([^}]*)\}/g)];
+      expect(selectors.length, where).toBeGreaterThan(0);
+      for (const s of selectors) expect(s[1], `${where}: ${s[0]}`).toContain(matcher);
+      expect(metricNames(expr.replace(/[a-zA-Z_:][\w:]*\{[^}]*\}/g, ' ')), `${where}: a metric without a selector`).toEqual([]);
+    }
+    expect(JSON.stringify(dashboard)).not.toContain('$instance');
+    // Each sidecar probes every backend and drives its own nginx: these are shown per sidecar
+    // (a sum over sidecars would count each backend once per sidecar); recovery says who acted.
+    const bySidecar = new RegExp(`\\bby \\([^)]*\\b${label}\\b`);
+    for (const title of ['Backends routed', 'Backends up per app', 'Ejected backends', 'Ejections and recoveries', 'nginx reloads', 'Recovery actions']) {
+      const panel = allPanels(dashboard.panels).find((p) => p.title === title);
+      expect(panel, title).toBeDefined();
+      expect((panel!.targets ?? []).some((t) => bySidecar.test(t.expr ?? '')), title).toBe(true);
     }
   });
 

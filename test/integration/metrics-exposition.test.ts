@@ -4,8 +4,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { createMetrics } from '../../src/observability/metrics.js';
-import { busyExposition, find, value } from '../helpers/metrics-text.js';
+import { createMetrics, METRICS_IDENTITY_LABEL } from '../../src/observability/metrics.js';
+import { busyExposition, find, parseSamples, value } from '../helpers/metrics-text.js';
 
 /** Runs `promtool check metrics` on the text; the tool must exist (CI installs it). */
 function promtoolCheck(text: string): { status: number | null; output: string } {
@@ -30,6 +30,14 @@ describe('metrics exposition', () => {
     const result = promtoolCheck(await busyExposition(true));
     expect(result.output).toBe('');
     expect(result.status).toBe(0);
+  });
+
+  it('labels every series with the sidecar identity, default metrics included, and still passes promtool', async () => {
+    const text = await busyExposition(true, 'node-1');
+    const samples = parseSamples(text);
+    expect(samples.filter((s) => s.name.startsWith('process_') || s.name.startsWith('nodejs_')).length).toBeGreaterThan(10);
+    expect(samples.filter((s) => s.labels[METRICS_IDENTITY_LABEL] !== 'node-1').map((s) => s.name)).toEqual([]);
+    expect(promtoolCheck(text)).toEqual({ status: 0, output: '' });
   });
 
   it('promtool rejects a badly named counter (the check is live)', () => {

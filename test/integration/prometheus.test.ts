@@ -49,7 +49,8 @@ beforeAll(async () => {
   // No nginx here: `true` stands in for `nginx -s reload`, so applies succeed and /readyz is 200.
   await writeFile(
     join(dir, 'sidecar.yaml'),
-    `apps:
+    `instance: prom-node-1
+apps:
   web:
     backends: ["${healthy.address}", "${failing.address}"]
     health: { initial_delay_seconds: 0, period_seconds: 1.5, timeout_seconds: 1, failure_threshold: 1 }
@@ -128,6 +129,16 @@ describe('Prometheus scraping the sidecar', () => {
     );
     expect(target.lastError).toBe('');
     expect(target.health).toBe('up');
+  });
+
+  it("keeps the sidecar's identity label as scraped, beside the instance label Prometheus sets", async () => {
+    const info = await waitFor(async () => (await query('orchestry_build_info'))[0], { what: 'orchestry_build_info in Prometheus', timeoutMs: 15_000 });
+    expect(info.metric.sidecar).toBe('prom-node-1');
+    expect(info.metric.instance).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(info.metric.exported_instance).toBeUndefined();
+    // Every series scraped carries it (up and scrape_* are Prometheus's own).
+    expect(await query('count({job="orchestry-sidecar", sidecar!="prom-node-1", __name__!~"up|scrape_.*"})')).toEqual([]);
+    expect(Number((await query('count({job="orchestry-sidecar", sidecar="prom-node-1"})'))[0]?.value[1])).toBeGreaterThan(50);
   });
 
   it('has orchestry_backend_up for every backend: 1 routed, 0 ejected', async () => {

@@ -108,6 +108,7 @@ describe('status page against a running sidecar', () => {
     await writeFile(
       configPath,
       sidecarYaml({
+        instance: 'edge-1',
         apps: {
           web: { backends: web.map((b) => b.address), health: { path: '/health', ...health, failure_threshold: 2, success_threshold: 1 } },
           api: { backends: api.map((b) => b.address), health: { protocol: 'TCP', ...health } },
@@ -166,7 +167,18 @@ describe('status page against a running sidecar', () => {
     expect(problems).toEqual([]);
   });
 
-  it('updates by itself when a backend fails its health check: ejected, and a transition in the feed', async () => {
+  it('says which sidecar it is: its instance in the header and the title, as in the API and on every metric', async () => {
+    await waitForText(page, '#instance', 'edge-1');
+    expect(await page.title()).toBe('orchestry-sidecar status: edge-1');
+    expect((await sidecar!.api<{ instance: string }>('/api/v1/apps')).body.instance).toBe('edge-1');
+    const metrics = (await sidecar!.api<string>('/metrics')).body;
+    const series = metrics.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    expect(series.length).toBeGreaterThan(50);
+    expect(series.filter((l) => !l.includes('sidecar="edge-1"'))).toEqual([]);
+    expect(problems).toEqual([]);
+  });
+
+    it('updates by itself when a backend fails its health check: ejected, and a transition in the feed', async () => {
     // A marker in the page's window survives only if the page is never reloaded.
     await page.evaluate('window.__notReloaded = true');
     const failing = web[1]!;

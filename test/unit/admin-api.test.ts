@@ -31,6 +31,7 @@ function api(panicking: string[] = []) {
     alertingEnabled: () => false,
     nginxMode: () => null,
     passive: () => null,
+    instance: null,
   });
   return { getApps: callbacks.getApps, asked };
 }

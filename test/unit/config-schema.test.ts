@@ -77,6 +77,7 @@ describe('defaults', () => {
 
   test('fills every section with its documented default', () => {
     expect(valid(withApp({}))).toEqual({
+      instance: null,
       defaults: { health: DEFAULT_HEALTH },
       apps: [
         {
