@@ -1,9 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import {
-  DEFAULT_HEALTH,
-  parseAddress,
-  parseConfig,
-} from '../../src/config/schema.js';
+import { parseAddress } from '../../src/config/allowlists.js';
+import { DEFAULT_HEALTH, parseConfig } from '../../src/config/schema.js';
 import {
   DEFAULT_ADMIN,
   DEFAULT_ALERTING,
