@@ -27,15 +27,6 @@ import type { SidecarConfig } from './types.js';
 
 // Every name this module exported before the split, so that existing importers keep working;
 // new code imports a name from the module that defines it.
-export {
-  appName,
-  appNameProblem,
-  containerNames,
-  envName,
-  parseAddress,
-  portRange,
-  type ParsedAddress,
-} from './allowlists.js';
 export { bool, num, oneOf, show, type Check, type Report } from './check.js';
 export { parseExpectedBody, type ExpectedBody } from './expected-body.js';
 export {

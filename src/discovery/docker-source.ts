@@ -13,7 +13,6 @@
 import type Dockerode from 'dockerode';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { AppConfig, HealthCheckConfig, SidecarConfig } from '../config/types.js';
-import type { Snapshot } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { ContainerEvent, ContainerFailure, DetectorState } from './docker-events.js';
 import { onContainerEvent } from './docker-event-stream.js';
@@ -21,11 +20,11 @@ import { DOCKER_SOURCE_NAME, type LabelMapping, type RejectedContainer } from '.
 import { LABEL_FILTER, syncOnce } from './docker-resync.js';
 import {
   clearTimer,
+  engineContext,
   engineSource,
-  initialConnection,
   type DockerStatus,
-  type EngineConnection,
   type EngineSource,
+  type EngineSourceBase,
   type EngineSourceOptions,
   type EventStream,
 } from './engine-connection.js';
@@ -61,9 +60,8 @@ export type DockerSource = EngineSource<DockerSourceState>;
  * One Docker source's state, shared by its connection (engine-connection.ts), its events
  * (docker-event-stream.ts) and its resync (docker-resync.ts).
  */
-export interface DockerSourceContext extends EngineConnection {
+export interface DockerSourceContext extends EngineSourceBase {
   readonly opts: DockerSourceOptions;
-  emit: ((snapshot: Snapshot) => void) | null;
   graceTimer: TimerHandle | null;
   mapping: LabelMapping;
   /** The apps of the last snapshot: the mapping's, then remembered ones without a container. */
@@ -73,8 +71,6 @@ export interface DockerSourceContext extends EngineConnection {
   /** Events not yet covered by a resync, in arrival order. */
   pending: Omit<ContainerEvent, 'container'>[];
   detector: DetectorState;
-  lastEmitted: string | null;
-  rejectedLogged: Map<string, string>;
   /**
    * Every app only labels define that was seen, by name, least recently seen first (null: known
    * from an earlier run, not seen yet in this one). nginx may reference such an app whatever
@@ -86,30 +82,27 @@ export interface DockerSourceContext extends EngineConnection {
 
 /** A DiscoverySource (name `docker`) over the Docker Engine's API and event stream. */
 export function createDockerSource(opts: DockerSourceOptions): DockerSource {
-  const ctx: DockerSourceContext = {
-    ...initialConnection(),
+  const ctx = engineContext<DockerSourceContext>(
+    DOCKER_SOURCE_NAME,
     opts,
-    log: opts.logger?.child({ source: DOCKER_SOURCE_NAME }),
-    engine: {
-      subscribe: async () =>
-        (await opts.docker.getEvents({ filters: { type: ['container'], label: LABEL_FILTER } })) as EventStream,
-      onEvent: (raw, gen) => onContainerEvent(ctx, raw, gen),
-      syncOnce: (gen) => syncOnce(ctx, gen),
+    {
+      filters: { type: ['container'], label: LABEL_FILTER },
+      onEvent: onContainerEvent,
+      syncOnce,
       words: { connected: 'connected to the Docker Engine', lost: 'Docker Engine unreachable; keeping the last known containers' },
-      clearTimers: () => {
-        ctx.graceTimer = clearTimer(opts.clock, ctx.graceTimer);
+      clearTimers: (c) => {
+        c.graceTimer = clearTimer(opts.clock, c.graceTimer);
       },
     },
-    emit: null,
-    graceTimer: null,
-    mapping: { backends: [], apps: [], rejected: [], containers: [] },
-    apps: [],
-    draining: new Map(),
-    pending: [],
-    detector: new Map(),
-    lastEmitted: null,
-    rejectedLogged: new Map(),
-    remembered: new Map((opts.knownApps ?? []).map((name) => [name, null])),
-  };
+    {
+      graceTimer: null,
+      mapping: { backends: [], apps: [], rejected: [], containers: [] },
+      apps: [],
+      draining: new Map(),
+      pending: [],
+      detector: new Map(),
+      remembered: new Map((opts.knownApps ?? []).map((name) => [name, null])),
+    },
+  );
   return engineSource(DOCKER_SOURCE_NAME, ctx, () => ({ ...ctx.status, apps: ctx.apps, rejected: ctx.mapping.rejected }));
 }

@@ -87,7 +87,7 @@ export interface EngineSource<S> extends DiscoverySource {
 /** The DiscoverySource named `name` over the connection `ctx`, which emits through `ctx.emit`. */
 export function engineSource<S>(
   name: string,
-  ctx: EngineConnection & { emit: ((snapshot: Snapshot) => void) | null },
+  ctx: EngineSourceBase,
   state: () => S,
 ): EngineSource<S> {
   return {
@@ -111,7 +111,7 @@ export function engineSource<S>(
 const COALESCE_MS = 75;
 
 /** The state of a connection not yet started. */
-export function initialConnection(): Omit<EngineConnection, 'opts' | 'log' | 'engine'> {
+function initialConnection(): Omit<EngineConnection, 'opts' | 'log' | 'engine'> {
   return {
     running: false,
     generation: 0,
@@ -122,6 +122,52 @@ export function initialConnection(): Omit<EngineConnection, 'opts' | 'log' | 'en
     resyncTimer: null,
     chain: Promise.resolve(),
   };
+}
+
+/** A source's context: its connection, plus what it emitted and the rejections it logged. */
+export interface EngineSourceBase extends EngineConnection {
+  emit: ((snapshot: Snapshot) => void) | null;
+  lastEmitted: string | null;
+  rejectedLogged: Map<string, string>;
+}
+
+/** EngineHooks as functions of the source's context `C`, with the stream's event filters. */
+export interface SourceHooks<C> {
+  /** Filters of the source's event stream (`docker.getEvents`). */
+  filters: NonNullable<Exclude<Dockerode.GetEventsOptions['filters'], string>>;
+  onEvent(ctx: C, raw: unknown, gen: number): void;
+  syncOnce(ctx: C, gen: number): Promise<void>;
+  words: EngineHooks['words'];
+  clearTimers?(ctx: C): void;
+}
+
+/**
+ * The context of the source named `name`: a connection not yet started whose hooks call
+ * `hooks` with the context, nothing emitted yet, and the source's own state `own`.
+ */
+export function engineContext<C extends EngineSourceBase & { readonly opts: EngineSourceOptions }>(
+  name: string,
+  opts: C['opts'],
+  hooks: SourceHooks<C>,
+  own: Omit<C, keyof EngineSourceBase>,
+): C {
+  const ctx = {
+    ...initialConnection(),
+    opts,
+    log: opts.logger?.child({ source: name }),
+    engine: {
+      subscribe: async () => (await opts.docker.getEvents({ filters: hooks.filters })) as EventStream,
+      onEvent: (raw: unknown, gen: number) => hooks.onEvent(ctx, raw, gen),
+      syncOnce: (gen: number) => hooks.syncOnce(ctx, gen),
+      words: hooks.words,
+      clearTimers: () => hooks.clearTimers?.(ctx),
+    },
+    emit: null,
+    lastEmitted: null,
+    rejectedLogged: new Map<string, string>(),
+    ...own,
+  } as C;
+  return ctx;
 }
 
 /** Whether `gen` is the running connection. */

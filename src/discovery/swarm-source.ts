@@ -25,22 +25,20 @@
 import type Dockerode from 'dockerode';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { AppConfig, HealthCheckConfig, SidecarConfig } from '../config/types.js';
-import type { Snapshot } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import { isTerminatingSignal, parseDockerEvent } from './docker-events.js';
 import { ENABLE_LABEL, type RejectedContainer } from './docker-labels.js';
 import { emitIfChanged, logRejections, mapRemembering } from './docker-resync.js';
 import {
   clearTimer,
+  engineContext,
   engineSource,
-  initialConnection,
   isCurrent,
   scheduleResync,
   type DockerStatus,
-  type EngineConnection,
   type EngineSource,
+  type EngineSourceBase,
   type EngineSourceOptions,
-  type EventStream,
 } from './engine-connection.js';
 import { SWARM_SOURCE_NAME, servicesToBackends, type SwarmMapping, type SwarmNode, type SwarmService, type SwarmTask } from './swarm-labels.js';
 
@@ -62,9 +60,8 @@ export interface SwarmSourceState extends DockerStatus {
 /** A DiscoverySource over a manager's services; resync() looks at them again soon. */
 export type SwarmSource = EngineSource<SwarmSourceState>;
 
-interface SwarmSourceContext extends EngineConnection {
+interface SwarmSourceContext extends EngineSourceBase {
   readonly opts: SwarmSourceOptions;
-  emit: ((snapshot: Snapshot) => void) | null;
   refreshTimer: TimerHandle | null;
   mapping: SwarmMapping;
   /** The apps of the last snapshot: the mapping's, then remembered ones without a service now. */
@@ -74,8 +71,6 @@ interface SwarmSourceContext extends EngineConnection {
   active: { active: boolean; reason?: string };
   /** Containers of tasks on this node seen stopping: their backends are ejected until they are gone. */
   readonly draining: Set<string>;
-  lastEmitted: string | null;
-  rejectedLogged: Map<string, string>;
 }
 
 /** Service, node and (this node's) container events that can change what runs. */
@@ -88,29 +83,27 @@ const TASK_SERVICE_LABEL = 'com.docker.swarm.service.id';
 
 /** A DiscoverySource (name `swarm`) over a Swarm manager's API and event stream. */
 export function createSwarmSource(opts: SwarmSourceOptions): SwarmSource {
-  const ctx: SwarmSourceContext = {
-    ...initialConnection(),
+  const ctx = engineContext<SwarmSourceContext>(
+    SWARM_SOURCE_NAME,
     opts,
-    log: opts.logger?.child({ source: SWARM_SOURCE_NAME }),
-    engine: {
-      subscribe: async () => (await opts.docker.getEvents({ filters: EVENT_FILTER })) as EventStream,
-      onEvent: (raw, gen) => onEvent(ctx, raw, gen),
-      syncOnce: (gen) => syncOnce(ctx, gen),
+    {
+      filters: EVENT_FILTER,
+      onEvent,
+      syncOnce,
       words: { connected: 'connected to the Swarm manager', lost: 'Swarm manager unreachable; keeping the last known tasks' },
-      clearTimers: () => {
-        ctx.refreshTimer = clearTimer(opts.clock, ctx.refreshTimer);
+      clearTimers: (c) => {
+        c.refreshTimer = clearTimer(opts.clock, c.refreshTimer);
       },
     },
-    emit: null,
-    refreshTimer: null,
-    mapping: { backends: [], apps: [], rejected: [] },
-    apps: [],
-    remembered: new Map(),
-    active: { active: false },
-    draining: new Set(),
-    lastEmitted: null,
-    rejectedLogged: new Map(),
-  };
+    {
+      refreshTimer: null,
+      mapping: { backends: [], apps: [], rejected: [] },
+      apps: [],
+      remembered: new Map(),
+      active: { active: false },
+      draining: new Set(),
+    },
+  );
   return engineSource(SWARM_SOURCE_NAME, ctx, () => {
     const { active, reason } = ctx.active;
     return { ...ctx.status, active, ...(reason ? { inactiveReason: reason } : {}), apps: ctx.apps, rejected: ctx.mapping.rejected };

@@ -3,10 +3,11 @@
  * are made with `docker import` from a root filesystem assembled out of files already here
  * (see ENVIRONMENT.md): binaries plus the shared libraries `ldd` lists for them.
  *
- * - orchestry-test/node-app: the Node that runs the tests + test/fixtures/app-server.mjs at
- *   /app/server.mjs + busybox as /bin/sh and /bin/wget, for the image's HEALTHCHECK
- *   (`wget` of http://127.0.0.1:$PORT/health every second). `docker import --change` accepts
- *   HEALTHCHECK, so containers need no Healthcheck in their create options (they may override it).
+ * - orchestry-test/node-app: the Node that runs the tests + the demo app (examples/demo-app/
+ *   server.mjs, on loopback, with plain replies) at /app/server.mjs + busybox as /bin/sh and
+ *   /bin/wget, for the image's HEALTHCHECK (`wget` of http://127.0.0.1:$PORT/health every
+ *   second). `docker import --change` accepts HEALTHCHECK, so containers need no Healthcheck in
+ *   their create options (they may override it).
  * - orchestry-test/nginx: Debian's /usr/sbin/nginx + mime.types + passwd/group with
  *   nobody/nogroup; runs `nginx -g 'daemon off;'` with /etc/nginx/nginx.conf bind-mounted.
  *
@@ -27,7 +28,7 @@ import { docker as defaultDocker, TEST_LABEL } from './docker.js';
 export const NODE_APP_REPO = 'orchestry-test/node-app';
 export const NGINX_REPO = 'orchestry-test/nginx';
 
-const APP_SCRIPT = fileURLToPath(new URL('../fixtures/app-server.mjs', import.meta.url));
+const APP_SCRIPT = fileURLToPath(new URL('../../examples/demo-app/server.mjs', import.meta.url));
 const BUSYBOX = '/usr/bin/busybox';
 const NGINX_BIN = '/usr/sbin/nginx';
 
@@ -85,6 +86,9 @@ async function nodeAppRecipe(): Promise<ImageRecipe> {
     dirs: ['/tmp'],
     changes: [
       'ENV PATH=/usr/local/bin:/bin',
+      // Test containers share the host's network: loopback only. Bodies without the replica's
+      // name or a newline, which the tests compare whole.
+      'ENV HOST=127.0.0.1 PLAIN_REPLIES=1',
       'ENTRYPOINT ["/usr/local/bin/node", "/app/server.mjs"]',
       'HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD wget -q -O /dev/null http://127.0.0.1:${PORT:-8000}/health || exit 1',
       `LABEL ${TEST_LABEL}=1`,

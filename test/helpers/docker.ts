@@ -96,7 +96,7 @@ export async function runContainer(opts: RunContainerOptions, client: Dockerode 
 let appSerial = 0;
 
 /**
- * Runs the test app (test/fixtures/app-server.mjs, in `image`) as a discoverable backend of
+ * Runs the test app (examples/demo-app/server.mjs, in `image`) as a discoverable backend of
  * `app`: on a free loopback port, named `<suite>-<pid>-<n>`, with env PORT, NAME and GRACE_MS
  * (its shutdown grace) plus `env`, and the labels orchestry.enable, .app and .port plus `labels`.
  */
@@ -153,7 +153,7 @@ export function waitForHealthStatus(
   });
 }
 
-/** POST /control/<action> to the test app (test/fixtures/app-server.mjs) on 127.0.0.1:port. */
+/** POST /control/<action> to the test app (examples/demo-app/server.mjs) on 127.0.0.1:port. */
 export function controlApp(port: number, action: string): Promise<{ status: number; body: string }> {
   return appRequest(port, 'POST', `/control/${action}`);
 }

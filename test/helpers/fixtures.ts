@@ -321,11 +321,11 @@ export function privateTempPaths(dir: string): string {
 export function nginxConf(opts: {
   dir: string;
   http: string[];
-  /** Default the generated upstreams file, conf.d/orchestry-upstreams.conf. */
-  include?: string;
+  /** Default the generated upstreams file, conf.d/orchestry-upstreams.conf; null: none. */
+  include?: string | null;
   workerConnections?: number;
-  /** Keep an access log in logs/access.log (default off). */
-  accessLog?: boolean;
+  /** Keep an access log in logs/access.log (default off), or these `access_log` directives. */
+  accessLog?: boolean | string[];
 }): string {
   const paths = nginxPaths(opts.dir);
   return [
@@ -334,9 +334,9 @@ export function nginxConf(opts: {
     'worker_processes 1;',
     `events { worker_connections ${opts.workerConnections ?? 64}; }`,
     'http {',
-    `  access_log ${opts.accessLog ? paths.accessLog : 'off'};`,
+    ...(Array.isArray(opts.accessLog) ? opts.accessLog : [`access_log ${opts.accessLog ? paths.accessLog : 'off'};`]).map((line) => `  ${line}`),
     privateTempPaths(opts.dir),
-    `  include ${opts.include ?? 'conf.d/orchestry-upstreams.conf'};`,
+    ...(opts.include === null ? [] : [`  include ${opts.include ?? 'conf.d/orchestry-upstreams.conf'};`]),
     ...opts.http.map((line) => `  ${line}`),
     '}',
     '',

@@ -60,50 +60,26 @@ export async function startNginxContainer(opts: {
   await writeFile(outputPath, opts.upstreams);
   await writeFile(
     join(dir, 'nginx.conf'),
-    `error_log /var/log/nginx/error.log notice;
-worker_processes 1;
-events { worker_connections 64; }
-http {
-    access_log /var/log/nginx/access.log;
-    include /etc/nginx/conf.d/*.conf;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    server {
-        listen 127.0.0.1:${port};
-        location / { proxy_pass http://${opts.app ?? 'web'}; }
-    }
-}
-`,
+    containerNginxConf([
+      'access_log /var/log/nginx/access.log;',
+      'include /etc/nginx/conf.d/*.conf;',
+      'proxy_http_version 1.1;',
+      'proxy_set_header Connection "";',
+      `server { listen 127.0.0.1:${port}; location / { proxy_pass http://${opts.app ?? 'web'}; } }`,
+    ]),
   );
-
 
   const start = async () => {
     await writeFile(errorLog, ''); // counts start again with each container
-    const container = await runContainer({
+    return runNginxContainer({
       image,
       suite: opts.suite,
       name,
       ...(opts.labels ? { labels: opts.labels } : {}),
-      binds: [
-        `${join(dir, 'nginx.conf')}:/etc/nginx/nginx.conf:ro`,
-        `${join(dir, 'conf.d')}:/etc/nginx/conf.d`,
-        `${join(dir, 'logs')}:/var/log/nginx`,
-      ],
+      dir,
+      port,
+      binds: [`${join(dir, 'conf.d')}:/etc/nginx/conf.d`],
     });
-    try {
-      await waitFor(
-        async () => {
-          const info = await container.inspect();
-          if (!info.State.Running) throw new Error(`nginx container exited: ${await containerLogs(container)}`);
-          return httpGet(port).then(() => true);
-        },
-        { what: 'nginx container to answer', timeoutMs: 15_000 },
-      );
-    } catch (err) {
-      await container.remove({ force: true }).catch(() => undefined);
-      throw err;
-    }
-    return container;
   };
 
   let container = await start().catch(async (err: unknown) => {
@@ -136,4 +112,64 @@ http {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * nginx.conf for nginx in a container, which logs to /var/log/nginx (runNginxContainer mounts
+ * `dir`/logs there): one worker, and `http` inside `http {}`.
+ */
+export function containerNginxConf(http: string[]): string {
+  return [
+    'error_log /var/log/nginx/error.log notice;',
+    'worker_processes 1;',
+    'events { worker_connections 64; }',
+    'http {',
+    ...http.map((line) => `    ${line}`),
+    '}',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Runs `image` with `dir`/nginx.conf as /etc/nginx/nginx.conf and `dir`/logs as /var/log/nginx
+ * (plus `binds`) and waits until nginx answers on 127.0.0.1:`port` (with a status `answered`
+ * accepts: any by default). A container that exits or never answers is removed, with its logs
+ * in the error.
+ */
+export async function runNginxContainer(opts: {
+  image: string;
+  suite: string;
+  dir: string;
+  port: number;
+  name?: string;
+  labels?: Record<string, string>;
+  binds?: string[];
+  answered?: (status: number) => boolean;
+}): Promise<Dockerode.Container> {
+  const container = await runContainer({
+    image: opts.image,
+    suite: opts.suite,
+    ...(opts.name ? { name: opts.name } : {}),
+    ...(opts.labels ? { labels: opts.labels } : {}),
+    binds: [
+      `${join(opts.dir, 'nginx.conf')}:/etc/nginx/nginx.conf:ro`,
+      ...(opts.binds ?? []),
+      `${join(opts.dir, 'logs')}:/var/log/nginx`,
+    ],
+  });
+  const answered = opts.answered ?? (() => true);
+  try {
+    await waitFor(
+      async () => {
+        const info = await container.inspect();
+        if (!info.State.Running) throw new Error(`nginx container exited: ${await containerLogs(container)}`);
+        return answered((await httpGet(opts.port)).status);
+      },
+      { what: `nginx in a container to answer on port ${opts.port}`, timeoutMs: 15_000 },
+    );
+  } catch (err) {
+    await container.remove({ force: true }).catch(() => undefined);
+    throw err;
+  }
+  return container;
 }

@@ -10,7 +10,7 @@ import { startBackend } from '../helpers/backend-server.js';
 import { nginxConf, nginxPaths, nginxSection, sidecarYaml } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
 import { launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
-import { runCli, startSidecarProcess } from '../helpers/sidecar-process.js';
+import { runCli, startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, { env });
@@ -29,6 +29,17 @@ const write = async (name: string, text: string) => {
   return path;
 };
 
+/** Waits until the sidecar's /readyz answers 503 with a reason that contains `text`; its body. */
+async function notReadyFor(sidecar: SidecarProcess, text: string): Promise<{ ready: boolean; reasons: string[] }> {
+  return waitFor(
+    async () => {
+      const r = await sidecar.api<{ ready: boolean; reasons: string[] }>('/readyz');
+      return r.status === 503 && r.body.reasons.some((x) => x.includes(text)) ? r.body : null;
+    },
+    { what: `/readyz naming "${text}"` },
+  );
+}
+
 describe('orchestry-sidecar CLI', () => {
   it('prints its version', async () => {
     const { code, stdout } = await cli(['--version']);
@@ -36,24 +47,46 @@ describe('orchestry-sidecar CLI', () => {
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
-  it('check-config accepts a valid file and summarises it', async () => {
-    const path = await write('ok.yaml', 'apps:\n  web:\n    backends: ["127.0.0.1:8001", "127.0.0.1:8002"]\n');
-    const { code, stdout } = await cli(['check-config', '--config', path]);
-    expect(code).toBe(0);
-    expect(stdout).toContain('valid (1 apps, 2 backends)');
-  });
-
-  it('check-config reports every error with its path and value, and exits 1', async () => {
-    const path = await write(
-      'bad.yaml',
-      'apps:\n  web:\n    backends: ["127.0.0.1:8001"]\n    health: { timeout_seconds: 10, period_seconds: 5, protocol: UDP }\n    bogus: 1\n',
-    );
-    const { code, stderr } = await cli(['check-config', '--config', path]);
-    expect(code).toBe(1);
-    expect(stderr).toContain('apps.web.health.timeout_seconds: must be less than period_seconds (got 10 >= 5)');
-    expect(stderr).toContain('apps.web.health.protocol: must be one of HTTP, TCP (got "UDP")');
-    expect(stderr).toContain('apps.web.bogus: unknown key');
-    expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+  // Each case: a command on a config file, its exit code, and lines its output must hold. None
+  // prints a stack trace.
+  it.each([
+    {
+      what: 'check-config accepts a valid file and summarises it',
+      command: 'check-config',
+      file: 'ok.yaml',
+      yaml: 'apps:\n  web:\n    backends: ["127.0.0.1:8001", "127.0.0.1:8002"]\n',
+      code: 0,
+      stdout: ['valid (1 apps, 2 backends)'],
+      stderr: [],
+    },
+    {
+      what: 'check-config reports every error with its path and value, and exits 1',
+      command: 'check-config',
+      file: 'bad.yaml',
+      yaml: 'apps:\n  web:\n    backends: ["127.0.0.1:8001"]\n    health: { timeout_seconds: 10, period_seconds: 5, protocol: UDP }\n    bogus: 1\n',
+      code: 1,
+      stdout: [],
+      stderr: [
+        'apps.web.health.timeout_seconds: must be less than period_seconds (got 10 >= 5)',
+        'apps.web.health.protocol: must be one of HTTP, TCP (got "UDP")',
+        'apps.web.bogus: unknown key',
+      ],
+    },
+    {
+      what: 'render prints the upstreams without touching nginx',
+      command: 'render',
+      file: 'render.yaml',
+      yaml: 'apps:\n  web:\n    backends: ["127.0.0.1:8001", { address: "127.0.0.1:8002", weight: 3 }]\nnginx:\n  binary: /nonexistent/nginx\n',
+      code: 0,
+      stdout: ['upstream web {', 'server 127.0.0.1:8001 fail_timeout=1s;', 'server 127.0.0.1:8002 weight=3 fail_timeout=1s;'],
+      stderr: [],
+    },
+  ])('$what', async (c) => {
+    const out = await cli([c.command, '--config', await write(c.file, c.yaml)]);
+    expect(out.code).toBe(c.code);
+    expect(c.stdout.filter((line) => !out.stdout.includes(line))).toEqual([]);
+    expect(c.stderr.filter((line) => !out.stderr.includes(line))).toEqual([]);
+    expect(out.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('says clearly when the config file cannot be read or is not given', async () => {
@@ -70,18 +103,6 @@ describe('orchestry-sidecar CLI', () => {
     const path = await write('env.yaml', 'apps:\n  web:\n    backends: ["127.0.0.1:8001"]\n');
     const { code } = await cli(['check-config'], { ORCHESTRY_CONFIG: path });
     expect(code).toBe(0);
-  });
-
-  it('render prints the upstreams without touching nginx', async () => {
-    const path = await write(
-      'render.yaml',
-      'apps:\n  web:\n    backends: ["127.0.0.1:8001", { address: "127.0.0.1:8002", weight: 3 }]\nnginx:\n  binary: /nonexistent/nginx\n',
-    );
-    const { code, stdout } = await cli(['render', '--config', path]);
-    expect(code).toBe(0);
-    expect(stdout).toContain('upstream web {');
-    expect(stdout).toContain('server 127.0.0.1:8001 fail_timeout=1s;');
-    expect(stdout).toContain('server 127.0.0.1:8002 weight=3 fail_timeout=1s;');
   });
 
   it('rejects unknown commands with usage and exit 2', async () => {
@@ -110,14 +131,8 @@ admin: { listen: "127.0.0.1:${adminPort}" }
     );
     const sidecar = await startSidecarProcess(path, `http://127.0.0.1:${adminPort}`);
     try {
-      const ready = await waitFor(
-        async () => {
-          const r = await sidecar.api<{ ready: boolean; reasons: string[] }>('/readyz');
-          return r.status === 503 && r.body.reasons.some((x) => x.includes('nginx is not running')) ? r : null;
-        },
-        { what: '/readyz naming nginx not running' },
-      );
-      expect(ready.body.ready).toBe(false);
+      const ready = await notReadyFor(sidecar, 'nginx is not running');
+      expect(ready.ready).toBe(false);
       // The unreachable backend is probed and classified, not thrown.
       await waitFor(
         async () => {
@@ -155,13 +170,7 @@ admin: { listen: "127.0.0.1:${adminPort}" }
     const sidecar = await startSidecarProcess(path, `http://127.0.0.1:${adminPort}`);
     let nginx: { stop(): Promise<void> } | null = null;
     try {
-      await waitFor(
-        async () => {
-          const r = await sidecar.api<{ reasons: string[] }>('/readyz');
-          return r.status === 503 && r.body.reasons.some((x) => x.includes('nginx is not running'));
-        },
-        { what: 'not ready while nginx is down' },
-      );
+      await notReadyFor(sidecar, 'nginx is not running');
       nginx = await launchNginx({ dir: nginxDir, probePort: nginxPort });
       // Nothing else changes: only the sidecar's own retry can make it ready.
       await waitFor(async () => (await sidecar.api('/readyz')).status === 200, { timeoutMs: 20_000, what: 'ready after nginx started' });
@@ -198,14 +207,8 @@ admin: { listen: "127.0.0.1:${adminPort}" }
     );
     const sidecar = await startSidecarProcess(path, `http://127.0.0.1:${adminPort}`);
     try {
-      const ready = await waitFor(
-        async () => {
-          const r = await sidecar.api<{ reasons: string[] }>('/readyz');
-          return r.status === 503 && r.body.reasons.some((x) => x.includes('Docker')) ? r : null;
-        },
-        { what: '/readyz naming Docker' },
-      );
-      expect(ready.body.reasons).toContain('waiting for the first list of containers from Docker');
+      const ready = await notReadyFor(sidecar, 'Docker');
+      expect(ready.reasons).toContain('waiting for the first list of containers from Docker');
       expect(await sidecar.metric('orchestry_docker_connected')).toBe(0);
       expect(await readFile(output, 'utf8')).toBe(good);
     } finally {

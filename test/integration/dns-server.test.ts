@@ -16,7 +16,7 @@ import { desiredUpstream } from '../helpers/dns-messages.js';
 import { currentNginx } from '../helpers/nginx-current.js';
 import { httpGet, launchNginx, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
 import { freePort } from '../helpers/free-port.js';
-import { privateTempPaths } from '../helpers/fixtures.js';
+import { UPSTREAM_KEEPALIVE, nginxConf, nginxPaths } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
 
 const APPS = ['web', 'failover', 'big'] as const;
@@ -43,36 +43,28 @@ beforeAll(async () => {
 
   dir = await makeNginxDir();
   port = await freePort();
-  const configPath = join(dir, 'nginx.conf');
-  const pidPath = join(dir, 'nginx.pid');
   // As the research note measured: TTL 0 from the server and no `valid=`, so nginx asks again
   // every second; resolver_timeout short, so one lost answer does not freeze updates for 30 s.
   const upstreams = APPS.map(
-    (app) => `    upstream ${app} { zone ${app} 64k; server orchestry.internal service=_http._tcp.${app} resolve; keepalive 8; }`,
+    (app) => `upstream ${app} { zone ${app} 64k; server orchestry.internal service=_http._tcp.${app} resolve; keepalive 8; }`,
   );
-  const locations = APPS.map((app) => `        location /${app}/ { proxy_pass http://${app}; }`);
+  const locations = APPS.map((app) => `location /${app}/ { proxy_pass http://${app}; }`);
   await writeFile(
-    configPath,
-    `pid ${pidPath};
-error_log ${join(dir, 'logs', 'error.log')} notice;
-worker_processes 1;
-events { worker_connections 256; }
-http {
-    access_log off;
-${privateTempPaths(dir)}
-    resolver 127.0.0.1:${dnsPort} ipv6=off;
-    resolver_timeout 2s;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-${upstreams.join('\n')}
-    server {
-        listen 127.0.0.1:${port};
-${locations.join('\n')}
-    }
-}
-`,
+    nginxPaths(dir).configPath,
+    nginxConf({
+      dir,
+      include: null,
+      workerConnections: 256,
+      http: [
+        `resolver 127.0.0.1:${dnsPort} ipv6=off;`,
+        'resolver_timeout 2s;',
+        ...UPSTREAM_KEEPALIVE,
+        ...upstreams,
+        `server { listen 127.0.0.1:${port}; ${locations.join(' ')} }`,
+      ],
+    }),
   );
-  nginx = await launchNginx({ dir, configPath, pidPath, probePort: port, binary });
+  nginx = await launchNginx({ dir, probePort: port, binary });
   console.log(`nginx ${version} (pid ${nginx.pid}) resolving through 127.0.0.1:${dnsPort}`);
 }, 60_000);
 

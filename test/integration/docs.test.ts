@@ -8,7 +8,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, test } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../src/config/schema.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -120,24 +122,26 @@ const isMap = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * The dotted paths of the leaves a user can write, in the docs' notation: `apps.<name>.…` and
- * `alerting.receivers.<name>.…` for user-named maps, `…[]` for the elements of a list of maps
- * (`alerting.routes[].receivers`). A scalar, a list of scalars, an empty map (`headers: {}`) or
- * a null (`clear_cache`) is a leaf.
+ * The dotted paths of the leaves a user can write, in the docs' notation, each with its parsed
+ * value: `apps.<name>.…` and `alerting.receivers.<name>.…` for user-named maps, `…[]` for the
+ * elements of a list of maps (`alerting.routes[].receivers`). A scalar, a list of scalars, an
+ * empty map (`headers: {}`) or a null (`clear_cache`) is a leaf.
  */
-function configKeys(value: unknown, path: string, out: Set<string>): Set<string> {
+function configEntries(value: unknown, path: string, out: Map<string, unknown>): Map<string, unknown> {
   if (Array.isArray(value) && isMap(value[0])) {
     const named = NAMED_MAPS.get(path);
     for (const [key, v] of Object.entries(value[0])) {
-      if (named === undefined || key !== 'name') configKeys(v, `${named ?? `${path}[]`}.${key}`, out);
+      if (named === undefined || key !== 'name') configEntries(v, `${named ?? `${path}[]`}.${key}`, out);
     }
   } else if (isMap(value) && Object.keys(value).length > 0) {
-    for (const [key, v] of Object.entries(value)) configKeys(v, path === '' ? key : `${path}.${key}`, out);
+    for (const [key, v] of Object.entries(value)) configEntries(v, path === '' ? key : `${path}.${key}`, out);
   } else {
-    out.add(YAML_KEY.get(path) ?? path);
+    out.set(YAML_KEY.get(path) ?? path, value);
   }
   return out;
 }
+
+const configKeys = (value: unknown): Set<string> => new Set(configEntries(value, '', new Map()).keys());
 
 function parsedSample(): Record<string, unknown> {
   const result = parseConfig(SAMPLE);
@@ -150,19 +154,43 @@ interface Section {
   names: string[];
   /** The code spans of the section's own text, up to the next heading of any level. */
   spans: Set<string>;
+  /**
+   * Each key of the section's `| Key | Type | Default | Meaning |` table with the code span its
+   * Default cell opens with (`2`, `[refused]`, `nginx.ejected`), or null where it has none
+   * ("(required)", "see below"). `a` / `b` rows give each key its own half of the cell.
+   */
+  defaults: Map<string, string | null>;
 }
+
+const codeSpans = (text: string): string[] => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1] ?? '');
+
+/** A table row's cells, split at the pipes that are not escaped (`\|` stands inside a cell). */
+const cells = (row: string): string[] => row.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim());
 
 function sections(markdown: string): Section[] {
   const out: Section[] = [];
+  let defaultColumn = -1;
   for (const line of proseLines(markdown)) {
     const heading = HEADING.exec(line)?.[1];
     if (heading !== undefined) {
-      out.push({ names: [...heading.matchAll(/`([^`]+)`/g)].map((m) => m[1] ?? ''), spans: new Set() });
-    } else {
-      for (const m of line.matchAll(/`([^`]+)`/g)) out.at(-1)?.spans.add(m[1] ?? '');
+      out.push({ names: codeSpans(heading), spans: new Set(), defaults: new Map() });
+      continue;
     }
+    for (const span of codeSpans(line)) out.at(-1)?.spans.add(span);
+    if (!line.startsWith('|')) defaultColumn = -1;
+    else if (defaultColumn === -1) defaultColumn = cells(line).indexOf('Default');
+    else readDefaults(cells(line), defaultColumn, out.at(-1)?.defaults);
   }
   return out;
+}
+
+function readDefaults(row: string[], column: number, into: Map<string, string | null> | undefined): void {
+  const keys = (row[0] ?? '').split(' / ');
+  const values = (row[column] ?? '').split(' / ');
+  keys.forEach((key, i) => {
+    const [name] = codeSpans(key);
+    if (name !== undefined) into?.set(name, codeSpans(values.length === keys.length ? values[i] ?? '' : '')[0] ?? null);
+  });
 }
 
 /**
@@ -172,16 +200,30 @@ function sections(markdown: string): Section[] {
  * path as a code span (`output_path`, `receivers.<name>.url`) or the whole path. So a key is
  * found only in the table of its own section, and the tables may keep their short names.
  */
-function documented(key: string, docs: Section[]): boolean {
+function owners(key: string, docs: Section[]): { sections: Section[]; rest: string } {
   const segments = key.split('.');
   for (let i = segments.length - 1; i >= 1; i--) {
-    const owners = docs.filter((s) => s.names.includes(segments.slice(0, i).join('.')));
-    if (owners.length === 0) continue;
-    const rest = segments.slice(i).join('.');
-    return owners.some((s) => s.spans.has(rest) || s.spans.has(key));
+    const found = docs.filter((s) => s.names.includes(segments.slice(0, i).join('.')));
+    if (found.length > 0) return { sections: found, rest: segments.slice(i).join('.') };
   }
   // A top-level scalar key (`instance`): a heading of its own names it, and its text shows it.
-  return segments.length === 1 && docs.some((s) => s.names.includes(key) && s.spans.has(key));
+  if (segments.length === 1) return { sections: docs.filter((s) => s.names.includes(key)), rest: key };
+  return { sections: [], rest: key };
+}
+
+function documented(key: string, docs: Section[]): boolean {
+  const { sections: found, rest } = owners(key, docs);
+  return found.some((s) => s.spans.has(rest) || s.spans.has(key));
+}
+
+/** The default the key's own table row states, as its code span; null where it states none. */
+function documentedDefault(key: string, docs: Section[]): string | null {
+  const { sections: found, rest } = owners(key, docs);
+  for (const s of found) {
+    const span = s.defaults.get(rest) ?? s.defaults.get(key);
+    if (span !== undefined) return span;
+  }
+  return null;
 }
 
 // ---- tests ----------------------------------------------------------------------------------
@@ -216,7 +258,7 @@ describe('documentation', () => {
 
   test('the key list derived from parseConfig reaches every section and speaks YAML', () => {
     const config = parsedSample();
-    const keys = configKeys(config, '', new Set());
+    const keys = configKeys(config);
     for (const section of Object.keys(config)) {
       // A section has keys under it; a top-level scalar (`instance`) is a key itself.
       expect([...keys].some((k) => k === section || k.startsWith(`${section}.`)), section).toBe(true);
@@ -230,8 +272,33 @@ describe('documentation', () => {
 
   test('docs/configuration.md documents every key the config schema accepts', () => {
     const docs = sections(read(join(DOCS, 'configuration.md')));
-    const keys = [...configKeys(parsedSample(), '', new Set())];
+    const keys = [...configKeys(parsedSample())];
     expect(keys.filter((key) => !documented(key, docs))).toEqual([]);
+  });
+
+  test('every default docs/configuration.md states is the one parseConfig fills in', () => {
+    const docs = sections(read(join(DOCS, 'configuration.md')));
+    const values = configEntries(parsedSample(), '', new Map());
+    const wrong: string[] = [];
+    const unstated: string[] = [];
+    for (const [key, value] of values) {
+      const stated = documentedDefault(key, docs);
+      if (stated === null) {
+        unstated.push(key);
+        continue;
+      }
+      // A default written as another key (`nginx.ejected`) is that key's value.
+      const expected = values.has(stated) ? values.get(stated) : parseYaml(stated);
+      if (!isDeepStrictEqual(expected, value)) wrong.push(`${key}: the docs say ${stated}, parseConfig gives ${JSON.stringify(value)}`);
+    }
+    expect(wrong).toEqual([]);
+    // Only the keys a user must write have no default (SAMPLE writes them).
+    expect(unstated.sort()).toEqual([
+      'alerting.receivers.<name>.type',
+      'alerting.receivers.<name>.url',
+      'alerting.routes[].receivers',
+      'apps.<name>.backends[].address',
+    ]);
   });
 
   test('docs/docker.md has an orchestry.health.* label for every health check field', () => {

@@ -10,6 +10,7 @@ import { createDnsServer, type DnsServer } from '../../src/nginx/dns/server.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
 import { desiredUpstream } from '../helpers/dns-messages.js';
 import { containerLogs, docker, removeTestContainers, requireDocker, runContainer, waitForContainer } from '../helpers/docker.js';
+import { containerNginxConf, runNginxContainer } from '../helpers/nginx-container.js';
 import { currentNginx, ensureCurrentNginxImage } from '../helpers/nginx-current.js';
 import { httpGet, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
 import { freePort } from '../helpers/free-port.js';
@@ -65,30 +66,15 @@ describe('the nginx >= 1.27.3 test image', () => {
       const port = await freePort();
       await writeFile(
         join(dir, 'nginx.conf'),
-        `error_log /var/log/nginx/error.log notice;
-worker_processes 1;
-events { worker_connections 64; }
-http {
-    access_log off;
-    resolver 127.0.0.1:${dnsPort} ipv6=off;
-    resolver_timeout 2s;
-    upstream web { zone web 64k; server orchestry.internal service=_http._tcp.web resolve; }
-    server { listen 127.0.0.1:${port}; location / { proxy_pass http://web; } }
-}
-`,
+        containerNginxConf([
+          'access_log off;',
+          `resolver 127.0.0.1:${dnsPort} ipv6=off;`,
+          'resolver_timeout 2s;',
+          'upstream web { zone web 64k; server orchestry.internal service=_http._tcp.web resolve; }',
+          `server { listen 127.0.0.1:${port}; location / { proxy_pass http://web; } }`,
+        ]),
       );
-      const container = await runContainer({
-        image: images.standin,
-        suite: SUITE,
-        binds: [`${join(dir, 'nginx.conf')}:/etc/nginx/nginx.conf:ro`, `${join(dir, 'logs')}:/var/log/nginx`],
-      });
-      await waitFor(
-        async () => {
-          if (!(await container.inspect()).State.Running) throw new Error(`nginx exited: ${await containerLogs(container)}`);
-          return (await httpGet(port)).status === 200 && port;
-        },
-        { what: 'nginx in the container to route', timeoutMs: 15_000 },
-      );
+      await runNginxContainer({ image: images.standin, suite: SUITE, dir, port, answered: (status) => status === 200 });
       get = () => httpGet(port);
     });
     afterAll(async () => {

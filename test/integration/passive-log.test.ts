@@ -6,7 +6,6 @@
 import { createSocket } from 'node:dgram';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PASSIVE_CONFIG } from '../../src/passive/config.js';
 import { groupOutcomesByApp, initialAppOutliers, stepOutliers, type OutlierBackend } from '../../src/passive/outlier.js';
@@ -15,7 +14,7 @@ import type { Outcome } from '../../src/passive/types.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
 import { httpGet, launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
 import { freePort } from '../helpers/free-port.js';
-import { privateTempPaths } from '../helpers/fixtures.js';
+import { UPSTREAM_KEEPALIVE, nginxConf, nginxPaths } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
 
 const EXAMPLE = new URL('../../nginx/nginx.conf', import.meta.url);
@@ -68,47 +67,35 @@ beforeAll(async () => {
 
   dir = await makeNginxDir();
   port = await freePort();
-  const configPath = join(dir, 'nginx.conf');
-  const pidPath = join(dir, 'nginx.pid');
   // max_fails=0: nginx keeps sending to a failing server, so the sidecar sees every failure.
+  const servers = (...list: { address: string }[]) => list.map((b) => `server ${b.address} max_fails=0;`).join(' ');
   await writeFile(
-    configPath,
-    `pid ${pidPath};
-error_log ${join(dir, 'logs', 'error.log')} notice;
-worker_processes 1;
-events { worker_connections 64; }
-http {
-${privateTempPaths(dir)}
-${logFormat}
-    access_log syslog:server=127.0.0.1:${receiverPort},tag=orchestry,nohostname orchestry;
-    access_log syslog:server=127.0.0.1:${hostnamePort},tag=with_host orchestry;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_connect_timeout 1s;
-    upstream web {
-        server ${good1.address} max_fails=0;
-        server ${good2.address} max_fails=0;
-        server ${failing.address} max_fails=0;
-        server ${dead.address} max_fails=0;
-    }
-    upstream retry {
-        server ${dead.address} max_fails=0;
-        server ${good1.address} max_fails=0;
-    }
-    upstream hang {
-        server ${hanging.address} max_fails=0;
-    }
-    server {
-        listen 127.0.0.1:${port};
-        location / { proxy_pass http://web; }
-        location /retry { proxy_pass http://retry; }
-        location /hang { proxy_read_timeout 300ms; proxy_next_upstream off; proxy_pass http://hang; }
-        location /static { return 204; }
-    }
-}
-`,
+    nginxPaths(dir).configPath,
+    nginxConf({
+      dir,
+      include: null,
+      accessLog: [
+        logFormat.trim(),
+        `access_log syslog:server=127.0.0.1:${receiverPort},tag=orchestry,nohostname orchestry;`,
+        `access_log syslog:server=127.0.0.1:${hostnamePort},tag=with_host orchestry;`,
+      ],
+      http: [
+        ...UPSTREAM_KEEPALIVE,
+        'proxy_connect_timeout 1s;',
+        `upstream web { ${servers(good1, good2, failing, dead)} }`,
+        `upstream retry { ${servers(dead, good1)} }`,
+        `upstream hang { ${servers(hanging)} }`,
+        'server {',
+        `  listen 127.0.0.1:${port};`,
+        '  location / { proxy_pass http://web; }',
+        '  location /retry { proxy_pass http://retry; }',
+        '  location /hang { proxy_read_timeout 300ms; proxy_next_upstream off; proxy_pass http://hang; }',
+        '  location /static { return 204; }',
+        '}',
+      ],
+    }),
   );
-  nginx = await launchNginx({ dir, configPath, pidPath, probePort: port });
+  nginx = await launchNginx({ dir, probePort: port });
 });
 
 afterAll(async () => {

@@ -23,19 +23,18 @@ import { startSidecarProcess, type BackendJson, type SidecarProcess } from '../h
 import { sampleEvery, waitFor } from '../helpers/wait.js';
 
 const SUITE = 'recovery-e2e';
-const PERIOD_S = 1.5;
-const FAILURE_THRESHOLD = 2;
+/** Every test app's health check, as its orchestry.health.* labels. */
+const HEALTH = { path: '/health', period_seconds: 1.5, timeout_seconds: 1, failure_threshold: 2, success_threshold: 1, initial_delay_seconds: 0 };
+/** The sidecar's recovery section but its mode. */
+const RECOVERY = {
+  max_restarts: 2, restart_window_seconds: 60, backoff_min_seconds: 1, backoff_max_seconds: 4, budget_per_app: 5,
+  budget_window_seconds: 60, max_replicas: 3, scale_in_after_seconds: 5, stop_timeout_seconds: 2,
+};
 const MAX_RESPONSE_TIME_MS = 300;
 /** Above MAX_RESPONSE_TIME_MS, well within the probe timeout (1 s): slow, but passing. */
 const SLOW_MS = 600;
 const GRACE_S = 3;
-const MAX_RESTARTS = 2;
-const BACKOFF_MIN_S = 1;
-const BACKOFF_MAX_S = 4;
-const BUDGET = 5;
-const WINDOW_S = 60;
-const SCALE_IN_AFTER_S = 5;
-/** How long the never-healthy container of the budget case is watched (< WINDOW_S). */
+/** How long the never-healthy container of the budget case is watched (< the budget window). */
 const OBSERVE_S = 50;
 const DISRUPTIVE = new Set(['restart_container', 'recreate_container', 'replace_instance', 'scale_out', 'scale_in']);
 
@@ -82,18 +81,7 @@ function sidecarConfig(mode: 'on' | 'dry-run'): string {
     // Every app comes from container labels; the YAML needs one app of its own.
     apps: { 're-static': { backends: [] } },
     docker: { enabled: true, address_mode: 'host', host_address: '127.0.0.1', startup_grace_seconds: GRACE_S },
-    recovery: {
-      mode,
-      max_restarts: MAX_RESTARTS,
-      restart_window_seconds: WINDOW_S,
-      backoff_min_seconds: BACKOFF_MIN_S,
-      backoff_max_seconds: BACKOFF_MAX_S,
-      budget_per_app: BUDGET,
-      budget_window_seconds: WINDOW_S,
-      max_replicas: 3,
-      scale_in_after_seconds: SCALE_IN_AFTER_S,
-      stop_timeout_seconds: 2,
-    },
+    recovery: { mode, ...RECOVERY },
     breaker: { recovery_timeout_seconds: 2 },
     failure_detection: { max_response_time_ms: MAX_RESPONSE_TIME_MS },
     nginx: nginxSection(dir, { coalesce_min_wait_seconds: 0.05, coalesce_max_wait_seconds: 0.5 }),
@@ -111,12 +99,7 @@ async function startApp(app: string, opts: { env?: Record<string, string>; label
     graceMs: 300,
     ...(opts.env ? { env: opts.env } : {}),
     labels: {
-      'orchestry.health.path': '/health',
-      'orchestry.health.period_seconds': String(PERIOD_S),
-      'orchestry.health.timeout_seconds': '1',
-      'orchestry.health.failure_threshold': String(FAILURE_THRESHOLD),
-      'orchestry.health.success_threshold': '1',
-      'orchestry.health.initial_delay_seconds': '0',
+      ...Object.fromEntries(Object.entries(HEALTH).map(([key, value]) => [`orchestry.health.${key}`, String(value)])),
       ...opts.labels,
     },
   });
@@ -321,7 +304,7 @@ describe('self-healing with real containers, a real Docker Engine and a real ngi
     expect(recreate.data).toMatchObject({ ok: true, dry_run: false, failure_type: 'health_check_failed', container: before.Id });
     const events = await recoveryEvents(b.app);
     const restartsBefore = events.filter((e) => e.seq < recreate.seq && e.data.strategy === 'restart_container');
-    expect(restartsBefore).toHaveLength(MAX_RESTARTS);
+    expect(restartsBefore).toHaveLength(RECOVERY.max_restarts);
     expect(restartsBefore.every((e) => e.data.ok)).toBe(true);
 
     const newId = recreate.data.new_container!;
@@ -403,7 +386,7 @@ describe('self-healing with real containers, a real Docker Engine and a real ngi
 
     // Still slow: the added replica stays, however long past scale_in_after_seconds (plus a
     // planner tick, 5 s): until a probe that late has found the app still slow.
-    const stillSlowFrom = Date.now() + (SCALE_IN_AFTER_S + 5 + 2) * 1000;
+    const stillSlowFrom = Date.now() + (RECOVERY.scale_in_after_seconds + 5 + 2) * 1000;
     await waitFor(
       async () => {
         const probe = (await backendAt(d.app, d.port))?.last_probe;
@@ -446,7 +429,7 @@ describe('self-healing with real containers, a real Docker Engine and a real ngi
         `out of nginx ${kills[0]! - drainedAt!} ms before its stop; ${requests()} requests through nginx meanwhile: ${JSON.stringify(statuses)}`,
     );
     expect(scaleIn.data).toMatchObject({ ok: true, dry_run: false, container: addedId });
-    expect(Date.parse(scaleIn.at) - healAt).toBeGreaterThanOrEqual(SCALE_IN_AFTER_S * 1000);
+    expect(Date.parse(scaleIn.at) - healAt).toBeGreaterThanOrEqual(RECOVERY.scale_in_after_seconds * 1000);
     expect(kills.length).toBeGreaterThan(0);
     expect(drainedAt).not.toBeNull();
     expect(drainedAt!).toBeLessThan(kills[0]!);
@@ -458,16 +441,16 @@ describe('self-healing with real containers, a real Docker Engine and a real ngi
 
   it('keeps restarts, recreates and their spacing within max_restarts, the budget and the backoff', async () => {
     const end = budgetStartedAt + OBSERVE_S * 1000;
-    // Watched until recovery has given up on it (BUDGET actions recorded and a refusal for the
-    // budget, which only comes after the last), at most OBSERVE_S from its start: the window
-    // (WINDOW_S) does not renew in between.
+    // Watched until recovery has given up on it (budget_per_app actions recorded and a refusal
+    // for the budget, which only comes after the last), at most OBSERVE_S from its start: the
+    // budget window does not renew in between.
     const refusal = (l: Record<string, unknown>) =>
       l.msg === 'recovery decision' && l.app === budgetApp.app && String(l.reason).startsWith('recovery budget exhausted');
     await waitFor(
       async () =>
-        (await recoveryEvents(budgetApp.app)).filter((e) => DISRUPTIVE.has(e.data.strategy)).length >= BUDGET &&
+        (await recoveryEvents(budgetApp.app)).filter((e) => DISRUPTIVE.has(e.data.strategy)).length >= RECOVERY.budget_per_app &&
         sidecar.logs().some(refusal),
-      { timeoutMs: Math.max(end - Date.now(), 0) + 5_000, what: `${BUDGET} actions on ${budgetApp.app}, then a refusal for the budget` },
+      { timeoutMs: Math.max(end - Date.now(), 0) + 5_000, what: `${RECOVERY.budget_per_app} actions on ${budgetApp.app}, then a refusal for the budget` },
     );
     const events = await recoveryEvents(budgetApp.app);
     const disruptive = events.filter((e) => DISRUPTIVE.has(e.data.strategy) && Date.parse(e.at) <= end);
@@ -478,20 +461,20 @@ describe('self-healing with real containers, a real Docker Engine and a real ngi
         .join(', ')}`,
     );
     // Restarts first, up to the limit within the window, then recreates.
-    expect(strategies.filter((s) => s === 'restart_container')).toHaveLength(MAX_RESTARTS);
-    expect(strategies.slice(0, MAX_RESTARTS)).toEqual(Array(MAX_RESTARTS).fill('restart_container'));
-    expect(strategies.slice(MAX_RESTARTS).every((s) => s === 'recreate_container')).toBe(true);
+    expect(strategies.filter((s) => s === 'restart_container')).toHaveLength(RECOVERY.max_restarts);
+    expect(strategies.slice(0, RECOVERY.max_restarts)).toEqual(Array(RECOVERY.max_restarts).fill('restart_container'));
+    expect(strategies.slice(RECOVERY.max_restarts).every((s) => s === 'recreate_container')).toBe(true);
     // The budget bounds everything, and it was what stopped recovery here.
-    expect(disruptive.length).toBeLessThanOrEqual(BUDGET);
+    expect(disruptive.length).toBeLessThanOrEqual(RECOVERY.budget_per_app);
     expect(sidecar.logs().some(refusal)).toBe(true);
-    expect(disruptive).toHaveLength(BUDGET);
+    expect(disruptive).toHaveLength(RECOVERY.budget_per_app);
     expect(disruptive.every((e) => e.data.ok && !e.data.dry_run)).toBe(true);
     // Backoff: each action starts at least the current backoff after the previous one finished,
     // and the backoff doubles from min to max.
     for (let i = 1; i < disruptive.length; i++) {
       const prev = disruptive[i - 1]!;
       const finished = Date.parse(prev.at) + prev.data.duration_ms;
-      const backoff = Math.min(BACKOFF_MIN_S * 2 ** (i - 1), BACKOFF_MAX_S) * 1000;
+      const backoff = Math.min(RECOVERY.backoff_min_seconds * 2 ** (i - 1), RECOVERY.backoff_max_seconds) * 1000;
       expect(Date.parse(disruptive[i]!.at) - finished).toBeGreaterThanOrEqual(backoff - 2);
     }
     await quiet(budgetApp.name);
@@ -512,7 +495,7 @@ describe('self-healing with real containers, a real Docker Engine and a real ngi
     const recreate = await recoveryEvent(f.app, (e) => e.data.strategy === 'recreate_container', 30_000);
     const events = await recoveryEvents(f.app);
     expect(recreate.data.dry_run).toBe(true);
-    expect(events.filter((e) => e.data.strategy === 'restart_container')).toHaveLength(MAX_RESTARTS);
+    expect(events.filter((e) => e.data.strategy === 'restart_container')).toHaveLength(RECOVERY.max_restarts);
     expect(events.every((e) => e.data.dry_run)).toBe(true);
     expect(events.every((e) => e.message.startsWith('dry-run: '))).toBe(true);
     expect(await sidecar.metric('orchestry_recovery_actions_total', { app: f.app, result: 'dry_run' })).toBeGreaterThan(0);

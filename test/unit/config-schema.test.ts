@@ -1,10 +1,23 @@
 import { describe, expect, test } from 'vitest';
+import { parseAddress } from '../../src/config/allowlists.js';
+import { DEFAULT_HEALTH, parseConfig } from '../../src/config/schema.js';
 import {
-  DEFAULT_HEALTH,
-  parseAddress,
-  parseConfig,
-} from '../../src/config/schema.js';
-import { DEFAULT_PASSIVE, DEFAULT_RECOVERY } from '../../src/config/defaults.js';
+  DEFAULT_ADMIN,
+  DEFAULT_ALERTING,
+  DEFAULT_APP_DOCKER,
+  DEFAULT_APP_RECOVERY,
+  DEFAULT_BACKEND,
+  DEFAULT_BREAKER,
+  DEFAULT_DOCKER,
+  DEFAULT_FAILURE_DETECTION,
+  DEFAULT_LOGGING,
+  DEFAULT_NGINX,
+  DEFAULT_PASSIVE,
+  DEFAULT_PROBES,
+  DEFAULT_RECOVERY,
+  DEFAULT_STORE,
+  DEFAULT_UPSTREAM,
+} from '../../src/config/defaults.js';
 import type { SidecarConfig } from '../../src/config/types.js';
 import { formatIssue } from '../../src/errors.js';
 
@@ -31,146 +44,48 @@ function web(raw: unknown) {
 }
 
 describe('defaults', () => {
-  test("DEFAULT_HEALTH carries load-balancer timing (HAProxy's inter 2s fall 3 rise 2) and the seed's other defaults", () => {
-    expect(DEFAULT_HEALTH).toEqual({
-      protocol: 'HTTP',
-      scheme: 'http',
-      path: '/health',
-      port: 8000,
-      method: 'GET',
-      headers: {},
-      body: null,
-      expected_status_codes: [200],
-      expected_body: null,
-      probe_data: null,
-      expected_response: null,
-      initial_delay_seconds: 0,
-      period_seconds: 2,
-      ejected_period_seconds: 0.5,
-      fast_period_seconds: 0.25,
-      timeout_seconds: 1,
-      failure_threshold: 3,
-      success_threshold: 2,
-      enabled: true,
-      follow_redirects: false,
-      verify_ssl: true,
-      max_retries: 0,
-    });
+  // The documented value of every default is checked against docs/configuration.md, which users
+  // read, by test/integration/docs.test.ts; here, what the defaults must satisfy whatever values.
+
+  test("health defaults time like a load balancer: HAProxy's inter 2s fall 3 rise 2, faster probes below the period", () => {
+    const h = DEFAULT_HEALTH;
+    expect([h.period_seconds, h.failure_threshold, h.success_threshold]).toEqual([2, 3, 2]);
+    expect(h.timeout_seconds).toBeLessThan(h.period_seconds);
+    expect(h.fast_period_seconds).toBeLessThan(h.ejected_period_seconds);
+    expect(h.ejected_period_seconds).toBeLessThan(h.period_seconds);
+    // A new backend is routed at once: a delay would only postpone the evidence against it.
+    expect(h.initial_delay_seconds).toBe(0);
   });
 
-  test('DEFAULT_RECOVERY carries the documented recovery defaults', () => {
-    expect(DEFAULT_RECOVERY).toEqual({
-      mode: 'dry-run',
-      max_restarts: 3,
-      restart_window_seconds: 300,
-      backoff_min_seconds: 10,
-      backoff_max_seconds: 300,
-      budget_per_app: 10,
-      budget_window_seconds: 600,
-      max_unavailable_fraction: 0.5,
-      min_healthy_replicas: 1,
-      max_replicas: 5,
-      scale_in_after_seconds: 300,
-      stop_timeout_seconds: 10,
-    });
+  test('recovery defaults to dry-run: nothing acts on containers until the config says so', () => {
+    expect(DEFAULT_RECOVERY.mode).toBe('dry-run');
   });
 
-  test('fills every section with its documented default', () => {
+  test('fills every section, and every app, with the defaults module', () => {
     expect(valid(withApp({}))).toEqual({
       instance: null,
       defaults: { health: DEFAULT_HEALTH },
       apps: [
         {
           name: 'web',
-          backends: [{ host: '127.0.0.1', port: 8001, weight: 1, backup: false }],
-          docker: { address_mode: null, port_range: null, port_env: 'PORT', max_replicas: null, accept_containers: false },
-          recovery: { dependencies: [], clear_cache: null },
+          backends: [{ host: '127.0.0.1', port: 8001, ...DEFAULT_BACKEND }],
+          docker: DEFAULT_APP_DOCKER,
+          recovery: DEFAULT_APP_RECOVERY,
           health: DEFAULT_HEALTH,
-          upstream: { ejected: 'down', keepalive: 32, balance: 'round_robin', backup_app: null, max_fails: 1, fail_timeout_seconds: null, context: 'http' },
+          upstream: DEFAULT_UPSTREAM,
         },
       ],
-      docker: {
-        enabled: false,
-        socket_path: '/var/run/docker.sock',
-        address_mode: 'network',
-        network: null,
-        host_address: '127.0.0.1',
-        startup_grace_seconds: 60,
-        reconnect_min_seconds: 0.5,
-        reconnect_max_seconds: 30,
-        constraints: [],
-        forbidden_ports: [80, 443],
-        swarm: false,
-        swarm_refresh_seconds: 1,
-        swarm_lease: true,
-        swarm_lease_ttl_seconds: 15,
-        swarm_lease_renew_seconds: 5,
-      },
+      docker: DEFAULT_DOCKER,
       recovery: DEFAULT_RECOVERY,
-      store: {
-        enabled: true,
-        path: 'orchestry-sidecar.db',
-        raw_retention_hours: 24,
-        rollup_retention_days: 30,
-        flush_interval_seconds: 1,
-        max_queue: 200_000,
-      },
-      alerting: {
-        enabled: false,
-        receivers: [],
-        routes: [],
-        escalation: { after_seconds: 900, receivers: [] },
-        resend_interval_seconds: 60,
-        retry_min_seconds: 1,
-        retry_max_seconds: 300,
-      },
-      breaker: {
-        failure_threshold: 5,
-        recovery_timeout_seconds: 2,
-        max_ejection_seconds: 300,
-        slow_start_seconds: 10,
-      },
-      failure_detection: {
-        max_response_time_ms: 5000,
-        max_error_rate_percent: 5,
-        min_error_rate_samples: 20,
-        consecutive_failure_limit: 3,
-        failure_rate_window_minutes: 10,
-        max_cpu_percent: 90,
-        max_memory_percent: 90,
-        stats_interval_seconds: 10,
-        resource_samples: 3,
-        memory_leak_window_minutes: 10,
-        memory_leak_horizon_minutes: 60,
-        deadlock_timeouts: 3,
-        deadlock_cpu_percent: 5,
-      },
-      nginx: {
-        mode: 'local',
-        container: null,
-        container_label: null,
-        binary: 'nginx',
-        config_path: '/etc/nginx/nginx.conf',
-        prefix: null,
-        output_path: '/etc/nginx/conf.d/orchestry-upstreams.conf',
-        stream_output_path: null,
-        template_path: null,
-        pid_path: null,
-        ejected: 'down',
-        coalesce_min_wait_seconds: 0.1,
-        coalesce_max_wait_seconds: 2,
-        validate: true,
-        update_via: 'auto',
-        dns_listen: '127.0.0.1:5353',
-        dns_resolver: null,
-        dns_zone: 'orchestry.internal',
-        leave_to_nginx: ['refused'],
-        proxy_read_timeout_seconds: 10,
-      },
+      store: DEFAULT_STORE,
+      alerting: DEFAULT_ALERTING,
+      breaker: DEFAULT_BREAKER,
+      failure_detection: DEFAULT_FAILURE_DETECTION,
+      nginx: DEFAULT_NGINX,
       passive: DEFAULT_PASSIVE,
-      admin: { listen: '127.0.0.1:9180', token: null, max_connections: 100, idle_timeout_seconds: 30, request_timeout_seconds: 10 },
-      probes: { max_concurrency: 512, jitter_fraction: 1 },
-      logging: { level: 'info', format: 'json' },
+      admin: DEFAULT_ADMIN,
+      probes: DEFAULT_PROBES,
+      logging: DEFAULT_LOGGING,
     });
   });
 

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { BackendView, FailureEvent, FailureType } from '../../src/health/types.js';
+import { FAILURE_TYPES, type BackendView, type FailureEvent, type FailureType } from '../../src/health/types.js';
 import type { ContainerRef, ProbeResult } from '../../src/model.js';
 import { plan, plannerConfig } from '../../src/recovery/planner.js';
 import { createPlannerState, restorePlannerState, summarize, type PlannerState } from '../../src/recovery/planner-state.js';
-import { STRATEGY_MAP } from '../../src/recovery/strategies.js';
+import { DEPENDENCY_TYPES, STOPPING, STRATEGY_MAP } from '../../src/recovery/strategies.js';
 import { trafficHolds } from '../../src/recovery/traffic-holds.js';
-import type { AppSnapshot, PlanResult, PlannedAction, PlannerConfig, PlannerInput } from '../../src/recovery/types.js';
+import type { AppSnapshot, PlanResult, PlannedAction, PlannerConfig, PlannerInput, Strategy } from '../../src/recovery/types.js';
 
 import { backendView, containerRef, failureEvent, recoveryConfig } from '../helpers/fixtures.js';
 
@@ -96,24 +96,47 @@ const disruptive = (r: PlanResult) => r.actions.filter((a) => a.disruptive);
 const strategies = (r: PlanResult) => r.actions.map((a) => a.strategy);
 
 describe('strategy map', () => {
-  it('keeps the seed order for every mapped failure type, with the seed\'s remaining strategies placed', () => {
-    expect(STRATEGY_MAP).toEqual({
-      health_check_failed: ['remove_from_lb', 'restart_dependencies', 'restart_container', 'recreate_container'],
-      health_check_timeout: ['remove_from_lb', 'restart_dependencies', 'restart_container'],
-      health_check_error: ['restart_dependencies'],
-      high_response_time: ['redirect_traffic', 'remove_from_lb', 'scale_out', 'restart_container'],
-      high_error_rate: ['redirect_traffic'],
-      high_resource_usage: ['redirect_traffic', 'clear_cache', 'scale_out', 'restart_container', 'replace_instance'],
-      container_stopped: ['recreate_container', 'replace_instance'],
-      container_oom_killed: ['replace_instance', 'scale_out'],
-      container_restart_loop: ['drain_instance'],
-      network_unreachable: ['remove_from_lb', 'recreate_container'],
-      port_not_listening: ['remove_from_lb', 'restart_container', 'recreate_container'],
-      dns_resolution_failed: [],
-      application_startup_failed: [],
-      application_deadlock: ['remove_from_lb', 'restart_container'],
-      application_memory_leak: ['clear_cache', 'rolling_restart'],
-    });
+  const order = (type: FailureType) => STRATEGY_MAP[type];
+  const before = (type: FailureType, first: Strategy, then: ReadonlySet<Strategy>) => {
+    const list = order(type);
+    const at = list.indexOf(first);
+    return at !== -1 && list.every((s, i) => !then.has(s) || i > at);
+  };
+
+  it('maps every failure type, each to distinct strategies', () => {
+    expect(Object.keys(STRATEGY_MAP).sort()).toEqual([...FAILURE_TYPES].sort());
+    for (const type of FAILURE_TYPES) expect(new Set(order(type)).size, type).toBe(order(type).length);
+  });
+
+  it('takes a dead, refusing or hung backend out of nginx before anything else', () => {
+    for (const type of ['health_check_failed', 'health_check_timeout', 'network_unreachable', 'port_not_listening', 'application_deadlock'] as const) {
+      expect(order(type)[0], type).toBe('remove_from_lb');
+    }
+  });
+
+  it('first halves the traffic of a backend that is slow, erroring or busy, and only that for errors below the threshold', () => {
+    for (const type of ['high_response_time', 'high_error_rate', 'high_resource_usage'] as const) {
+      expect(order(type)[0], type).toBe('redirect_traffic');
+    }
+    expect(order('high_error_rate')).toEqual(['redirect_traffic']);
+  });
+
+  it('tries the shared dependencies before a per-replica restart for failed checks, and only them for probe errors', () => {
+    for (const type of DEPENDENCY_TYPES) expect(before(type, 'restart_dependencies', STOPPING), type).toBe(true);
+    expect(order('health_check_error')).toEqual(['restart_dependencies']);
+  });
+
+  it('clears the cache before stopping a container for memory', () => {
+    for (const type of ['high_resource_usage', 'application_memory_leak'] as const) {
+      expect(before(type, 'clear_cache', STOPPING), type).toBe(true);
+    }
+    expect(order('application_memory_leak')).toContain('rolling_restart');
+  });
+
+  it('brings back a container that is gone, and only drains one that Docker already restarts', () => {
+    expect(order('container_stopped')[0]).toBe('recreate_container');
+    expect(order('container_oom_killed')[0]).toBe('replace_instance');
+    expect(order('container_restart_loop')).toEqual(['drain_instance']);
   });
 
   it.each(['dns_resolution_failed', 'application_startup_failed'] as const)(
