@@ -6,11 +6,13 @@
  * watcher (config, config-rejected). Listeners: metrics, store, event log, logger, alerting,
  * and the stages that react to others (router on transitions, recovery on failures).
  */
+import type { Clock } from '../clock.js';
 import type { SidecarConfig } from '../config/types.js';
 import type { MergedSnapshot } from '../discovery/aggregator.js';
 import type { ContainerEvent } from '../discovery/docker-events.js';
 import type { RejectedContainer } from '../discovery/docker-labels.js';
 import type { DockerStatus } from '../discovery/docker-source.js';
+import type { HealthRegistry } from '../health/registry.js';
 import type { BackendView, FailureEvent, Transition } from '../health/types.js';
 import type { ProbeResult } from '../model.js';
 import type { ApplyOutcome } from '../nginx/applier.js';
@@ -80,6 +82,13 @@ export interface SidecarEvents {
 }
 
 export type SidecarBus = EventBus<SidecarEvents>;
+
+/** What every stage that reacts to backends' health is built with: time, the bus, the registry. */
+export interface HealthStageOptions {
+  clock: Clock;
+  bus: SidecarBus;
+  registry: HealthRegistry;
+}
 
 /** The sidecar's bus; listener errors go to `report` (the logger). */
 export function createSidecarBus(report: (name: string, err: unknown) => void): SidecarBus {

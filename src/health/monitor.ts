@@ -3,9 +3,8 @@
  * the registry's pure reducers. It publishes every result, failure and transition on the bus and
  * decides nothing beyond that; routing, recovery, metrics and the store subscribe.
  */
-import type { Clock } from '../clock.js';
 import type { SidecarConfig } from '../config/types.js';
-import type { SidecarBus } from '../events/sidecar-events.js';
+import type { HealthStageOptions, SidecarBus } from '../events/sidecar-events.js';
 import type { Backend, ProbeResult } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import { createHttpProber } from '../probe/http.js';
@@ -17,10 +16,7 @@ import { createLocalErrors, type LocalErrorEpisode } from './local-errors.js';
 import type { HealthRegistry } from './registry.js';
 import type { FailureEvent, Transition } from './types.js';
 
-export interface HealthMonitorOptions {
-  clock: Clock;
-  bus: SidecarBus;
-  registry: HealthRegistry;
+export interface HealthMonitorOptions extends HealthStageOptions {
   /** The configuration at start (probe concurrency and jitter are read once). */
   config: SidecarConfig;
   /** Sent as the probes' User-Agent version. */

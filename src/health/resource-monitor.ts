@@ -5,21 +5,16 @@
  * and its CPU is idle: the process is stuck, not overloaded or gone). Failures go on the bus.
  */
 import type Dockerode from 'dockerode';
-import type { Clock } from '../clock.js';
 import type { SidecarConfig } from '../config/types.js';
 import { checkTcpAccept, createDockerStatsSampler, type DockerStatsSampler, type StatsSample } from '../discovery/docker-stats.js';
 import { describeError } from '../errors.js';
-import type { FailureNotice, SidecarBus } from '../events/sidecar-events.js';
+import type { FailureNotice, HealthStageOptions } from '../events/sidecar-events.js';
 import type { Backend } from '../model.js';
 import type { Logger } from '../observability/logger.js';
-import type { HealthRegistry } from './registry.js';
 import { detectDeadlock, initialResourceState, stepResources, type ResourceState } from './resource-detector.js';
 import type { FailureEvent } from './types.js';
 
-export interface ResourceMonitorOptions {
-  clock: Clock;
-  bus: SidecarBus;
-  registry: HealthRegistry;
+export interface ResourceMonitorOptions extends HealthStageOptions {
   logger: Logger;
   /** Absent when Docker is not in use: nothing is sampled then. */
   docker: Dockerode | undefined;

@@ -5,22 +5,18 @@
  * (transitions on the bus reach nginx, metrics, the store and alerts). Every outcome also judges a
  * readmitted (half-open) backend: one failed request sends it back out, for longer.
  */
-import type { Clock, TimerHandle } from '../clock.js';
+import type { TimerHandle } from '../clock.js';
 import type { PassiveConfig } from '../config/types.js';
 import { describeError } from '../errors.js';
-import type { SidecarBus } from '../events/sidecar-events.js';
+import type { HealthStageOptions } from '../events/sidecar-events.js';
 import type { EjectionCause } from '../health/breaker.js';
-import type { HealthRegistry } from '../health/registry.js';
 import { formatAddress } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import { groupOutcomesByApp, initialAppOutliers, nextOutlierDeadline, stepOutliers, type AppOutlierState, type OutlierBackend } from './outlier.js';
 import { createAccessLogReceiver, type AccessLogReceiver, type ReceiverStats } from './receiver.js';
 import type { Outcome } from './types.js';
 
-export interface PassiveMonitorOptions {
-  clock: Clock;
-  bus: SidecarBus;
-  registry: HealthRegistry;
+export interface PassiveMonitorOptions extends HealthStageOptions {
   logger: Logger;
   /** Read once at start (the receiver's socket), and at each step (the rules). */
   config: () => PassiveConfig;

@@ -6,11 +6,10 @@
  * task behind them are recovered, and only with Docker in use.
  */
 import type Dockerode from 'dockerode';
-import type { Clock, TimerHandle } from '../clock.js';
+import type { TimerHandle } from '../clock.js';
 import { DEFAULT_APP_RECOVERY } from '../config/schema.js';
 import type { AppConfig, SidecarConfig } from '../config/types.js';
-import type { FailureNotice, SidecarBus } from '../events/sidecar-events.js';
-import type { HealthRegistry } from '../health/registry.js';
+import type { FailureNotice, HealthStageOptions } from '../events/sidecar-events.js';
 import type { Logger } from '../observability/logger.js';
 import { withDrains, type DesiredSetOptions } from '../upstream/desired.js';
 import { createDockerActions } from './docker-actions.js';
@@ -28,11 +27,8 @@ const RELOAD_SETTLE_MS = 1000;
 /** How often scale-in and timeouts of actions that never reported back are looked at. */
 const TICK_MS = 5000;
 
-export interface RecoveryControllerOptions {
-  clock: Clock;
-  bus: SidecarBus;
+export interface RecoveryControllerOptions extends HealthStageOptions {
   logger: Logger;
-  registry: HealthRegistry;
   config: () => SidecarConfig;
   /** Without Docker nothing is recovered. */
   docker: Dockerode | undefined;

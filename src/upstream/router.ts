@@ -5,11 +5,10 @@
  * panic/failover edges it brings, and hands it to nginx. Recomputed after discovery changes, after
  * a burst of transitions, and when recovery changes its holds.
  */
-import type { Clock, TimerHandle } from '../clock.js';
+import type { TimerHandle } from '../clock.js';
 import type { AppConfig } from '../config/types.js';
 import type { MergedSnapshot } from '../discovery/aggregator.js';
-import type { SidecarBus } from '../events/sidecar-events.js';
-import type { HealthRegistry } from '../health/registry.js';
+import type { HealthStageOptions } from '../events/sidecar-events.js';
 import { diffConditions, NO_CONDITIONS, type Conditions } from './conditions.js';
 import { buildDesiredUpstream, type DesiredSetOptions } from './desired.js';
 import { createSettler, type HeldApp, type Settler } from './settle.js';
@@ -42,10 +41,7 @@ const MAX_SPACING_MS = 50;
 /** How often the weights of readmitted backends are looked at while they ramp up. */
 const RAMP_STEP_MS = 1000;
 
-export interface RouterOptions {
-  clock: Clock;
-  bus: SidecarBus;
-  registry: HealthRegistry;
+export interface RouterOptions extends HealthStageOptions {
   /** Recovery's traffic holds now (weights lowered, containers drained). */
   holds(): DesiredSetOptions;
   /** Whether weight changes are free (DNS answers) so readmitted backends ramp up (slow start). */
