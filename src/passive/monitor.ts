@@ -183,10 +183,14 @@ function lastOutcomeOf(outcomes: readonly Outcome[], address: string): Outcome |
   return undefined;
 }
 
-/** What the ejecting rule saw: nginx retries refused connections and 5xx by itself, not timeouts. */
-function causeOf(rule: string, last: Outcome | undefined): EjectionCause {
+/**
+ * What the ejecting rule saw: nginx retries refused connections and 5xx by itself, not timeouts.
+ * A 502 nginx wrote itself (no connection, or no response header: a backend killed with
+ * kept-alive connections resets them) is `refused`: proxy_next_upstream `error` retries it.
+ */
+export function causeOf(rule: string, last: Outcome | undefined): EjectionCause {
   if (rule === 'latency') return 'slow';
   if (last?.status === 504) return 'timeout';
-  if (last?.connectTimeMs === null && last.kind === 'gateway') return 'refused';
+  if (last?.kind === 'gateway' && (last.connectTimeMs === null || last.headerTimeMs === null)) return 'refused';
   return 'status';
 }

@@ -114,19 +114,22 @@ interface Fields {
   status: string;
   responseTime: string | null;
   connectTime: string | null;
+  /** Absent from older log formats: then nothing is known about response headers. */
+  headerTime: string | null;
 }
 
 /** The fields the outcome needs, each a string; the response and connect times may be absent. */
 function readFields(obj: Record<string, unknown>): Fields | DropReason {
-  const { upstream, upstream_addr, upstream_status, upstream_response_time, upstream_connect_time } = obj;
+  const { upstream, upstream_addr, upstream_status, upstream_response_time, upstream_connect_time, upstream_header_time } = obj;
   if (typeof upstream !== 'string' || typeof upstream_addr !== 'string' || typeof upstream_status !== 'string') {
     return 'wrong_types';
   }
   const optional = (v: unknown): string | null | undefined => (v === undefined ? null : typeof v === 'string' ? v : undefined);
   const responseTime = optional(upstream_response_time);
   const connectTime = optional(upstream_connect_time);
-  if (responseTime === undefined || connectTime === undefined) return 'wrong_types';
-  return { app: upstream, addr: upstream_addr, status: upstream_status, responseTime, connectTime };
+  const headerTime = optional(upstream_header_time);
+  if (responseTime === undefined || connectTime === undefined || headerTime === undefined) return 'wrong_types';
+  return { app: upstream, addr: upstream_addr, status: upstream_status, responseTime, connectTime, headerTime };
 }
 
 interface Lists {
@@ -134,6 +137,7 @@ interface Lists {
   status: string[];
   responseTime: string[] | null;
   connectTime: string[] | null;
+  headerTime: string[] | null;
 }
 
 /** Each list flattened to one entry per attempt, after checking that all have nginx's shape. */
@@ -142,11 +146,18 @@ function splitLists(fields: Fields): Lists | DropReason {
   const status = splitList(fields.status);
   const responseTime = fields.responseTime === null ? null : splitList(fields.responseTime);
   const connectTime = fields.connectTime === null ? null : splitList(fields.connectTime);
-  for (const other of [status, responseTime, connectTime]) {
+  const headerTime = fields.headerTime === null ? null : splitList(fields.headerTime);
+  for (const other of [status, responseTime, connectTime, headerTime]) {
     if (other && !sameShape(addr, other)) return 'mismatched_lists';
   }
   if (addr.flat.length > MAX_ATTEMPTS) return 'too_many_attempts';
-  return { addr: addr.flat, status: status.flat, responseTime: responseTime?.flat ?? null, connectTime: connectTime?.flat ?? null };
+  return {
+    addr: addr.flat,
+    status: status.flat,
+    responseTime: responseTime?.flat ?? null,
+    connectTime: connectTime?.flat ?? null,
+    headerTime: headerTime?.flat ?? null,
+  };
 }
 
 interface SplitList {
@@ -183,9 +194,10 @@ function attempt(app: string, lists: Lists, i: number, at: number): Outcome | nu
   if (status === undefined) return 'bad_status';
   const responseTimeMs = parseMs(lists.responseTime?.[i]);
   const connectTimeMs = parseMs(lists.connectTime?.[i]);
-  if (responseTimeMs === undefined || connectTimeMs === undefined) return 'bad_time';
+  const headerTimeMs = lists.headerTime === null ? undefined : parseMs(lists.headerTime[i]);
+  if (responseTimeMs === undefined || connectTimeMs === undefined || headerTimeMs === undefined && lists.headerTime !== null) return 'bad_time';
   const kind: OutcomeKind = form === 'name' ? 'no_live' : classifyStatus(status);
-  return { app, address, status, responseTimeMs, connectTimeMs, kind, at };
+  return { app, address, status, responseTimeMs, connectTimeMs, ...(headerTimeMs !== undefined ? { headerTimeMs } : {}), kind, at };
 }
 
 /** Which of nginx's peer address forms `entry` is, or null when it is neither. */

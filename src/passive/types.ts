@@ -29,6 +29,11 @@ export interface Outcome {
   responseTimeMs: number | null;
   /** `$upstream_connect_time` entry in ms; null when no connection was established. */
   connectTimeMs: number | null;
+  /**
+   * `$upstream_header_time` entry in ms; null when no response header came (nginx's own 502 for a
+   * connection closed or reset before answering); absent when the log format lacks it.
+   */
+  headerTimeMs?: number | null;
   kind: OutcomeKind;
   /** Epoch ms the sidecar received the line (nginx's own `$time_iso8601` has 1 s resolution). */
   at: number;

@@ -86,6 +86,21 @@ describe('access-log JSON to outcomes', () => {
     ]);
   });
 
+  it('reads $upstream_header_time when the format has it: "-" where no response header came', () => {
+    const line = json({
+      upstream_addr: '127.0.0.1:8001, 127.0.0.1:8002',
+      upstream_status: '502, 200',
+      upstream_response_time: '0.000, 0.012',
+      upstream_connect_time: '0.000, 0.001',
+      upstream_header_time: '-, 0.011',
+    });
+    expect(outcomes(parse(datagram(line))).map((o) => [o.status, o.connectTimeMs, o.headerTimeMs])).toEqual([
+      [502, 0, null],
+      [200, 1, 11],
+    ]);
+    expect(parse(datagram(json({ upstream_header_time: 'soon' })))).toEqual({ kind: 'dropped', reason: 'bad_time' });
+  });
+
   it('reads attempts across an internal redirect (" : " between upstream groups)', () => {
     const line = lists('127.0.0.1:8001, 127.0.0.1:8002 : 127.0.0.1:9001', '500, 504 : 200', '0.002, 3.001 : 0.010', '0.000, 0.001 : 0.000');
     const got = outcomes(parse(datagram(line)));
