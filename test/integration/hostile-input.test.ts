@@ -206,6 +206,9 @@ describe(`a flood of idle admin connections under a limit of ${FD_LIMIT} file de
       { admin: { max_connections: 100_000, idle_timeout_seconds: 600, request_timeout_seconds: 600 }, wrapper },
     );
     await waitFor(async () => (await backendOf(sidecar, 'web'))?.health === 'healthy', { what: 'backend healthy' });
+    // The admin port answers before start-up is done: a flood then fails the first nginx update
+    // too (EMFILE writing the file), another reason in readiness than the one this is about.
+    await waitFor(() => sidecar.logs().some((l) => l.msg === 'orchestry-sidecar started'), { what: 'start-up done' });
     const adminPort = Number(new URL(sidecar.adminUrl).port);
     const held = await flood(adminPort, FD_LIMIT * 2);
     cleanups.push(async () => held.close());
