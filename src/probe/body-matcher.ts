@@ -25,6 +25,12 @@ import type { Clock, TimerHandle } from '../clock.js';
 export const MATCH_BUDGET_MS = 250;
 /** How long a pattern that ran past its budget is not run again. */
 export const SUSPEND_MS = 60_000;
+/**
+ * Longest a worker may take to start while matches wait for it (it starts in tens of ms; a
+ * loaded machine takes a few hundred): probes do not put their own deadline on a match, so this
+ * is what keeps one from waiting forever.
+ */
+export const WORKER_START_LIMIT_MS = 5_000;
 
 /** Whether the body matched, or why the match could not be run (text for a local error). */
 export type MatchResult = boolean | string;
@@ -131,10 +137,22 @@ class WorkerMatcher implements BodyMatcher {
     if (this.queue.length === 1) this.arm();
   }
 
-  /** The head of the queue is the match running now: it started when the one before it answered. */
+  /**
+   * The head of the queue is the match running now: it started when the one before it answered.
+   * Before the worker is online, the watchdog is on its start-up instead.
+   */
   arm(): void {
     this.disarm();
-    if (this.online && this.queue.length > 0) this.watchdog = this.clock.setTimeout(() => this.overrun(), this.budgetMs);
+    if (this.queue.length === 0) return;
+    this.watchdog = this.online
+      ? this.clock.setTimeout(() => this.overrun(), this.budgetMs)
+      : this.clock.setTimeout(() => this.startFailed(), WORKER_START_LIMIT_MS);
+  }
+
+  startFailed(): void {
+    this.watchdog = null;
+    this.stopWorker();
+    this.failAll(`expected_body matcher did not start within ${WORKER_START_LIMIT_MS} ms`);
   }
 
   disarm(): void {

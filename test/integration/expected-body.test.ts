@@ -71,6 +71,25 @@ describe('expected_body regular expressions on hostile bodies', () => {
     expect(again).toMatchObject({ healthy: false, errorClass: 'local_error' });
     expect(again.error).toContain('is suspended');
   });
+
+  it('does not charge a probe the wait behind another pattern overrunning: its match still gives the verdict', async () => {
+    const own = createHttpProber({ version: '1.2.3' });
+    // Answers a little after the heavy body, so its match queues behind the heavy one.
+    const late = await listenHttp((_req, res) => void setTimeout(() => res.end('{"status":"ok"}'), 50));
+    try {
+      const [heavy, other] = await Promise.all([
+        own.probe(probeBackend(hostile.port, { path: '/long', expected_body: HEAVY, timeout_seconds: 5 })),
+        // A deadline shorter than the heavy match's budget: the answer is in long before it.
+        own.probe(probeBackend(late.port, { expected_body: '/"status":\\s*"ok"/', timeout_seconds: 0.2 })),
+      ]);
+      expect(heavy).toMatchObject({ healthy: false, errorClass: 'local_error' });
+      expect(heavy.error).toContain(`took longer than ${MATCH_BUDGET_MS} ms to match`);
+      expect(other).toMatchObject({ healthy: true });
+    } finally {
+      await own.close();
+      await late.close();
+    }
+  });
 });
 
 describe('body matcher', () => {

@@ -25,11 +25,11 @@ afterEach(async () => {
   cleanups = [];
 });
 
-/** An HTTP backend answering `body` to every request, closing each connection (a new one per probe). */
-async function backend(body: string): Promise<LoopbackServer> {
+/** An HTTP backend answering `body` (or what it returns then) to every request, closing each connection (a new one per probe). */
+async function backend(body: string | (() => string)): Promise<LoopbackServer> {
   const s = await listenHttp((_req, res) => {
     res.setHeader('connection', 'close');
-    res.end(body);
+    res.end(typeof body === 'string' ? body : body());
   });
   cleanups.push(() => s.close());
   return s;
@@ -70,14 +70,16 @@ async function healthz(sidecar: SidecarProcess): Promise<{ status: number; ms: n
 }
 
 describe('a YAML expected_body pattern that backtracks forever on the body a backend answers', () => {
-  it('keeps /healthz within 100 ms, probes of every app and nginx updates going', async () => {
+  it('keeps the admin port answering while a heavy pattern runs, probes of every app and nginx updates going', async () => {
     const hostile = await backend(`${'a'.repeat(40)}!`);
     // A second backend the pattern matches at once: with it the app is not in panic, so the
     // hostile backend's ejection shows in nginx.
     const matching = await backend('all good');
     // The heavy pattern matches this body, so whether a match finishes within its budget (healthy)
-    // or not (a local error), the backend is never ejected.
-    const heavy = await backend(`${'a'.repeat(4095)}y`);
+    // or not (a local error), the backend is never ejected. Short at first (a quick match), the
+    // 4 KB body only once the admin port is being sampled: the heavy match then runs while it is.
+    let heavyBody = 'ay';
+    const heavy = await backend(() => heavyBody);
     const fine = await backend('{"status":"ok"}');
     const { sidecar, nginx } = await daemon({
       web: { backends: [`127.0.0.1:${fine.port}`], health: { ...FAST_HEALTH, expected_body: '/"status":\\s*"ok"/' } },
@@ -86,33 +88,47 @@ describe('a YAML expected_body pattern that backtracks forever on the body a bac
       heavy: { backends: [`127.0.0.1:${heavy.port}`], health: { ...FAST_HEALTH, expected_body: `/${'(?:a?a?a?a?){16}'.repeat(58)}y/` } },
     });
 
+    // Every admin request is timed: one of them is always waiting but for the 100 ms pauses, so
+    // a match on the event loop (~650 ms) would hold one back by more than 500 ms.
     const latencies: number[] = [];
+    const timed = async <T>(call: () => Promise<T>): Promise<T> => {
+      const started = performance.now();
+      const out = await call();
+      latencies.push(performance.now() - started);
+      return out;
+    };
     const probesOfWeb = new Set<string>();
     const sampler = sampleEvery(100, async () => {
-      const h = await healthz(sidecar);
-      expect(h.status).toBe(200);
-      latencies.push(h.ms);
-      const web = await backendOf(sidecar, 'web');
+      expect((await timed(() => healthz(sidecar))).status).toBe(200);
+      const web = await timed(() => backendOf(sidecar, 'web'));
       if (web?.last_probe) probesOfWeb.add(web.last_probe.at);
     });
+    const heavyLines = () => sidecar.logs().filter((l) => l.app === 'heavy' && l.msg === 'probe failed for a local reason (not counted against the backend)');
     try {
+      await waitFor(async () => (await backendOf(sidecar, 'heavy'))?.health === 'healthy' && latencies.length >= 4, { what: 'heavy backend healthy on its short body' });
+      heavyBody = `${'a'.repeat(4095)}y`;
       // The pattern is judged, by its real answer: the hostile backend is ejected in nginx.
       await waitFor(async () => (await serverInFile(nginx.outputPath, hostile.port)) === 'down', { what: 'hostile backend down in nginx', timeoutMs: 20_000 });
       expect(await backendOf(sidecar, 'hostile')).toMatchObject({ health: 'unhealthy', last_probe: { error_class: 'unexpected_body' } });
       // The heavy pattern ran past its budget: the sidecar's problem, reported, not the backend's.
-      const ready = await waitFor(async () => {
-        const r = await sidecar.api<{ reasons?: string[] }>('/readyz');
-        return r.body.reasons?.find((x) => x.includes('failed for a local reason'));
-      }, { what: 'readiness to report the local errors' });
-      expect(ready).toMatch(/took longer than 250 ms to match|is suspended/);
+      await waitFor(() => heavyLines().length >= 1, { what: "the heavy app's local error logged" });
+      expect(heavyLines()[0]!.error).toMatch(/took longer than 250 ms to match|is suspended/);
+      const ready = await sidecar.api<{ reasons?: string[] }>('/readyz');
+      expect(ready.body.reasons?.some((x) => x.includes('failed for a local reason'))).toBe(true);
       expect(await backendOf(sidecar, 'heavy')).toMatchObject({ breaker: 'closed', ejected: false });
-      await waitFor(() => probesOfWeb.size >= 6 && latencies.length >= 30, { what: 'probes of web and /healthz samples', timeoutMs: 20_000 });
+      await waitFor(() => probesOfWeb.size >= 6 && latencies.length >= 60, { what: 'probes of web and admin samples', timeoutMs: 20_000 });
     } finally {
       await sampler.stop();
     }
+    // Probes of the other apps queued behind the heavy match still gave their verdicts.
+    expect(await sidecar.metric('orchestry_probes_total', { app: 'web', result: 'local_error' })).toBe(0);
+    expect(await sidecar.metric('orchestry_probes_total', { app: 'hostile', result: 'local_error' })).toBe(0);
     expect(await backendOf(sidecar, 'web')).toMatchObject({ health: 'healthy', breaker: 'closed' });
     expect(await serverInFile(nginx.outputPath, fine.port)).toBe('up');
-    expect(Math.max(...latencies)).toBeLessThan(100);
+    const max = Math.max(...latencies);
+    console.log(`admin requests while the heavy pattern ran: ${latencies.length}, slowest ${max.toFixed(1)} ms`);
+    // Room for a loaded machine (167 ms seen), not for a match on the loop.
+    expect(max).toBeLessThan(400);
   });
 });
 
@@ -190,6 +206,9 @@ describe(`a flood of idle admin connections under a limit of ${FD_LIMIT} file de
       { admin: { max_connections: 100_000, idle_timeout_seconds: 600, request_timeout_seconds: 600 }, wrapper },
     );
     await waitFor(async () => (await backendOf(sidecar, 'web'))?.health === 'healthy', { what: 'backend healthy' });
+    // The admin port answers before start-up is done: a flood then fails the first nginx update
+    // too (EMFILE writing the file), another reason in readiness than the one this is about.
+    await waitFor(() => sidecar.logs().some((l) => l.msg === 'orchestry-sidecar started'), { what: 'start-up done' });
     const adminPort = Number(new URL(sidecar.adminUrl).port);
     const held = await flood(adminPort, FD_LIMIT * 2);
     cleanups.push(async () => held.close());
