@@ -161,6 +161,10 @@ export function containersToBackends(
     // Only a running container has an address; a stopped one is still watched for failures.
     if (parsed && health && errors.length === 0 && ref.state === 'running') {
       backend = backendOf(cand, parsed, health, yamlApps.get(parsed.app), ctx, claimed);
+    } else if (parsed && health && errors.length === 0 && addressModeOf(parsed, yamlApps.get(parsed.app), config) === 'host') {
+      // Its port is checked all the same: a container created with the admin port and not yet
+      // started would otherwise define its app, remembered as a placeholder upstream ever after.
+      hostModePort(cand, parsed, health, ctx);
     }
     if (errors.length > 0 || !parsed || !health) {
       out.rejected.push({ containerId: cand.c.Id, containerName: ref.name, errors });
@@ -259,7 +263,7 @@ function backendOf(
 ): Backend | undefined {
   const { config } = ctx;
   const { c, report, ref } = cand;
-  const mode = parsed.address_mode ?? yamlApp?.docker.address_mode ?? config.docker.address_mode;
+  const mode = addressModeOf(parsed, yamlApp, config);
   const host = mode === 'host' ? c.HostAddress ?? config.docker.host_address : networkAddress(c, parsed.network, config, report);
   const port = mode === 'host' ? hostModePort(cand, parsed, health, ctx) : (parsed.port ?? health.port);
   if (host === undefined || port === undefined) return undefined;
@@ -284,6 +288,11 @@ function backendOf(
     source: DOCKER_SOURCE_NAME,
     container: ref,
   };
+}
+
+/** How the container is addressed: its label, else its YAML app's setting, else docker's. */
+function addressModeOf(parsed: ContainerLabels, yamlApp: AppConfig | undefined, config: SidecarConfig) {
+  return parsed.address_mode ?? yamlApp?.docker.address_mode ?? config.docker.address_mode;
 }
 
 /**

@@ -667,6 +667,15 @@ describe('who may join which app (issue 11)', () => {
     ]);
   });
 
+  test('a container not started yet is refused for its port all the same, and defines no app', () => {
+    const ownPorts = new Map([[9180, "the sidecar's admin API (admin.listen)"]]);
+    const created = inspected({ id: 'evil'.padEnd(64, '0'), name: 'evil', labels: { 'orchestry.enable': 'true', 'orchestry.app': 'evil', 'orchestry.port': '9180' }, state: { Status: 'created', Running: false } });
+    const result = containersToBackends([created], { config: config({ docker: { address_mode: 'host' } }), ownPorts });
+    expect(result.rejected.map((r) => r.errors[0]?.slice(0, 33))).toEqual(['orchestry.port: port 9180 is the ']);
+    expect(result.apps).toEqual([]);
+    expect(result.containers).toEqual([]);
+  });
+
   test('in network mode the port is on the container\'s own address: no port is forbidden', () => {
     const networks = { shop_default: { IPAddress: '172.18.0.5' } };
     const c = inspected({ labels: labels({ 'orchestry.port': '80' }), networks });
