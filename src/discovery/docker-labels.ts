@@ -38,6 +38,8 @@ export const ENABLE_LABEL = 'orchestry.enable';
  * structural subset, so real inspect output and hand-written fixtures both fit.
  */
 export interface InspectedContainer {
+  /** A Swarm service standing in for its tasks (swarm-labels.ts): its tasks' ports are checked there. */
+  SwarmService?: true;
   Id: string;
   /** With Docker's leading '/'. */
   Name: string;
@@ -161,7 +163,7 @@ export function containersToBackends(
     // Only a running container has an address; a stopped one is still watched for failures.
     if (parsed && health && errors.length === 0 && ref.state === 'running') {
       backend = backendOf(cand, parsed, health, yamlApps.get(parsed.app), ctx, claimed);
-    } else if (parsed && health && errors.length === 0 && addressModeOf(parsed, yamlApps.get(parsed.app), config) === 'host') {
+    } else if (parsed && health && errors.length === 0 && !cand.c.SwarmService && addressModeOf(parsed, yamlApps.get(parsed.app), config) === 'host') {
       // Its port is checked all the same: a container created with the admin port and not yet
       // started would otherwise define its app, remembered as a placeholder upstream ever after.
       hostModePort(cand, parsed, health, ctx);

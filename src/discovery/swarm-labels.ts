@@ -140,6 +140,7 @@ export function expandSlot(labels: Record<string, string>, slot: string): Record
 
 function serviceAsContainer(s: SwarmService): InspectedContainer {
   return {
+    SwarmService: true,
     Id: s.ID,
     Name: `/${s.Spec.Name}`,
     RestartCount: 0,
