@@ -75,8 +75,8 @@ function notRunning(detail: string): SidecarError {
 
 /**
  * When the nginx named by `pidPath` last loaded its config: the start of its oldest worker (a
- * reload replaces every worker), in epoch ms, from /proc. null when that cannot be told (no
- * /proc, no workers, no such process).
+ * reload replaces every worker), in epoch ms, from /proc, give or take a clock tick or two (see
+ * bootTimeMs). null when that cannot be told (no /proc, no workers, no such process).
  */
 export async function configLoadedAt(pidPath: string): Promise<number | null> {
   try {
@@ -84,14 +84,14 @@ export async function configLoadedAt(pidPath: string): Promise<number | null> {
     // A pid file of no running process: nginx has loaded nothing.
     if (!(await readFile(`/proc/${pid}/stat`, 'utf8').then(() => true, () => false))) return 0;
     const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).split(/\s+/).filter(Boolean);
-    const btime = Number(/^btime (\d+)$/m.exec(await readFile('/proc/stat', 'utf8'))?.[1]);
-    if (children.length === 0 || !Number.isFinite(btime)) return null;
+    const boot = await bootTimeMs();
+    if (children.length === 0 || boot === null) return null;
     let earliest = Infinity;
     for (const child of children) {
       // Field 22 of /proc/<pid>/stat (after the parenthesised name): start time in clock ticks since boot.
       const stat = await readFile(`/proc/${child}/stat`, 'utf8');
       const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-      if (Number.isFinite(ticks)) earliest = Math.min(earliest, btime * 1000 + (ticks * 1000) / CLOCK_TICKS_PER_SECOND);
+      if (Number.isFinite(ticks)) earliest = Math.min(earliest, boot + (ticks * 1000) / CLOCK_TICKS_PER_SECOND);
     }
     return Number.isFinite(earliest) ? earliest : null;
   } catch {
@@ -99,5 +99,22 @@ export async function configLoadedAt(pidPath: string): Promise<number | null> {
   }
 }
 
+/**
+ * When this machine booted, in epoch ms, to within a clock tick: now less /proc/uptime (in
+ * hundredths). Not /proc/stat's btime, which is whole seconds: an nginx started within a
+ * second of its file's last write then looked as if it had not loaded it, and every sidecar
+ * started beside a freshly started nginx reloaded it for nothing.
+ */
+async function bootTimeMs(): Promise<number | null> {
+  const uptime = Number((await readFile('/proc/uptime', 'utf8')).split(' ')[0]);
+  return Number.isFinite(uptime) ? Date.now() - uptime * 1000 : null;
+}
+
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS_PER_SECOND = 100;
+
+/**
+ * How far configLoadedAt may read early: a worker's start is cut down to its tick and the boot
+ * time is good to a tick. Within this of a file's last write, nginx counts as having loaded it.
+ */
+export const LOADED_AT_SLACK_MS = 2_000 / CLOCK_TICKS_PER_SECOND;

@@ -7,6 +7,7 @@ import { lstat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { SidecarError, describeError } from '../errors.js';
 import type { ApplierState, ApplyStage } from './applier.js';
+import { LOADED_AT_SLACK_MS } from './reload.js';
 import { lastGoodPath, readLastGood, readRegular, refuseSymlink, removeLeftovers, replaceFile, writeError } from './output-file.js';
 import { testCopy, type Candidate } from './test-copy.js';
 
@@ -42,7 +43,7 @@ export async function startup(s: ApplierState, texts: string[], warnings: string
   // trust it if nginx loaded it after it was written, where the control can tell.
   const loadedAt = (await s.control.loadedAt?.()) ?? null;
   for (const o of s.outputs) {
-    if (loadedAt !== null && loadedAt < (await lstat(o.path)).mtimeMs) return false;
+    if (loadedAt !== null && loadedAt + LOADED_AT_SLACK_MS < (await lstat(o.path)).mtimeMs) return false;
   }
   s.outputs.forEach((o, i) => (o.lastGood = texts[i]!));
   if (s.nginx.validate) await keepLastGood(s, s.outputs.map((o, i) => ({ path: o.path, text: texts[i]! })), warnings);

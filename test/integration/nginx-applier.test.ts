@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRenderReloadApplier } from '../../src/nginx/applier.js';
-import { reloadNginx } from '../../src/nginx/reload.js';
+import { configLoadedAt, reloadNginx } from '../../src/nginx/reload.js';
 import { createRenderer, type Renderer } from '../../src/nginx/render.js';
 import type { DesiredSet } from '../../src/upstream/types.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
@@ -106,6 +106,36 @@ describe('render-reload applier', () => {
     expect((await stat(n.outputPath)).mtimeMs).toBe(before.mtimeMs);
     expect((await n.get()).body).toBe('b');
     expect(await n.reloadCount()).toBe(1);
+  });
+
+  it('a (re)started sidecar next to an nginx that already runs its rendering does not reload it', async () => {
+    const n = await start(a.address);
+    const before = createRenderReloadApplier({ nginx: n.config(), renderer });
+    expect((await before.apply(setFor(b.address))).result).toBe('applied');
+    await n.settle(1);
+
+    // The file was written a moment before the reload that loaded it, well within a second:
+    // a boot time read in whole seconds once took that for a file written after nginx loaded it.
+    const restarted = createRenderReloadApplier({ nginx: n.config(), renderer });
+    expect(await restarted.apply(setFor(b.address))).toMatchObject({ result: 'unchanged', reloaded: false });
+    expect(await n.reloadCount()).toBe(1);
+  });
+
+  it('reloads at start when the file holds its rendering but nginx loaded it before that was written', async () => {
+    const n = await start(a.address);
+    const before = createRenderReloadApplier({ nginx: n.config(), renderer });
+    await before.apply(setFor(b.address));
+    const textB = before.lastGood!;
+    await before.apply(setFor(a.address));
+    await n.settle(2);
+    await servedBy(n, 'a');
+    // Well clear of the last reload, as a sidecar killed between its write and its reload leaves it.
+    await waitFor(async () => Date.now() - ((await configLoadedAt(n.pidPath)) ?? Infinity) > 200, { what: 'time to pass' });
+    await writeFile(n.outputPath, textB);
+
+    const restarted = createRenderReloadApplier({ nginx: n.config(), renderer });
+    expect(await restarted.apply(setFor(b.address))).toMatchObject({ result: 'applied', reloaded: true });
+    await servedBy(n, 'b');
   });
 
   it('puts back the previous file when nginx -t rejects the rendering, and nginx keeps serving', async () => {
