@@ -16,7 +16,8 @@
 // `inter 1s fall 3 rise 2` ("tuned": period 1 s, timeout 0.5 s, fall 3, rise 2), with passive
 // evidence (nginx's syslog access log of the shipped nginx.conf, pointed at the run's
 // passive.listen), in reload mode on nginx 1.22 (once with nginx.leave_to_nginx's default
-// [refused], once with [refused, 5xx]: "5xx to nginx") and in DNS mode on nginx >= 1.27.3
+// [refused, 5xx], once with [refused]: "refused only", the default before 5xx was judged by
+// nginx's log) and in DNS mode on nginx >= 1.27.3
 // (nginx.update_via: dns, nginx.dns_listen on a free port of the run).
 //
 //   npm run bench:failover                       # builds, then every mode, fault and run
@@ -24,7 +25,7 @@
 //   node bench/failover/report.mjs a.json b.json # one Markdown table of several BENCH_JSON files
 //
 // Env: BENCH_MODES (alone,haproxy,reload,dns), BENCH_PROBES (sidecar rows: defaults,tuned),
-// BENCH_LEAVE (reload rows: refused,5xx), BENCH_FAULTS (kill,hang,500,slow,restart), BENCH_RUNS
+// BENCH_LEAVE (reload rows: default,refused), BENCH_FAULTS (kill,hang,500,slow,restart), BENCH_RUNS
 // (3), BENCH_SECONDS (20), BENCH_FAULT_AT (5), BENCH_RESTART_AFTER (7), BENCH_WORKERS (16),
 // BENCH_READ_TIMEOUT (3, nginx's proxy_read_timeout and HAProxy's timeout server),
 // BENCH_SETTLE_SECONDS (35: how long a sidecar may take to give every backend a verdict before
@@ -52,7 +53,7 @@ const num = (name, fallback) => Number(process.env[name] ?? fallback);
 const opts = {
   modes: list('BENCH_MODES', 'alone,haproxy,reload,dns'),
   probes: list('BENCH_PROBES', 'defaults,tuned'),
-  leave: list('BENCH_LEAVE', 'refused,5xx'),
+  leave: list('BENCH_LEAVE', 'default,refused'),
   faults: list('BENCH_FAULTS', FAULTS.join(',')),
   runs: num('BENCH_RUNS', 3),
   durationMs: num('BENCH_SECONDS', 20) * 1000,
@@ -77,13 +78,13 @@ const version = (bin, args = ['-v']) => {
 function planRows() {
   const rows = [];
   const notes = [];
-  const sidecarRows = (mode, nginxBinary, modeLines, leaves = ['refused']) => {
+  const sidecarRows = (mode, nginxBinary, modeLines, leaves = ['default']) => {
     for (const p of opts.probes) {
       if (p !== 'defaults' && p !== 'tuned') throw new Error(`BENCH_PROBES: unknown ${p} (defaults, tuned)`);
       for (const leave of leaves) {
-        if (leave !== 'refused' && leave !== '5xx') throw new Error(`BENCH_LEAVE: unknown ${leave} (refused, 5xx)`);
-        const nginxExtra = leave === '5xx' ? [...modeLines, 'leave_to_nginx: [refused, 5xx]'] : modeLines;
-        const name = `sidecar ${mode} (${p}${leave === '5xx' ? ', 5xx to nginx' : ''})`;
+        if (leave !== 'default' && leave !== 'refused') throw new Error(`BENCH_LEAVE: unknown ${leave} (default, refused)`);
+        const nginxExtra = leave === 'refused' ? [...modeLines, 'leave_to_nginx: [refused]'] : modeLines;
+        const name = `sidecar ${mode} (${p}${leave === 'refused' ? ', refused only' : ''})`;
         const health = p === 'tuned' ? TUNED_HEALTH : undefined;
         rows.push({ name, kind: 'sidecar', mode, nginxBinary, profile: { health, nginxExtra, topExtra: PASSIVE_LINES } });
       }

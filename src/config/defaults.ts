@@ -210,7 +210,7 @@ export const DEFAULT_NGINX: Readonly<NginxConfig> = frozen({
   dns_zone: 'orchestry.internal',
   // nginx's default proxy_next_upstream (error timeout) retries refused connections; 5xx only
   // when the config lists http_500..http_504, as the shipped nginx.conf does.
-  leave_to_nginx: ['refused'],
+  leave_to_nginx: ['refused', '5xx'],
   // The shipped nginx.conf's proxy_read_timeout.
   proxy_read_timeout_seconds: 10,
 });

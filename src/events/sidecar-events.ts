@@ -57,6 +57,11 @@ export interface SidecarEvents {
    */
   suspect: { backendId: string; app: string; reason: string; at: number };
   failure: FailureNotice;
+  /**
+   * nginx's log changed what is known of how nginx itself handles an ejected backend's 5xx
+   * (retried elsewhere, or sent to clients): reload mode's routing of it may change.
+   */
+  'nginx-evidence': { app: string; backendId: string };
   /** Discovery's merged view changed (apps, backends, refused containers, awaited sources). */
   discovery: MergedSnapshot;
   /** The registry's backends changed. */

@@ -45,6 +45,12 @@ export interface HealthRegistry {
    * at least `holdMs` (passing probes do not prove real requests stop failing).
    */
   eject(backendId: string, reason: string, holdMs?: number, cause?: breaker.EjectionCause): Transition[];
+  /**
+   * What nginx did with the backend's latest 5xx answer in its log: passed it on to another
+   * server (`retried`) or sent it to the client (`served`). True when that changes where the
+   * backend is routed (it is out, and reload mode may leave retried 5xx to nginx).
+   */
+  note5xx(backendId: string, what: 'retried' | 'served'): boolean;
   /** New breaker and detection settings apply from the next tick/record; states are kept. */
   updateConfig(breaker: BreakerConfig, detection: FailureDetectionConfig): void;
   /** Every backend, by app name, then in the order the last sync gave them. */
@@ -93,6 +99,8 @@ interface Entry {
   since: number;
   /** When the first probe of the current run of timeouts began; null outside one. */
   timeoutSince: number | null;
+  /** What nginx did with this backend's latest 5xx answer, as its log tells; absent before one. */
+  nginx5xx?: 'retried' | 'served';
 }
 
 interface RegistryState {
@@ -127,6 +135,12 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
     tick: (backendId) => stepBreaker(s, backendId, (e) => ({ kind: 'tick', healthy: e.health.status === 'healthy' })),
     record: (result) => record(s, result),
     outcome: (backendId, ok, detail) => stepBreaker(s, backendId, () => ({ kind: 'outcome', ok, ...(detail ? { detail } : {}) })),
+    note5xx(backendId, what) {
+      const e = s.entries.get(backendId);
+      if (!e || e.nginx5xx === what) return false;
+      e.nginx5xx = what;
+      return isOut(e);
+    },
     eject: (backendId, reason, holdMs, cause) => stepBreaker(s, backendId, () => ({ kind: 'eject', reason, ...(holdMs ? { holdMs } : {}), ...(cause ? { cause } : {}) })),
     updateConfig(nextBreaker, nextDetection) {
       s.breakerCfg = nextBreaker;
@@ -327,6 +341,7 @@ function toView(s: RegistryState, e: Entry): BackendView {
     ejected: isOut(e),
     slowStart: breaker.slowStartFactor(e.breaker, s.breakerCfg, s.clock.now()),
     ...(e.breaker.status === 'open' && e.breaker.cause ? { passiveCause: e.breaker.cause } : {}),
+    ...(e.nginx5xx ? { nginx5xx: e.nginx5xx } : {}),
     draining: e.backend.draining === true,
     container: e.backend.container ?? null,
     ...(e.backend.task ? { task: e.backend.task } : {}),

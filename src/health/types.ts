@@ -89,6 +89,12 @@ export interface BackendView {
   slowStart?: number;
   /** What nginx's own traffic showed when it ejected the backend (its breaker is open); absent otherwise. */
   passiveCause?: 'refused' | 'status' | 'timeout' | 'slow';
+  /**
+   * What nginx did with the backend's latest 5xx answer, from its access log: passed it on to
+   * another server (`retried`: proxy_next_upstream http_500 ...) or sent it to the client
+   * (`served`). Absent when nginx has logged none.
+   */
+  nginx5xx?: 'retried' | 'served';
   /** Its container is being stopped. */
   draining: boolean;
   /** The container behind it, when discovered from Docker. */

@@ -109,6 +109,10 @@ function step(s: PassiveState, app: string, outcomes: readonly Outcome[]): void 
     if (v.breaker === 'half_open') halfOpen.add(v.backendId);
   }
   publishSuspects(s, app, backends, outcomes);
+  for (const [address, what] of fiveXxHandling(outcomes)) {
+    const b = backends.get(address);
+    if (b && registry.note5xx(b.id, what)) bus.emit('nginx-evidence', { app, backendId: b.id });
+  }
   const probeSuccesses = [...(s.probeSuccesses.get(app) ?? [])];
   s.probeSuccesses.delete(app);
   const now = clock.now();
@@ -157,6 +161,22 @@ export function suspectsOf(
     out.set(b.id, { backendId: b.id, reason: o.status === null ? 'nginx: connection failed' : `nginx: HTTP ${o.status}`, at: o.at });
   }
   return [...out.values()];
+}
+
+/**
+ * Pure: per backend address, what nginx did with its latest 5xx answer in `outcomes`: passed it on
+ * to another server (`retried`) or sent it to the client (`served`). A 5xx answer is one the
+ * backend wrote: not nginx's own 502 (no connection or no response header) nor a 504 (nginx's
+ * read timeout), which are not what proxy_next_upstream http_500 ... is about.
+ */
+export function fiveXxHandling(outcomes: readonly Outcome[]): Map<string, 'retried' | 'served'> {
+  const out = new Map<string, 'retried' | 'served'>();
+  for (const o of outcomes) {
+    if (o.status === null || o.status < 500 || o.status === 504 || o.kind === 'no_live') continue;
+    if (o.kind === 'gateway' && (o.connectTimeMs === null || o.headerTimeMs === null)) continue;
+    out.set(o.address, o.retried ? 'retried' : 'served');
+  }
+  return out;
 }
 
 /** Releases and the decay of ejection counts happen on time, even without traffic. */

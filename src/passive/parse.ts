@@ -197,7 +197,10 @@ function attempt(app: string, lists: Lists, i: number, at: number): Outcome | nu
   const headerTimeMs = lists.headerTime === null ? undefined : parseMs(lists.headerTime[i]);
   if (responseTimeMs === undefined || connectTimeMs === undefined || headerTimeMs === undefined && lists.headerTime !== null) return 'bad_time';
   const kind: OutcomeKind = form === 'name' ? 'no_live' : classifyStatus(status);
-  return { app, address, status, responseTimeMs, connectTimeMs, ...(headerTimeMs !== undefined ? { headerTimeMs } : {}), kind, at };
+  // Not the line's last attempt: nginx went on to another server (proxy_next_upstream), so the
+  // client did not get this answer.
+  const retried = i < lists.addr.length - 1;
+  return { app, address, status, responseTimeMs, connectTimeMs, ...(headerTimeMs !== undefined ? { headerTimeMs } : {}), kind, at, ...(retried ? { retried } : {}) };
 }
 
 /** Which of nginx's peer address forms `entry` is, or null when it is neither. */

@@ -35,6 +35,8 @@ export interface Outcome {
    */
   headerTimeMs?: number | null;
   kind: OutcomeKind;
+  /** nginx went on to another server after this attempt (it was not the request's last): the client did not get this answer. Absent = false. */
+  retried?: boolean;
   /** Epoch ms the sidecar received the line (nginx's own `$time_iso8601` has 1 s resolution). */
   at: number;
 }

@@ -136,11 +136,19 @@ function adjustViews(views: readonly BackendView[], opts: DesiredSetOptions): Ba
 /**
  * Which failure of a backend nginx notices on the first request and retries elsewhere by itself:
  * `refused` (connections refused or reset: proxy_next_upstream error) or `5xx` (answers 5xx:
- * proxy_next_upstream http_500 ..., as the shipped nginx.conf has); null for anything else.
+ * proxy_next_upstream http_500 ..., as the shipped nginx.conf has, and as nginx's log shows it
+ * doing for this backend); null for anything else.
  * Timeouts and slowness are not: nginx would make every request wait for them.
  */
 export function nginxRetries(v: BackendView): 'refused' | '5xx' | null {
   if (v.draining) return null;
+  const cause = failureCause(v);
+  // 5xx only while nginx's log shows it passing this backend's 5xx on (the nginx.conf may not
+  // retry them; and once every other server fails too, nginx's last try reaches the client).
+  return cause === '5xx' && v.nginx5xx !== 'retried' ? null : cause;
+}
+
+function failureCause(v: BackendView): 'refused' | '5xx' | null {
   if (v.passiveCause) return v.passiveCause === 'refused' ? 'refused' : v.passiveCause === 'status' ? '5xx' : null;
   const p = v.lastProbe;
   if (!p || p.healthy) return null;

@@ -127,6 +127,11 @@ export function createRouter(opts: RouterOptions): Router {
     markDirty(s, t.app);
     schedule(s);
   });
+  // Reload mode leaves an ejected backend's 5xx to nginx only while nginx is seen retrying them.
+  opts.bus.on('nginx-evidence', (e) => {
+    markDirty(s, e.app);
+    schedule(s);
+  });
   return {
     setDiscovery(merged) {
       setApps(s, merged.apps);

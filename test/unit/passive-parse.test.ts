@@ -78,10 +78,10 @@ describe('access-log JSON to outcomes', () => {
     ]);
   });
 
-  it('gives one outcome per attempt when nginx retried (proxy_next_upstream)', () => {
+  it('gives one outcome per attempt when nginx retried (proxy_next_upstream), each but the last marked retried', () => {
     const line = lists('127.0.0.1:8001, 127.0.0.1:8002', '502, 200', '0.000, 0.012', '-, 0.001');
     expect(outcomes(parse(datagram(line)))).toEqual([
-      { app: 'web', address: '127.0.0.1:8001', status: 502, responseTimeMs: 0, connectTimeMs: null, kind: 'gateway', at: AT },
+      { app: 'web', address: '127.0.0.1:8001', status: 502, responseTimeMs: 0, connectTimeMs: null, kind: 'gateway', at: AT, retried: true },
       { app: 'web', address: '127.0.0.1:8002', status: 200, responseTimeMs: 12, connectTimeMs: 1, kind: 'ok', at: AT },
     ]);
   });

@@ -196,7 +196,7 @@ describe('buildDesiredSet: failures left to nginx in reload mode', () => {
     const v = [
       ok!,
       { ...refused!, lastProbe: probe({}) },
-      { ...failing!, lastProbe: probe({ errorClass: 'unexpected_status', statusCode: 500 }) },
+      { ...failing!, lastProbe: probe({ errorClass: 'unexpected_status', statusCode: 500 }), nginx5xx: 'retried' as const },
       { ...hung!, lastProbe: probe({ errorClass: 'timeout' }) },
     ];
     const down = (leave: Array<'refused' | '5xx'>) =>
@@ -206,8 +206,19 @@ describe('buildDesiredSet: failures left to nginx in reload mode', () => {
     expect(down(['refused', '5xx'])).toEqual(['10.0.0.4:80']);
   });
 
+  it("leaves 5xx to nginx only while nginx's log shows it passing that backend's 5xx on to another server", () => {
+    const [v] = views(app('w', ['10.0.0.1:80']), ['10.0.0.1:80']);
+    const failing = { ...v!, lastProbe: probe({ errorClass: 'unexpected_status', statusCode: 503 }) };
+    expect(nginxRetries(failing)).toBeNull();
+    expect(nginxRetries({ ...failing, nginx5xx: 'served' })).toBeNull();
+    expect(nginxRetries({ ...failing, nginx5xx: 'retried' })).toBe('5xx');
+    expect(nginxRetries({ ...v!, passiveCause: 'status', nginx5xx: 'served' })).toBeNull();
+    // Refused connections are retried by nginx whatever its log says of 5xx.
+    expect(nginxRetries({ ...v!, lastProbe: probe({}), nginx5xx: 'served' })).toBe('refused');
+  });
+
   it("follows nginx's own evidence for a passive ejection, and never leaves a draining backend", () => {
-    expect(nginxRetries({ ...views(app('w', ['10.0.0.1:80']))[0]!, ejected: true, passiveCause: 'status' })).toBe('5xx');
+    expect(nginxRetries({ ...views(app('w', ['10.0.0.1:80']))[0]!, ejected: true, passiveCause: 'status', nginx5xx: 'retried' })).toBe('5xx');
     expect(nginxRetries({ ...views(app('w', ['10.0.0.1:80']))[0]!, ejected: true, passiveCause: 'timeout' })).toBeNull();
     expect(nginxRetries({ ...views(app('w', ['10.0.0.1:80']))[0]!, ejected: true, draining: true, lastProbe: probe({}) })).toBeNull();
   });
