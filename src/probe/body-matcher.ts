@@ -87,6 +87,12 @@ export function createBodyMatcher(opts: BodyMatcherOptions): BodyMatcher {
 }
 
 class WorkerMatcher implements BodyMatcher {
+  constructor(
+    readonly clock: Clock,
+    readonly budgetMs: number,
+    readonly suspendMs: number,
+  ) {}
+
   /** Sent, not yet answered, in order: the worker answers in the order it was asked. */
   readonly queue: Pending[] = [];
   /** Patterns that ran past their budget, until when they are not run. */
@@ -97,12 +103,6 @@ class WorkerMatcher implements BodyMatcher {
   watchdog: TimerHandle | null = null;
   nextId = 1;
   closed = false;
-
-  constructor(
-    readonly clock: Clock,
-    readonly budgetMs: number,
-    readonly suspendMs: number,
-  ) {}
 
   match(source: string, flags: string, body: string): Promise<MatchResult> {
     if (this.closed) return Promise.resolve('expected_body matcher closed');

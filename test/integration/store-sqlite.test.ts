@@ -218,19 +218,20 @@ describe('sqlite state store', () => {
       source: 'rollups',
       to: new Date(T0 + 30_000).toISOString(),
       generated_at: new Date(T0 + 30_000).toISOString(),
+      // The two failed checks, what they were, and what recovery did about them.
       total_checks: 30,
       successful_checks: 28,
       failed_checks: 2,
+      error_breakdown: { timeout: 1, connection_refused: 1 },
+      failure_breakdown: { health_check_timeout: 1, port_not_listening: 1 },
+      recovery_by_strategy: { restart_container: 2, recreate_container: 1 },
+      recovery_actions: 3,
       // (1+...+20) + 10 × 30 = 510 ms over 30 checks.
       avg_response_time_ms: 17,
       max_response_time_ms: 30,
-      error_breakdown: { timeout: 1, connection_refused: 1 },
-      failure_breakdown: { health_check_timeout: 1, port_not_listening: 1 },
       transitions: 4,
       // a's health went unhealthy and its breaker opened: one outage.
       ejections: 1,
-      recovery_actions: 3,
-      recovery_by_strategy: { restart_container: 2, recreate_container: 1 },
     });
     expect(report.uptime_percent).toBeCloseTo((28 / 30) * 100, 10);
     // Nearest rank ⌈0.95 × 30⌉ = 29th of the sorted values: 30 ms (b's ten 30 ms checks are the top ten).
