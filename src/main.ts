@@ -78,7 +78,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
   const config = settings.config;
   const current = () => settings.config;
   const bus = createSidecarBus((name, err) => log.error({ event: name, err: String(err) }, 'event listener failed'));
-  const registry = createHealthRegistry({ clock, breaker: config.breaker, detection: config.failure_detection, timeoutHoldMs: () => nginx.timeoutHoldMs() });
+  const registry = createHealthRegistry({ clock, breaker: config.breaker, detection: config.failure_detection, timeoutHoldMs: (app) => nginx.timeoutHoldMs(app) });
   const store = createSqliteStore({ config: config.store, clock, logger: log });
   const persister = createStatePersister({ store, registry, clock, logger: log, intervalSeconds: () => current().store.flush_interval_seconds });
   // Before anything probes: breaker states, ejections, budgets and undelivered alerts come back.
@@ -90,7 +90,7 @@ async function construct(settings: Settings, clock: Clock, log: Logger) {
   const nginx = createNginxSync({ clock, bus, nginx: config.nginx, docker });
   // The last upstreams of apps made of containers stand in for them until Docker answers.
   const memory = restoreUpstreams(restored.states.get(ROUTING_MEMORY_KEY));
-  const router = createRouter({ clock, bus, registry, holds: () => recovery.holds(), slowStart: () => nginx.liveUpdates(), leaveToNginx: () => current().nginx.leave_to_nginx, onDesired: (set, urgent) => nginx.update(set, urgent),
+  const router = createRouter({ clock, bus, registry, holds: () => recovery.holds(), slowStart: (app) => nginx.liveUpdates(app), leaveToNginx: () => current().nginx.leave_to_nginx, onDesired: (set, urgent) => nginx.update(set, urgent),
     restored: memory, onMemory: (_upstreams, json) => store.saveState(ROUTING_MEMORY_KEY, json) });
   const recovery = createRecoveryController({
     clock, bus, logger: log, registry, config: current, docker, apps: () => router.apps(), restored: restored.planner,

@@ -24,7 +24,7 @@ export interface HealthRegistryOptions {
    * timeouts count but do not eject: nginx fails a retry once the upstream changed, so its own
    * retries of the requests the hang caught must come first.
    */
-  timeoutHoldMs?: () => number;
+  timeoutHoldMs?: (app: string) => number;
 }
 
 /** Health, breaker and failure tracking for every known backend. */
@@ -114,7 +114,7 @@ interface RegistryState {
   /** Restored states not yet claimed by a backend of a snapshot. */
   pending: Map<string, PersistedBackendState>;
   dirty: Set<string>;
-  timeoutHoldMs: () => number;
+  timeoutHoldMs: (app: string) => number;
 }
 
 /** Creates an empty registry; call `sync` with the first snapshot. */
@@ -245,7 +245,7 @@ function record(s: RegistryState, result: ProbeResult): { transitions: Transitio
 
   entry.timeoutSince = result.errorClass === 'timeout' ? (entry.timeoutSince ?? result.startedAt) : null;
   // A run of timeouts ejects once nginx has given up on the requests the hang caught.
-  const mayTrip = entry.timeoutSince === null || now - entry.timeoutSince >= s.timeoutHoldMs();
+  const mayTrip = entry.timeoutSince === null || now - entry.timeoutSince >= s.timeoutHoldMs(entry.backend.app);
   const h = thresholds.step(entry.health, { ok: result.healthy, detail, mayTrip }, entry.backend.health, now);
   entry.health = h.state;
   if (h.transition) transitions.push(healthTransition(entry.backend, h.transition));

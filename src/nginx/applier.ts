@@ -68,6 +68,11 @@ export interface UpstreamApplier {
   readonly lastGoodStream?: string | null;
   /** Ejections, readmissions and weights reach nginx without a reload (DNS answers). */
   readonly liveUpdates: boolean;
+  /**
+   * With liveUpdates: whether this app's routing reaches nginx without a reload (DNS mode renders
+   * an app it cannot serve with its servers listed, reloaded like reload mode). Absent: all do.
+   */
+  liveFor?(app: string): boolean;
 }
 
 export interface RenderReloadApplierOptions {

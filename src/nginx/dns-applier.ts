@@ -81,6 +81,8 @@ export function createDnsApplier(opts: DnsApplierOptions): UpstreamApplier {
       return structural.lastGoodStream ?? null;
     },
     liveUpdates: true,
+    // Before the first apply nothing is rendered yet: assume DNS, as every servable app will be.
+    liveFor: (app) => rendering?.apps.has(app) ?? true,
   };
 }
 

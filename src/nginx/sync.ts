@@ -53,14 +53,14 @@ export interface NginxSync {
   /** New nginx settings: new coalescing waits, the template again, nginx told again. */
   reconfigure(nginx: NginxConfig): void;
   status(): NginxSyncStatus;
-  /** Ejections, readmissions and weights reach nginx without a reload (DNS mode). */
-  liveUpdates(): boolean;
+  /** The app's ejections, readmissions and weights reach nginx without a reload (DNS mode, an app its DNS server serves). */
+  liveUpdates(app: string): boolean;
   /**
    * How long a hung backend stays routed after its first timed-out probe: nginx's read timeout
    * in DNS mode, where a changed upstream turns nginx's retries into 502s; 0 with reloads (the
    * old workers finish their requests, retries included, with the old servers).
    */
-  timeoutHoldMs(): number;
+  timeoutHoldMs(app: string): number;
   /** The DNS server's counters in DNS mode; null otherwise. */
   dnsStats(): DnsServerStats | null;
   stop(): Promise<void>;
@@ -122,8 +122,8 @@ export function createNginxSync(opts: NginxSyncOptions): NginxSync {
     flush: () => s.coalescer.flush(),
     reconfigure: (nginx) => reconfigure(s, nginx),
     status: () => s.status,
-    liveUpdates: () => s.applier?.liveUpdates ?? false,
-    timeoutHoldMs: () => (s.applier?.liveUpdates ? s.nginx.proxy_read_timeout_seconds * 1000 : 0),
+    liveUpdates: (app) => liveFor(s, app),
+    timeoutHoldMs: (app) => (liveFor(s, app) ? s.nginx.proxy_read_timeout_seconds * 1000 : 0),
     dnsStats: () => s.modeNow?.dns()?.stats() ?? null,
     async stop() {
       s.stopped = true;
@@ -246,4 +246,9 @@ function reconfigure(s: SyncState, nginx: NginxConfig): void {
   if (changed.some((k) => (TARGET_KEYS as readonly string[]).includes(k))) s.forget = true;
   if (nginx.template_path !== prev.template_path) watchTemplate(s);
   void loadTemplate(s).then(() => pushLast(s));
+}
+
+function liveFor(s: SyncState, app: string): boolean {
+  const applier = s.applier;
+  return applier !== null && applier.liveUpdates && (applier.liveFor?.(app) ?? true);
 }

@@ -44,8 +44,8 @@ const RAMP_STEP_MS = 1000;
 export interface RouterOptions extends HealthStageOptions {
   /** Recovery's traffic holds now (weights lowered, containers drained). */
   holds(): DesiredSetOptions;
-  /** Whether weight changes are free (DNS answers) so readmitted backends ramp up (slow start). */
-  slowStart(): boolean;
+  /** Whether the app's weight changes are free (DNS answers) so its readmitted backends ramp up (slow start). */
+  slowStart(app: string): boolean;
   /** Reload mode: leave refused/5xx backends to nginx's own retries instead of reloading (nginx.defer_to_nginx). */
   leaveToNginx(): ReadonlyArray<'refused' | '5xx'>;
   /**
@@ -182,6 +182,8 @@ function schedule(s: RouterState): void {
   }, Math.max(BURST_MS, Math.min(MAX_SPACING_MS, s.lastCostMs * COST_FACTOR))).unref?.();
 }
 
+const NO_LEAVE: ReadonlySet<'refused' | '5xx'> = new Set();
+
 /** Recomputes the dirty apps' upstreams, publishes what changed, hands the set to nginx. */
 function refresh(s: RouterState): void {
   s.scheduled = false;
@@ -194,12 +196,15 @@ function refresh(s: RouterState): void {
 
 function recompute(s: RouterState, names: readonly string[], at: number): void {
   const { opts } = s;
-  // DNS mode: readmitted backends ramp up. Reload mode: what nginx handles itself stays routed.
-  const slowStart = opts.slowStart();
-  const options = { ...opts.holds(), slowStart, leaveToNginx: new Set(slowStart ? [] : opts.leaveToNginx()) };
+  // An app nginx resolves (DNS mode): readmitted backends ramp up. One it reloads for: what
+  // nginx handles itself stays routed.
+  const holds = opts.holds();
+  const leave = new Set(opts.leaveToNginx());
   const viewsOf = (app: string) => opts.registry.viewsOf(app);
   for (const name of names) {
     const app = s.byName.get(name)!;
+    const slowStart = opts.slowStart(name);
+    const options = { ...holds, slowStart, leaveToNginx: slowStart ? NO_LEAVE : leave };
     const own = viewsOf(name);
     const upstream = buildDesiredUpstream(app, (n) => (n === name ? own : viewsOf(n)), s.byName, options);
     s.upstreams.set(name, upstream);

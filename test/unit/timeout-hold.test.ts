@@ -13,9 +13,9 @@ import { backend, failureDetection, probeResult } from '../helpers/fixtures.js';
 
 const b = backend({ app: 'web', port: 8001, health: { ...DEFAULT_HEALTH, initial_delay_seconds: 0, failure_threshold: 3, success_threshold: 1, timeout_seconds: 0.5 } });
 
-function setup(holdMs: number) {
+function setup(holdMs: number | ((app: string) => number)) {
   const clock = createManualClock(1_000_000);
-  const registry = createHealthRegistry({ clock, breaker: { ...DEFAULT_BREAKER_CONFIG, failure_threshold: 3 }, detection: failureDetection(), timeoutHoldMs: () => holdMs });
+  const registry = createHealthRegistry({ clock, breaker: { ...DEFAULT_BREAKER_CONFIG, failure_threshold: 3 }, detection: failureDetection(), timeoutHoldMs: typeof holdMs === 'number' ? () => holdMs : holdMs });
   registry.sync([b]);
   /** A probe that began `took` ms ago and ended now with `over`; returns the statuses it left. */
   const probe = (over: Partial<ProbeResult>, took = 500) => {
@@ -46,6 +46,17 @@ describe('timed-out probes while nginx may still retry', () => {
 
   it('eject at the failure threshold when there is no hold (reload mode)', () => {
     const { clock, probe, timeout } = setup(0);
+    probe({ healthy: true, statusCode: 200 });
+    clock.advance(500);
+    probe(timeout);
+    clock.advance(500);
+    probe(timeout);
+    clock.advance(500);
+    expect(probe(timeout)).toMatchObject({ health: 'unhealthy', ejected: true });
+  });
+
+  it("are held per app: an app nginx's DNS mode cannot resolve (its servers listed, reloaded) ejects at the threshold", () => {
+    const { clock, probe, timeout } = setup((app) => (app === 'web' ? 0 : 3_000));
     probe({ healthy: true, statusCode: 200 });
     clock.advance(500);
     probe(timeout);

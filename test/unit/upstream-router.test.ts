@@ -184,6 +184,23 @@ describe('the router', () => {
     expect(r.routings.length).toBe(settled);
     expect(r.desired.at(-1)?.set.upstreams[0]?.servers.map((s) => s.weight)).toEqual([1, 1]);
   });
+
+  it("ramps readmitted backends per app: in DNS mode, an app rendered with its servers listed gets full weight at once, as in reload mode", () => {
+    const api: AppConfig = { ...web, name: 'api', backends: [] };
+    const apiBackend = (port: number): Backend => backend(port, { id: backendId('api', '127.0.0.1', port), app: 'api' });
+    const r = rig({}, { slowStart: (app) => app === 'web', leaveToNginx: () => ['refused'] });
+    const readmitted = [backend(8002), apiBackend(9002)];
+    r.discover([backend(8001), readmitted[0]!, apiBackend(9001), readmitted[1]!], [], [web, api]);
+    for (const b of readmitted) r.registry.eject(b.id, 'test');
+    r.clock.advance(config.breaker.recovery_timeout_seconds * 1000);
+    for (const b of readmitted) {
+      r.registry.record({ backendId: b.id, app: b.app, checkType: 'http', healthy: true, responseTimeMs: 1, statusCode: 200, body: 'ok', errorClass: null, error: null, startedAt: 0, finishedAt: 0, attempts: 1 });
+    }
+    r.router.refresh();
+    const weights = (app: string) => r.desired.at(-1)?.set.upstreams.find((u) => u.name === app)?.servers.map((s) => s.weight);
+    expect(weights('web')).toEqual([10, 1]);
+    expect(weights('api')).toEqual([1, 1]);
+  });
 });
 
 describe('the router: work in proportion to what changed', () => {
