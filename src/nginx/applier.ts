@@ -87,6 +87,12 @@ export interface RenderReloadApplierOptions {
   previous?: Pick<UpstreamApplier, 'lastGood' | 'lastGoodStream'>;
   /** The template context of a set; default toViewModel (DNS mode passes its own rendering). */
   viewModel?: (set: DesiredSet) => UpstreamsContext;
+  /**
+   * At start, nginx counts as running the rendering only if it loaded it at or after this
+   * (epoch ms), where its load time can be told. DNS mode passes when its DNS server began
+   * answering: an nginx that loaded before then found no server to resolve its upstreams from.
+   */
+  loadedSince?: number;
 }
 
 /** Everything one applier keeps between applies. */
@@ -100,6 +106,8 @@ export interface ApplierState {
   tried: boolean;
   /** Why the layout was last found untestable before a swap (logged when it changes). */
   inPlaceWhy: string | null;
+  /** RenderReloadApplierOptions.loadedSince, or 0. */
+  loadedSince: number;
 }
 
 /** render -> test a copy -> swap -> reload; see the module comment. */
@@ -115,6 +123,7 @@ export function createRenderReloadApplier(opts: RenderReloadApplierOptions): Ups
     viewModel: opts.viewModel ?? ((set) => toViewModel(set)),
     tried: opts.previous !== undefined,
     inPlaceWhy: null,
+    loadedSince: opts.loadedSince ?? 0,
   };
   let queue: Promise<unknown> = Promise.resolve();
   return {

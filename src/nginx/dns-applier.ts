@@ -32,6 +32,8 @@ export interface DnsApplierOptions {
   zone: string;
   service: string;
   previous?: Pick<UpstreamApplier, 'lastGood' | 'lastGoodStream'>;
+  /** When the DNS server began answering (epoch ms): an nginx loaded before it is reloaded at start. */
+  serverSince?: number;
 }
 
 /** Backends a zone of this many KiB holds (research note: 64k ≈ 55, 128k ≈ 127: ~15 KiB + 0.9 KiB each). */
@@ -55,6 +57,7 @@ export function createDnsApplier(opts: DnsApplierOptions): UpstreamApplier {
     renderer: opts.renderer,
     control: opts.control,
     ...(opts.previous ? { previous: opts.previous } : {}),
+    ...(opts.serverSince !== undefined ? { loadedSince: opts.serverSince } : {}),
     viewModel: (set) => toViewModel(set, rendering ?? undefined),
   });
   let queue: Promise<unknown> = Promise.resolve();

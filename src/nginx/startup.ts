@@ -42,6 +42,7 @@ export async function startup(s: ApplierState, texts: string[], warnings: string
   // With nginx -t passing as it is, the file was tested (or is what the sidecar replaced):
   // trust it if nginx loaded it after it was written, where the control can tell.
   const loadedAt = (await s.control.loadedAt?.()) ?? null;
+  if (loadedAt !== null && loadedAt + LOADED_AT_SLACK_MS < s.loadedSince) return false;
   for (const o of s.outputs) {
     if (loadedAt !== null && loadedAt + LOADED_AT_SLACK_MS < (await lstat(o.path)).mtimeMs) return false;
   }

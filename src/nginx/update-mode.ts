@@ -57,12 +57,16 @@ export async function resolveUpdateMode(nginx: NginxConfig, docker: Dockerode | 
   } catch (err) {
     return reloadMode(nginx, control, `${chosen.why}, but the DNS server could not listen on ${nginx.dns_listen} (${describeError(err)}): reload mode`);
   }
+  // nginx resolves its upstreams' servers from the server: one that loaded its config before now
+  // found nobody answering, and has no servers until its resolver tries again (seconds of
+  // "no live upstreams" seen); a reload at start makes it ask at once.
+  const serverSince = Date.now();
   const resolver = nginx.dns_resolver ?? (bound.host.includes(':') ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`);
   return {
     mode: 'dns',
     why: `${chosen.why}; DNS server on ${resolver}`,
     applier: (renderer, previous) =>
-      createDnsApplier({ nginx, renderer, control, server, resolver, zone: nginx.dns_zone, service: DEFAULT_SERVICE, ...(previous ? { previous } : {}) }),
+      createDnsApplier({ nginx, renderer, control, server, resolver, zone: nginx.dns_zone, service: DEFAULT_SERVICE, serverSince, ...(previous ? { previous } : {}) }),
     dns: () => server,
     close: () => server.stop(),
   };

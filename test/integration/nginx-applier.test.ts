@@ -121,6 +121,19 @@ describe('render-reload applier', () => {
     expect(await n.reloadCount()).toBe(1);
   });
 
+  it('reloads at start an nginx that loaded its rendering before `loadedSince` (DNS mode: before its DNS server answered)', async () => {
+    const n = await start(a.address);
+    const before = createRenderReloadApplier({ nginx: n.config(), renderer });
+    await before.apply(setFor(b.address));
+    await n.settle(1);
+    await waitFor(async () => Date.now() - ((await configLoadedAt(n.pidPath)) ?? Infinity) > 200, { what: 'time to pass' });
+
+    const restarted = createRenderReloadApplier({ nginx: n.config(), renderer, loadedSince: Date.now() });
+    expect(await restarted.apply(setFor(b.address))).toMatchObject({ result: 'applied', reloaded: true });
+    await n.settle(2);
+    expect(await n.reloadCount()).toBe(2);
+  });
+
   it('reloads at start when the file holds its rendering but nginx loaded it before that was written', async () => {
     const n = await start(a.address);
     const before = createRenderReloadApplier({ nginx: n.config(), renderer });
