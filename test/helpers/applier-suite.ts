@@ -97,7 +97,10 @@ export function applierSuite(opts: ApplierSuiteOptions): void {
         expect(await childPids(rig.nginx.pid)).toEqual(before.workers);
       } else {
         expect(out.reloaded).toBe(true);
-        expect(await rig.nginx.reloadCount()).toBeGreaterThanOrEqual(before.reloads + 2);
+        // apply() returns once the signal is sent; nginx logs the reload when it handles it, and
+        // a kept-alive connection to a worker of the first config can answer from a and b before.
+        const reloads = rig.nginx;
+        await waitFor(async () => (await reloads.reloadCount()) >= before.reloads + 2, { what: 'both reloads logged' });
       }
     });
 
@@ -105,8 +108,17 @@ export function applierSuite(opts: ApplierSuiteOptions): void {
       rig = await opts.start();
       await routes(webSet([{ address: a().address, weight: 4 }, { address: b().address }]), ['a', 'b']);
       const counts = await spread(rig.nginx, 50);
-      expect(counts.a).toBe(40);
-      expect(counts.b).toBe(10);
+      expect((counts.a ?? 0) + (counts.b ?? 0)).toBe(50);
+      if (rig.applier.liveUpdates) {
+        // nginx re-resolves every second (TTL 0) and its re-resolved servers start the smooth
+        // weighted round robin afresh (a, a, b, a, a from the top), so 40 / 10 holds only between
+        // re-resolutions; at 4:1 a gets at least 3 of every 5 however often that happens, where
+        // equal weights give 25 / 25.
+        expect(counts.a).toBeGreaterThanOrEqual(30);
+      } else {
+        expect(counts.a).toBe(40);
+        expect(counts.b).toBe(10);
+      }
     });
 
     it('sends to a backup server only while every primary is out', async () => {
