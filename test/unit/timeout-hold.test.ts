@@ -44,19 +44,11 @@ describe('timed-out probes while nginx may still retry', () => {
     expect(probe(timeout)).toMatchObject({ health: 'unhealthy', breaker: 'open', ejected: true });
   });
 
-  it('eject at the failure threshold when there is no hold (reload mode)', () => {
-    const { clock, probe, timeout } = setup(0);
-    probe({ healthy: true, statusCode: 200 });
-    clock.advance(500);
-    probe(timeout);
-    clock.advance(500);
-    probe(timeout);
-    clock.advance(500);
-    expect(probe(timeout)).toMatchObject({ health: 'unhealthy', ejected: true });
-  });
-
-  it("are held per app: an app nginx's DNS mode cannot resolve (its servers listed, reloaded) ejects at the threshold", () => {
-    const { clock, probe, timeout } = setup((app) => (app === 'web' ? 0 : 3_000));
+  it.each([
+    ['when there is no hold (reload mode)', 0],
+    ["of an app nginx's DNS mode cannot resolve (its servers listed, reloaded): holds are per app", (app: string) => (app === 'web' ? 0 : 3_000)],
+  ])('eject at the failure threshold %s', (_what, hold) => {
+    const { clock, probe, timeout } = setup(hold);
     probe({ healthy: true, statusCode: 200 });
     clock.advance(500);
     probe(timeout);
