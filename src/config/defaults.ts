@@ -209,7 +209,8 @@ export const DEFAULT_NGINX: Readonly<NginxConfig> = frozen({
   dns_resolver: null,
   dns_zone: 'orchestry.internal',
   // nginx's default proxy_next_upstream (error timeout) retries refused connections; 5xx only
-  // when the config lists http_500..http_504, as the shipped nginx.conf does.
+  // when the config lists http_500..http_504 (the shipped nginx.conf does), so 5xx is left to
+  // nginx only while its access log shows it retrying them (upstream/desired.ts nginxRetries).
   leave_to_nginx: ['refused', '5xx'],
   // The shipped nginx.conf's proxy_read_timeout.
   proxy_read_timeout_seconds: 10,

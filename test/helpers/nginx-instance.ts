@@ -229,6 +229,28 @@ export function httpGet(port: number, path = '/', host?: string): Promise<{ stat
   });
 }
 
+/**
+ * Who answered `n` GETs of http://127.0.0.1:port/path, one after another, each on a new
+ * connection: a backend's body (the test backends answer their name) or `status N`.
+ */
+export async function answeredBy(port: number, n: number, opts: { path?: string; host?: string } = {}): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const res = await httpGet(port, opts.path ?? '/', opts.host);
+    const key = res.status === 200 ? res.body.trim() : `status ${res.status}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** The `log_format orchestry` directive exactly as the shipped nginx/nginx.conf has it. */
+export async function shippedLogFormat(): Promise<string> {
+  const example = await readFile(new URL('../../nginx/nginx.conf', import.meta.url), 'utf8');
+  const logFormat = /^ {4}log_format orchestry [\s\S]*?';$/m.exec(example)?.[0];
+  if (!logFormat) throw new Error('log_format orchestry not found in nginx/nginx.conf');
+  return logFormat.trim();
+}
+
 /** The pids of a process's children (nginx's workers under its master), from /proc. */
 export async function childPids(pid: number): Promise<number[]> {
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');

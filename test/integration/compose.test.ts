@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { containerLogs, controlApp, docker, requireDocker } from '../helpers/docker.js';
 import { ensureCurrentNginxImage } from '../helpers/nginx-current.js';
-import { httpGet } from '../helpers/nginx-instance.js';
+import { answeredBy, httpGet } from '../helpers/nginx-instance.js';
 import { ensureNodeBaseImage, REPO_ROOT, run } from '../helpers/standin-images.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -55,15 +55,7 @@ const demoBackends = async () => (await api<AppsBody>('/api/v1/apps')).apps.find
 const backendOf = async (address: string) => (await demoBackends()).find((b) => b.address === address);
 
 /** `n` requests through nginx, one connection each; how many each replica answered. */
-async function spread(n: number): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (let i = 0; i < n; i++) {
-    const res = await httpGet(NGINX_PORT, '/');
-    const key = res.status === 200 ? res.body.trim() : `status ${res.status}`;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
+const spread = (n: number) => answeredBy(NGINX_PORT, n);
 
 /** The ports of the demo app's SRV answer from the sidecar's DNS server (what nginx resolves). */
 async function srvPorts(): Promise<number[]> {

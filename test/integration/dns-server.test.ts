@@ -14,7 +14,7 @@ import type { DesiredUpstream } from '../../src/upstream/types.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
 import { desiredUpstream } from '../helpers/dns-messages.js';
 import { currentNginx } from '../helpers/nginx-current.js';
-import { httpGet, launchNginx, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
+import { answeredBy, httpGet, launchNginx, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
 import { freePort } from '../helpers/free-port.js';
 import { UPSTREAM_KEEPALIVE, nginxConf, nginxPaths } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
@@ -98,15 +98,7 @@ function srvQueries(app: App, since = 0): number {
 }
 
 /** Sends `n` requests one after another; counts answers by backend name (or `status <code>`). */
-async function spread(app: App, n: number): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (let i = 0; i < n; i++) {
-    const res = await httpGet(port, `/${app}/`);
-    const key = res.status === 200 ? res.body : `status ${res.status}`;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
+const spread = (app: App, n: number) => answeredBy(port, n, { path: `/${app}/` });
 
 async function processes(): Promise<{ master: number; workers: string }> {
   const workers = (await readFile(`/proc/${nginx.pid}/task/${nginx.pid}/children`, 'utf8')).trim();

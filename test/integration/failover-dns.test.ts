@@ -11,7 +11,7 @@ import { startBackend, type TestBackend } from '../helpers/backend-server.js';
 import { currentNginx } from '../helpers/nginx-current.js';
 import { privateTempPaths } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
-import { childPids, httpGet, launchNginx, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
+import { answeredBy, childPids, launchNginx, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -41,15 +41,7 @@ async function backendOf(b: TestBackend): Promise<BackendJson | undefined> {
   return (await apps()).apps.find((a) => a.name === 'web')?.backends.find((x) => x.address === b.address);
 }
 /** Who answered `n` requests through nginx. */
-async function spread(n: number): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (let i = 0; i < n; i++) {
-    const r = await httpGet(nginxPort, '/');
-    const key = r.status === 200 ? r.body : `status ${r.status}`;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
+const spread = (n: number) => answeredBy(nginxPort, n);
 /** nginx as it is now: reloads logged and worker pids. Ejection and readmission must not change it. */
 async function nginxState() {
   return { reloads: (await nginxLogCounts(errorLog())).reloads, workers: await childPids(nginx.pid) };

@@ -4,7 +4,7 @@
  * go through the outlier reducer. Also: hostile datagrams sent straight to the port.
  */
 import { createSocket } from 'node:dgram';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PASSIVE_CONFIG } from '../../src/passive/config.js';
@@ -12,12 +12,11 @@ import { groupOutcomesByApp, initialAppOutliers, stepOutliers, type OutlierBacke
 import { createAccessLogReceiver, type AccessLogReceiver } from '../../src/passive/receiver.js';
 import type { Outcome } from '../../src/passive/types.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
-import { httpGet, launchNginx, makeNginxDir } from '../helpers/nginx-instance.js';
+import { httpGet, launchNginx, makeNginxDir, shippedLogFormat } from '../helpers/nginx-instance.js';
 import { freePort } from '../helpers/free-port.js';
 import { UPSTREAM_KEEPALIVE, nginxConf, nginxPaths } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
 
-const EXAMPLE = new URL('../../nginx/nginx.conf', import.meta.url);
 
 /** A loopback server that answers every request with `status`, or never answers (null). */
 async function fixedServer(status: number | null): Promise<{ server: Server; address: string }> {
@@ -61,9 +60,7 @@ beforeAll(async () => {
   hanging = await fixedServer(null);
 
   // The log_format exactly as shipped in nginx/nginx.conf.
-  const example = await readFile(EXAMPLE, 'utf8');
-  const logFormat = /^ {4}log_format orchestry [\s\S]*?';$/m.exec(example)?.[0];
-  if (!logFormat) throw new Error('log_format orchestry not found in nginx/nginx.conf');
+  const logFormat = await shippedLogFormat();
 
   dir = await makeNginxDir();
   port = await freePort();
@@ -75,7 +72,7 @@ beforeAll(async () => {
       dir,
       include: null,
       accessLog: [
-        logFormat.trim(),
+        logFormat,
         `access_log syslog:server=127.0.0.1:${receiverPort},tag=orchestry,nohostname orchestry;`,
         `access_log syslog:server=127.0.0.1:${hostnamePort},tag=with_host orchestry;`,
       ],

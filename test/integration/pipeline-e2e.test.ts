@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
 import { frontNginxConf, nginxPaths, nginxSection, sidecarYaml } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
-import { httpGet, launchNginx, makeNginxDir, nginxLogCounts, nginxSettled } from '../helpers/nginx-instance.js';
+import { answeredBy, launchNginx, makeNginxDir, nginxLogCounts, nginxSettled } from '../helpers/nginx-instance.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -61,15 +61,7 @@ async function reloadedSince(before: number) {
 }
 
 /** Sends `n` requests through nginx for `host`; returns how many each backend answered. */
-async function spread(host: string, n: number): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (let i = 0; i < n; i++) {
-    const res = await httpGet(nginxPort, '/', host);
-    const key = res.status === 200 ? res.body : `status ${res.status}`;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
+const spread = (host: string, n: number) => answeredBy(nginxPort, n, { host });
 
 const upstreamsFile = () => readFile(outputPath, 'utf8');
 /** The upstream block of one app in the generated file. */
