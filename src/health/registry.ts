@@ -260,7 +260,9 @@ function record(s: RegistryState, result: ProbeResult): { transitions: Transitio
   entry.breaker = b.state;
   if (b.transition) transitions.push(breakerTransition(entry.backend, b.transition));
 
-  const f = stepFailures(entry.failures, result, s.detectionCfg, now);
+  // A draining backend's container is being stopped on purpose (docker stop, kill, rm -f): its
+  // probe failing from now on is that stop, not a failure to recover from.
+  const f = entry.backend.draining === true ? { history: entry.failures, events: [] } : stepFailures(entry.failures, result, s.detectionCfg, now);
   // Worth saving: counts that matter after a restart moved. A run of healthy probes only
   // grows consecutiveSuccesses past the threshold, which nothing reads, so it is not saved
   // on every probe (at 2,000 probes/s that would be 2,000 rewrites a second).

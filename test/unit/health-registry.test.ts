@@ -98,6 +98,17 @@ describe('health registry', () => {
     expect(registry.view(b.id)).toMatchObject({ draining: false, ejected: false });
   });
 
+  it("reports no failure for a draining backend's failed probes: its container is being stopped on purpose", () => {
+    const { registry, run } = setup();
+    const b = backend('web', 8001);
+    registry.sync([{ ...b, draining: true }]);
+    expect(run(b, false).failures).toEqual([]);
+    expect(registry.view(b.id)?.lastFailure).toBeNull();
+    // Back from draining (started again), a failed probe is a failure again.
+    registry.sync([b]);
+    expect(run(b, false).failures.map((f) => f.failureType)).toEqual(['port_not_listening']);
+  });
+
   it('drops backends missing from the next snapshot and keeps the state of those still present', () => {
     const { registry, run } = setup();
     const a = backend('web', 8001);
