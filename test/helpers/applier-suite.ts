@@ -99,6 +99,9 @@ export function applierSuite(opts: ApplierSuiteOptions): void {
     it('honours weights', async () => {
       rig = await opts.start();
       await routes(webSet([{ address: a().address, weight: 4 }, { address: b().address }]), ['a', 'b']);
+      // The reload that brought the upstream in is over: no worker of the placeholder config
+      // (every server down: 502) is left to take a connection.
+      await rig.nginx.settle(await rig.nginx.reloadCount());
       const counts = await spread(rig.nginx, 50);
       expect((counts.a ?? 0) + (counts.b ?? 0)).toBe(50);
       if (rig.applier.liveUpdates) {
