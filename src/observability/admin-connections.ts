@@ -46,14 +46,17 @@ export const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
 
 /**
  * Applies `limits()` to `server` (read again at each new connection, so a configuration reload
- * takes effect for the connections that follow) and returns its counters.
+ * takes effect for the connections that follow) and returns its counters; `onChange` is told
+ * each time they change.
  */
-export function guardConnections(server: Server, limits: () => AdminLimits): () => AdminConnectionStats {
+export function guardConnections(server: Server, limits: () => AdminLimits, onChange?: (stats: AdminConnectionStats) => void): () => AdminConnectionStats {
   // Insertion order is age: the first idle one found is the oldest.
   const open = new Set<Socket>();
   const busy = new Set<Socket>();
   let evicted = 0;
   let refused = 0;
+  const stats = (): AdminConnectionStats => ({ open: open.size, evicted, refused });
+  const changed = (): void => onChange?.(stats());
 
   const apply = (): AdminLimits => {
     const l = limits();
@@ -74,16 +77,18 @@ export function guardConnections(server: Server, limits: () => AdminLimits): () 
       if (!idle) {
         refused++;
         socket.destroy();
-        return;
+        return changed();
       }
       open.delete(idle);
       idle.destroy();
       evicted++;
     }
     open.add(socket);
+    changed();
     socket.once('close', () => {
       open.delete(socket);
       busy.delete(socket);
+      changed();
     });
   });
   server.on('request', (req, res) => {
@@ -91,7 +96,7 @@ export function guardConnections(server: Server, limits: () => AdminLimits): () 
     busy.add(socket);
     res.once('close', () => busy.delete(socket));
   });
-  return () => ({ open: open.size, evicted, refused });
+  return stats;
 }
 
 function oldestIdle(open: Set<Socket>, busy: Set<Socket>): Socket | undefined {

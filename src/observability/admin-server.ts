@@ -3,17 +3,12 @@
  * read-only JSON view of apps and backends, and the status page that reads that JSON. Everything
  * it shows comes from callbacks, so it holds no state of its own.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Worker } from 'node:worker_threads';
 import { ConfigError, SidecarError, describeError } from '../errors.js';
 import { DEFAULT_ADMIN } from '../config/defaults.js';
-import {
-  CONNECTIONS_CHECKING_INTERVAL_MS,
-  adminLimits,
-  guardConnections,
-  type AdminConnectionStats,
-  type AdminLimits,
-} from './admin-connections.js';
+import { startWorkerModule } from '../worker-module.js';
+import { adminLimits, type AdminConnectionStats, type AdminLimits } from './admin-connections.js';
+import { beat, createShared, readStats, type FromFront, type FrontInit, type Reply, type ToFront } from './admin-protocol.js';
 import { EVENT_KINDS, type EventKind, type EventQuery, type LoggedEvent } from './event-log.js';
 import type { Logger } from './logger.js';
 import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML } from './status-page.js';
@@ -44,6 +39,8 @@ export interface AdminServerOptions {
   getRecovery?(): unknown;
   /** Connection cap and timeouts, read at each new connection; the `admin` defaults without it. */
   limits?(): AdminLimits;
+  /** /healthz says 503 once the main thread has not run for this long (LIVENESS_STALL_MS). */
+  stallAfterMs?: number;
 }
 
 /** `/api/v1/apps?app=NAME&summary=1`: one app, and/or counts instead of backends. */
@@ -62,13 +59,6 @@ export interface AdminServer {
   close(): Promise<void>;
   /** Open connections and those closed by the cap. */
   connections(): AdminConnectionStats;
-}
-
-interface Reply {
-  status: number;
-  contentType: string;
-  body: string;
-  headers?: Record<string, string>;
 }
 
 const ALLOWED_METHODS = 'GET, HEAD';
@@ -102,68 +92,93 @@ export function parseListenAddress(listen: string): { host: string; port: number
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
-/** Creates the admin server; `listen` is checked here, before anything binds. */
+/** /healthz says 503 once the main thread's event loop has not turned for this long. */
+export const LIVENESS_STALL_MS = 30_000;
+/** How often the main thread tells the front it is alive (and the limits in effect). */
+const HEARTBEAT_MS = 100;
+
+/**
+ * Creates the admin server; `listen` is checked here, before anything binds. The port is served
+ * by a worker thread (admin-front.ts) that answers /healthz from the main thread's heartbeat and
+ * asks the main thread for every other reply.
+ */
 export function createAdminServer(opts: AdminServerOptions): AdminServer {
   const address = parseListenAddress(opts.listen);
-  const server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => {
-    void handle(opts, req, res);
-  });
   const defaults = adminLimits(DEFAULT_ADMIN);
-  const connections = guardConnections(server, opts.limits ?? (() => defaults));
+  const limits = opts.limits ?? (() => defaults);
+  const shared = createShared();
+  const beatNow = (): void => beat(shared, Date.now(), limits());
+  let front: Front | null = null;
   return {
-    start: () => listen(server, address, opts.listen),
-    close: () => closeServer(server),
-    connections,
+    async start() {
+      beatNow();
+      const f = startFront({ host: address.host, port: address.port, shared, stallAfterMs: opts.stallAfterMs ?? LIVENESS_STALL_MS }, opts);
+      try {
+        const bound = await f.listening;
+        front = f;
+        front.heartbeat = setInterval(beatNow, HEARTBEAT_MS).unref();
+        return bound;
+      } catch (err) {
+        await f.worker.terminate();
+        const { code, message } = err as { code?: string; message: string };
+        const reason = LISTEN_ERRORS[code ?? ''] ?? message;
+        throw new SidecarError('ADMIN_LISTEN_FAILED', `admin.listen: cannot listen on ${opts.listen}: ${reason}${code ? ` (${code})` : ''}`, { cause: err });
+      }
+    },
+    async close() {
+      const f = front;
+      front = null;
+      if (!f) return;
+      clearInterval(f.heartbeat);
+      f.worker.postMessage({ type: 'close' } satisfies ToFront);
+      await f.closed;
+      await f.worker.terminate();
+    },
+    connections: () => readStats(shared),
   };
 }
 
-/** Binds `address` (`spec` is admin.listen as configured, for the error message). */
-function listen(server: Server, address: { host: string; port: number }, spec: string): Promise<{ host: string; port: number }> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      const reason = LISTEN_ERRORS[err.code ?? ''] ?? describeError(err);
-      const code = err.code ? ` (${err.code})` : '';
-      reject(
-        new SidecarError('ADMIN_LISTEN_FAILED', `admin.listen: cannot listen on ${spec}: ${reason}${code}`, {
-          cause: err,
-        }),
-      );
-    };
-    server.once('error', onError);
-    server.listen(address.port, address.host, () => {
-      server.off('error', onError);
-      const bound = server.address() as AddressInfo;
-      resolve({ host: bound.address, port: bound.port });
-    });
-  });
+interface Front {
+  worker: Worker;
+  listening: Promise<{ host: string; port: number }>;
+  closed: Promise<void>;
+  heartbeat?: NodeJS.Timeout;
 }
 
-function closeServer(server: Server): Promise<void> {
-  if (!server.listening) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    server.close((err) => (err ? reject(err) : resolve()));
-    // close() alone waits for idle keep-alive connections to time out.
-    server.closeAllConnections();
+function startFront(init: FrontInit, opts: AdminServerOptions): Front {
+  // A small young generation: the front holds a few connections and one reply at a time.
+  const worker = startWorkerModule(import.meta.url, './admin-front', { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+  let listened!: (address: { host: string; port: number }) => void;
+  let failed!: (err: { code?: string; message: string }) => void;
+  let closed!: () => void;
+  const front: Front = {
+    worker,
+    listening: new Promise((resolve, reject) => ((listened = resolve), (failed = reject))),
+    closed: new Promise((resolve) => (closed = resolve)),
+  };
+  worker.on('message', (msg: FromFront) => {
+    if (msg.type === 'request') void answer(opts, worker, msg.id, msg.method, msg.url);
+    else if (msg.type === 'listening') listened({ host: msg.host, port: msg.port });
+    else if (msg.type === 'listen-error') failed({ code: msg.code, message: msg.message });
+    else closed();
   });
+  worker.on('error', (err) => {
+    opts.logger.error({ err }, 'admin server thread failed');
+    failed({ message: describeError(err) });
+  });
+  worker.on('exit', () => closed());
+  return front;
 }
 
-async function handle(opts: AdminServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function answer(opts: AdminServerOptions, worker: Worker, id: number, method: string, url: string): Promise<void> {
   let reply: Reply;
   try {
-    reply = await respond(opts, req.method ?? 'GET', req.url ?? '/');
+    reply = await respond(opts, method, url);
   } catch (err) {
-    opts.logger.error({ err, method: req.method, url: req.url }, 'admin request failed');
+    opts.logger.error({ err, method, url }, 'admin request failed');
     reply = json(500, { error: `internal error: ${describeError(err)}` });
   }
-  res.writeHead(reply.status, {
-    'Content-Type': reply.contentType,
-    'Content-Length': Buffer.byteLength(reply.body),
-    'Cache-Control': 'no-store',
-    'X-Content-Type-Options': 'nosniff',
-    ...reply.headers,
-  });
-  // node:http drops the body of a HEAD response by itself, keeping Content-Length.
-  res.end(reply.body);
+  worker.postMessage({ type: 'reply', id, reply } satisfies ToFront);
 }
 
 async function respond(opts: AdminServerOptions, method: string, url: string): Promise<Reply> {
@@ -187,6 +202,7 @@ function route(opts: AdminServerOptions, path: string, query: URLSearchParams): 
     case '/metrics':
       return async () => ({ status: 200, contentType: opts.metrics.contentType, body: await opts.metrics.render() });
     case '/healthz':
+      // GET and HEAD are answered by the front from the heartbeat; this route gives the other methods their 405.
       return () => json(200, { status: 'ok' });
     case '/readyz':
       return () => {

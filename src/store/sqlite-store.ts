@@ -4,7 +4,8 @@
  * (worker.ts) once per flush_interval_seconds, or at once when BATCH_ROWS probe results wait.
  * Nothing here blocks or throws; problems show up in status().
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorkerModule } from '../worker-module.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { StoreConfig } from '../config/types.js';
 import type { ProbeResult } from '../model.js';
@@ -271,27 +272,9 @@ function close(s: StoreState): Promise<void> {
   return s.closing;
 }
 
-/**
- * Starts worker.js beside this file. Under vitest this file runs from its TypeScript source;
- * then the worker runs from worker.ts with Node's type stripping, with a resolve hook mapping
- * the NodeNext `./x.js` specifiers to the `./x.ts` files next to them.
- */
+/** The store's worker (worker.ts / worker.js beside this file). */
 function startWorker(init: WorkerInit): Worker {
-  if (!import.meta.url.endsWith('.ts')) {
-    return new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
-  }
-  const entry = new URL('./worker.ts', import.meta.url).href;
-  const bootstrap = `
-    require('node:module').registerHooks({
-      resolve(specifier, context, next) {
-        if (specifier.startsWith('.') && specifier.endsWith('.js') && context.parentURL?.endsWith('.ts')) {
-          return next(specifier.slice(0, -3) + '.ts', context);
-        }
-        return next(specifier, context);
-      },
-    });
-    import(${JSON.stringify(entry)});`;
-  return new Worker(bootstrap, { eval: true, workerData: init });
+  return startWorkerModule(import.meta.url, './worker', { workerData: init });
 }
 
 function createDisabledStore(path: string): StateStore {

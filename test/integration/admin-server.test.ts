@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, SidecarError } from '../../src/errors.js';
@@ -67,6 +68,15 @@ async function errorOf(res: Response): Promise<string> {
   return ((await res.json()) as { error: string }).error;
 }
 
+/** A 200 from /healthz: ok, with the age of the main thread's heartbeat. */
+async function expectLive(res: Response): Promise<void> {
+  expect(res.status).toBe(200);
+  expectCommonHeaders(res);
+  const body = (await res.json()) as { status: string; heartbeat_age_ms: number };
+  expect(body.status).toBe('ok');
+  expect(body.heartbeat_age_ms).toBeGreaterThanOrEqual(0);
+}
+
 async function expectJson(res: Response, status: number, body: unknown): Promise<void> {
   expect(res.status).toBe(status);
   expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
@@ -96,7 +106,7 @@ describe('admin server', () => {
 
   it('answers /healthz with status ok', async () => {
     const { base } = await startAdmin();
-    await expectJson(await fetch(`${base}/healthz`), 200, { status: 'ok' });
+    await expectLive(await fetch(`${base}/healthz`));
   });
 
   it('answers /readyz with 200 when ready and 503 with the reasons when not', async () => {
@@ -156,7 +166,7 @@ describe('admin server', () => {
 
   it('ignores the query string when routing', async () => {
     const { base } = await startAdmin();
-    await expectJson(await fetch(`${base}/healthz?verbose=1`), 200, { status: 'ok' });
+    await expectLive(await fetch(`${base}/healthz?verbose=1`));
   });
 
   it('answers 405 with an Allow header to methods other than GET and HEAD', async () => {
@@ -172,11 +182,15 @@ describe('admin server', () => {
 
   it('answers HEAD with the headers of GET and no body', async () => {
     const { base } = await startAdmin();
-    const res = await fetch(`${base}/healthz`, { method: 'HEAD' });
+    const res = await fetch(`${base}/readyz`, { method: 'HEAD' });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
-    expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength('{"status":"ok"}\n')));
+    expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength('{"ready":true}\n')));
     expect(await res.text()).toBe('');
+    const live = await fetch(`${base}/healthz`, { method: 'HEAD' });
+    expect(live.status).toBe(200);
+    expect(Number(live.headers.get('content-length'))).toBeGreaterThan(0);
+    expect(await live.text()).toBe('');
   });
 
   it('turns a throwing handler into a 500 logged as a JSON line and keeps serving', async () => {
@@ -195,7 +209,7 @@ describe('admin server', () => {
         url: '/api/v1/apps',
       }),
     );
-    await expectJson(await fetch(`${base}/healthz`), 200, { status: 'ok' });
+    await expectLive(await fetch(`${base}/healthz`));
   });
 
   it('turns a failing metrics render into a 500', async () => {
@@ -221,6 +235,31 @@ describe('admin server', () => {
     );
   });
 
+  it('answers /healthz while the main thread is busy, and 503 once it has not run for the stall limit', async () => {
+    const { base } = await startAdmin({ stallAfterMs: 2000 });
+    // execFileSync holds this (the main) thread until the child is done: the child asks for
+    // /healthz at once, for /readyz (a reply of the main thread), and for /healthz again after
+    // the stall limit has passed.
+    const script = `
+      const get = (path, ms) => fetch(${JSON.stringify(base)} + path, { signal: AbortSignal.timeout(ms) })
+        .then(async (r) => ({ status: r.status, body: await r.json() }), (e) => ({ error: e.name }));
+      (async () => {
+        const first = await get('/healthz', 10000);
+        const ready = await get('/readyz', 300);
+        await new Promise((r) => setTimeout(r, 2500));
+        const later = await get('/healthz', 10000);
+        console.log(JSON.stringify({ first, ready, later }));
+      })();`;
+    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as Record<string, { status?: number; body?: Record<string, unknown>; error?: string }>;
+    expect(out.first).toMatchObject({ status: 200, body: { status: 'ok' } });
+    expect(out.ready).toEqual({ error: 'TimeoutError' });
+    expect(out.later?.status).toBe(503);
+    expect(out.later?.body).toMatchObject({ status: 'stalled' });
+    expect(out.later?.body?.error).toMatch(/^the main thread has not run for \d+ ms \(limit 2000 ms\)$/);
+    // Running again, the main thread answers as before.
+    await expectLive(await fetch(`${base}/healthz`));
+  });
+
   it('drops connections with requests still in flight on close()', async () => {
     let rendering!: () => void;
     const started = new Promise<void>((resolve) => (rendering = resolve));
@@ -240,9 +279,11 @@ describe('admin server', () => {
     });
     const { port } = await server.start();
     const request = fetch(`http://127.0.0.1:${port}/metrics`);
+    // Watched before close(), which may drop it before close() itself resolves.
+    const dropped = expect(request).rejects.toThrow();
     await started;
     await server.close();
-    await expect(request).rejects.toThrow();
+    await dropped;
   });
 
   it('closes cleanly when it was never started', async () => {
