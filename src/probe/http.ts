@@ -1,15 +1,17 @@
 /**
- * HTTP(S) prober on undici. One keep-alive undici Client per backend origin (two maps: one for
- * verify_ssl backends, one that skips certificate checks), so a probe usually costs one request
- * on an open socket.
+ * HTTP(S) prober. It speaks HTTP/1.1 over its own keep-alive sockets (one per backend origin
+ * while probes of it do not overlap; separate ones for verify_ssl backends and those that skip
+ * certificate checks), so a probe usually costs one write and one read on an open socket.
+ * http-response.ts says why not undici.
  */
-import { isIPv6 } from 'node:net';
-import { Client, type Dispatcher } from 'undici';
+import { connect as netConnect, isIP, isIPv6, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { createSystemClock, type Clock } from '../clock.js';
 import { formatAddress, type Backend } from '../model.js';
 import { parseExpectedBody, type ExpectedBody } from '../config/expected-body.js';
 import type { HealthCheckConfig, HttpMethod } from '../config/types.js';
 import { createBodyMatcher, type BodyMatcher } from './body-matcher.js';
+import { ResponseReader, type ParseStep } from './http-response.js';
 import { classifyError, errorText, failure, runAttempts, success, timeoutOutcome, type AttemptOutcome } from './outcome.js';
 import { armDeadline, createStallLog, lateNote, type Deadline, type DeadlineVerdict, type StallLog } from './stalls.js';
 import type { Prober } from './types.js';
@@ -20,6 +22,11 @@ const BODY_READ_CAP = 4096;
 const BODY_KEPT_CHARS = 1000;
 const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+/** Methods whose request carries a body (Content-Length: 0 when none is configured). */
+const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH']);
+/** RFC 9110 token (header names) and field-value characters (no CR, LF or NUL). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 export interface HttpProberOptions {
   /** Sent as `User-Agent: orchestry-sidecar/<version>`. */
@@ -36,7 +43,7 @@ export interface HttpProber extends Prober {
 
 /** What a probe needs from a backend, computed once per Backend object, not once per probe. */
 type Target =
-  | { ok: true; origin: string; path: string; headers: string[]; body: BodyCheck | null }
+  | { ok: true; origin: string; host: string; port: number; tls: boolean; servername: string | undefined; path: string; head: string; body: BodyCheck | null }
   | { ok: false; error: string };
 
 type ReadyTarget = Extract<Target, { ok: true }>;
@@ -47,40 +54,18 @@ interface BodyCheck {
   failure: string;
 }
 
+/** Idle keep-alive connections by origin (and whether certificates are checked). */
+type Pool = Map<string, Connection[]>;
+
 /** Creates the HTTP prober. Call close() on shutdown. */
 export function createHttpProber(opts: HttpProberOptions): HttpProber {
   const clock = opts.clock ?? createSystemClock();
   const stalls = opts.stalls ?? createStallLog();
   const userAgent = `orchestry-sidecar/${opts.version}`;
   const targets = new WeakMap<Backend, Target>();
-  // Probes of one backend never overlap (the scheduler sees to it), so one connection per
-  // origin is enough: a Client each, without an Agent in front (its bookkeeping and events cost
-  // allocations on every request). The probe's own deadline covers headers and body, so
-  // undici's per-request timers are off.
-  const clientOptions = { headersTimeout: 0, bodyTimeout: 0 };
   const matcher = createBodyMatcher({ clock });
-  const insecureOptions = { ...clientOptions, connect: { rejectUnauthorized: false } };
-  const clients = new Map<string, Client>();
-  const insecureClients = new Map<string, Client>();
-
-  const clientFor = (origin: string, verify: boolean): Client => {
-    const pool = verify ? clients : insecureClients;
-    let client = pool.get(origin);
-    if (!client) {
-      const created = new Client(origin, verify ? clientOptions : insecureOptions);
-      // As undici's Agent does: a client whose connection went away and that has nothing
-      // queued is dropped, so backends that left do not keep one each forever.
-      const dropIfUnused = (): void => {
-        if (pool.get(origin) !== created || created.stats.size > 0) return;
-        pool.delete(origin);
-        if (!created.destroyed) void created.close();
-      };
-      created.on('disconnect', dropIfUnused).on('connectionError', dropIfUnused);
-      pool.set(origin, created);
-      client = created;
-    }
-    return client;
-  };
+  const pool: Pool = new Map();
+  const open = new Set<Connection>();
 
   const targetOf = (backend: Backend): Target => {
     let target = targets.get(backend);
@@ -96,39 +81,127 @@ export function createHttpProber(opts: HttpProberOptions): HttpProber {
     const target = targetOf(backend);
     if (!target.ok) return Promise.resolve(failure('error', target.error));
     return new Promise((resolve) => {
-      const client = clientFor(target.origin, backend.health.verify_ssl);
-      new Exchange(client, backend.health, target, clock, matcher, stalls, resolve).start();
+      new Exchange({ pool, open }, backend.health, target, clock, matcher, stalls, resolve).start();
     });
   };
 
   return {
     probe: (backend) => runAttempts(backend, 'http', clock, () => attempt(backend)),
     async close() {
-      const all = [...clients.values(), ...insecureClients.values()];
-      clients.clear();
-      insecureClients.clear();
-      await Promise.all([...all.map((c) => c.destroy()), matcher.close()]);
+      pool.clear();
+      for (const c of open) c.destroy(new Error('prober closed'));
+      open.clear();
+      await matcher.close();
     },
   };
 }
 
+interface Sockets {
+  pool: Pool;
+  /** Every connection not yet closed (idle or in use), for close(). */
+  open: Set<Connection>;
+}
+
+/**
+ * One keep-alive connection: one request at a time, read by a ResponseReader. Between requests
+ * it waits in the pool, unreferenced (an idle probe connection does not keep the process up),
+ * and leaves the pool when the backend closes it.
+ */
+class Connection {
+  readonly socket: Socket;
+  /** The request in progress; null while idle. */
+  hop: Hop | null = null;
+  /** It has carried a complete response: a failure before the next one may be a stale reuse. */
+  reused = false;
+  closed = false;
+
+  constructor(
+    readonly sockets: Sockets,
+    readonly key: string,
+    target: ReadyTarget,
+    verify: boolean,
+  ) {
+    this.socket = target.tls
+      ? tlsConnect({ host: target.host, port: target.port, servername: target.servername, rejectUnauthorized: verify, ALPNProtocols: ['http/1.1'] })
+      : netConnect({ host: target.host, port: target.port, noDelay: true });
+    this.socket.on('data', (data: Buffer) => {
+      // Bytes nobody asked for: the connection's framing is lost, it carries no more requests.
+      if (this.hop) this.hop.data(data);
+      else this.destroy(new Error('unsolicited bytes on an idle connection'));
+    });
+    this.socket.on('error', (err: Error) => this.onClose(err));
+    this.socket.on('close', () => this.onClose(null));
+    // Half-closed by the backend: nothing more will come (a body framed by close ends here).
+    this.socket.on('end', () => this.onClose(null));
+    sockets.open.add(this);
+  }
+
+  onClose(err: Error | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sockets.open.delete(this);
+    this.leavePool();
+    this.socket.destroy();
+    const hop = this.hop;
+    this.hop = null;
+    hop?.closed(this, err);
+  }
+
+  destroy(err: Error): void {
+    if (this.closed) return;
+    this.onClose(err);
+  }
+
+  send(hop: Hop, request: string): void {
+    this.hop = hop;
+    this.socket.ref();
+    this.socket.write(request, 'latin1');
+  }
+
+  /** The response is in: back to the pool when it can carry another request, else closed. */
+  release(keepAlive: boolean): void {
+    this.hop = null;
+    if (!keepAlive || this.closed) return this.destroy(new Error('not reusable'));
+    this.reused = true;
+    this.socket.unref();
+    const idle = this.sockets.pool.get(this.key);
+    if (idle) idle.push(this);
+    else this.sockets.pool.set(this.key, [this]);
+  }
+
+  private leavePool(): void {
+    const idle = this.sockets.pool.get(this.key);
+    if (!idle) return;
+    const i = idle.indexOf(this);
+    if (i >= 0) idle.splice(i, 1);
+    if (idle.length === 0) this.sockets.pool.delete(this.key);
+  }
+
+  static take(sockets: Sockets, target: ReadyTarget, verify: boolean, fresh: boolean): Connection {
+    const key = `${verify ? 'v' : 'i'} ${target.origin}`;
+    const idle = fresh ? undefined : sockets.pool.get(key);
+    const reuse = idle?.pop();
+    if (idle && idle.length === 0) sockets.pool.delete(key);
+    return reuse ?? new Connection(sockets, key, target, verify);
+  }
+}
+
 /**
  * One attempt: a request and the redirects it is allowed to follow, under one deadline covering
- * connect, headers and body. Built on undici's dispatch handler API rather than request(): no
- * response stream, AbortController or extra promise per request. A class rather than closures
- * because this runs thousands of times per second: one object per attempt (and one Hop per
- * request) instead of a dozen closures and their contexts (bench/probe-scale.mjs).
+ * connect, headers and body. A class rather than closures because this runs thousands of times
+ * per second: one object per attempt (and one Hop per request) instead of a dozen closures and
+ * their contexts (bench/probe-scale.mjs).
  */
 class Exchange {
   settled = false;
-  /** The current request's controller; null until undici starts it. */
-  controller: Dispatcher.DispatchController | null = null;
+  /** The connection of the request in progress. */
+  conn: Connection | null = null;
   deadline: Deadline | undefined = undefined;
   /** The response is in and its body is with the regular expression matcher. */
   matching = false;
 
   constructor(
-    readonly client: Client,
+    readonly sockets: Sockets,
     readonly h: HealthCheckConfig,
     readonly target: ReadyTarget,
     readonly clock: Clock,
@@ -158,9 +231,8 @@ class Exchange {
     // probes of every app whenever one pattern overran (a local error, no verdict).
     if (this.matching) return;
     this.finish(timeoutOutcome(verdict, `timeout after ${ms} ms${lateNote(givenBackMs)}`));
-    // A request still waiting for its connection has no controller yet; onRequestStart aborts
-    // it if it ever starts.
-    this.controller?.abort(new Error('probe deadline passed'));
+    // The connection is in an unknown state (a request without its answer): not reused.
+    this.conn?.destroy(new Error('probe deadline passed'));
   }
 
   /** Judges a response with the expected status by its body. */
@@ -178,23 +250,24 @@ class Exchange {
   }
 
   send(path: string, method: HttpMethod, body: string | null, redirects: number, staleRetried: boolean): void {
+    if (this.settled) return;
+    const conn = Connection.take(this.sockets, this.target, this.h.verify_ssl, staleRetried);
+    this.conn = conn;
     const hop = new Hop(this, path, method, body, redirects, staleRetried);
-    try {
-      this.client.dispatch({ origin: this.target.origin, path, method, headers: this.target.headers, body }, hop);
-    } catch (err) {
-      this.finish(failure(classifyError(err), errorText(err)));
-    }
+    conn.send(hop, requestText(this.target, path, method, body));
   }
 }
 
-/** One request of an Exchange (the first, or a redirect) and undici's handler for it. */
-class Hop implements Dispatcher.DispatchHandler {
-  status = 0;
-  location: unknown = undefined;
-  /** The body read so far: one chunk usually, more only when the body arrives in pieces. */
-  chunks: Buffer | Buffer[] | null = null;
-  size = 0;
-  complete = false;
+/** `METHOD path HTTP/1.1`, the prepared headers, and the body with its length. */
+function requestText(target: ReadyTarget, path: string, method: HttpMethod, body: string | null): string {
+  const line = `${method} ${path} HTTP/1.1\r\n${target.head}`;
+  if (body !== null) return `${line}content-length: ${Buffer.byteLength(body)}\r\n\r\n${Buffer.from(body).toString('latin1')}`;
+  return BODY_METHODS.has(method) ? `${line}content-length: 0\r\n\r\n` : `${line}\r\n`;
+}
+
+/** One request of an Exchange (the first, or a redirect) and its response. */
+class Hop {
+  readonly reader: ResponseReader;
 
   constructor(
     readonly x: Exchange,
@@ -203,60 +276,58 @@ class Hop implements Dispatcher.DispatchHandler {
     readonly body: string | null,
     readonly redirects: number,
     readonly staleRetried: boolean,
-  ) {}
-
-  onRequestStart(c: Dispatcher.DispatchController): void {
-    if (this.x.settled) return c.abort(new Error('probe deadline passed'));
-    this.x.controller = c;
+  ) {
+    this.reader = new ResponseReader(method === 'HEAD', BODY_READ_CAP);
   }
 
-  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    this.status = statusCode;
-    this.location = headers.location;
+  data(data: Buffer): void {
+    this.step(this.reader.feed(data));
   }
 
-  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.complete) return;
-    if (this.chunks === null) this.chunks = chunk;
-    else if (Array.isArray(this.chunks)) this.chunks.push(chunk);
-    else this.chunks = [this.chunks, chunk];
-    this.size += chunk.length;
-    // Enough to judge the body: stop downloading (this drops the connection).
-    if (this.size >= BODY_READ_CAP) {
-      this.onComplete();
-      c.abort(new Error('body read cap reached'));
-    }
-  }
-
-  onResponseEnd(): void {
-    this.onComplete();
-  }
-
-  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+  /** The connection closed (err null: by the backend) while this request was on it. */
+  closed(conn: Connection, err: Error | null): void {
     const x = this.x;
-    if (this.complete || x.settled) return;
+    if (x.settled) return;
+    if (err === null) return this.step(this.reader.end());
     // A kept-alive connection that the server closed just as it was reused fails before any
     // response. One retry on a fresh connection tells that apart from a backend that is gone
     // (which then refuses the connection or resets it again).
-    if (!this.staleRetried && this.status === 0 && classifyError(err) === 'connection_reset') {
-      return x.send(this.path, this.method, this.body, this.redirects, true);
-    }
+    if (this.staleCandidate(conn) && classifyError(err) === 'connection_reset') return this.retryFresh();
     x.finish(failure(classifyError(err), errorText(err)));
   }
 
-  onComplete(): void {
+  private staleCandidate(conn: Connection): boolean {
+    return !this.staleRetried && conn.reused && !this.reader.started;
+  }
+
+  private retryFresh(): void {
+    this.x.send(this.path, this.method, this.body, this.redirects, true);
+  }
+
+  private step(step: ParseStep): void {
     const x = this.x;
-    if (this.complete || x.settled) return;
-    this.complete = true;
+    if (x.settled || step === 'more') return;
+    const conn = x.conn!;
+    if (step === 'done') {
+      conn.release(this.reader.keepAlive);
+      return this.complete();
+    }
+    conn.destroy(new Error(step.error));
+    if (this.staleCandidate(conn)) return this.retryFresh();
+    x.finish(failure(this.reader.started ? 'error' : 'connection_reset', step.error));
+  }
+
+  private complete(): void {
+    const x = this.x;
     const { h, target } = x;
-    const status = this.status;
-    if (h.follow_redirects && REDIRECT_STATUSES.has(status) && typeof this.location === 'string') {
+    const { status, location } = this.reader;
+    if (h.follow_redirects && REDIRECT_STATUSES.has(status) && typeof location === 'string') {
       if (this.redirects === MAX_REDIRECTS) return x.finish(failure('error', `more than ${MAX_REDIRECTS} redirects`, status));
       let next: URL;
       try {
-        next = new URL(this.location, target.origin + this.path);
+        next = new URL(location, target.origin + this.path);
       } catch {
-        return x.finish(failure('error', `invalid redirect location ${JSON.stringify(this.location)}`, status));
+        return x.finish(failure('error', `invalid redirect location ${JSON.stringify(location)}`, status));
       }
       // A probe never leaves its backend, whatever the backend answers.
       if (next.origin !== target.origin) {
@@ -267,7 +338,7 @@ class Hop implements Dispatcher.DispatchHandler {
       const nextMethod = toGet && method !== 'HEAD' ? 'GET' : method;
       return x.send(next.pathname + next.search, nextMethod, toGet ? null : this.body, this.redirects + 1, this.staleRetried);
     }
-    const text = decode(this.chunks, this.size);
+    const text = decode(this.reader.body, this.reader.bodySize);
     const kept = text.length > BODY_KEPT_CHARS ? text.slice(0, BODY_KEPT_CHARS) : text;
     if (!h.expected_status_codes.includes(status)) {
       const expected = h.expected_status_codes.join(', ');
@@ -278,12 +349,11 @@ class Hop implements Dispatcher.DispatchHandler {
   }
 }
 
-/** The first BODY_READ_CAP bytes as text. */
-function decode(chunks: Buffer | Buffer[] | null, size: number): string {
-  if (chunks === null) return '';
-  const length = Math.min(size, BODY_READ_CAP);
-  if (!Array.isArray(chunks)) return chunks.toString('utf8', 0, length);
-  return Buffer.concat(chunks, length).toString('utf8');
+/** The body bytes kept (at most BODY_READ_CAP) as text. */
+function decode(chunks: Buffer[], size: number): string {
+  if (chunks.length === 0) return '';
+  if (chunks.length === 1) return chunks[0]!.toString('utf8');
+  return Buffer.concat(chunks, size).toString('utf8');
 }
 
 function prepareTarget(backend: Backend, userAgent: string): Target {
@@ -301,13 +371,17 @@ function prepareTarget(backend: Backend, userAgent: string): Target {
   if (url.protocol !== `${h.scheme}:` || url.hostname !== canonicalHostname(backend.host) || port !== backend.port) {
     return { ok: false, error: `health check URL ${url.href} does not target backend ${base}` };
   }
-  const named: Record<string, string> = { 'user-agent': userAgent };
+  const named: Record<string, string> = { host: url.host, 'user-agent': userAgent };
   for (const [name, value] of Object.entries(h.headers)) named[name.toLowerCase()] = value;
   named['x-health-check'] = 'true';
   named['x-app-name'] = backend.app;
   named['x-instance-id'] = formatAddress(backend.host, backend.port);
-  // undici takes [name, value, ...] without the Object.keys() an object costs on every request.
-  const headers = Object.entries(named).flat();
+  // Validated with the config too; here because these bytes go on the wire as they are.
+  let head = '';
+  for (const [name, value] of Object.entries(named)) {
+    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) return { ok: false, error: `invalid header ${JSON.stringify(name)}: ${JSON.stringify(value)}` };
+    head += `${name}: ${value}\r\n`;
+  }
   let body: BodyCheck | null = null;
   if (h.expected_body !== null) {
     // The same reading as config validation: `/pattern/flags` is a regular expression.
@@ -315,7 +389,10 @@ function prepareTarget(backend: Backend, userAgent: string): Target {
     if (typeof expected === 'string') return { ok: false, error: `expected_body ${expected}` };
     body = { expected, failure: `body does not match expected_body ${JSON.stringify(h.expected_body)}` };
   }
-  return { ok: true, origin: url.origin, path: url.pathname + url.search, headers, body };
+  const tls = url.protocol === 'https:';
+  // SNI takes a host name, never an address.
+  const servername = tls && isIP(backend.host) === 0 ? backend.host : undefined;
+  return { ok: true, origin: url.origin, host: backend.host, port, tls, servername, path: url.pathname + url.search, head, body };
 }
 
 /** The hostname the URL class should produce for a backend host, or '' when it cannot. */
