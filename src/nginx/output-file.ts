@@ -64,10 +64,11 @@ export async function refuseSymlink(path: string, field: string): Promise<void> 
 }
 
 /**
- * Creates a new file in `dir` with `text` (exclusive, no link followed, `mode`, fsynced) and
- * returns its path. `name` defaults to a fresh random name; a given name must not exist.
+ * Creates a new file in `dir` with `text` (exclusive, no link followed, `mode`, fsynced unless
+ * `durable` is false) and returns its path. `name` defaults to a fresh random name; a given name
+ * must not exist.
  */
-export async function createFile(dir: string, text: string, name?: string, mode = 0o644): Promise<string> {
+export async function createFile(dir: string, text: string, name?: string, mode = 0o644, durable = true): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     const path = join(dir, name ?? randomName('tmp'));
     let handle;
@@ -82,7 +83,7 @@ export async function createFile(dir: string, text: string, name?: string, mode 
       // The umask may have taken bits away; nginx (possibly another user) must read it.
       await handle.chmod(mode);
       await handle.writeFile(text, 'utf8');
-      await handle.sync();
+      if (durable) await handle.sync();
     } catch (err) {
       await handle.close().catch(() => undefined);
       await unlink(path).catch(() => undefined);

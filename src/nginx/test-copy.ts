@@ -24,7 +24,8 @@
  * directory name, or not at all), or the copy cannot be made (nginx's control cannot show its
  * files), the layout is `untestable`: the applier then tests in place and says so in its log.
  */
-import { mkdir, readdir, rm, symlink } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { mkdir, readdir, symlink } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import type { NginxConfig } from '../config/types.js';
 import { SidecarError, describeError } from '../errors.js';
@@ -105,7 +106,15 @@ export async function testCopy(opts: {
     }
     return { result: 'valid' };
   } finally {
-    await Promise.all(stages.map((s) => rm(join(s.dir, s.name), { recursive: true, force: true }).catch(() => undefined)));
+    // Synchronously: a few links and two files take well under a millisecond, where the
+    // asynchronous walk awaits a turn of the event loop per entry (0.7 s under load).
+    for (const s of stages) {
+      try {
+        rmSync(join(s.dir, s.name), { recursive: true, force: true });
+      } catch {
+        // Left behind: a name no test uses again, skipped by isTempName.
+      }
+    }
   }
 }
 
@@ -127,14 +136,15 @@ async function makeStage(dir: string, candidates: Candidate[]): Promise<Stage> {
   const root = join(dir, name);
   // mkdir fails on anything already there: nothing planted is ever used.
   await mkdir(root, { mode: 0o755 });
-  await mkdir(join(root, 'd'), { mode: 0o755 });
-  await mkdir(join(root, 'p'), { mode: 0o755 });
+  const [entries] = await Promise.all([readdir(dir), mkdir(join(root, 'd'), { mode: 0o755 }), mkdir(join(root, 'p'), { mode: 0o755 })]);
   const own = new Set(candidates.map((c) => basename(c.path)));
-  for (const entry of await readdir(dir)) {
-    if (own.has(entry) || isTempName(entry)) continue;
-    await symlink(`../../${entry}`, join(root, 'd', entry));
-  }
-  for (const c of candidates) await createFile(join(root, 'd'), c.text, basename(c.path));
+  // All at once: under load every await waits for a turn of the busy event loop (bench:scale at
+  // 10,000 backends: ~80 ms each, one after the other 0.5 s for this directory alone).
+  await Promise.all([
+    ...entries.filter((entry) => !own.has(entry) && !isTempName(entry)).map((entry) => symlink(`../../${entry}`, join(root, 'd', entry))),
+    // Read once by nginx -T and removed: not worth an fsync.
+    ...candidates.map((c) => createFile(join(root, 'd'), c.text, basename(c.path), 0o644, false)),
+  ]);
   return { dir, name, candidates };
 }
 
@@ -174,11 +184,10 @@ async function redirectIncludes(text: string, mainPath: string, stages: Stage[],
 /** `p/`: a link to each entry of the main config's directory, and the copy of the main config. */
 async function makeShadow(stage: Stage, names: string[], confDir: string, copy: string): Promise<void> {
   const p = join(stage.dir, stage.name, 'p');
-  for (const name of names) {
-    if (name === COPY_NAME || isTempName(name)) continue;
-    await symlink(`${confDir === '/' ? '' : confDir}/${name}`, join(p, name));
-  }
-  await createFile(p, copy, COPY_NAME);
+  await Promise.all([
+    ...names.filter((name) => name !== COPY_NAME && !isTempName(name)).map((name) => symlink(`${confDir === '/' ? '' : confDir}/${name}`, join(p, name))),
+    createFile(p, copy, COPY_NAME, 0o644, false),
+  ]);
 }
 
 /** nginx's error, with the test directory's paths put back as the real ones. */
