@@ -6,7 +6,7 @@ import type * as prom from 'prom-client';
 import type { BackendView, FailureEvent, Transition } from '../health/types.js';
 import { formatAddress, type ProbeResult } from '../model.js';
 import { createChildCache } from './child-cache.js';
-import { seriesOf, type BackendSeries } from './metric-collectors.js';
+import { probeLabels, seriesOf, type BackendSeries } from './metric-collectors.js';
 import type { MetricSet, defineProbeDuration } from './metric-definitions.js';
 import type { Metrics } from './metrics.js';
 
@@ -47,7 +47,7 @@ export function onProbe(s: MetricsState, result: ProbeResult, protocol: 'http' |
   const count = probes.get(key);
   if (count) count.count += 1;
   // A local error is neither: the sidecar could not probe (e.g. out of file descriptors).
-  else probes.set(key, { protocol, result: result.healthy ? 'success' : errorClass === 'local_error' ? 'local_error' : 'failure', errorClass, count: 1 });
+  else probes.set(key, { labels: probeLabels(protocol, result.healthy ? 'success' : errorClass === 'local_error' ? 'local_error' : 'failure', errorClass), count: 1 });
   const durations = s.apps.durations;
   const histogram =
     durations.get(result.app, protocol) ?? durations.add(result.app, protocol, { app: result.app, protocol });

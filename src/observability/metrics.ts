@@ -15,6 +15,7 @@ import {
   registerCollector,
   registerAlertingCollectors,
   registerBackendCollectors,
+  TextRegistry,
   registerFailoverCollectors,
   registerStoreCollectors,
   type BackendSeries,
@@ -180,7 +181,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 }
 
 function createRegistry(collectDefault: boolean): prom.Registry {
-  const registry = new prom.Registry();
+  const registry = new TextRegistry();
   if (collectDefault) {
     prom.collectDefaultMetrics({ register: registry });
     // Gauges named like counters fail `promtool check metrics`; each is only the sum of the
