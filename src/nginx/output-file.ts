@@ -15,7 +15,7 @@
  * Names never end in `.conf` and start with a dot, so `include conf.d/*.conf` never reads them.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { closeSync, constants, fchmodSync, openSync, writeFileSync } from 'node:fs';
 import { lstat, open, readdir, readlink, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SidecarError, describeError } from '../errors.js';
@@ -64,11 +64,10 @@ export async function refuseSymlink(path: string, field: string): Promise<void> 
 }
 
 /**
- * Creates a new file in `dir` with `text` (exclusive, no link followed, `mode`, fsynced unless
- * `durable` is false) and returns its path. `name` defaults to a fresh random name; a given name
- * must not exist.
+ * Creates a new file in `dir` with `text` (exclusive, no link followed, `mode`, fsynced) and
+ * returns its path. `name` defaults to a fresh random name; a given name must not exist.
  */
-export async function createFile(dir: string, text: string, name?: string, mode = 0o644, durable = true): Promise<string> {
+export async function createFile(dir: string, text: string, name?: string, mode = 0o644): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     const path = join(dir, name ?? randomName('tmp'));
     let handle;
@@ -83,7 +82,7 @@ export async function createFile(dir: string, text: string, name?: string, mode 
       // The umask may have taken bits away; nginx (possibly another user) must read it.
       await handle.chmod(mode);
       await handle.writeFile(text, 'utf8');
-      if (durable) await handle.sync();
+      await handle.sync();
     } catch (err) {
       await handle.close().catch(() => undefined);
       await unlink(path).catch(() => undefined);
@@ -91,6 +90,21 @@ export async function createFile(dir: string, text: string, name?: string, mode 
     }
     await handle.close();
     return path;
+  }
+}
+
+/**
+ * Writes a scratch file `path` that must not exist (exclusive, no link followed, mode 0644, not
+ * fsynced), synchronously: for the test directory's short-lived copies (test-copy.ts).
+ */
+export function createScratchFileSync(path: string, text: string): void {
+  const fd = openSync(path, WRITE_FLAGS, 0o644);
+  try {
+    // The umask may have taken bits away; nginx (possibly another user) must read it.
+    fchmodSync(fd, 0o644);
+    writeFileSync(fd, text, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 

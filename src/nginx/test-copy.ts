@@ -24,14 +24,13 @@
  * directory name, or not at all), or the copy cannot be made (nginx's control cannot show its
  * files), the layout is `untestable`: the applier then tests in place and says so in its log.
  */
-import { rmSync } from 'node:fs';
-import { mkdir, readdir, symlink } from 'node:fs/promises';
+import { mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { basename, dirname, join, posix } from 'node:path';
 import type { NginxConfig } from '../config/types.js';
 import { SidecarError, describeError } from '../errors.js';
 import { findIncludes, rewriteIncludes } from './conf-includes.js';
 import type { NginxControl } from './control.js';
-import { createFile, isTempName, randomName } from './output-file.js';
+import { createScratchFileSync, isTempName, randomName } from './output-file.js';
 import { dumpedFiles } from './run.js';
 
 /** A new text for an output file, as the sidecar writes it. */
@@ -74,7 +73,7 @@ export async function testCopy(opts: {
   const stages: Stage[] = [];
   try {
     try {
-      for (const [dir, candidates] of groupByDir(opts.candidates)) stages.push(await makeStage(dir, candidates));
+      for (const [dir, candidates] of groupByDir(opts.candidates)) stages.push(makeStage(dir, candidates));
     } catch (err) {
       return { result: 'io', error: err };
     }
@@ -89,7 +88,7 @@ export async function testCopy(opts: {
     if (lost) return { result: 'untestable', why: `${mainPath} has no include of ${lost.dir} (where ${lost.candidates.map((c) => basename(c.path)).join(', ')} is)` };
     const primary = stages[0]!;
     try {
-      await makeShadow(primary, main.names, posix.dirname(mainPath), copy);
+      makeShadow(primary, main.names, posix.dirname(mainPath), copy);
     } catch (err) {
       return { result: 'io', error: err };
     }
@@ -106,8 +105,7 @@ export async function testCopy(opts: {
     }
     return { result: 'valid' };
   } finally {
-    // Synchronously: a few links and two files take well under a millisecond, where the
-    // asynchronous walk awaits a turn of the event loop per entry (0.7 s under load).
+    // Synchronously, as it was made (makeStage).
     for (const s of stages) {
       try {
         rmSync(join(s.dir, s.name), { recursive: true, force: true });
@@ -130,21 +128,26 @@ function groupByDir(candidates: Candidate[]): Map<string, Candidate[]> {
   return out;
 }
 
-/** `<dir>/.orchestry-test-<random>/d/`: the output directory's entries, the new texts in place. */
-async function makeStage(dir: string, candidates: Candidate[]): Promise<Stage> {
+/**
+ * `<dir>/.orchestry-test-<random>/d/`: the output directory's entries, the new texts in place.
+ * Synchronously, as makeShadow and the removal: a few links and files in a local directory take
+ * about a millisecond, where under load each await waits for a turn of the busy event loop
+ * (bench:scale at 10,000 backends: ~70 ms each, 0.4-0.5 s for this step alone).
+ */
+function makeStage(dir: string, candidates: Candidate[]): Stage {
   const name = randomName('test');
   const root = join(dir, name);
   // mkdir fails on anything already there: nothing planted is ever used.
-  await mkdir(root, { mode: 0o755 });
-  const [entries] = await Promise.all([readdir(dir), mkdir(join(root, 'd'), { mode: 0o755 }), mkdir(join(root, 'p'), { mode: 0o755 })]);
+  mkdirSync(root, { mode: 0o755 });
+  mkdirSync(join(root, 'd'), { mode: 0o755 });
+  mkdirSync(join(root, 'p'), { mode: 0o755 });
   const own = new Set(candidates.map((c) => basename(c.path)));
-  // All at once: under load every await waits for a turn of the busy event loop (bench:scale at
-  // 10,000 backends: ~80 ms each, one after the other 0.5 s for this directory alone).
-  await Promise.all([
-    ...entries.filter((entry) => !own.has(entry) && !isTempName(entry)).map((entry) => symlink(`../../${entry}`, join(root, 'd', entry))),
-    // Read once by nginx -T and removed: not worth an fsync.
-    ...candidates.map((c) => createFile(join(root, 'd'), c.text, basename(c.path), 0o644, false)),
-  ]);
+  for (const entry of readdirSync(dir)) {
+    if (own.has(entry) || isTempName(entry)) continue;
+    symlinkSync(`../../${entry}`, join(root, 'd', entry));
+  }
+  // Read once by nginx -T and removed: not fsynced.
+  for (const c of candidates) createScratchFileSync(join(root, 'd', basename(c.path)), c.text);
   return { dir, name, candidates };
 }
 
@@ -182,12 +185,13 @@ async function redirectIncludes(text: string, mainPath: string, stages: Stage[],
 }
 
 /** `p/`: a link to each entry of the main config's directory, and the copy of the main config. */
-async function makeShadow(stage: Stage, names: string[], confDir: string, copy: string): Promise<void> {
+function makeShadow(stage: Stage, names: string[], confDir: string, copy: string): void {
   const p = join(stage.dir, stage.name, 'p');
-  await Promise.all([
-    ...names.filter((name) => name !== COPY_NAME && !isTempName(name)).map((name) => symlink(`${confDir === '/' ? '' : confDir}/${name}`, join(p, name))),
-    createFile(p, copy, COPY_NAME, 0o644, false),
-  ]);
+  for (const name of names) {
+    if (name === COPY_NAME || isTempName(name)) continue;
+    symlinkSync(`${confDir === '/' ? '' : confDir}/${name}`, join(p, name));
+  }
+  createScratchFileSync(join(p, COPY_NAME), copy);
 }
 
 /** nginx's error, with the test directory's paths put back as the real ones. */
