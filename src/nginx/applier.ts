@@ -244,21 +244,25 @@ async function applyOnce(s: ApplierState, set: DesiredSet): Promise<ApplyOutcome
       if (written) return watch.done(withWarnings(failure('write', written, rendered)));
       watch.lap('write');
     }
-    await keepLastGood(s, candidates, warnings);
   } else {
     const written = await swapIn(s, candidates);
     if (written) return watch.done(failure('write', written, rendered));
     watch.lap('write');
   }
+  // The copy kept for the next start is written while nginx reloads, not before: it is not what
+  // nginx reads, and it cost 6 awaited steps in front of every reload (never rejects).
+  const keeping = s.nginx.validate ? keepLastGood(s, candidates, warnings) : Promise.resolve();
   try {
     await s.control.reload();
   } catch (err) {
     // The files stay: they passed `nginx -t` (unless validation is off), so they are what nginx
     // should load at its next start or reload. lastGood is not updated, so the same set is retried.
     watch.lap('reload');
+    await keeping;
     return watch.done(withWarnings(failure('reload', err, rendered)));
   }
   watch.lap('reload');
+  await keeping;
   s.outputs.forEach((o, i) => (o.lastGood = texts[i]!));
   return watch.done(withWarnings({ result: 'applied', reloaded: true, ...rendered }));
 }
