@@ -285,7 +285,10 @@ function createEventsFollower(port) {
   };
 }
 
-/** SIGUSR2 (--heapsnapshot-signal): waits for the file and for /healthz again (the write blocks the process); summarizes. */
+/**
+ * SIGUSR2 (--heapsnapshot-signal): waits for the file and for the main thread to answer /readyz
+ * again (the write blocks it; /healthz comes from the admin thread and answers throughout); summarizes.
+ */
 async function heapSnapshot(run) {
   const { sc, dir, adminPort, ctx } = run;
   const before = new Set(readdirSync(dir));
@@ -294,7 +297,7 @@ async function heapSnapshot(run) {
   let snap = null;
   await waitFor(() => (snap = readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f))) !== undefined, 120);
   await sleep(500);
-  for (let ok = false; !ok && Date.now() - t0 < 600_000; ) ok = await fetch(`http://127.0.0.1:${adminPort}/healthz`).then((r) => r.ok, () => false);
+  for (let ok = false; !ok && Date.now() - t0 < 600_000; ) ok = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then(() => true, () => false);
   const path = join(dir, snap);
   const out = execFileSync(process.execPath, ['--max-old-space-size=12000', join(HERE, 'heap-snapshot.mjs'), path, String(ctx.backends.ports.length), '--json'], {
     encoding: 'utf8',
