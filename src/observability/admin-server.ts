@@ -108,15 +108,30 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
   const limits = opts.limits ?? (() => defaults);
   const shared = createShared();
   const beatNow = (): void => beat(shared, Date.now(), limits());
+  const stallAfterMs = opts.stallAfterMs ?? LIVENESS_STALL_MS;
   let front: Front | null = null;
+  let heartbeat: NodeJS.Timeout | undefined;
+  let restart: NodeJS.Timeout | undefined;
+  // A front that exits on its own (a bug, out of memory) is started again on the port it had, so
+  // the port comes back by itself; at most once a second.
+  const onLost = (lost: Front, bound: { host: string; port: number }, code: number): void => {
+    if (front !== lost) return;
+    opts.logger.error({ code, admin: `${bound.host}:${bound.port}` }, 'admin server thread exited; starting it again');
+    restart = setTimeout(() => {
+      const next = startFront({ host: bound.host, port: bound.port, shared, stallAfterMs }, opts, (f, c) => onLost(f, bound, c));
+      front = next;
+      next.listening.catch((err: { message: string }) => opts.logger.error({ err: err.message }, 'admin server thread could not listen again'));
+    }, 1000).unref();
+  };
   return {
     async start() {
       beatNow();
-      const f = startFront({ host: address.host, port: address.port, shared, stallAfterMs: opts.stallAfterMs ?? LIVENESS_STALL_MS }, opts);
+      let bound: { host: string; port: number } | undefined;
+      const f = startFront({ host: address.host, port: address.port, shared, stallAfterMs }, opts, (lost, code) => bound && onLost(lost, bound, code));
       try {
-        const bound = await f.listening;
+        bound = await f.listening;
         front = f;
-        front.heartbeat = setInterval(beatNow, HEARTBEAT_MS).unref();
+        heartbeat = setInterval(beatNow, HEARTBEAT_MS).unref();
         return bound;
       } catch (err) {
         await f.worker.terminate();
@@ -128,8 +143,9 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
     async close() {
       const f = front;
       front = null;
+      clearTimeout(restart);
+      clearInterval(heartbeat);
       if (!f) return;
-      clearInterval(f.heartbeat);
       f.worker.postMessage({ type: 'close' } satisfies ToFront);
       await f.closed;
       await f.worker.terminate();
@@ -142,10 +158,10 @@ interface Front {
   worker: Worker;
   listening: Promise<{ host: string; port: number }>;
   closed: Promise<void>;
-  heartbeat?: NodeJS.Timeout;
 }
 
-function startFront(init: FrontInit, opts: AdminServerOptions): Front {
+/** Starts a front; `onExit` hears of its exit (code), whether asked for or not. */
+function startFront(init: FrontInit, opts: AdminServerOptions, onExit: (front: Front, code: number) => void): Front {
   // A small young generation: the front holds a few connections and one reply at a time.
   const worker = startWorkerModule(import.meta.url, './admin-front', { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
   let listened!: (address: { host: string; port: number }) => void;
@@ -166,7 +182,10 @@ function startFront(init: FrontInit, opts: AdminServerOptions): Front {
     opts.logger.error({ err }, 'admin server thread failed');
     failed({ message: describeError(err) });
   });
-  worker.on('exit', () => closed());
+  worker.on('exit', (code) => {
+    closed();
+    onExit(front, code);
+  });
   return front;
 }
 
