@@ -64,8 +64,8 @@ export interface HealthRegistry {
   isEjected(backendId: string): boolean;
   /**
    * How often the backend wants probing now, read straight from its state (the probe loop asks
-   * after every result): 'ejected' (out of rotation), 'deciding' (routed, failed its last probe)
-   * or 'steady'.
+   * after every result): 'ejected' (out of rotation), 'deciding' (routed and failed its last
+   * probe, or out, hold served, and passed its last probe) or 'steady'.
    */
   probePace(backendId: string): 'ejected' | 'deciding' | 'steady';
   /** One backend's state as plain JSON data, for the store. */
@@ -160,7 +160,9 @@ export function createHealthRegistry(opts: HealthRegistryOptions): HealthRegistr
     probePace(backendId) {
       const e = s.entries.get(backendId);
       if (e === undefined) return 'steady';
-      if (isOut(e)) return 'ejected';
+      // HAProxy's fastinter applies both ways: an unhealthy backend that passed its last probe is
+      // on its way back, and the probes that readmit it come at the fast period too.
+      if (isOut(e)) return isRecovering(e, s.clock.now()) ? 'deciding' : 'ejected';
       return e.health.consecutiveFailures > 0 ? 'deciding' : 'steady';
     },
     exportState(backendId) {
@@ -324,6 +326,17 @@ function isFailureEvent(x: unknown): x is FailureEvent {
 
 function isOut(e: Entry): boolean {
   return e.health.status === 'unhealthy' || e.breaker.status === 'open' || e.backend.draining === true;
+}
+
+/**
+ * Out, passing probes, and free to come back once they reach success_threshold: not draining, and
+ * any breaker hold served (a backend held for flap damping or for nginx's evidence stays at the
+ * ejected pace through its hold, however well its probes go).
+ */
+function isRecovering(e: Entry, now: number): boolean {
+  if (e.backend.draining === true || e.health.consecutiveSuccesses === 0) return false;
+  const b = e.breaker;
+  return b.status !== 'open' || now - b.openedAt >= b.holdMs;
 }
 
 function toView(s: RegistryState, e: Entry): BackendView {

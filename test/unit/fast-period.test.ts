@@ -13,12 +13,13 @@ import { backend, failureDetection, probeResult } from '../helpers/fixtures.js';
 const health = { ...DEFAULT_HEALTH, period_seconds: 2, fast_period_seconds: 0.25, ejected_period_seconds: 0.5, failure_threshold: 3, success_threshold: 2 };
 
 function rig() {
-  const registry = createHealthRegistry({ clock: createManualClock(0), breaker: DEFAULT_BREAKER_CONFIG, detection: failureDetection() });
+  const clock = createManualClock(0);
+  const registry = createHealthRegistry({ clock, breaker: DEFAULT_BREAKER_CONFIG, detection: failureDetection() });
   const b = backend({ app: 'web', port: 8001, health });
   registry.sync([b]);
   const probe = (healthy: boolean) =>
     registry.record(probeResult({ backendId: b.id, app: 'web', healthy, statusCode: healthy ? 200 : 500, errorClass: healthy ? null : 'unexpected_status', error: healthy ? null : 'HTTP 500' }));
-  return { registry, b, probe };
+  return { registry, b, probe, clock };
 }
 
 describe('the probe period while a verdict may change (HAProxy fastinter and downinter)', () => {
@@ -39,6 +40,24 @@ describe('the probe period while a verdict may change (HAProxy fastinter and dow
     r.probe(false);
     expect(r.registry.isEjected(r.b.id)).toBe(true);
     expect(fastPeriodMs(r.registry, r.b)).toBe(500);
+  });
+
+  it('probes an ejected backend that passed its last probe at its fast period once its hold is served, until it is readmitted', () => {
+    const r = rig();
+    for (let i = 0; i < 3; i++) r.probe(false);
+    expect(fastPeriodMs(r.registry, r.b)).toBe(500);
+    // The ejection's breaker hold (recovery_timeout_seconds, 2 s) is not over: no hurry.
+    r.probe(true);
+    expect(fastPeriodMs(r.registry, r.b)).toBe(500);
+    r.clock.advance(2000);
+    expect(r.registry.isEjected(r.b.id)).toBe(true);
+    expect(fastPeriodMs(r.registry, r.b)).toBe(250);
+    r.probe(false);
+    expect(fastPeriodMs(r.registry, r.b)).toBe(500);
+    r.probe(true);
+    expect(fastPeriodMs(r.registry, r.b)).toBe(250);
+    r.probe(true);
+    expect(r.registry.isEjected(r.b.id)).toBe(false);
   });
 
   it('goes back to the own period when the next probe passes', () => {
