@@ -48,7 +48,7 @@ export const HEALTH: Section<HealthCheckConfig> = {
     initial_delay_seconds: { check: duration({ min: 0, max: MAX_SECONDS }), meaning: "Wait before a new backend's first probe." },
     period_seconds: { check: duration({ above: MIN_TIMEOUT_SECONDS, max: MAX_SECONDS }), meaning: 'Interval between probes; must be greater than timeout_seconds.' },
     ejected_period_seconds: { check: duration({ min: MIN_TIMEOUT_SECONDS, max: MAX_SECONDS }), meaning: "Interval between probes while the backend is ejected (HAProxy's downinter), so it is readmitted soon after it recovers." },
-    fast_period_seconds: { check: duration({ min: MIN_TIMEOUT_SECONDS, max: MAX_SECONDS }), meaning: "Interval between probes of a routed backend that failed its last probe or real requests in nginx's log (HAProxy's fastinter), until its verdict is settled." },
+    fast_period_seconds: { check: duration({ min: MIN_TIMEOUT_SECONDS, max: MAX_SECONDS }), meaning: "Interval between probes of a backend whose verdict may change (HAProxy's fastinter): routed and failing its last probe or real requests in nginx's log, or ejected and passing its last probe with any breaker hold served." },
     timeout_seconds: { check: duration({ min: MIN_TIMEOUT_SECONDS, max: MAX_SECONDS }), meaning: 'Probe timeout.' },
     failure_threshold: { check: num({ int: true, min: 1 }), meaning: 'Consecutive failures before a backend is unhealthy.' },
     success_threshold: { check: num({ int: true, min: 1 }), meaning: 'Consecutive successes before it is healthy again.' },
