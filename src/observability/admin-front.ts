@@ -65,8 +65,18 @@ port.on('message', (msg: ToFront) => {
   server.closeAllConnections();
 });
 
-server.once('error', (err: NodeJS.ErrnoException) => post({ type: 'listen-error', code: err.code, message: err.message }));
+const onListenError = (err: NodeJS.ErrnoException): void => post({ type: 'listen-error', code: err.code, message: err.message });
+server.once('error', onListenError);
 server.listen(init.port, init.host, () => {
+  server.off('error', onListenError);
+  // Once listening, an error is an accept that failed (out of file descriptors): the server goes
+  // on, and the main thread logs it, at most once a second.
+  let toldAt = 0;
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (Date.now() - toldAt < 1000) return;
+    toldAt = Date.now();
+    post({ type: 'server-error', message: `${err.code ?? ''} ${err.message}`.trim() });
+  });
   const bound = server.address() as AddressInfo;
   post({ type: 'listening', host: bound.address, port: bound.port });
 });

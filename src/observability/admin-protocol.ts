@@ -77,6 +77,7 @@ export type FromFront =
   | { type: 'listening'; host: string; port: number }
   | { type: 'listen-error'; code: string | undefined; message: string }
   | { type: 'request'; id: number; method: string; url: string }
+  | { type: 'server-error'; message: string }
   | { type: 'closed' };
 
 export type ToFront = { type: 'reply'; id: number; reply: Reply } | { type: 'close' };

@@ -176,6 +176,7 @@ function startFront(init: FrontInit, opts: AdminServerOptions, onExit: (front: F
     if (msg.type === 'request') void answer(opts, worker, msg.id, msg.method, msg.url);
     else if (msg.type === 'listening') listened({ host: msg.host, port: msg.port });
     else if (msg.type === 'listen-error') failed({ code: msg.code, message: msg.message });
+    else if (msg.type === 'server-error') opts.logger.warn({ err: msg.message }, 'admin server: a connection could not be accepted');
     else closed();
   });
   worker.on('error', (err) => {
