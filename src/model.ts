@@ -87,7 +87,9 @@ export function backendId(app: string, host: string, port: number): string {
 
 /** host:port, with IPv6 hosts bracketed as nginx expects. */
 export function formatAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  // Joined rather than a template literal: V8 keeps `${a}:${b}` of 13+ characters as a tree of
+  // concatenated strings, and addresses are kept per backend in several places (bench:scale's heap).
+  return host.includes(':') ? ['[', host, ']:', port].join('') : [host, ':', port].join('');
 }
 
 /** The full set of backends one discovery source sees now. Sources never send deltas. */

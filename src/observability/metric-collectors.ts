@@ -61,7 +61,8 @@ export function escapeLabelValue(value: string): string {
 
 function labelsOf(s: BackendSeries): string {
   if (s.labelsFor !== s.backend) {
-    s.labels = `app="${escapeLabelValue(s.app)}",backend="${escapeLabelValue(s.backend)}"`;
+    // Joined: one flat string, not a tree of concatenations kept per backend (see formatAddress).
+    s.labels = ['app="', escapeLabelValue(s.app), '",backend="', escapeLabelValue(s.backend), '"'].join('');
     s.labelsFor = s.backend;
   }
   return s.labels;
@@ -69,7 +70,7 @@ function labelsOf(s: BackendSeries): string {
 
 /** The labels of a probe count after app and backend (protocol, result, error class: fixed words). */
 export function probeLabels(protocol: string, result: string, errorClass: string): string {
-  return `,protocol="${protocol}",result="${result}",error_class="${errorClass}"`;
+  return [',protocol="', protocol, '",result="', result, '",error_class="', errorClass, '"'].join('');
 }
 
 /**
