@@ -1,6 +1,6 @@
 /**
- * Starts a worker thread from a module beside the caller. Built, the caller's URL is a dist/
- * file and the worker runs `name.js`. Under vitest the caller runs from its TypeScript source: the
+ * Starts a worker thread from a module beside the caller. Built, `dir` is a dist/ file URL and
+ * the worker runs `name.js`. Under vitest the caller runs from its TypeScript source: the
  * worker then runs `name.ts` with Node's type stripping, with a resolve hook mapping the
  * NodeNext `./x.js` specifiers to the `./x.ts` files next to them.
  */

@@ -10,7 +10,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, guardConnections } from './admin-connections.js';
-import { JSON_TYPE, readHeartbeat, readLimits, writeStats, type FromFront, type FrontInit, type Reply, type ToFront } from './admin-protocol.js';
+import { readHeartbeat, readLimits, writeStats, type FromFront, type FrontInit, type Reply, type ToFront } from './admin-protocol.js';
 
 const init = workerData as FrontInit;
 const port = parentPort!;
@@ -36,7 +36,7 @@ function liveness(): Reply {
   const body = stalled
     ? { status: 'stalled', error: `the main thread has not run for ${age} ms (limit ${init.stallAfterMs} ms)`, heartbeat_age_ms: age }
     : { status: 'ok', heartbeat_age_ms: age };
-  return { status: stalled ? 503 : 200, contentType: JSON_TYPE, body: `${JSON.stringify(body)}\n` };
+  return { status: stalled ? 503 : 200, contentType: 'application/json; charset=utf-8', body: `${JSON.stringify(body)}\n` };
 }
 
 function send(res: ServerResponse, reply: Reply): void {

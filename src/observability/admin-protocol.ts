@@ -65,9 +65,6 @@ export interface FrontInit {
   stallAfterMs: number;
 }
 
-/** Content-Type of every JSON reply, the front's /healthz included. */
-export const JSON_TYPE = 'application/json; charset=utf-8';
-
 /** A reply computed by the main thread. */
 export interface Reply {
   status: number;

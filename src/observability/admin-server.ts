@@ -8,7 +8,7 @@ import { ConfigError, SidecarError, describeError } from '../errors.js';
 import { DEFAULT_ADMIN } from '../config/defaults.js';
 import { startWorkerModule } from '../worker-module.js';
 import { adminLimits, type AdminConnectionStats, type AdminLimits } from './admin-connections.js';
-import { JSON_TYPE, beat, createShared, readStats, type FromFront, type FrontInit, type Reply, type ToFront } from './admin-protocol.js';
+import { beat, createShared, readStats, type FromFront, type FrontInit, type Reply, type ToFront } from './admin-protocol.js';
 import { EVENT_KINDS, type EventKind, type EventQuery, type LoggedEvent } from './event-log.js';
 import type { Logger } from './logger.js';
 import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML } from './status-page.js';
@@ -62,6 +62,7 @@ export interface AdminServer {
 }
 
 const ALLOWED_METHODS = 'GET, HEAD';
+const JSON_TYPE = 'application/json; charset=utf-8';
 const STATUS_PAGE: Reply = {
   status: 200,
   contentType: 'text/html; charset=utf-8',
