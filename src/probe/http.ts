@@ -64,7 +64,8 @@ export function createHttpProber(opts: HttpProberOptions): HttpProber {
   const userAgent = `orchestry-sidecar/${opts.version}`;
   const targets = new WeakMap<Backend, Target>();
   const matcher = createBodyMatcher({ clock });
-  const sockets: Sockets = { pool: new Map(), open: new Set() };
+  const pool: Pool = new Map();
+  const open = new Set<Connection>();
 
   const targetOf = (backend: Backend): Target => {
     let target = targets.get(backend);
@@ -80,16 +81,16 @@ export function createHttpProber(opts: HttpProberOptions): HttpProber {
     const target = targetOf(backend);
     if (!target.ok) return Promise.resolve(failure('error', target.error));
     return new Promise((resolve) => {
-      new Exchange(sockets, backend.health, target, clock, matcher, stalls, resolve).start();
+      new Exchange({ pool, open }, backend.health, target, clock, matcher, stalls, resolve).start();
     });
   };
 
   return {
     probe: (backend) => runAttempts(backend, 'http', clock, () => attempt(backend)),
     async close() {
-      sockets.pool.clear();
-      for (const c of sockets.open) c.destroy(new Error('prober closed'));
-      sockets.open.clear();
+      pool.clear();
+      for (const c of open) c.destroy(new Error('prober closed'));
+      open.clear();
       await matcher.close();
     },
   };
@@ -147,6 +148,7 @@ class Connection {
   }
 
   destroy(err: Error): void {
+    if (this.closed) return;
     this.onClose(err);
   }
 
@@ -177,9 +179,9 @@ class Connection {
 
   static take(sockets: Sockets, target: ReadyTarget, verify: boolean, fresh: boolean): Connection {
     const key = verify ? target.keys.verified : target.keys.unverified;
-    // The emptied list stays for release(): no list made and dropped per probe. leavePool drops it
-    // once its last connection closes.
-    const reuse = fresh ? undefined : sockets.pool.get(key)?.pop();
+    const idle = fresh ? undefined : sockets.pool.get(key);
+    const reuse = idle?.pop();
+    if (idle && idle.length === 0) sockets.pool.delete(key);
     return reuse ?? new Connection(sockets, key, target, verify);
   }
 }
