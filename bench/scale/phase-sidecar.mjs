@@ -144,11 +144,12 @@ async function scrapeEndpoints(port) {
 /** process.memoryUsage() as prom-client exposes it (MB): heap used/total, external, RSS, heap spaces. */
 function nodeMemoryFromMetrics(text) {
   const value = (name, label = '') => {
-    const m = new RegExp(`^${name}${label ? `\\{[^}]*${label}[^}]*\\}` : ''}\\s+([0-9.e+]+)`, 'm').exec(text);
+    // Every series carries the sidecar's instance label, so labels are always allowed.
+    const m = new RegExp(`^${name}(?:\\{[^}]*${label}[^}]*\\})?\\s+([0-9.e+]+)`, 'm').exec(text);
     return m ? round(Number(m[1]) / 1048576, 1) : null;
   };
   const spaces = {};
-  for (const m of text.matchAll(/^nodejs_heap_space_size_total_bytes\{space="([^"]+)"\}\s+([0-9.e+]+)/gm)) spaces[m[1]] = round(Number(m[2]) / 1048576, 1);
+  for (const m of text.matchAll(/^nodejs_heap_space_size_total_bytes\{[^}]*space="([^"]+)"[^}]*\}\s+([0-9.e+]+)/gm)) spaces[m[1]] = round(Number(m[2]) / 1048576, 1);
   return {
     heapUsedMb: value('nodejs_heap_size_used_bytes'),
     heapTotalMb: value('nodejs_heap_size_total_bytes'),
