@@ -240,20 +240,21 @@ async function applyOnce(s: ApplierState, set: DesiredSet): Promise<ApplyOutcome
     } else {
       s.inPlaceWhy = null;
       watch.lap('validate');
-      const written = await swapIn(s, candidates);
+      const written = swapIn(s, candidates);
       if (written) return watch.done(withWarnings(failure('write', written, rendered)));
       watch.lap('write');
     }
   } else {
-    const written = await swapIn(s, candidates);
+    const written = swapIn(s, candidates);
     if (written) return watch.done(failure('write', written, rendered));
     watch.lap('write');
   }
   // The copy kept for the next start is written while nginx reloads, not before: it is not what
-  // nginx reads, and it cost 6 awaited steps in front of every reload (never rejects).
+  // nginx reads. reload() has signalled a local nginx by the time it returns (keepLastGood never rejects).
+  const reloading = s.control.reload();
   const keeping = s.nginx.validate ? keepLastGood(s, candidates, warnings) : Promise.resolve();
   try {
-    await s.control.reload();
+    await reloading;
   } catch (err) {
     // The files stay: they passed `nginx -t` (unless validation is off), so they are what nginx
     // should load at its next start or reload. lastGood is not updated, so the same set is retried.

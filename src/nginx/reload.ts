@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { NginxConfig } from '../config/types.js';
 import { SidecarError, describeError } from '../errors.js';
@@ -18,14 +19,15 @@ export async function reloadNginx(
     await runNginx(nginx.binary, ['-s', 'reload', ...targetArgs(nginx)], opts);
     return;
   }
-  const pid = await readPid(nginx.pid_path);
-  await signalNginx(pid, nginx.pid_path);
+  // Both reads are of a few bytes and synchronous: on a main thread busy probing, each awaited
+  // read waited 100-400 ms for its turn (bench:scale), in front of every reload.
+  signalNginx(readPid(nginx.pid_path), nginx.pid_path);
 }
 
-async function readPid(path: string): Promise<number> {
+function readPid(path: string): number {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw notRunning(`pid file ${path} does not exist`);
@@ -41,7 +43,7 @@ async function readPid(path: string): Promise<number> {
   return Number(trimmed);
 }
 
-async function signalNginx(pid: number, path: string): Promise<void> {
+function signalNginx(pid: number, path: string): void {
   try {
     process.kill(pid, 0);
   } catch (err) {
@@ -52,7 +54,12 @@ async function signalNginx(pid: number, path: string): Promise<void> {
   }
   // A stale pid file can name a pid the kernel has since given to another process, for which
   // SIGHUP usually means "terminate". Where /proc exists, make sure it is nginx.
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+  let cmdline: string | null = null;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    // No /proc (or the process just went): the signal below tells.
+  }
   if (cmdline !== null && !cmdline.includes('nginx')) {
     const name = cmdline.split('\0').join(' ').trim().slice(0, 60);
     throw notRunning(`pid file ${path} names pid ${pid}, which is not nginx (${JSON.stringify(name)})`);
@@ -80,7 +87,7 @@ function notRunning(detail: string): SidecarError {
  */
 export async function configLoadedAt(pidPath: string): Promise<number | null> {
   try {
-    const pid = await readPid(pidPath);
+    const pid = readPid(pidPath);
     // A pid file of no running process: nginx has loaded nothing.
     if (!(await readFile(`/proc/${pid}/stat`, 'utf8').then(() => true, () => false))) return 0;
     const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).split(/\s+/).filter(Boolean);

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { SidecarError, describeError } from '../errors.js';
 import type { ApplierState, ApplyStage } from './applier.js';
 import { LOADED_AT_SLACK_MS } from './reload.js';
-import { lastGoodPath, readLastGood, readRegular, refuseSymlink, removeLeftovers, replaceFile, writeError } from './output-file.js';
+import { lastGoodPath, readLastGood, readRegular, refuseSymlinkSync, removeLeftovers, replaceFileSync, writeError } from './output-file.js';
 import { testCopy, type Candidate } from './test-copy.js';
 
 /** One generated file and what the applier knows of it. */
@@ -60,7 +60,7 @@ async function repair(s: ApplierState, warnings: string[]): Promise<void> {
   const names = broken.map((o) => o.path).join(', ');
   const tested = await testCopy({ nginx: s.nginx, control: s.control, candidates });
   let failed: unknown = null;
-  if (tested.result === 'valid') failed = await swapIn(s, candidates);
+  if (tested.result === 'valid') failed = swapIn(s, candidates);
   else if (tested.result === 'untestable') failed = (await testInPlace(s, candidates, () => undefined))?.error ?? null;
   else failed = tested.error;
   s.outputs.forEach((o, i) => (o.kept = copies[i]));
@@ -71,14 +71,14 @@ async function repair(s: ApplierState, warnings: string[]): Promise<void> {
   );
 }
 
-/** Writes each candidate whose text differs from the last good one; the error, or null. */
-export async function swapIn(s: ApplierState, candidates: Candidate[]): Promise<unknown> {
+/** Writes each candidate whose text differs from the last good one (synchronously); the error, or null. */
+export function swapIn(s: ApplierState, candidates: Candidate[]): unknown {
   for (const [i, o] of s.outputs.entries()) {
     const text = candidates[i]!.text;
     if (text === o.lastGood && o.onDisk === text) continue;
     try {
-      await refuseSymlink(o.path, o.field);
-      await replaceFile(o.path, text);
+      refuseSymlinkSync(o.path, o.field);
+      replaceFileSync(o.path, text);
       o.onDisk = text;
     } catch (err) {
       o.onDisk = undefined; // unknown now; read it again next time
@@ -100,14 +100,14 @@ export async function testInPlace(
   const previous: Array<string | null> = [];
   try {
     for (const o of s.outputs) {
-      await refuseSymlink(o.path, o.field);
+      refuseSymlinkSync(o.path, o.field);
       o.onDisk = await readRegular(o.path);
       previous.push(o.onDisk);
     }
   } catch (err) {
     return { stage: 'write', error: err };
   }
-  const written = await swapIn(s, candidates);
+  const written = swapIn(s, candidates);
   if (written) return { stage: 'write', error: written };
   lap('write');
   try {
@@ -119,7 +119,7 @@ export async function testInPlace(
     for (const [i, o] of s.outputs.entries()) {
       try {
         if (previous[i] === null) await unlink(o.path).catch(ignoreMissing);
-        else if (previous[i] !== candidates[i]!.text) await replaceFile(o.path, previous[i]!);
+        else if (previous[i] !== candidates[i]!.text) replaceFileSync(o.path, previous[i]!);
         o.onDisk = previous[i]!;
       } catch (restoreErr) {
         o.onDisk = undefined;
@@ -138,7 +138,7 @@ export async function keepLastGood(s: ApplierState, candidates: Candidate[], war
     if (o.kept === undefined) o.kept = await readLastGood(o.path);
     if (o.kept === text) continue;
     try {
-      await replaceFile(lastGoodPath(o.path), text);
+      replaceFileSync(lastGoodPath(o.path), text);
       o.kept = text;
     } catch (err) {
       o.kept = undefined;
