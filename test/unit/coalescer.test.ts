@@ -73,7 +73,7 @@ describe('createCoalescer', () => {
     expect(rec.calls.slice(2)).toEqual([{ value: 25, at: 2600 }]);
   });
 
-  it('never runs twice at once: a push during a run waits for it, then follows the same timing', async () => {
+  it('never runs twice at once: a push during a run waits for it, then for a quiet as long as that run', async () => {
     const { clock, rec, c } = rig({ minWaitMs: 100, maxWaitMs: 500, manual: true });
     c.push(1);
     clock.advance(100);
@@ -87,10 +87,14 @@ describe('createCoalescer', () => {
     expect(c.pending()).toBe(true);
     rec.release();
     await settle();
-    // Its time had already come, so it runs as soon as the previous run ends.
+    expect(rec.calls.map((x) => x.value)).toEqual([1]);
+    // Run 1 took 1050 ms: value 3 waits for 1050 ms of quiet after its push (150 -> 1200), not
+    // for maxWait, which counts from run 1's end (1150 -> 1650).
+    clock.advance(50);
+    await settle();
     expect(rec.calls).toEqual([
       { value: 1, at: 100 },
-      { value: 3, at: 1150 },
+      { value: 3, at: 1200 },
     ]);
     rec.release();
     await settle();
@@ -109,6 +113,77 @@ describe('createCoalescer', () => {
     expect(rec.calls).toEqual([
       { value: 1, at: 100 },
       { value: 2, at: 200 },
+    ]);
+    rec.release();
+  });
+
+  it('holds a burst that goes on during a run until a quiet as long as that run (or maxWait), not its first lull', async () => {
+    const { clock, rec, c } = rig({ minWaitMs: 100, maxWaitMs: 2000, manual: true });
+    c.push(1);
+    clock.advance(100); // run 1 starts at 100
+    let v = 1;
+    const pushAt = async (at: number) => {
+      clock.advance(at - clock.now());
+      c.push(++v);
+      await settle();
+    };
+    for (let at = 200; at <= 1000; at += 100) await pushAt(at);
+    rec.release(); // run 1 took 900 ms (100 -> 1000)
+    await settle();
+    await pushAt(1100);
+    await pushAt(1200);
+    await pushAt(1450); // a 250 ms lull: past minWait, but the burst is not over
+    await pushAt(1500);
+    clock.advance(2399 - clock.now());
+    await settle();
+    expect(rec.calls).toEqual([{ value: 1, at: 100 }]);
+    // A quiet of 900 ms after the last push (1500 -> 2400); maxWait counts from run 1's end (3000).
+    clock.advance(1);
+    await settle();
+    expect(rec.calls).toEqual([
+      { value: 1, at: 100 },
+      { value: v, at: 2400 },
+    ]);
+    rec.release();
+  });
+
+  it('counts maxWait of a value that waited behind a run from that run\'s end', async () => {
+    const { clock, rec, c } = rig({ minWaitMs: 100, maxWaitMs: 1000, manual: true });
+    c.push(1);
+    clock.advance(100); // run 1: 100 -> 600
+    let v = 1;
+    const push = async () => {
+      clock.advance(100);
+      c.push(++v);
+      await settle();
+    };
+    while (clock.now() < 600) await push();
+    rec.release();
+    await settle();
+    // A push every 100 ms never leaves 500 ms of quiet; maxWait counts from 600 (not from the
+    // first push at 200), so the next run is at 1600, with the value pushed at 1500.
+    while (clock.now() < 1600) await push();
+    expect(rec.calls).toEqual([
+      { value: 1, at: 100 },
+      { value: 15, at: 1600 },
+    ]);
+    rec.release();
+  });
+
+  it('waits only minWait for a push that comes longer than the last run after it', async () => {
+    const { clock, rec, c } = rig({ minWaitMs: 100, maxWaitMs: 2000, manual: true });
+    c.push(1);
+    clock.advance(100);
+    clock.advance(900);
+    rec.release(); // run 1 took 900 ms
+    await settle();
+    clock.advance(901);
+    c.push(2);
+    clock.advance(100);
+    await settle();
+    expect(rec.calls).toEqual([
+      { value: 1, at: 100 },
+      { value: 2, at: 2001 },
     ]);
     rec.release();
   });
