@@ -23,6 +23,15 @@ export const MAX_EXTENSIONS = 3;
 /** Stalls remembered (the most recent); older ones are beyond any probe's window. */
 const STALLS_KEPT = 256;
 
+/**
+ * Over the last OVERLOAD_WINDOW_MS, the loop stalled at least OVERLOAD_STALLED_MS: the sidecar
+ * cannot keep up with its probes, so probing faster than a backend's own period makes it worse.
+ */
+export const OVERLOAD_WINDOW_MS = 1000;
+export const OVERLOAD_STALLED_MS = 250;
+/** How long a look at the stall log stands before it is taken again. */
+const OVERLOAD_CHECK_MS = 100;
+
 /** Intervals during which the event loop ran no timers. */
 export interface StallLog {
   /** A timer due at `due` ran at `ran`: between the two the loop was busy with something else. */
@@ -59,6 +68,23 @@ export function createStallLog(): StallLog {
       }
       return total;
     },
+  };
+}
+
+/**
+ * Whether the loop is overloaded now (see OVERLOAD_STALLED_MS), read from `stalls` at most every
+ * OVERLOAD_CHECK_MS: callers ask once per probe, and a look goes over every kept stall.
+ */
+export function createOverloadGauge(stalls: StallLog, clock: Clock): () => boolean {
+  let checkedAt = -Infinity;
+  let overloaded = false;
+  return () => {
+    const now = clock.now();
+    if (now - checkedAt >= OVERLOAD_CHECK_MS) {
+      checkedAt = now;
+      overloaded = stalls.stalledWithin(now - OVERLOAD_WINDOW_MS, now) >= OVERLOAD_STALLED_MS;
+    }
+    return overloaded;
   };
 }
 

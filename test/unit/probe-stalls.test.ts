@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.js';
 import { failure, runAttempts, success, timeoutOutcome } from '../../src/probe/outcome.js';
 import { createProbeScheduler } from '../../src/probe/scheduler.js';
-import { armDeadline, createStallLog, MAX_EXTENSIONS, type DeadlineVerdict } from '../../src/probe/stalls.js';
+import { armDeadline, createOverloadGauge, createStallLog, MAX_EXTENSIONS, type DeadlineVerdict } from '../../src/probe/stalls.js';
 import { probeBackend, probeResult } from '../helpers/fixtures.js';
 
 function deadline(timeoutMs = 2000) {
@@ -31,6 +31,24 @@ describe('stall log', () => {
     log.note(300, 700);
     log.note(150, 710);
     expect(log.stalledWithin(0, 1000)).toBe(560);
+  });
+});
+
+describe('overload gauge', () => {
+  it('says overloaded while the loop stalled 250 ms or more of the last second, looking again every 100 ms', () => {
+    const clock = createManualClock(10_000);
+    const log = createStallLog();
+    const overloaded = createOverloadGauge(log, clock);
+    log.note(9_500, 9_700); // 200 ms
+    expect(overloaded()).toBe(false);
+    log.note(9_800, 9_860); // 260 ms in all
+    clock.advance(50);
+    expect(overloaded()).toBe(false); // the last look stands for 100 ms
+    clock.advance(50);
+    expect(overloaded()).toBe(true);
+    // 10,600: only 9,860 - 9,600 = 160 ms of the window [9,600, 10,600] was stalled.
+    clock.advance(500);
+    expect(overloaded()).toBe(false);
   });
 });
 
