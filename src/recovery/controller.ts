@@ -19,6 +19,7 @@ import { createSwarmLease, type SwarmLease, type SwarmLeaseStatus } from './swar
 import { createRecoveryExecutor, resultInput, type RecoveryExecutor } from './executor.js';
 import { plan, plannerConfig } from './planner.js';
 import { summarize, type PlannerState, type RecoverySummary } from './planner-state.js';
+import { PROBE_TYPES } from './strategies.js';
 import { trafficHolds } from './traffic-holds.js';
 import type { AppSnapshot, PlannedAction, PlannerInput, TaskTarget } from './types.js';
 
@@ -26,6 +27,14 @@ import type { AppSnapshot, PlannedAction, PlannerInput, TaskTarget } from './typ
 const RELOAD_SETTLE_MS = 1000;
 /** How often scale-in and timeouts of actions that never reported back are looked at. */
 const TICK_MS = 5000;
+/**
+ * A container's probe failure is planned this long after it is seen, on the backend as it stands
+ * then. A `docker kill` or `docker rm -f` makes probes fail at once, and Docker's event that says
+ * the container is being stopped on purpose (its backend then drains and recovery leaves it
+ * alone) can come after them when the daemon is busy (seen in CI: a killed container's failures
+ * planned before its kill event). Recovery acts in seconds anyway.
+ */
+const DOCKER_SETTLE_MS = 1000;
 
 export interface RecoveryControllerOptions extends HealthStageOptions {
   logger: Logger;
@@ -60,6 +69,9 @@ interface ControllerState {
   /** Containers about to be stopped by an action: out of nginx first, like a `docker stop`. */
   draining: Set<string>;
   tickTimer: TimerHandle | null;
+  /** Backend id -> its latest probe failure, waiting DOCKER_SETTLE_MS to be planned. */
+  settling: Map<string, FailureNotice['event']>;
+  settleTimers: Set<TimerHandle>;
   /** Sidecars sharing a node's Engine: only the holder acts on the node's Swarm tasks. */
   lease: SwarmLease | null;
 }
@@ -67,7 +79,16 @@ interface ControllerState {
 export function createRecoveryController(opts: RecoveryControllerOptions): RecoveryController {
   const docker = opts.docker;
   const s: ControllerState | null = docker
-    ? { opts, executor: null as unknown as RecoveryExecutor, planner: opts.restored, draining: new Set(), tickTimer: null, lease: null }
+    ? {
+        opts,
+        executor: null as unknown as RecoveryExecutor,
+        planner: opts.restored,
+        draining: new Set(),
+        tickTimer: null,
+        settling: new Map(),
+        settleTimers: new Set(),
+        lease: null,
+      }
     : null;
   const cfg = opts.config().docker;
   if (s && docker && cfg.swarm !== false && cfg.swarm_lease) {
@@ -97,6 +118,7 @@ export function createRecoveryController(opts: RecoveryControllerOptions): Recov
     },
     async stop() {
       if (s?.tickTimer) opts.clock.clearTimeout(s.tickTimer);
+      for (const t of s?.settleTimers ?? []) opts.clock.clearTimeout(t);
       await s?.lease?.stop();
     },
   };
@@ -140,7 +162,26 @@ function onFailure(s: ControllerState, { event, view }: FailureNotice): void {
   if (!(view?.container || view?.task) || s.opts.config().recovery.mode === 'off') return;
   // Another sidecar holds this node's lease (or the task is another node's): it is theirs to plan.
   if (view.task && s.lease && !s.lease.mayAct(view.task.nodeId)) return;
+  if (view.container && PROBE_TYPES.has(event.failureType)) return settle(s, event, view.backendId);
   recover(s, { kind: 'failure', event, backend: view, app: appSnapshot(s, view.app) });
+}
+
+/** Plans a container's probe failure DOCKER_SETTLE_MS from now, the latest one if more come meanwhile. */
+function settle(s: ControllerState, event: FailureNotice['event'], backendId: string): void {
+  const waiting = s.settling.has(backendId);
+  s.settling.set(backendId, event);
+  if (waiting) return;
+  const timer = s.opts.clock.setTimeout(() => {
+    s.settleTimers.delete(timer);
+    const latest = s.settling.get(backendId)!;
+    s.settling.delete(backendId);
+    const view = s.opts.registry.view(backendId);
+    // Gone meanwhile (removed with its container): nothing left to recover.
+    if (!view?.container || s.opts.config().recovery.mode === 'off') return;
+    recover(s, { kind: 'failure', event: latest, backend: view, app: appSnapshot(s, view.app) });
+  }, DOCKER_SETTLE_MS);
+  timer.unref?.();
+  s.settleTimers.add(timer);
 }
 
 /** Scale-in of replicas recovery added, and timeouts of actions that never reported back. */

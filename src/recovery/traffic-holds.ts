@@ -59,6 +59,8 @@ function trafficVerdict(strategy: Strategy, c: VerdictContext): TrafficVerdict {
   switch (strategy) {
     case 'remove_from_lb': {
       if (!backend.ejected) return { ok: false, reason: 'not ejected: ejection is the health stage\'s call (thresholds and breaker)' };
+      // Out of nginx because it is being stopped, not because recovery had anything to do.
+      if (backend.draining) return { ok: false, reason: 'container is being stopped (draining): not recovered' };
       if (s.instances[instanceKey(backend)]?.lbNoted) {
         return { ok: false, reason: 'already ejected by the health stage (recorded once per ejection)' };
       }

@@ -208,7 +208,9 @@ describe('strategy map', () => {
     const d = driver();
     const stopping = sick(1, { draining: true });
     const r = d.fail('port_not_listening', stopping, snapshot([stopping, replica(2)]));
-    expect(disruptive(r)).toEqual([]);
+    // Not even the remove_from_lb note: it is out of nginx because it is being stopped.
+    expect(r.actions).toEqual([]);
+    expect(r.decisions.find((x) => x.strategy === 'remove_from_lb')?.reason).toBe('container is being stopped (draining): not recovered');
     expect(r.decisions.find((x) => x.strategy === 'restart_container')?.reason).toBe('container is being stopped (draining): not recovered');
     const exited = sick(1, { ctr: { state: 'exited', exitCode: 0 } });
     const r2 = d.fail('port_not_listening', exited, snapshot([exited, replica(2)]));
