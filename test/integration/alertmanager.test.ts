@@ -98,6 +98,8 @@ describe('alerting against a real Alertmanager and webhook receivers on loopback
     cleanup.push(hook.close);
     await waitFor(() => hook.received.length > 0, { what: 'the notification at the receiver' });
     expect(hook.received[0]).toMatchObject({ path: '/hook', body: { status: 'firing', alert: { backend: backendId } } });
+    // The receiver has the request before the sender has its answer: the delivery is recorded then.
+    await waitFor(() => store.deliveries.at(-1)?.ok === true, { what: 'the delivery recorded as sent' });
     const failed = store.deliveries.filter((d) => !d.ok);
     expect(failed.length).toBeGreaterThan(0);
     expect(failed[0]!.error).toMatch(/ECONNREFUSED/);
