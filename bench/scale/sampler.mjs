@@ -1,7 +1,8 @@
 // The /healthz and /readyz sampler of bench/scale.mjs, in a process of its own so that the bench's
-// own work never delays a sample: `node sampler.mjs PORT`. Every 50 ms it sends GET /healthz on a
-// new connection (as a kubelet does) whether or not the previous one has answered, and GET
-// /readyz until the first 200. On the message 'dump' it sends back every sample:
+// own work never delays a sample: `node sampler.mjs PORT`. Every 50 ms (BENCH_HEALTHZ_EVERY_MS;
+// the message {every: ms} changes it) it sends GET /healthz on a new connection (as a kubelet
+// does) whether or not the previous one has answered, and GET /readyz until the first 200. On
+// the message 'dump' it sends back every sample:
 // healthz: [sentAt (epoch ms), latency ms, outcome]; outcome 200.., 'refused' (nothing listens yet),
 // 'error', or 'pending' (no answer yet: latency is the time waited so far); ready: epoch ms of the
 // first /readyz 200 or null.
@@ -9,7 +10,7 @@ import { fork } from 'node:child_process';
 import { request } from 'node:http';
 
 const SELF = new URL(import.meta.url).pathname;
-const EVERY_MS = 50;
+const EVERY_MS = Number(process.env.BENCH_HEALTHZ_EVERY_MS ?? 50);
 
 if (process.argv[1] === SELF) run(Number(process.argv[2]));
 
@@ -26,7 +27,7 @@ function run(port) {
     req.on('error', (err) => done(err.code === 'ECONNREFUSED' ? 'refused' : 'error'));
     req.end();
   };
-  setInterval(() => {
+  const tick = () => {
     const sample = [Date.now(), 0, 'pending'];
     pending.add(sample);
     samples.push(sample);
@@ -42,8 +43,14 @@ function run(port) {
         if (outcome === 200 && readyAt === null) readyAt = Date.now();
       });
     }
-  }, EVERY_MS);
+  };
+  let timer = setInterval(tick, EVERY_MS);
   process.on('message', (m) => {
+    if (typeof m === 'object' && m.every > 0) {
+      clearInterval(timer);
+      timer = setInterval(tick, m.every);
+      return;
+    }
     if (m !== 'dump') return;
     const now = Date.now();
     for (const s of pending) s[1] = now - s[0];
@@ -61,6 +68,8 @@ export function startSampler(port) {
         child.once('message', resolve);
         child.send('dump');
       }),
+    /** Polls every `ms` from now on. */
+    every: (ms) => child.connected && child.send({ every: ms }),
     stop: () => child.connected && child.disconnect(),
   };
 }
