@@ -171,6 +171,12 @@ function siblingOverrides(info: Dockerode.ContainerInspectInfo, o: NewReplicaOpt
 
 async function restart(ctx: DockerContext, id: string): Promise<Done> {
   const c = ctx.docker.getContainer(id);
+  // Restart is for a running container that fails its checks. One that is not running was
+  // stopped outside recovery (docker stop or kill, whose event may not have reached the sidecar
+  // yet) or crashed, which Docker reports and recreate handles: starting it again here would
+  // undo an operator's stop.
+  const { State } = await c.inspect();
+  if (!State.Running) throw new Error(`not restarted: container ${id.slice(0, 12)} is ${State.Status}, not running (stopped outside recovery)`);
   await c.restart({ t: ctx.t });
   await waitRunning(ctx, c);
   ctx.log?.info({ container: id }, 'container restarted');

@@ -10,6 +10,7 @@ import { pickFreePort } from '../../src/recovery/ports.js';
 import { ensureTestImages, type TestImages } from '../helpers/docker-images.js';
 import { appAnswers, docker, isGone, removeTestContainers, requireDocker, testLabels } from '../helpers/docker.js';
 import { freePort } from '../helpers/free-port.js';
+import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'recovery-actions';
 const TMP_REPO = 'orchestry-test/recovery-tmp';
@@ -89,6 +90,17 @@ describe('recovery docker actions', () => {
     expect(after.State.Running).toBe(true);
     expect(after.State.StartedAt).not.toBe(before.State.StartedAt);
     await appAnswers(port);
+  });
+
+  it('does not restart a container that is not running: one stopped outside recovery stays stopped', async () => {
+    const port = await freePort();
+    const c = await runApp({ port });
+    await c.kill();
+    await waitFor(async () => !(await c.inspect()).State.Running, { what: 'the killed container to stop' });
+    const r = await actions.restart(c.id);
+    expect(r).toMatchObject({ ok: false, containerId: c.id });
+    expect(r.error).toMatch(/^not restarted: container [0-9a-f]{12} is exited, not running \(stopped outside recovery\)$/);
+    expect((await c.inspect()).State.Running).toBe(false);
   });
 
   it('recreates a container: new id, same name, image, env, labels and host config; the old one is gone', async () => {
