@@ -5,8 +5,9 @@
  * - a new text goes to a temporary file opened exclusively (O_CREAT|O_EXCL), without following
  *   links (O_NOFOLLOW), under an unpredictable name (16 random hex digits), beside the output,
  *   with the mode of the file it replaces (0644 for a new one); it is fsynced and renamed over
- *   the output. A link planted at any name the sidecar uses is never written through: the exclusive open fails and another name is drawn, and
- *   rename replaces a link instead of following it;
+ *   the output. A link planted at any name the sidecar uses is never written through: the
+ *   exclusive open fails and another name is drawn, and rename replaces a link instead of
+ *   following it;
  * - an output path that is itself a symbolic link is refused (OUTPUT_IS_SYMLINK) rather than
  *   replaced: replacing it would silently cut the link the operator made, following it would
  *   write wherever the link points. Point the setting at the real file instead;
