@@ -69,9 +69,8 @@ interface ControllerState {
   /** Containers about to be stopped by an action: out of nginx first, like a `docker stop`. */
   draining: Set<string>;
   tickTimer: TimerHandle | null;
-  /** Backend id -> its latest probe failure, waiting DOCKER_SETTLE_MS to be planned. */
-  settling: Map<string, FailureNotice['event']>;
-  settleTimers: Set<TimerHandle>;
+  /** Backend id -> its latest probe failure and the timer that plans it (DOCKER_SETTLE_MS). */
+  settling: Map<string, { event: FailureNotice['event']; timer: TimerHandle }>;
   /** Sidecars sharing a node's Engine: only the holder acts on the node's Swarm tasks. */
   lease: SwarmLease | null;
 }
@@ -86,7 +85,6 @@ export function createRecoveryController(opts: RecoveryControllerOptions): Recov
         draining: new Set(),
         tickTimer: null,
         settling: new Map(),
-        settleTimers: new Set(),
         lease: null,
       }
     : null;
@@ -118,7 +116,7 @@ export function createRecoveryController(opts: RecoveryControllerOptions): Recov
     },
     async stop() {
       if (s?.tickTimer) opts.clock.clearTimeout(s.tickTimer);
-      for (const t of s?.settleTimers ?? []) opts.clock.clearTimeout(t);
+      for (const { timer } of s?.settling.values() ?? []) opts.clock.clearTimeout(timer);
       await s?.lease?.stop();
     },
   };
@@ -168,12 +166,13 @@ function onFailure(s: ControllerState, { event, view }: FailureNotice): void {
 
 /** Plans a container's probe failure DOCKER_SETTLE_MS from now, the latest one if more come meanwhile. */
 function settle(s: ControllerState, event: FailureNotice['event'], backendId: string): void {
-  const waiting = s.settling.has(backendId);
-  s.settling.set(backendId, event);
-  if (waiting) return;
+  const waiting = s.settling.get(backendId);
+  if (waiting) {
+    waiting.event = event;
+    return;
+  }
   const timer = s.opts.clock.setTimeout(() => {
-    s.settleTimers.delete(timer);
-    const latest = s.settling.get(backendId)!;
+    const latest = s.settling.get(backendId)!.event;
     s.settling.delete(backendId);
     const view = s.opts.registry.view(backendId);
     // Gone meanwhile (removed with its container): nothing left to recover.
@@ -181,7 +180,7 @@ function settle(s: ControllerState, event: FailureNotice['event'], backendId: st
     recover(s, { kind: 'failure', event: latest, backend: view, app: appSnapshot(s, view.app) });
   }, DOCKER_SETTLE_MS);
   timer.unref?.();
-  s.settleTimers.add(timer);
+  s.settling.set(backendId, { event, timer });
 }
 
 /** Scale-in of replicas recovery added, and timeouts of actions that never reported back. */
