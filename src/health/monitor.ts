@@ -58,7 +58,7 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
     },
     // An ejected backend is probed at its ejected period, to notice a recovery soon; a routed one
     // on its way out at its fast period, to decide soon (HAProxy's downinter and fastinter).
-    periodFor: (b: Backend) => fastPeriodMs(registry, b, overloaded()),
+    periodFor: (b: Backend) => fastPeriodMs(registry, b, overloaded),
     onResult: (result: ProbeResult, b: Backend) => {
       if (isLocalError(result)) {
         const note = local.record(result, clock.now());
@@ -110,12 +110,12 @@ export function createHealthMonitor(opts: HealthMonitorOptions): HealthMonitor {
  * once, probing them 2-4 times as often held every probe up by 1-2 s (bench:scale), and their
  * ejections then trickled in over ~3 s instead of ~1 s; at their own period they come sooner.
  */
-export function fastPeriodMs(registry: Pick<HealthRegistry, 'probePace'>, b: Backend, overloaded = false): number | undefined {
-  if (overloaded) return undefined;
+export function fastPeriodMs(registry: Pick<HealthRegistry, 'probePace'>, b: Backend, overloaded: () => boolean = () => false): number | undefined {
   const pace = registry.probePace(b.id);
+  // Asked only for the few backends off their own pace: the probe loop asks after every result.
+  if (pace === 'steady' || overloaded()) return undefined;
   if (pace === 'ejected') return b.health.ejected_period_seconds * 1000;
-  if (pace === 'deciding') return Math.min(b.health.fast_period_seconds, b.health.period_seconds) * 1000;
-  return undefined;
+  return Math.min(b.health.fast_period_seconds, b.health.period_seconds) * 1000;
 }
 
 function publishTransitions(bus: SidecarBus, transitions: Transition[]): void {

@@ -70,12 +70,12 @@ describe('the probe period while a verdict may change (HAProxy fastinter and dow
   it('keeps deciding and ejected backends at their own period while the sidecar is overloaded', () => {
     const r = rig();
     r.probe(false);
-    expect(fastPeriodMs(r.registry, r.b, true)).toBeUndefined();
+    expect(fastPeriodMs(r.registry, r.b, () => true)).toBeUndefined();
     r.probe(false);
     r.probe(false);
     expect(r.registry.isEjected(r.b.id)).toBe(true);
-    expect(fastPeriodMs(r.registry, r.b, true)).toBeUndefined();
-    expect(fastPeriodMs(r.registry, r.b, false)).toBe(500);
+    expect(fastPeriodMs(r.registry, r.b, () => true)).toBeUndefined();
+    expect(fastPeriodMs(r.registry, r.b, () => false)).toBe(500);
   });
 
   it('never probes slower than the own period when that is the shorter', () => {
