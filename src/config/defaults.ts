@@ -105,8 +105,10 @@ export const DEFAULT_HEALTH: HealthCheckConfig = frozen({
   initial_delay_seconds: 0,
   period_seconds: 2,
   // HAProxy's downinter: an ejected backend is probed faster, so with success_threshold 2 it is
-  // readmitted within about a second of answering again (a refused connection costs little).
-  ejected_period_seconds: 0.5,
+  // readmitted within half a second of answering again, which leaves room for nginx's own
+  // once-a-second re-resolution in DNS mode inside "back within 1.5 s" (a refused connection
+  // costs little; while the sidecar is overloaded ejected backends keep their own period).
+  ejected_period_seconds: 0.25,
   // HAProxy's fastinter: once a routed backend has failed a probe, or nginx's log shows it failing
   // real requests, the probes that decide about it come quickly (failure_threshold 3: ejected
   // about half a second after the first failure, not two periods later).

@@ -51,7 +51,7 @@ describe('defaults', () => {
     const h = DEFAULT_HEALTH;
     expect([h.period_seconds, h.failure_threshold, h.success_threshold]).toEqual([2, 3, 2]);
     expect(h.timeout_seconds).toBeLessThan(h.period_seconds);
-    expect(h.fast_period_seconds).toBeLessThan(h.ejected_period_seconds);
+    expect(h.fast_period_seconds).toBeLessThanOrEqual(h.ejected_period_seconds);
     expect(h.ejected_period_seconds).toBeLessThan(h.period_seconds);
     // A new backend is routed at once: a delay would only postpone the evidence against it.
     expect(h.initial_delay_seconds).toBe(0);
