@@ -10,7 +10,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, guardConnections } from './admin-connections.js';
-import { readHeartbeat, readLimits, writeStats, type FromFront, type FrontInit, type Reply, type ToFront } from './admin-protocol.js';
+import { readHeartbeat, readLimits, readStats, writeStats, type FromFront, type FrontInit, type Reply, type ToFront } from './admin-protocol.js';
 
 const init = workerData as FrontInit;
 const port = parentPort!;
@@ -27,7 +27,12 @@ const server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_
   res.once('close', () => waiting.delete(id));
   post({ type: 'request', id, method, url });
 });
-guardConnections(server, () => readLimits(init.shared), (stats) => writeStats(init.shared, stats));
+// The dropped-connection counters are totals over the process: a front started again after one
+// that died goes on from where that one left them (the metric is a counter).
+const before = readStats(init.shared);
+guardConnections(server, () => readLimits(init.shared), (stats) =>
+  writeStats(init.shared, { open: stats.open, evicted: before.evicted + stats.evicted, refused: before.refused + stats.refused }),
+);
 
 /** 200 while the main thread's event loop turns; 503 once it has not for stallAfterMs. */
 function liveness(): Reply {

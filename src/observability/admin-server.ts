@@ -8,7 +8,7 @@ import { ConfigError, SidecarError, describeError } from '../errors.js';
 import { DEFAULT_ADMIN } from '../config/defaults.js';
 import { startWorkerModule } from '../worker-module.js';
 import { adminLimits, type AdminConnectionStats, type AdminLimits } from './admin-connections.js';
-import { beat, createShared, readStats, type FromFront, type FrontInit, type Reply, type ToFront } from './admin-protocol.js';
+import { beat, createShared, readStats, writeStats, type FromFront, type FrontInit, type Reply, type ToFront } from './admin-protocol.js';
 import { EVENT_KINDS, type EventKind, type EventQuery, type LoggedEvent } from './event-log.js';
 import type { Logger } from './logger.js';
 import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML } from './status-page.js';
@@ -96,6 +96,9 @@ export function parseListenAddress(listen: string): { host: string; port: number
 export const LIVENESS_STALL_MS = 30_000;
 /** How often the main thread tells the front it is alive (and the limits in effect). */
 const HEARTBEAT_MS = 100;
+/** A lost front is started again after RESTART_MIN_MS; while its port cannot be had, up to every RESTART_MAX_MS. */
+const RESTART_MIN_MS = 1000;
+const RESTART_MAX_MS = 30_000;
 
 /**
  * Creates the admin server; `listen` is checked here, before anything binds. The port is served
@@ -112,16 +115,28 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
   let front: Front | null = null;
   let heartbeat: NodeJS.Timeout | undefined;
   let restart: NodeJS.Timeout | undefined;
+  let restartDelayMs = RESTART_MIN_MS;
   // A front that exits on its own (a bug, out of memory) is started again on the port it had, so
-  // the port comes back by itself; at most once a second.
+  // the port comes back by itself: after a second, and while the port cannot be had (another
+  // process took it meanwhile) again and again, the wait doubling up to RESTART_MAX_MS.
   const onLost = (lost: Front, bound: { host: string; port: number }, code: number): void => {
     if (front !== lost) return;
-    opts.logger.error({ code, admin: `${bound.host}:${bound.port}` }, 'admin server thread exited; starting it again');
+    // Its sockets died with it; the counters of dropped connections go on.
+    writeStats(shared, { ...readStats(shared), open: 0 });
+    opts.logger.error({ code, admin: `${bound.host}:${bound.port}`, retry_in_ms: restartDelayMs }, 'admin server thread exited; starting it again');
     restart = setTimeout(() => {
       const next = startFront({ host: bound.host, port: bound.port, shared, stallAfterMs }, opts, (f, c) => onLost(f, bound, c));
       front = next;
-      next.listening.catch((err: { message: string }) => opts.logger.error({ err: err.message }, 'admin server thread could not listen again'));
-    }, 1000).unref();
+      next.listening.then(
+        () => (restartDelayMs = RESTART_MIN_MS),
+        (err: { code?: string; message: string }) => {
+          opts.logger.error({ err: err.message, code: err.code, admin: `${bound.host}:${bound.port}` }, 'admin server thread could not listen again');
+          restartDelayMs = Math.min(restartDelayMs * 2, RESTART_MAX_MS);
+          // Its exit comes back here (it is still the current front) and schedules the next try.
+          void next.worker.terminate();
+        },
+      );
+    }, restartDelayMs).unref();
   };
   return {
     async start() {
