@@ -93,6 +93,12 @@ export interface RenderReloadApplierOptions {
    * answering: an nginx that loaded before then found no server to resolve its upstreams from.
    */
   loadedSince?: number;
+  /**
+   * DNS mode: when nginx last got an answer from a DNS server of this sidecar, a previous
+   * process's included (epoch ms, or null). An nginx loaded before `loadedSince` but answered
+   * after it loaded holds resolved servers, and counts as running the rendering.
+   */
+  answeredAt?: () => number | null;
 }
 
 /** Everything one applier keeps between applies. */
@@ -108,6 +114,8 @@ export interface ApplierState {
   inPlaceWhy: string | null;
   /** RenderReloadApplierOptions.loadedSince, or 0. */
   loadedSince: number;
+  /** RenderReloadApplierOptions.answeredAt. */
+  answeredAt: (() => number | null) | undefined;
 }
 
 /** render -> test a copy -> swap -> reload; see the module comment. */
@@ -124,6 +132,7 @@ export function createRenderReloadApplier(opts: RenderReloadApplierOptions): Ups
     tried: opts.previous !== undefined,
     inPlaceWhy: null,
     loadedSince: opts.loadedSince ?? 0,
+    answeredAt: opts.answeredAt,
   };
   let queue: Promise<unknown> = Promise.resolve();
   return {

@@ -32,8 +32,12 @@ export interface DnsApplierOptions {
   zone: string;
   service: string;
   previous?: Pick<UpstreamApplier, 'lastGood' | 'lastGoodStream'>;
-  /** When the DNS server began answering (epoch ms): an nginx loaded before it is reloaded at start. */
+  /** When the DNS server began answering (epoch ms): an nginx loaded before it is reloaded at start, */
   serverSince?: number;
+  /** unless it was answered after it loaded (answered-marker.ts): when it last was, or null. */
+  answeredAt?: () => number | null;
+  /** Told after each reload (the answers nginx gets after it are what a restart may rely on). */
+  onReloaded?: () => void;
 }
 
 /** Backends a zone of this many KiB holds (research note: 64k ≈ 55, 128k ≈ 127: ~15 KiB + 0.9 KiB each). */
@@ -58,6 +62,7 @@ export function createDnsApplier(opts: DnsApplierOptions): UpstreamApplier {
     control: opts.control,
     ...(opts.previous ? { previous: opts.previous } : {}),
     ...(opts.serverSince !== undefined ? { loadedSince: opts.serverSince } : {}),
+    ...(opts.answeredAt ? { answeredAt: opts.answeredAt } : {}),
     viewModel: (set) => toViewModel(set, rendering ?? undefined),
   });
   let queue: Promise<unknown> = Promise.resolve();
@@ -66,6 +71,7 @@ export function createDnsApplier(opts: DnsApplierOptions): UpstreamApplier {
     const build = opts.server.publish(set);
     rendering = renderingOf(set, build, opts);
     const outcome = await structural.apply(set);
+    if (outcome.reloaded) opts.onReloaded?.();
     const changed = build.table.content !== published;
     published = build.table.content;
     if (outcome.result !== 'unchanged' || !changed) return outcome;

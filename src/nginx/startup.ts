@@ -42,13 +42,19 @@ export async function startup(s: ApplierState, texts: string[], warnings: string
   // With nginx -t passing as it is, the file was tested (or is what the sidecar replaced):
   // trust it if nginx loaded it after it was written, where the control can tell.
   const loadedAt = (await s.control.loadedAt?.()) ?? null;
-  if (loadedAt !== null && loadedAt + LOADED_AT_SLACK_MS < s.loadedSince) return false;
+  if (loadedAt !== null && loadedAt + LOADED_AT_SLACK_MS < s.loadedSince && !answeredAfter(s, loadedAt)) return false;
   for (const o of s.outputs) {
     if (loadedAt !== null && loadedAt + LOADED_AT_SLACK_MS < (await lstat(o.path)).mtimeMs) return false;
   }
   s.outputs.forEach((o, i) => (o.lastGood = texts[i]!));
   if (s.nginx.validate) await keepLastGood(s, s.outputs.map((o, i) => ({ path: o.path, text: texts[i]! })), warnings);
   return true;
+}
+
+/** nginx was answered by a DNS server of this sidecar after it loaded `loadedAt` (DNS mode). */
+function answeredAfter(s: ApplierState, loadedAt: number): boolean {
+  const at = s.answeredAt?.() ?? null;
+  return at !== null && at > loadedAt + LOADED_AT_SLACK_MS;
 }
 
 /** nginx's config fails as it is: each output that differs from its last good copy gets the copy back, if that passes. */

@@ -9,8 +9,10 @@ import { describeError } from '../errors.js';
 import { createRenderReloadApplier, type UpstreamApplier } from './applier.js';
 import { createNginxControl, type NginxControl } from './control.js';
 import { createDnsApplier } from './dns-applier.js';
+import { createAnsweredMarker, lastAnsweredAt } from './dns/answered-marker.js';
 import { DEFAULT_SERVICE } from './dns/records.js';
 import { createDnsServer, type DnsServer } from './dns/server.js';
+import { RR_TYPE } from './dns/wire.js';
 import type { Renderer } from './render.js';
 import { versionAtLeast } from './run.js';
 
@@ -50,7 +52,13 @@ export async function resolveUpdateMode(nginx: NginxConfig, docker: Dockerode | 
   const chosen = chooseUpdateMode(nginx.update_via, version);
   if (chosen.mode === 'reload') return reloadMode(nginx, control, chosen.why);
   const [host, port] = splitListen(nginx.dns_listen);
-  const server = createDnsServer({ host, port, zone: nginx.dns_zone, service: DEFAULT_SERVICE });
+  const marker = createAnsweredMarker(nginx.output_path);
+  const server = createDnsServer({
+    host, port, zone: nginx.dns_zone, service: DEFAULT_SERVICE,
+    onReply: (e) => {
+      if (e.type === RR_TYPE.SRV && e.outcome === 'answer') marker.mark();
+    },
+  });
   let bound: { host: string; port: number };
   try {
     bound = await server.start();
@@ -58,15 +66,21 @@ export async function resolveUpdateMode(nginx: NginxConfig, docker: Dockerode | 
     return reloadMode(nginx, control, `${chosen.why}, but the DNS server could not listen on ${nginx.dns_listen} (${describeError(err)}): reload mode`);
   }
   // nginx resolves its upstreams' servers from the server: one that loaded its config before now
-  // found nobody answering, and has no servers until its resolver tries again (seconds of
-  // "no live upstreams" seen); a reload at start makes it ask at once.
+  // and was never answered has no servers until its resolver tries again (seconds of "no live
+  // upstreams" seen); a reload at start makes it ask at once. One answered after it loaded (by
+  // this sidecar before a restart) keeps those servers: see answered-marker.ts.
   const serverSince = Date.now();
   const resolver = nginx.dns_resolver ?? (bound.host.includes(':') ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`);
   return {
     mode: 'dns',
     why: `${chosen.why}; DNS server on ${resolver}`,
     applier: (renderer, previous) =>
-      createDnsApplier({ nginx, renderer, control, server, resolver, zone: nginx.dns_zone, service: DEFAULT_SERVICE, serverSince, ...(previous ? { previous } : {}) }),
+      createDnsApplier({
+        nginx, renderer, control, server, resolver, zone: nginx.dns_zone, service: DEFAULT_SERVICE, serverSince,
+        answeredAt: () => lastAnsweredAt(nginx.output_path),
+        onReloaded: () => marker.reloaded(),
+        ...(previous ? { previous } : {}),
+      }),
     dns: () => server,
     close: () => server.stop(),
   };

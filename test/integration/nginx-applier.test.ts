@@ -134,6 +134,25 @@ describe('render-reload applier', () => {
     expect(await n.reloadCount()).toBe(2);
   });
 
+  it("does not reload at start an nginx loaded before `loadedSince` that a DNS server of the sidecar answered after it loaded (a restarted sidecar in DNS mode)", async () => {
+    const n = await start(a.address);
+    const before = createRenderReloadApplier({ nginx: n.config(), renderer });
+    await before.apply(setFor(b.address));
+    await n.settle(1);
+    const loadedAt = (await configLoadedAt(n.pidPath))!;
+    await waitFor(() => Date.now() - loadedAt > 400, { what: 'time to pass' });
+    // The previous process's DNS server answered nginx 200 ms after nginx loaded; this one's began later.
+    const restarted = createRenderReloadApplier({ nginx: n.config(), renderer, loadedSince: Date.now(), answeredAt: () => loadedAt + 200 });
+    expect(await restarted.apply(setFor(b.address))).toMatchObject({ result: 'unchanged', reloaded: false });
+    expect(await n.reloadCount()).toBe(1);
+
+    // Answered only before it loaded (an nginx restarted since): it may hold no servers, so reload.
+    const again = createRenderReloadApplier({ nginx: n.config(), renderer, loadedSince: Date.now(), answeredAt: () => loadedAt - 1000 });
+    expect(await again.apply(setFor(b.address))).toMatchObject({ result: 'applied', reloaded: true });
+    await n.settle(2);
+    expect(await n.reloadCount()).toBe(2);
+  });
+
   it('reloads at start when the file holds its rendering but nginx loaded it before that was written', async () => {
     const n = await start(a.address);
     const before = createRenderReloadApplier({ nginx: n.config(), renderer });
