@@ -12,7 +12,7 @@ import { answeredMarkerPath } from '../../src/nginx/dns/answered-marker.js';
 import { configLoadedAt } from '../../src/nginx/reload.js';
 import { startBackend, type TestBackend } from '../helpers/backend-server.js';
 import { currentNginx } from '../helpers/nginx-current.js';
-import { privateTempPaths } from '../helpers/fixtures.js';
+import { frontNginxConf, nginxPaths, nginxSection, sidecarYaml } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
 import { answeredBy, childPids, launchNginx, makeNginxDir, nginxLogCounts } from '../helpers/nginx-instance.js';
 import { startSidecarProcess, type SidecarProcess } from '../helpers/sidecar-process.js';
@@ -26,7 +26,7 @@ let configPath: string;
 let output: string;
 let sidecar: SidecarProcess | undefined;
 let web: TestBackend[];
-const errorLog = () => join(dir, 'logs', 'error.log');
+const errorLog = () => nginxPaths(dir).errorLog;
 const spread = (n: number) => answeredBy(nginxPort, n);
 const nginxState = async () => ({ reloads: (await nginxLogCounts(errorLog())).reloads, workers: await childPids(nginx.pid) });
 const start = () => startSidecarProcess(configPath, `http://127.0.0.1:${adminPort}`);
@@ -38,44 +38,23 @@ beforeAll(async () => {
   nginxPort = await freePort();
   adminPort = await freePort();
   const dnsPort = await freePort();
-  output = join(dir, 'conf.d', 'orchestry-upstreams.conf');
+  output = nginxPaths(dir).outputPath;
   await writeFile(
-    join(dir, 'nginx.conf'),
-    `pid ${join(dir, 'nginx.pid')};
-error_log ${errorLog()} notice;
-worker_processes 1;
-events { worker_connections 128; }
-http {
-${privateTempPaths(dir)}
-  access_log off;
-  include conf.d/*.conf;
-  proxy_http_version 1.1;
-  proxy_set_header Connection "";
-  proxy_next_upstream error timeout http_502 http_503 http_504;
-  server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://web; } }
-}
-`,
+    nginxPaths(dir).configPath,
+    frontNginxConf(dir, ['proxy_next_upstream error timeout http_502 http_503 http_504;', `server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://web; } }`]),
   );
   await writeFile(output, 'upstream web { server 127.0.0.1:9 down; }\n');
-  nginx = await launchNginx({ dir, configPath: join(dir, 'nginx.conf'), pidPath: join(dir, 'nginx.pid'), probePort: nginxPort, binary });
+  nginx = await launchNginx({ dir, configPath: nginxPaths(dir).configPath, pidPath: nginxPaths(dir).pidPath, probePort: nginxPort, binary });
   configPath = join(dir, 'sidecar.yaml');
   await writeFile(
     configPath,
-    `apps:
-  web:
-    backends: [${web.map((b) => `"${b.address}"`).join(', ')}]
-    health: { path: /health, period_seconds: 1, timeout_seconds: 0.5 }
-nginx:
-  binary: ${binary}
-  prefix: ${dir}
-  config_path: ${join(dir, 'nginx.conf')}
-  output_path: ${output}
-  pid_path: ${join(dir, 'nginx.pid')}
-  update_via: dns
-  dns_listen: 127.0.0.1:${dnsPort}
-admin: { listen: "127.0.0.1:${adminPort}" }
-store: { enabled: false }
-`,
+    sidecarYaml({
+      apps: { web: { backends: web.map((b) => b.address), health: { path: '/health', period_seconds: 1, timeout_seconds: 0.5 } } },
+      // A fixed DNS address: the restarted process renders the same `resolver` line.
+      nginx: nginxSection(dir, { binary, update_via: 'dns', dns_listen: `127.0.0.1:${dnsPort}`, leave_to_nginx: ['refused', '5xx'] }),
+      admin: { listen: `127.0.0.1:${adminPort}` },
+      store: { enabled: false },
+    }),
   );
 });
 
@@ -90,7 +69,7 @@ describe('a sidecar restarted in DNS mode', () => {
     sidecar = await start();
     await waitFor(async () => JSON.stringify(Object.keys(await spread(12)).sort()) === '["web-1","web-2","web-3"]', { what: 'traffic on all three' });
     expect((await nginxState()).reloads).toBe(1);
-    const loadedAt = (await configLoadedAt(join(dir, 'nginx.pid')))!;
+    const loadedAt = (await configLoadedAt(nginxPaths(dir).pidPath))!;
     await waitFor(async () => ((await stat(answeredMarkerPath(output)).catch(() => null))?.mtimeMs ?? 0) > loadedAt + 100, { what: "nginx's answers after the reload marked" });
   });
 
