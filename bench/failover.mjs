@@ -6,7 +6,8 @@
 //   a closed-loop client (bench/failover/client.mjs): 16 keep-alive workers, no retries, 20 s;
 //   one fault in backend 1 at t = 5 s: kill (SIGKILL), hang (accepts, never answers), 500
 //   (requests and health checks), slow (answers after 2 s), restart (SIGKILL at 5 s, a new
-//   process on the same port 7 s later).
+//   process on the same port 7 s later); and, for sidecar rows, sidecar (the sidecar itself
+//   stopped and started again at t = 5 s, as an upgrade does: no failure and no reload allowed).
 // Prints per row and fault the medians of BENCH_RUNS runs: client failures, time out of
 // rotation, late tries, stall, longest request, time back in rotation and at full share,
 // reloads, requests/s (each defined in bench/failover/metrics.mjs), and which of the issue's
@@ -25,7 +26,7 @@
 //   node bench/failover/report.mjs a.json b.json # one Markdown table of several BENCH_JSON files
 //
 // Env: BENCH_MODES (alone,haproxy,reload,dns), BENCH_PROBES (sidecar rows: defaults,tuned),
-// BENCH_LEAVE (reload rows: default,refused), BENCH_FAULTS (kill,hang,500,slow,restart), BENCH_RUNS
+// BENCH_LEAVE (reload rows: default,refused), BENCH_FAULTS (kill,hang,500,slow,restart,sidecar), BENCH_RUNS
 // (3), BENCH_SECONDS (20), BENCH_FAULT_AT (5), BENCH_RESTART_AFTER (7), BENCH_WORKERS (16),
 // BENCH_READ_TIMEOUT (3, nginx's proxy_read_timeout and HAProxy's timeout server),
 // BENCH_SETTLE_SECONDS (35: how long a sidecar may take to give every backend a verdict before
@@ -116,6 +117,7 @@ for (const n of notes) console.log(`  skipped: ${n}`);
 const results = [];
 for (const row of rows) {
   for (const fault of opts.faults) {
+    if (fault === 'sidecar' && row.kind !== 'sidecar') continue;
     const runs = [];
     // Long enough after a restart to see whether the backend is back at its full share in 10 s.
     const until = opts.faultAtMs + opts.restartAfterMs + 12_000;

@@ -15,8 +15,12 @@ const CLIENT = new URL('./client.mjs', import.meta.url).pathname;
 const wall = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
-/** The faults, as the issue names them; `restart` is kill-and-restart. */
-export const FAULTS = ['kill', 'hang', '500', 'slow', 'restart'];
+/**
+ * The faults, as the issue names them; `restart` is kill-and-restart. `sidecar` is no fault in a
+ * backend: the sidecar itself is stopped and started again under the load (sidecar rows only),
+ * which must cost no client failure and no reload (nginx already runs what it would render).
+ */
+export const FAULTS = ['kill', 'hang', '500', 'slow', 'restart', 'sidecar'];
 
 /**
  * Starts backend NAME on PORT as a child process; resolves once it listens with
@@ -84,8 +88,9 @@ async function startManaged(run, row, opts) {
   writeFileSync(join(run.dir, 'nginx.conf'), mainConfig({ dir: run.dir, port: run.frontPort, directives, readTimeoutSeconds: opts.readTimeoutSeconds }));
   const nginx = await launchNginx({ binary: run.nginxBinary, dir: run.dir, port: run.frontPort });
   let sidecar;
+  const start = () => startSidecar({ dir: run.dir, adminPort: run.adminPort, settleSeconds: opts.settleSeconds });
   try {
-    sidecar = await startSidecar({ dir: run.dir, adminPort: run.adminPort, settleSeconds: opts.settleSeconds });
+    sidecar = await start();
     if (sidecar.updateVia !== row.mode) throw new Error(`the sidecar runs in ${sidecar.updateVia} mode, not ${row.mode}: ${sidecar.modeReason}`);
   } catch (err) {
     await sidecar?.stop();
@@ -95,6 +100,11 @@ async function startManaged(run, row, opts) {
   return {
     reloadsAtStart: sidecar.reloadsAtStart,
     verdicts: sidecar.verdicts,
+    /** Stops the sidecar (SIGTERM) and starts a new one on the same config, as an upgrade does. */
+    restartSidecar: async () => {
+      await sidecar.stop();
+      sidecar = await start();
+    },
     stop: async () => {
       await sidecar.saveDiagnostics().catch(() => {});
       await sidecar.stop();
@@ -114,9 +124,15 @@ function startFront(run, row, opts) {
 /**
  * Schedules the fault in backend 1 at `at` (wall ms). hang, 500 and slow are switched inside the
  * backend (it compares each arrival with `at`); kill and restart SIGKILL its process, and restart
- * starts a new one on the same port `restartAfterMs` later. Resolves with what happened when.
+ * starts a new one on the same port `restartAfterMs` later; `sidecar` restarts the sidecar.
+ * Resolves with what happened when.
  */
-async function injectFault(fault, at, b, opts) {
+async function injectFault(fault, at, b, opts, front) {
+  if (fault === 'sidecar') {
+    await sleep(at - wall());
+    await front.restartSidecar();
+    return { faultAt: at };
+  }
   const b1 = b.procs[1];
   if (fault !== 'kill' && fault !== 'restart') {
     b1.child.send({ fault, at });
@@ -176,7 +192,7 @@ async function measure(run, front, b, fault, opts) {
   const load = client.start({ url: `http://127.0.0.1:${run.frontPort}/`, workers: opts.workers, startAt: t0, durationMs: opts.durationMs, drainMs: opts.drainMs });
   await sleep(t0 - wall() - 50);
   const reloadsBefore = await front.reloads();
-  const [records, faultTimes] = await Promise.all([load, injectFault(fault, t0 + opts.faultAtMs, b, opts)]);
+  const [records, faultTimes] = await Promise.all([load, injectFault(fault, t0 + opts.faultAtMs, b, opts, front)]);
   await sleep(200); // the last batch of arrival times from the backends
   const reloadsAfter = await front.reloads();
   await front.stop();
