@@ -145,5 +145,5 @@ if (process.env.BENCH_JSON) {
 function brief(m) {
   const s = (ms) => (ms === null ? '-' : ms === Infinity ? 'never' : `${(ms / 1000).toFixed(1)} s`);
   const kinds = Object.entries(m.failures).map(([k, n]) => `${k} ${n}`).join(', ');
-  return `fail ${m.fail}${kinds ? ` (${kinds})` : ''}, out ${s(m.out)}, late ${m.late}, stall ${s(m.stall)}, max ${s(m.max)}, back ${s(m.back)}, full ${s(m.full)}, ejected ${s(m.ejected)}, readmitted ${s(m.readmitted)}, reloads ${m.reloads} (+${m.reloadsAtStart} at start), ${Math.round(m.rps)} req/s`;
+  return `fail ${m.fail}${kinds ? ` (${kinds})` : ''}, out ${s(m.out)}, late ${m.late ?? '-'}, stall ${s(m.stall)}, max ${s(m.max)}, back ${s(m.back)}, full ${s(m.full)}, ejected ${s(m.ejected)}, readmitted ${s(m.readmitted)}, reloads ${m.reloads} (+${m.reloadsAtStart} at start), ${Math.round(m.rps)} req/s`;
 }

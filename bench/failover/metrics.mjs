@@ -52,8 +52,9 @@ export function runMetrics(obs, opts) {
   }
   return {
     ...client,
-    out: obs.stateEvents ? declaredDown(tries, obs.faultAt) : outOfRotation(tries, obs.faultAt, periodEnd),
-    late: tries.filter((a) => !a.down && a.start >= obs.faultAt + LATE_AFTER_MS).length,
+    // A restart of the sidecar leaves backend 1 as it was: nothing to be out of rotation for.
+    out: obs.backendFault === false ? null : obs.stateEvents ? declaredDown(tries, obs.faultAt) : outOfRotation(tries, obs.faultAt, periodEnd),
+    late: obs.backendFault === false ? null : tries.filter((a) => !a.down && a.start >= obs.faultAt + LATE_AFTER_MS).length,
     back,
     full,
     ...sidecarTimes(obs),

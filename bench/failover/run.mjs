@@ -131,7 +131,7 @@ async function injectFault(fault, at, b, opts, front) {
   if (fault === 'sidecar') {
     await sleep(at - wall());
     await front.restartSidecar();
-    return { faultAt: at };
+    return { faultAt: at, backendFault: false };
   }
   const b1 = b.procs[1];
   if (fault !== 'kill' && fault !== 'restart') {
