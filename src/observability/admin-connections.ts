@@ -70,18 +70,22 @@ export function guardConnections(server: Server, limits: () => AdminLimits, onCh
   apply();
 
   // Runs after node:http's own listener has taken the socket, so closing it is a normal close.
+  // Counted before the socket is closed: the client may see the close (and read the counters)
+  // before this thread runs another statement (CI saw `refused` still 0 after the refusal).
   server.on('connection', (socket: Socket) => {
     const { maxConnections } = apply();
     while (open.size >= maxConnections) {
       const idle = oldestIdle(open, busy);
       if (!idle) {
         refused++;
+        changed();
         socket.destroy();
-        return changed();
+        return;
       }
       open.delete(idle);
-      idle.destroy();
       evicted++;
+      changed();
+      idle.destroy();
     }
     open.add(socket);
     changed();
