@@ -11,6 +11,7 @@ import { createRenderReloadApplier } from '../../src/nginx/applier.js';
 import { createNginxControl } from '../../src/nginx/control.js';
 import { createDockerNginxControl } from '../../src/nginx/docker-control.js';
 import { createRenderer, type Renderer } from '../../src/nginx/render.js';
+import { dumpedFiles } from '../../src/nginx/run.js';
 import type { DesiredSet } from '../../src/upstream/types.js';
 import { backendsForSuite } from '../helpers/backend-server.js';
 import { ensureTestImages } from '../helpers/docker-images.js';
@@ -160,6 +161,28 @@ describe('docker nginx control', () => {
     // A HEAD answered 404 used to leave its socket open: the daemon then never exited at stop.
     await waitFor(() => open() <= before, { timeoutMs: 2_000, what: 'no Engine socket left open' });
   });
+
+  it("dump gives nginx -T's stdout alone: every file it read, however the Engine interleaves stderr", async () => {
+    // The Engine copies stdout and stderr separately; taken as one text, nginx's "test is
+    // successful" landed inside a `# configuration file <path>:` line in ~2 % of dumps (8 at once,
+    // 8 files), and test-copy.ts then missed a file nginx had read. 20 files, 8 at a time, 200
+    // dumps: the old one-text output failed this in 3 runs of 3 (4-5 dumps each).
+    const n = await start();
+    const names = Array.from({ length: 20 }, (_, i) => `extra-${String(i).padStart(2, '0')}.conf`);
+    for (const name of names) await writeFile(join(n.dir, 'conf.d', name), `upstream ${name.replace(/\W/g, '_')} { server 127.0.0.1:9 down; }\n`);
+    const expected = ['/etc/nginx/nginx.conf', ...[...names, 'orchestry-upstreams.conf'].sort().map((f) => `/etc/nginx/conf.d/${f}`)];
+    const control = createDockerNginxControl({ docker, container: n.name });
+    const wrong: string[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let i = 0; i < 25; i++) {
+          const dump = await control.dump!('/etc/nginx/nginx.conf');
+          if (JSON.stringify(dumpedFiles(dump)) !== JSON.stringify(expected)) wrong.push(dump);
+        }
+      }),
+    );
+    expect(wrong.length, wrong[0]).toBe(0);
+  }, 120_000);
 
   it('reports an unreachable Docker Engine as DOCKER_UNAVAILABLE', async () => {
     const socketPath = join(tmpdir(), `orchestry-no-docker-${process.pid}.sock`);
