@@ -11,6 +11,9 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# Debian's nginx has the stream (TCP) module as a dynamic module of its own package, which
+# --no-install-recommends leaves out; the stream tests load it from this path.
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 # promtool checks /metrics; the prometheus server scrapes a sidecar in a test.
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
 # The alerting tests deliver to a real Alertmanager on loopback.
