@@ -3,7 +3,7 @@
  * a `kill`/`stop`/`pause` of a backend's container drains that backend at once, before the
  * resync.
  */
-import { isTerminatingSignal, parseDockerEvent } from './docker-events.js';
+import { isStopRequest, parseDockerEvent } from './docker-events.js';
 import { matchesConstraints } from './docker-labels.js';
 import { emitSnapshot } from './docker-resync.js';
 import type { DockerSourceContext } from './docker-source.js';
@@ -15,11 +15,7 @@ export function onContainerEvent(ctx: DockerSourceContext, raw: unknown, gen: nu
   // Containers outside docker.constraints belong to another sidecar sharing the Engine.
   const labels = (raw as { Actor?: { Attributes?: Record<string, string> } }).Actor?.Attributes ?? {};
   if (!event || !matchesConstraints(labels, ctx.opts.config().docker.constraints)) return;
-  const stopping =
-    event.action === 'stop' ||
-    event.action === 'pause' ||
-    (event.action === 'kill' && isTerminatingSignal(event.signal));
-  if (stopping && !ctx.draining.has(event.containerId)) {
+  if (isStopRequest(event) && !ctx.draining.has(event.containerId)) {
     const backend = ctx.mapping.backends.find((b) => b.container?.id === event.containerId);
     if (backend?.container) {
       // Eject now: the coalescing wait would let requests reach a process that is going.

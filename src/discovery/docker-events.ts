@@ -6,6 +6,7 @@
  * "was this stop asked for" need memory across events, and keeping it in the state keeps the
  * function pure and testable without Docker or timers.
  */
+import type Dockerode from 'dockerode';
 import { constants } from 'node:os';
 import type { SidecarConfig } from '../config/types.js';
 import type { ContainerRef } from '../model.js';
@@ -121,6 +122,40 @@ const TERMINATING_SIGNALS: ReadonlySet<number> = new Set([
 /** Whether a `kill` with this signal means the container is about to stop (HUP etc. do not). */
 export function isTerminatingSignal(signal: number | null): boolean {
   return signal !== null && TERMINATING_SIGNALS.has(signal);
+}
+
+/** Whether someone asked the Engine to stop (or pause) the container: a `stop`, a `pause`, a terminating `kill`. */
+export function isStopRequest(event: Pick<ContainerEvent, 'action' | 'signal'>): boolean {
+  return event.action === 'stop' || event.action === 'pause' || (event.action === 'kill' && isTerminatingSignal(event.signal));
+}
+
+/**
+ * Whether the Engine recorded a stop request (isStopRequest) for container `id` from `sinceMs`
+ * to now. The events endpoint with `until` answers from the Engine's own log and ends, so this
+ * sees a `docker kill` the moment the Engine took it, where the source's stream can deliver it
+ * seconds later on a busy machine (CI: a killed container's probe failures were planned for
+ * recovery before its kill event arrived).
+ */
+export async function stopRequestedSince(docker: Pick<Dockerode, 'getEvents'>, id: string, sinceMs: number, nowMs: number): Promise<boolean> {
+  // Seconds with a fraction: the Engine reads `1764800000.5` as half a second past.
+  const stream = (await docker.getEvents({
+    since: Math.floor(Math.min(sinceMs, nowMs)) / 1000,
+    until: Math.floor(nowMs) / 1000,
+    filters: { type: ['container'], container: [id], event: ['kill', 'stop', 'pause'] },
+  })) as unknown as AsyncIterable<Buffer>;
+  let text = '';
+  for await (const chunk of stream) text += chunk.toString('utf8');
+  return text.split('\n').some((line) => {
+    if (!line.trim()) return false;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      return false;
+    }
+    const event = parseDockerEvent(raw);
+    return event !== null && event.containerId === id && isStopRequest(event);
+  });
 }
 
 /**

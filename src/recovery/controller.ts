@@ -8,6 +8,8 @@
 import type Dockerode from 'dockerode';
 import type { TimerHandle } from '../clock.js';
 import { DEFAULT_APP_RECOVERY } from '../config/schema.js';
+import { stopRequestedSince } from '../discovery/docker-events.js';
+import { describeError } from '../errors.js';
 import type { AppConfig, SidecarConfig } from '../config/types.js';
 import type { FailureNotice, HealthStageOptions } from '../events/sidecar-events.js';
 import type { Logger } from '../observability/logger.js';
@@ -29,10 +31,12 @@ const RELOAD_SETTLE_MS = 1000;
 const TICK_MS = 5000;
 /**
  * A container's probe failure is planned this long after it is seen, on the backend as it stands
- * then. A `docker kill` or `docker rm -f` makes probes fail at once, and Docker's event that says
- * the container is being stopped on purpose (its backend then drains and recovery leaves it
- * alone) can come after them when the daemon is busy (seen in CI: a killed container's failures
- * planned before its kill event). Recovery acts in seconds anyway.
+ * then, and only when the Engine has recorded no stop request for the container since its start.
+ * A `docker kill` or `docker rm -f` makes probes fail at once, and Docker's event that says the
+ * container is being stopped on purpose (its backend then drains and recovery leaves it alone)
+ * can come after them, seconds later when the daemon is busy (seen in CI: a killed container's
+ * failures planned before its kill event arrived, with a 1 s wait alone). Recovery acts in
+ * seconds anyway.
  */
 const DOCKER_SETTLE_MS = 1000;
 
@@ -47,6 +51,11 @@ export interface RecoveryControllerOptions extends HealthStageOptions {
   restored: PlannerState;
   /** Recomputes routing with the current holds and resolves once nginx has them. */
   applyHolds: () => Promise<void>;
+  /**
+   * Whether the Engine recorded a stop request for the container from `sinceMs` to now; default
+   * asks the Engine (stopRequestedSince).
+   */
+  stopRequested?: (containerId: string, sinceMs: number) => Promise<boolean>;
 }
 
 export interface RecoveryController {
@@ -174,13 +183,34 @@ function settle(s: ControllerState, event: FailureNotice['event'], backendId: st
   const timer = s.opts.clock.setTimeout(() => {
     const latest = s.settling.get(backendId)!.event;
     s.settling.delete(backendId);
-    const view = s.opts.registry.view(backendId);
-    // Gone meanwhile (removed with its container): nothing left to recover.
-    if (!view?.container || s.opts.config().recovery.mode === 'off') return;
-    recover(s, { kind: 'failure', event: latest, backend: view, app: appSnapshot(s, view.app) });
+    void planSettled(s, backendId, latest);
   }, DOCKER_SETTLE_MS);
   timer.unref?.();
   s.settling.set(backendId, { event, timer });
+}
+
+async function planSettled(s: ControllerState, backendId: string, event: FailureNotice['event']): Promise<void> {
+  const live = () => {
+    const view = s.opts.registry.view(backendId);
+    // Gone meanwhile (removed with its container): nothing left to recover.
+    return view?.container && s.opts.config().recovery.mode !== 'off' ? view : null;
+  };
+  const view = live();
+  if (!view?.container) return;
+  const { id, startedAt } = view.container;
+  const asked = s.opts.stopRequested ?? ((cid: string, since: number) => stopRequestedSince(s.opts.docker!, cid, since, s.opts.clock.now()));
+  try {
+    if (await asked(id, startedAt)) {
+      // Its event is on the way: the Docker source drains the backend when it comes.
+      s.opts.logger.info({ backend: backendId, container: view.container.name }, 'recovery: the container was stopped on purpose; its probe failure is not planned');
+      return;
+    }
+  } catch (err) {
+    // Cannot tell (the Engine is away): plan as without the check; acting needs the Engine anyway.
+    s.opts.logger.debug({ backend: backendId, err: describeError(err) }, 'recovery: could not ask the Engine for stop requests');
+  }
+  const now = live();
+  if (now) recover(s, { kind: 'failure', event, backend: now, app: appSnapshot(s, now.app) });
 }
 
 /** Scale-in of replicas recovery added, and timeouts of actions that never reported back. */

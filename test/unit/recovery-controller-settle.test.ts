@@ -17,7 +17,7 @@ import { createPlannerState } from '../../src/recovery/planner-state.js';
 import type { PlannedAction } from '../../src/recovery/types.js';
 import { backend, configOf, containerRef, failureEvent, probeResult } from '../helpers/fixtures.js';
 
-function rig() {
+function rig(opts: { stopRequested?: () => Promise<boolean> } = {}) {
   const clock = createManualClock(0);
   const config = configOf({ apps: { web: {} }, recovery: { mode: 'dry-run' } });
   const busErrors: unknown[] = [];
@@ -49,23 +49,28 @@ function rig() {
   const started: PlannedAction[] = [];
   bus.on('action-started', (a) => started.push(a));
   let holdsApplied = 0;
+  // What the Engine is asked before a plan (in the daemon, its event log: stopRequestedSince).
+  const asked: [string, number][] = [];
   const controller = createRecoveryController({
     clock, bus, registry, logger, docker, config: () => config, apps: () => config.apps, restored: createPlannerState(),
     applyHolds: async () => void holdsApplied++,
+    stopRequested: (id, since) => (asked.push([id, since]), (opts.stopRequested ?? (async () => false))()),
   });
 
   const fail = (failureType: FailureType, message: string) =>
     bus.emit('failure', { event: failureEvent({ failureType, message, timestamp: clock.now() }), view: registry.view(b.id) });
 
-  /** Lets dry-run results come back (microtasks only: no time passes), then checks nothing went wrong. */
+  /** Lets the Engine's answer and dry-run results come back (no time passes on the clock). */
+  const flush = () => new Promise((resolve) => setImmediate(resolve));
+  /** flush(), then checks nothing went wrong. */
   async function done() {
-    await new Promise((resolve) => setImmediate(resolve));
+    await flush();
     expect(dockerTouched).toEqual([]);
     expect(busErrors).toEqual([]);
     expect(holdsApplied).toBe(0);
     await controller.stop();
   }
-  return { clock, registry, b, controller, started, decisions, fail, done };
+  return { clock, registry, b, controller, started, decisions, fail, flush, asked, done };
 }
 
 describe("recovery waits a second for Docker before planning a container's probe failure", () => {
@@ -79,6 +84,8 @@ describe("recovery waits a second for Docker before planning a container's probe
     expect(r.controller.state()).toEqual(before);
 
     r.clock.advance(1);
+    await r.flush();
+    expect(r.asked).toEqual([[r.b.container!.id, r.b.container!.startedAt]]);
     // remove_from_lb only: a restart is held back by startup grace (the container started at 0).
     expect(r.started.map((a) => [a.strategy, a.failureType, a.backendId, a.dryRun])).toEqual([['remove_from_lb', 'health_check_failed', r.b.id, true]]);
     expect(r.controller.state()).not.toEqual(before);
@@ -94,9 +101,11 @@ describe("recovery waits a second for Docker before planning a container's probe
     r.clock.advance(599);
     expect(r.started).toEqual([]);
     r.clock.advance(1);
+    await r.flush();
     expect(r.started.map((a) => [a.strategy, a.failureType])).toEqual([['remove_from_lb', 'health_check_timeout']]);
 
     r.clock.advance(10_000);
+    await r.flush();
     // One planning pass decides remove_from_lb once; a second pass would decide it again (skipped).
     expect(r.decisions().filter((d) => d.strategy === 'remove_from_lb')).toHaveLength(1);
     expect(new Set(r.decisions().map((d) => d.failureType))).toEqual(new Set(['health_check_timeout']));
@@ -111,9 +120,35 @@ describe("recovery waits a second for Docker before planning a container's probe
     r.clock.advance(500);
     r.registry.sync([]);
     r.clock.advance(10_000);
+    await r.flush();
+    expect(r.started).toEqual([]);
+    expect(r.asked).toEqual([]);
+    expect(r.decisions()).toEqual([]);
+    expect(r.controller.state()).toEqual(before);
+    await r.done();
+  });
+
+  it("plans nothing for a container the Engine says someone stopped, while the source's event is still on its way", async () => {
+    const r = rig({ stopRequested: async () => true });
+    const before = r.controller.state();
+    r.fail('port_not_listening', 'connect ECONNREFUSED 127.0.0.1:8001');
+    r.clock.advance(1000);
+    await r.flush();
+    r.clock.advance(10_000);
+    await r.flush();
+    expect(r.asked).toEqual([[r.b.container!.id, r.b.container!.startedAt]]);
     expect(r.started).toEqual([]);
     expect(r.decisions()).toEqual([]);
     expect(r.controller.state()).toEqual(before);
+    await r.done();
+  });
+
+  it('plans as before when the Engine cannot be asked', async () => {
+    const r = rig({ stopRequested: async () => Promise.reject(new Error('connect ENOENT /var/run/docker.sock')) });
+    r.fail('health_check_failed', 'HTTP 500 from /health');
+    r.clock.advance(1000);
+    await r.flush();
+    expect(r.started.map((a) => [a.strategy, a.failureType])).toEqual([['remove_from_lb', 'health_check_failed']]);
     await r.done();
   });
 });
