@@ -368,9 +368,15 @@ describe('Docker discovery with nginx in a container', () => {
       },
       { what: 'the new replica healthy for Docker and probed twice' },
     );
-    const updates = JSON.stringify(sidecar!.logs().slice(logged).filter((l) => l.msg === 'nginx upstreams updated').map((l) => [l.time, l.changes]));
-    expect(await sidecar!.metric('orchestry_nginx_applies_total'), updates).toBe(applies + 1);
-    expect(await nginx!.reloadCount(), updates).toBe(reloads + 1);
+    const updates = sidecar!.logs().slice(logged).filter((l) => l.msg === 'nginx upstreams updated');
+    const shown = JSON.stringify(updates.map((l) => [l.time, l.changes]));
+    // One update adds the replica, and none changes it after; on a loaded machine (CI) the other
+    // replicas' probes can time out and come back meanwhile: those updates are theirs, each
+    // logged, applied and reloaded once like this one.
+    const its = updates.filter((l) => JSON.stringify(l.changes).includes(`(${extra.name})`));
+    expect(its.map((l) => JSON.stringify(l.changes)), shown).toEqual([expect.stringContaining(`added 127.0.0.1:${extra.port} (${extra.name})`)]);
+    expect(await sidecar!.metric('orchestry_nginx_applies_total'), shown).toBe(applies + updates.length);
+    expect(await nginx!.reloadCount(), shown).toBe(reloads + updates.length);
   });
 
   it('keeps the last good file when nginx -t in the container rejects a template; nginx keeps serving', async () => {
