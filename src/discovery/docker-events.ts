@@ -130,13 +130,29 @@ export function isStopRequest(event: Pick<ContainerEvent, 'action' | 'signal'>):
 }
 
 /**
- * Whether the Engine recorded a stop request (isStopRequest) for container `id` from `sinceMs`
- * to now. The events endpoint with `until` answers from the Engine's own log and ends, so this
- * sees a `docker kill` the moment the Engine took it, where the source's stream can deliver it
- * seconds later on a busy machine (CI: a killed container's probe failures were planned for
- * recovery before its kill event arrived).
+ * Why a container's failing probes are Docker's business rather than probe-based recovery's,
+ * asked of the Engine now; null when none. A container that is gone or no longer running: its
+ * end is a die event, which the detector below tells apart (a crash is `container_stopped`, a stop
+ * someone asked for is none). A running one someone asked to stop since `sinceMs` (its last
+ * start): a `kill`/`stop`/`pause` in the Engine's event log, read up to now (the endpoint with
+ * `until` answers from the log and ends; the log holds the Engine's last 256 events). The
+ * source's own stream can bring those events seconds late on a busy machine (CI: a `docker kill`ed
+ * container's failed probes were planned for recovery before its events arrived).
  */
-export async function stopRequestedSince(docker: Pick<Dockerode, 'getEvents'>, id: string, sinceMs: number, nowMs: number): Promise<boolean> {
+export async function containerStopReason(
+  docker: Pick<Dockerode, 'getContainer' | 'getEvents'>,
+  id: string,
+  sinceMs: number,
+  nowMs: number,
+): Promise<string | null> {
+  let state: { Running?: boolean; Status?: string };
+  try {
+    state = (await docker.getContainer(id).inspect()).State;
+  } catch (err) {
+    if ((err as { statusCode?: number } | null)?.statusCode === 404) return 'the container is gone';
+    throw err;
+  }
+  if (!state.Running) return `the container is ${state.Status ?? 'not running'}`;
   // Seconds with a fraction: the Engine reads `1764800000.5` as half a second past.
   const stream = (await docker.getEvents({
     since: Math.floor(Math.min(sinceMs, nowMs)) / 1000,
@@ -145,17 +161,17 @@ export async function stopRequestedSince(docker: Pick<Dockerode, 'getEvents'>, i
   })) as unknown as AsyncIterable<Buffer>;
   let text = '';
   for await (const chunk of stream) text += chunk.toString('utf8');
-  return text.split('\n').some((line) => {
-    if (!line.trim()) return false;
+  for (const line of text.split('\n')) {
     let raw: unknown;
     try {
       raw = JSON.parse(line);
     } catch {
-      return false;
+      continue;
     }
     const event = parseDockerEvent(raw);
-    return event !== null && event.containerId === id && isStopRequest(event);
-  });
+    if (event?.containerId === id && isStopRequest(event)) return `someone asked the Engine to ${event.action} it`;
+  }
+  return null;
 }
 
 /**

@@ -8,7 +8,7 @@
 import type Dockerode from 'dockerode';
 import type { TimerHandle } from '../clock.js';
 import { DEFAULT_APP_RECOVERY } from '../config/schema.js';
-import { stopRequestedSince } from '../discovery/docker-events.js';
+import { containerStopReason } from '../discovery/docker-events.js';
 import { describeError } from '../errors.js';
 import type { AppConfig, SidecarConfig } from '../config/types.js';
 import type { FailureNotice, HealthStageOptions } from '../events/sidecar-events.js';
@@ -31,12 +31,12 @@ const RELOAD_SETTLE_MS = 1000;
 const TICK_MS = 5000;
 /**
  * A container's probe failure is planned this long after it is seen, on the backend as it stands
- * then, and only when the Engine has recorded no stop request for the container since its start.
- * A `docker kill` or `docker rm -f` makes probes fail at once, and Docker's event that says the
- * container is being stopped on purpose (its backend then drains and recovery leaves it alone)
- * can come after them, seconds later when the daemon is busy (seen in CI: a killed container's
- * failures planned before its kill event arrived, with a 1 s wait alone). Recovery acts in
- * seconds anyway.
+ * then, and only when the Engine says the container still runs and nobody asked it to stop
+ * since its start (containerStopReason). A `docker kill` or `docker rm -f` makes probes fail at
+ * once, and Docker's event that says the container is being stopped on purpose (its backend then
+ * drains and recovery leaves it alone) can come after them, seconds later when the daemon is busy
+ * (seen in CI: a killed container's failures planned before its events arrived, with a 1 s wait
+ * alone). Recovery acts in seconds anyway.
  */
 const DOCKER_SETTLE_MS = 1000;
 
@@ -52,10 +52,10 @@ export interface RecoveryControllerOptions extends HealthStageOptions {
   /** Recomputes routing with the current holds and resolves once nginx has them. */
   applyHolds: () => Promise<void>;
   /**
-   * Whether the Engine recorded a stop request for the container from `sinceMs` to now; default
-   * asks the Engine (stopRequestedSince).
+   * Why a container's probe failure is left to Docker's own events (gone, not running, asked to
+   * stop since `sinceMs`), or null; default asks the Engine (containerStopReason).
    */
-  stopRequested?: (containerId: string, sinceMs: number) => Promise<boolean>;
+  stopReason?: (containerId: string, sinceMs: number) => Promise<string | null>;
 }
 
 export interface RecoveryController {
@@ -198,16 +198,16 @@ async function planSettled(s: ControllerState, backendId: string, event: Failure
   const view = live();
   if (!view?.container) return;
   const { id, startedAt } = view.container;
-  const asked = s.opts.stopRequested ?? ((cid: string, since: number) => stopRequestedSince(s.opts.docker!, cid, since, s.opts.clock.now()));
+  const ask = s.opts.stopReason ?? ((cid: string, since: number) => containerStopReason(s.opts.docker!, cid, since, s.opts.clock.now()));
   try {
-    if (await asked(id, startedAt)) {
-      // Its event is on the way: the Docker source drains the backend when it comes.
-      s.opts.logger.info({ backend: backendId, container: view.container.name }, 'recovery: the container was stopped on purpose; its probe failure is not planned');
+    const reason = await ask(id, startedAt);
+    if (reason !== null) {
+      s.opts.logger.info({ backend: backendId, container: view.container.name, reason }, "recovery: a container's probe failure left to Docker's events");
       return;
     }
   } catch (err) {
     // Cannot tell (the Engine is away): plan as without the check; acting needs the Engine anyway.
-    s.opts.logger.debug({ backend: backendId, err: describeError(err) }, 'recovery: could not ask the Engine for stop requests');
+    s.opts.logger.debug({ backend: backendId, err: describeError(err) }, 'recovery: could not ask the Engine about the container');
   }
   const now = live();
   if (now) recover(s, { kind: 'failure', event, backend: now, app: appSnapshot(s, now.app) });

@@ -86,6 +86,8 @@ interface Started extends Slot {
   pid: number;
   log: string;
   docker: Dockerode;
+  /** Node saw the daemon exit and reaped it (until then its pid is a zombie, which kill(pid, 0) still finds). */
+  reaped: () => boolean;
 }
 
 /**
@@ -225,7 +227,7 @@ async function startDaemon(slot: Slot, index: number, run: string): Promise<Star
   if (pid === undefined) throw new Error('cannot start dockerd (is docker.io installed?)');
   if (slot.cached) await writeFile(join(slot.dir, 'dockerd.pid'), `${pid}\n`);
   const docker = new Dockerode({ socketPath });
-  const node: Started = { ...slot, index, socketPath, pid, log, docker };
+  const node: Started = { ...slot, index, socketPath, pid, log, docker, reaped: () => exited !== null };
   await waitFor(
     async () => {
       if (exited !== null) throw new Error(`dockerd exited with ${exited}`);
@@ -328,7 +330,9 @@ async function stopAll(started: Started[], run: string): Promise<{ ms: number }>
   await Promise.all(
     started.map(async (n) => {
       if (await alive(n.pid)) process.kill(n.pid, 'SIGTERM');
-      await waitFor(async () => !(await alive(n.pid)), { timeoutMs: 30_000, intervalMs: 50, what: `dockerd ${n.pid} to exit` });
+      await waitFor(async () => n.reaped() || !(await alive(n.pid)), { timeoutMs: 30_000, intervalMs: 50, what: `dockerd ${n.pid} to exit` });
+      // Exited but not yet reaped: a zombie for a moment, whose pid the test still finds (CI saw it).
+      await waitFor(() => n.reaped(), { timeoutMs: 5_000, intervalMs: 20, what: `dockerd ${n.pid} to be reaped` });
     }),
   );
   await Promise.all(

@@ -10,12 +10,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createSystemClock } from '../../src/clock.js';
 import { parseConfig } from '../../src/config/schema.js';
 import type { SidecarConfig } from '../../src/config/types.js';
-import { stopRequestedSince, type ContainerEvent, type ContainerFailure } from '../../src/discovery/docker-events.js';
+import { containerStopReason, type ContainerEvent, type ContainerFailure } from '../../src/discovery/docker-events.js';
 import { createDockerSource, type DockerSource, type DockerStatus } from '../../src/discovery/docker-source.js';
 import type { Snapshot } from '../../src/model.js';
 import { discoverySourceSuite } from '../helpers/discovery-suite.js';
 import { ensureTestImages } from '../helpers/docker-images.js';
-import { appAnswers, controlApp, docker, removeTestContainers, requireDocker, runTestApp } from '../helpers/docker.js';
+import { appAnswers, docker, removeTestContainers, requireDocker, runTestApp } from '../helpers/docker.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SUITE = 'docker-discovery';
@@ -99,28 +99,29 @@ discoverySourceSuite('docker source (real Engine)', async () => {
 });
 
 describe('docker source against the real Engine', () => {
-  test("stopRequestedSince reads the Engine's own log: a docker kill or stop is a stop request, a crash or a SIGHUP none, an earlier run's kill does not count", async () => {
-    const [killed, stopped, crashed, hupped] = await Promise.all([startApp('dd-stop'), startApp('dd-stop'), startApp('dd-stop'), startApp('dd-stop')]);
-    await Promise.all([killed, stopped, crashed, hupped].map((a) => appAnswers(a.port)));
-    const since = async (a: typeof killed) => Date.parse((await a.container.inspect()).State.StartedAt);
-    const asked = async (a: typeof killed) => stopRequestedSince(docker, a.container.id, await since(a), Date.now());
-    expect(await asked(killed)).toBe(false);
+  test("containerStopReason asks the Engine: gone, not running, or asked to stop since its start; a SIGHUP or an earlier run's kill is no reason", async () => {
+    // A 3 s shutdown grace: a SIGTERMed app still runs a while, with its stop request in the log.
+    const apps = await Promise.all([1, 2, 3, 4].map(() => runTestApp({ image, suite: SUITE, app: 'dd-stop', graceMs: 3000 })));
+    const [killed, termed, removed, hupped] = apps as [(typeof apps)[0], (typeof apps)[0], (typeof apps)[0], (typeof apps)[0]];
+    await Promise.all(apps.map((a) => appAnswers(a.port)));
+    const startedAt = async (a: typeof killed) => Date.parse((await a.container.inspect()).State.StartedAt);
+    const reasons = async () =>
+      Promise.all(apps.map(async (a) => containerStopReason(docker, a.container.id, a === removed ? 0 : await startedAt(a), Date.now())));
+    expect(await reasons()).toEqual([null, null, null, null]);
 
     await killed.container.kill();
-    await stopped.container.stop({ t: 1 });
+    await termed.container.kill({ signal: 'SIGTERM' });
     await hupped.container.kill({ signal: 'SIGHUP' });
-    await controlApp(crashed.port, 'exit?code=3').catch(() => undefined);
-    await waitFor(async () => !(await crashed.container.inspect()).State.Running, { what: 'the crashed container to exit' });
-    expect(await asked(killed)).toBe(true);
-    expect(await asked(stopped)).toBe(true);
-    expect(await asked(crashed)).toBe(false);
-    expect(await asked(hupped)).toBe(false);
+    await removed.container.remove({ force: true });
+    await waitFor(async () => !(await killed.container.inspect()).State.Running, { what: 'the killed container to exit' });
+    for (const a of [termed, hupped]) expect((await a.container.inspect()).State.Running).toBe(true);
+    expect(await reasons()).toEqual(['the container is exited', 'someone asked the Engine to kill it', 'the container is gone', null]);
 
     // Started again: the kill belongs to its last run.
     await killed.container.start();
     await appAnswers(killed.port);
-    expect(await asked(killed)).toBe(false);
-    await Promise.all([killed, stopped, crashed, hupped].map((a) => a.container.remove({ force: true })));
+    expect(await containerStopReason(docker, killed.container.id, await startedAt(killed), Date.now())).toBe(null);
+    await Promise.all([killed, termed, hupped].map((a) => a.container.remove({ force: true })));
   });
 
   test('labelled containers appear as backends with health labels layered over the YAML app', async () => {

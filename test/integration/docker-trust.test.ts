@@ -242,6 +242,8 @@ describe('Docker discovery an operator can trust', () => {
   });
 
   it('docker kill and docker rm -f drain and let go: no container_stopped, no recovery planned; a crash still is one (item 12)', async () => {
+    // On failure, what the sidecar logged about a container says which way a failure or plan came.
+    const logged = (c: { name: string }) => JSON.stringify(sidecar!.logs().filter((l) => JSON.stringify(l).includes(c.name)));
     const extra = await runTestApp({ image, suite: SUITE, app: 'shop', graceMs: 200, labels: HEALTH_LABELS });
     const crash = await runTestApp({ image, suite: SUITE, app: 'shop', graceMs: 200, labels: HEALTH_LABELS });
     await Promise.all([extra, crash].map((a) => appAnswers(a.port)));
@@ -269,11 +271,13 @@ describe('Docker discovery an operator can trust', () => {
       { what: 'the crash reported as container_stopped' },
     );
     const stopped = (await events('kind=failure&app=shop')).filter((e) => e.data.failure_type === 'container_stopped');
-    expect(stopped.map((e) => e.backend)).toEqual([`shop/127.0.0.1:${crash.port}`]);
+    // On failure: the Docker events as the sidecar saw them, and what it logged about the containers.
+    const seen = JSON.stringify((await events('kind=docker')).filter((e) => [shop, extra].some((c) => e.message.includes(c.name))).map((e) => e.message));
+    expect(stopped.map((e) => e.backend), `${seen}\n${logged(shop)}\n${logged(extra)}`).toEqual([`shop/127.0.0.1:${crash.port}`]);
     // Recovery (dry-run) plans for the crash, never for what the operator stopped.
     const recoveries = JSON.stringify(await events('kind=recovery&app=shop'));
-    for (const c of [shop, extra]) expect(recoveries).not.toContain(c.container.id);
-    for (const c of [shop, extra]) expect(recoveries).not.toContain(`127.0.0.1:${c.port}`);
+    for (const c of [shop, extra]) expect(recoveries, logged(c)).not.toContain(c.container.id);
+    for (const c of [shop, extra]) expect(recoveries, logged(c)).not.toContain(`127.0.0.1:${c.port}`);
     await shop.container.start();
     await appAnswers(shop.port);
     await waitFor(async () => serverState(await file(), 'shop', shop.port) === 'up', { what: 'the killed container back once started' });

@@ -17,7 +17,7 @@ import { createPlannerState } from '../../src/recovery/planner-state.js';
 import type { PlannedAction } from '../../src/recovery/types.js';
 import { backend, configOf, containerRef, failureEvent, probeResult } from '../helpers/fixtures.js';
 
-function rig(opts: { stopRequested?: () => Promise<boolean> } = {}) {
+function rig(opts: { stopReason?: () => Promise<string | null> } = {}) {
   const clock = createManualClock(0);
   const config = configOf({ apps: { web: {} }, recovery: { mode: 'dry-run' } });
   const busErrors: unknown[] = [];
@@ -49,12 +49,12 @@ function rig(opts: { stopRequested?: () => Promise<boolean> } = {}) {
   const started: PlannedAction[] = [];
   bus.on('action-started', (a) => started.push(a));
   let holdsApplied = 0;
-  // What the Engine is asked before a plan (in the daemon, its event log: stopRequestedSince).
+  // What the Engine is asked before a plan (in the daemon: containerStopReason).
   const asked: [string, number][] = [];
   const controller = createRecoveryController({
     clock, bus, registry, logger, docker, config: () => config, apps: () => config.apps, restored: createPlannerState(),
     applyHolds: async () => void holdsApplied++,
-    stopRequested: (id, since) => (asked.push([id, since]), (opts.stopRequested ?? (async () => false))()),
+    stopReason: (id, since) => (asked.push([id, since]), (opts.stopReason ?? (async () => null))()),
   });
 
   const fail = (failureType: FailureType, message: string) =>
@@ -128,8 +128,8 @@ describe("recovery waits a second for Docker before planning a container's probe
     await r.done();
   });
 
-  it("plans nothing for a container the Engine says someone stopped, while the source's event is still on its way", async () => {
-    const r = rig({ stopRequested: async () => true });
+  it("plans nothing for a container the Engine says is stopped or being stopped, while the source's events are still on their way", async () => {
+    const r = rig({ stopReason: async () => 'the container is exited' });
     const before = r.controller.state();
     r.fail('port_not_listening', 'connect ECONNREFUSED 127.0.0.1:8001');
     r.clock.advance(1000);
@@ -144,7 +144,7 @@ describe("recovery waits a second for Docker before planning a container's probe
   });
 
   it('plans as before when the Engine cannot be asked', async () => {
-    const r = rig({ stopRequested: async () => Promise.reject(new Error('connect ENOENT /var/run/docker.sock')) });
+    const r = rig({ stopReason: async () => Promise.reject(new Error('connect ENOENT /var/run/docker.sock')) });
     r.fail('health_check_failed', 'HTTP 500 from /health');
     r.clock.advance(1000);
     await r.flush();
