@@ -57,10 +57,10 @@ import {
 import { abandonRolling, startRolling, stepRolling } from './rolling-restart.js';
 import { appGate, book } from './safety.js';
 import { planScaleIn } from './scale-in.js';
-import { STOPPING, STRATEGY_MAP, TRAFFIC } from './strategies.js';
+import { PROBE_TYPES, STOPPING, STRATEGY_MAP, TRAFFIC } from './strategies.js';
 import { planTrafficRelease, planTrafficStrategy } from './traffic-holds.js';
 import type { AppSnapshot, Decision, PlanResult, PlannedAction, PlannerConfig, PlannerInput, Strategy } from './types.js';
-import { strategyVerdict, type Verdict, type VerdictContext } from './verdicts.js';
+import { strategyVerdict, unitOf, type Verdict, type VerdictContext } from './verdicts.js';
 
 /**
  * The planner's settings from the sidecar's: startup grace is docker.startup_grace_seconds; the
@@ -252,6 +252,15 @@ function planFailure(
   const strategies = STRATEGY_MAP[type];
   if (strategies.length === 0) {
     decide(null, 'skipped', `no recovery strategy for ${type}`);
+    return;
+  }
+  // A container (or task) inside its startup grace is starting, as Docker's HEALTHCHECK
+  // start_period sees it: its probes fail until the app listens, and the health stage keeps it out
+  // of nginx meanwhile (CI: a replica's first probe, before its app listened, recorded
+  // remove_from_lb). One that never comes up is application_startup_failed, from Docker.
+  const unit = unitOf(backend);
+  if (PROBE_TYPES.has(type) && unit?.state === 'running' && now - unit.startedAt < cfg.startup_grace_seconds * 1000) {
+    decide(null, 'skipped', `inside startup grace: started ${Math.floor((now - unit.startedAt) / 1000)}s ago (< ${cfg.startup_grace_seconds}s); probe failures of a starting container are not recovered`);
     return;
   }
   const key = instanceKey(backend);

@@ -100,7 +100,7 @@ export function strategyVerdict(strategy: Strategy, c: VerdictContext): Verdict 
 }
 
 /** The container or Swarm task behind a backend, as far as the verdicts look at it. */
-function unitOf(v: BackendView): { state: string; startedAt: number } | null {
+export function unitOf(v: BackendView): { state: string; startedAt: number } | null {
   if (v.container) return v.container;
   return v.task ? { state: v.task.state, startedAt: v.task.since } : null;
 }

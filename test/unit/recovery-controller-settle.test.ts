@@ -23,7 +23,8 @@ function rig(opts: { stopReason?: () => Promise<string | null> } = {}) {
   const busErrors: unknown[] = [];
   const bus = createSidecarBus((_name, err) => busErrors.push(err));
   const registry = createHealthRegistry({ clock, breaker: config.breaker, detection: config.failure_detection });
-  const b = backend({ container: containerRef() });
+  // Started an hour before: out of its startup grace, where probe failures are not recovered.
+  const b = backend({ container: containerRef({ startedAt: -3_600_000 }) });
   registry.sync([b]);
   // Ejected by its own probes: the planner acts on probe failures only once a backend is out.
   for (let i = 0; i < 3; i++) registry.record(probeResult({ healthy: false, statusCode: 500, errorClass: 'unexpected_status', error: 'HTTP 500' }));
@@ -86,8 +87,10 @@ describe("recovery waits a second for Docker before planning a container's probe
     r.clock.advance(1);
     await r.flush();
     expect(r.asked).toEqual([[r.b.container!.id, r.b.container!.startedAt]]);
-    // remove_from_lb only: a restart is held back by startup grace (the container started at 0).
-    expect(r.started.map((a) => [a.strategy, a.failureType, a.backendId, a.dryRun])).toEqual([['remove_from_lb', 'health_check_failed', r.b.id, true]]);
+    expect(r.started.map((a) => [a.strategy, a.failureType, a.backendId, a.dryRun])).toEqual([
+      ['remove_from_lb', 'health_check_failed', r.b.id, true],
+      ['restart_container', 'health_check_failed', r.b.id, true],
+    ]);
     expect(r.controller.state()).not.toEqual(before);
     await r.done();
   });
@@ -102,14 +105,14 @@ describe("recovery waits a second for Docker before planning a container's probe
     expect(r.started).toEqual([]);
     r.clock.advance(1);
     await r.flush();
-    expect(r.started.map((a) => [a.strategy, a.failureType])).toEqual([['remove_from_lb', 'health_check_timeout']]);
+    expect(r.started.map((a) => [a.strategy, a.failureType])).toEqual([['remove_from_lb', 'health_check_timeout'], ['restart_container', 'health_check_timeout']]);
 
     r.clock.advance(10_000);
     await r.flush();
     // One planning pass decides remove_from_lb once; a second pass would decide it again (skipped).
     expect(r.decisions().filter((d) => d.strategy === 'remove_from_lb')).toHaveLength(1);
     expect(new Set(r.decisions().map((d) => d.failureType))).toEqual(new Set(['health_check_timeout']));
-    expect(r.started).toHaveLength(1);
+    expect(r.started).toHaveLength(2);
     await r.done();
   });
 
@@ -148,7 +151,7 @@ describe("recovery waits a second for Docker before planning a container's probe
     r.fail('health_check_failed', 'HTTP 500 from /health');
     r.clock.advance(1000);
     await r.flush();
-    expect(r.started.map((a) => [a.strategy, a.failureType])).toEqual([['remove_from_lb', 'health_check_failed']]);
+    expect(r.started.map((a) => [a.strategy, a.failureType])).toEqual([['remove_from_lb', 'health_check_failed'], ['restart_container', 'health_check_failed']]);
     await r.done();
   });
 });

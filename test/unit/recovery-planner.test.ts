@@ -494,12 +494,14 @@ describe('safety beyond the seed', () => {
     expect(a).toMatchObject({ strategy: 'restart_container', drainFirst: true });
   });
 
-  it('does not restart a running container inside its startup grace', () => {
+  it("plans nothing for a running container's probe failures inside its startup grace, not even remove_from_lb", () => {
     const d = driver(config({ startup_grace_seconds: 60 }));
     const b = sick(1, { ctr: { startedAt: T0 - 30 * S } });
     const r = d.fail('health_check_failed', b, snapshot([b, replica(2)]));
-    expect(disruptive(r)).toEqual([]);
-    expect(r.decisions.find((x) => x.strategy === 'restart_container')?.reason).toBe('inside startup grace: started 30s ago (< 60s)');
+    expect(r.actions).toEqual([]);
+    expect(r.decisions.map((x) => [x.strategy, x.outcome, x.reason])).toEqual([
+      [null, 'skipped', 'inside startup grace: started 30s ago (< 60s); probe failures of a starting container are not recovered'],
+    ]);
     d.advance(30);
     expect(disruptive(d.fail('health_check_failed', b, snapshot([b, replica(2)])))).toHaveLength(1);
   });
@@ -1179,8 +1181,10 @@ describe('Swarm tasks: recovery through the service, naming service and task', (
     const d = driver();
     const b = task(1, { health: 'unhealthy', ejected: true, task: { ...sickTask(1).task!, since: T0 - 10 * S } });
     const r = d.fail('health_check_failed', b, snapshot([b, task(2)]));
-    expect(disruptive(r)).toEqual([]);
-    expect(r.decisions.find((x) => x.strategy === 'restart_container')?.reason).toBe('inside startup grace: started 10s ago (< 60s)');
+    expect(r.actions).toEqual([]);
+    expect(r.decisions.map((x) => [x.strategy, x.reason])).toEqual([
+      [null, 'inside startup grace: started 10s ago (< 60s); probe failures of a starting container are not recovered'],
+    ]);
   });
 
   it("scales out by the service's replica count, the new task named for the next slot, then scales in the same way", () => {
