@@ -95,6 +95,8 @@ export interface ContainerTrack {
    * rm -f: a kill event with a terminating signal, or a stop event): the next die is no failure.
    */
   stopRequested: boolean;
+  /** When that stop was asked for (the event's time); null without one. */
+  stopRequestedAt: number | null;
   /** Docker reported an OOM kill since the last start. */
   oomSeen: boolean;
   /** startedAt of the run the flags below are about. */
@@ -255,6 +257,7 @@ function trackOf(previous: ContainerTrack | undefined, container: ContainerRef |
     restartCount: container?.restartCount ?? 0,
     restarts: [],
     stopRequested: false,
+    stopRequestedAt: null,
     oomSeen: false,
     startedAt: container?.startedAt ?? 0,
     healthySeen: false,
@@ -267,10 +270,11 @@ function foldAction(track: ContainerTrack, event: ContainerEvent, fail: Fail): v
   const { container } = event;
   switch (event.action) {
     case 'kill':
-      if (isTerminatingSignal(event.signal)) track.stopRequested = true;
-      break;
     case 'stop':
-      track.stopRequested = true;
+      if (event.action === 'stop' || isTerminatingSignal(event.signal)) {
+        track.stopRequested = true;
+        track.stopRequestedAt = event.at;
+      }
       break;
     case 'oom':
       track.oomSeen = true;
@@ -282,11 +286,13 @@ function foldAction(track: ContainerTrack, event: ContainerEvent, fail: Fail): v
         else fail('container_stopped', { exitCode, removed: container === undefined });
       }
       track.stopRequested = false;
+      track.stopRequestedAt = null;
       track.oomSeen = false;
       break;
     }
     case 'start':
       track.stopRequested = false;
+      track.stopRequestedAt = null;
       track.oomSeen = false;
       break;
     default:
@@ -360,7 +366,19 @@ export function nextStartupDeadline(
   return next;
 }
 
-/** The state without containers that are gone (a destroy missed while disconnected). */
-export function forgetGone(state: DetectorState, liveIds: ReadonlySet<string>): DetectorState {
-  return new Map([...state].filter(([id]) => liveIds.has(id)));
+/**
+ * How long a container that is no longer listed keeps its state after a stop was asked for: a
+ * `docker rm -f` can remove it between its `kill` and its `die` reaching the detector (a resync
+ * in between no longer lists it), and that die must still find the stop it follows.
+ */
+export const GONE_STOP_KEEP_MS = 60_000;
+
+/**
+ * The state without containers that are gone (a destroy missed while disconnected), except those
+ * whose stop was asked for in the last GONE_STOP_KEEP_MS: their die and destroy are on the way.
+ */
+export function forgetGone(state: DetectorState, liveIds: ReadonlySet<string>, now: number): DetectorState {
+  const keep = (id: string, t: ContainerTrack) =>
+    liveIds.has(id) || (t.stopRequested && t.stopRequestedAt !== null && now - t.stopRequestedAt < GONE_STOP_KEEP_MS);
+  return new Map([...state].filter(([id, t]) => keep(id, t)));
 }

@@ -185,7 +185,7 @@ function detect(
     };
     run(observation, false);
   }
-  ctx.detector = forgetGone(ctx.detector, new Set(refs.keys()));
+  ctx.detector = forgetGone(ctx.detector, new Set(refs.keys()), now);
   ctx.graceTimer = clearTimer(clock, ctx.graceTimer);
   const deadline = nextStartupDeadline(ctx.detector, [...refs.values()], cfg);
   if (deadline !== null) {

@@ -4,6 +4,7 @@ import {
   detectContainerFailures,
   detectorConfig,
   forgetGone,
+  GONE_STOP_KEEP_MS,
   isTerminatingSignal,
   nextStartupDeadline,
   parseDockerEvent,
@@ -256,7 +257,20 @@ describe('detector state', () => {
     const { state } = run([[event('sync'), START], [event('sync', { containerId: 'other' }), START]]);
     expect([...state.keys()]).toEqual([ID, 'other']);
     expect([...run([[event('destroy', { container: undefined }), START]], state).state.keys()]).toEqual(['other']);
-    expect([...forgetGone(state, new Set(['other'])).keys()]).toEqual(['other']);
+    expect([...forgetGone(state, new Set(['other']), START).keys()]).toEqual(['other']);
+  });
+
+  test('a container removed between its kill and its die (docker rm -f around a resync): the die is still no failure', () => {
+    // The kill is folded, then a resync no longer lists the container, then its die and destroy come.
+    const killed = run([[event('sync'), START], [event('kill', { signal: 9, at: START + 1000 }), START + 1000]]);
+    const resynced = forgetGone(killed.state, new Set(), START + 1200);
+    const after = run([[event('die', { exitCode: 137, container: undefined, at: START + 1100 }), START + 1300], [event('destroy', { container: undefined }), START + 1300]], resynced);
+    expect(after.types).toEqual([]);
+    expect([...after.state.keys()]).toEqual([]);
+    // Without a stop asked for, a container gone from the list is forgotten at once; a stop's
+    // state is kept a minute for a destroy that never came.
+    expect([...forgetGone(run([[event('sync'), START]]).state, new Set(), START).keys()]).toEqual([]);
+    expect([...forgetGone(killed.state, new Set(), START + 1000 + GONE_STOP_KEEP_MS).keys()]).toEqual([]);
   });
 
   test('the input state is never mutated', () => {
