@@ -12,6 +12,7 @@ import { containerStopReason } from '../discovery/docker-events.js';
 import { describeError } from '../errors.js';
 import type { AppConfig, SidecarConfig } from '../config/types.js';
 import type { FailureNotice, HealthStageOptions } from '../events/sidecar-events.js';
+import type { BackendView } from '../health/types.js';
 import type { Logger } from '../observability/logger.js';
 import { withDrains, type DesiredSetOptions } from '../upstream/desired.js';
 import { createDockerActions } from './docker-actions.js';
@@ -195,22 +196,29 @@ async function planSettled(s: ControllerState, backendId: string, event: Failure
     // Gone meanwhile (removed with its container): nothing left to recover.
     return view?.container && s.opts.config().recovery.mode !== 'off' ? view : null;
   };
+  const input = (view: BackendView): PlannerInput => ({ kind: 'failure', event, backend: view, app: appSnapshot(s, view.app) });
   const view = live();
   if (!view?.container) return;
-  const { id, startedAt } = view.container;
-  const ask = s.opts.stopReason ?? ((cid: string, since: number) => containerStopReason(s.opts.docker!, cid, since, s.opts.clock.now()));
-  try {
-    const reason = await ask(id, startedAt);
-    if (reason !== null) {
-      s.opts.logger.info({ backend: backendId, container: view.container.name, reason }, "recovery: a container's probe failure left to Docker's events");
-      return;
+  // The Engine is asked only when the plan would do something: an ejected container fails a probe
+  // every ejected_period, and most of those plans are skips (backoff, budget, noted already).
+  const trial = plan(s.planner, input(view), plannerConfig(s.opts.config()), s.opts.clock.now());
+  if (trial.actions.length > 0) {
+    const { id, startedAt, name } = view.container;
+    const ask = s.opts.stopReason ?? ((cid: string, since: number) => containerStopReason(s.opts.docker!, cid, since, s.opts.clock.now()));
+    try {
+      const reason = await ask(id, startedAt);
+      if (reason !== null) {
+        s.opts.logger.info({ backend: backendId, container: name, reason }, "recovery: a container's probe failure left to Docker's events");
+        return;
+      }
+    } catch (err) {
+      // Cannot tell (the Engine is away): plan as without the check; acting needs the Engine anyway.
+      s.opts.logger.debug({ backend: backendId, err: describeError(err) }, 'recovery: could not ask the Engine about the container');
     }
-  } catch (err) {
-    // Cannot tell (the Engine is away): plan as without the check; acting needs the Engine anyway.
-    s.opts.logger.debug({ backend: backendId, err: describeError(err) }, 'recovery: could not ask the Engine about the container');
   }
+  // Planned again on the state as it is now: other plans may have run while the Engine answered.
   const now = live();
-  if (now) recover(s, { kind: 'failure', event, backend: now, app: appSnapshot(s, now.app) });
+  if (now) recover(s, input(now));
 }
 
 /** Scale-in of replicas recovery added, and timeouts of actions that never reported back. */

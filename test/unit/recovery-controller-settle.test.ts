@@ -146,6 +146,25 @@ describe("recovery waits a second for Docker before planning a container's probe
     await r.done();
   });
 
+  it('asks the Engine only when the plan would do something', async () => {
+    const r = rig();
+    r.fail('health_check_failed', 'HTTP 500 from /health');
+    r.clock.advance(1000);
+    await r.flush();
+    expect(r.started).toHaveLength(2);
+    // The same failure again: remove_from_lb is noted already and the restart is in flight, so
+    // the plan does nothing and Docker is not asked (an ejected backend fails every 0.25 s).
+    for (let i = 0; i < 5; i++) {
+      r.fail('health_check_failed', 'HTTP 500 from /health');
+      r.clock.advance(1000);
+      await r.flush();
+    }
+    expect(r.asked).toHaveLength(1);
+    expect(r.started).toHaveLength(2);
+    expect(r.decisions().length).toBeGreaterThan(2);
+    await r.done();
+  });
+
   it('plans as before when the Engine cannot be asked', async () => {
     const r = rig({ stopReason: async () => Promise.reject(new Error('connect ENOENT /var/run/docker.sock')) });
     r.fail('health_check_failed', 'HTTP 500 from /health');
