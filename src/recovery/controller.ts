@@ -202,19 +202,19 @@ async function planSettled(s: ControllerState, backendId: string, event: Failure
   // The Engine is asked only when the plan would do something: an ejected container fails a probe
   // every ejected_period, and most of those plans are skips (backoff, budget, noted already).
   const trial = plan(s.planner, input(view), plannerConfig(s.opts.config()), s.opts.clock.now());
-  if (trial.actions.length > 0) {
-    const { id, startedAt, name } = view.container;
-    const ask = s.opts.stopReason ?? ((cid: string, since: number) => containerStopReason(s.opts.docker!, cid, since, s.opts.clock.now()));
-    try {
-      const reason = await ask(id, startedAt);
-      if (reason !== null) {
-        s.opts.logger.info({ backend: backendId, container: name, reason }, "recovery: a container's probe failure left to Docker's events");
-        return;
-      }
-    } catch (err) {
-      // Cannot tell (the Engine is away): plan as without the check; acting needs the Engine anyway.
-      s.opts.logger.debug({ backend: backendId, err: describeError(err) }, 'recovery: could not ask the Engine about the container');
+  // Nothing to do, and nothing awaited since: the plan stands as made.
+  if (trial.actions.length === 0) return apply(s, trial);
+  const { id, startedAt, name } = view.container;
+  const ask = s.opts.stopReason ?? ((cid: string, since: number) => containerStopReason(s.opts.docker!, cid, since, s.opts.clock.now()));
+  try {
+    const reason = await ask(id, startedAt);
+    if (reason !== null) {
+      s.opts.logger.info({ backend: backendId, container: name, reason }, "recovery: a container's probe failure left to Docker's events");
+      return;
     }
+  } catch (err) {
+    // Cannot tell (the Engine is away): plan as without the check; acting needs the Engine anyway.
+    s.opts.logger.debug({ backend: backendId, err: describeError(err) }, 'recovery: could not ask the Engine about the container');
   }
   // Planned again on the state as it is now: other plans may have run while the Engine answered.
   const now = live();
@@ -230,9 +230,14 @@ function tick(s: ControllerState): void {
 
 /** Feeds the planner and runs what it plans; each outcome is fed back. */
 function recover(s: ControllerState, input: PlannerInput): void {
-  const { config, clock, logger, bus } = s.opts;
+  const { config, clock } = s.opts;
   if (config().recovery.mode === 'off') return;
-  const result = plan(s.planner, input, plannerConfig(config()), clock.now());
+  apply(s, plan(s.planner, input, plannerConfig(config()), clock.now()));
+}
+
+/** Takes a plan made on the current state: its state, its decisions logged, its actions run. */
+function apply(s: ControllerState, result: ReturnType<typeof plan>): void {
+  const { logger, bus } = s.opts;
   s.planner = result.state;
   for (const d of result.decisions) logger.debug({ ...d }, 'recovery decision');
   for (const action of result.actions) {
