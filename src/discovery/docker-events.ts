@@ -271,7 +271,7 @@ function foldAction(track: ContainerTrack, event: ContainerEvent, fail: Fail): v
   switch (event.action) {
     case 'kill':
     case 'stop':
-      if (event.action === 'stop' || isTerminatingSignal(event.signal)) {
+      if (isStopRequest(event)) {
         track.stopRequested = true;
         track.stopRequestedAt = event.at;
       }
