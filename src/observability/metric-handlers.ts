@@ -6,7 +6,7 @@ import type * as prom from 'prom-client';
 import type { BackendView, FailureEvent, Transition } from '../health/types.js';
 import { formatAddress, type ProbeResult } from '../model.js';
 import { createChildCache } from './child-cache.js';
-import { probeLabels, seriesOf, type BackendSeries } from './metric-collectors.js';
+import { countProbe, probeKind, seriesOf, setSeriesAddress, type BackendSeries } from './metric-collectors.js';
 import type { MetricSet, defineProbeDuration } from './metric-definitions.js';
 import type { Metrics } from './metrics.js';
 
@@ -42,12 +42,9 @@ export function createAppCaches(probeDuration: ReturnType<typeof defineProbeDura
 
 export function onProbe(s: MetricsState, result: ProbeResult, protocol: 'http' | 'tcp'): void {
   const errorClass = result.healthy ? NONE : (result.errorClass ?? 'error');
-  const key = `${protocol}/${errorClass}`;
-  const probes = seriesOf(s.perBackend, result.backendId, result.app).probes;
-  const count = probes.get(key);
-  if (count) count.count += 1;
   // A local error is neither: the sidecar could not probe (e.g. out of file descriptors).
-  else probes.set(key, { labels: probeLabels(protocol, result.healthy ? 'success' : errorClass === 'local_error' ? 'local_error' : 'failure', errorClass), count: 1 });
+  const outcome = result.healthy ? 'success' : errorClass === 'local_error' ? 'local_error' : 'failure';
+  countProbe(seriesOf(s.perBackend, result.backendId, result.app), probeKind(protocol, outcome, errorClass));
   const durations = s.apps.durations;
   const histogram =
     durations.get(result.app, protocol) ?? durations.add(result.app, protocol, { app: result.app, protocol });
@@ -91,7 +88,7 @@ export function setBackends(s: MetricsState, views: BackendView[]): void {
     perApp.set(view.app, counts);
 
     const series = seriesOf(s.perBackend, view.backendId, view.app);
-    series.backend = formatAddress(view.host, view.port);
+    setSeriesAddress(series, formatAddress(view.host, view.port));
     series.up = view.ejected ? 0 : 1;
     series.health = view.health;
     series.breaker = view.breaker;

@@ -42,6 +42,23 @@ describe('metrics', () => {
     expect(value(text, 'orchestry_probe_duration_seconds_bucket', { ...hist, le: '2.5' })).toBe(3);
   });
 
+  it('relabels every series of a backend once its view gives an address other than its id, counts kept', async () => {
+    const m = createMetrics({ collectDefault: false });
+    const p = probe('db', 'task-1', { checkType: 'tcp' });
+    m.onProbe(p, 'tcp');
+    const before = { app: 'db', backend: 'task-1', protocol: 'tcp', result: 'success', error_class: 'none' };
+    expect(value(await m.render(), 'orchestry_probes_total', before)).toBe(1);
+    m.setBackends([view('db', '::1', 5432, { backendId: 'db/task-1' })]);
+    m.onProbe(p, 'tcp');
+    m.onProbe({ ...p, healthy: false, errorClass: 'connection_refused' }, 'tcp');
+    const text = await m.render();
+    const labels = { app: 'db', backend: '[::1]:5432', protocol: 'tcp' };
+    expect(value(text, 'orchestry_probes_total', { ...labels, result: 'success', error_class: 'none' })).toBe(2);
+    expect(value(text, 'orchestry_probes_total', { ...labels, result: 'failure', error_class: 'connection_refused' })).toBe(1);
+    expect(find(text, 'orchestry_probes_total', { backend: 'task-1' })).toEqual([]);
+    expect(value(text, 'orchestry_backend_up', { app: 'db', backend: '[::1]:5432' })).toBe(1);
+  });
+
   it('labels a failed probe without an error class as "error"', async () => {
     const m = createMetrics({ collectDefault: false });
     m.onProbe(probe('web', '127.0.0.1:8001', { healthy: false, errorClass: null }), 'tcp');
