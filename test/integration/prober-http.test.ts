@@ -100,6 +100,33 @@ describe('http prober', () => {
     });
   });
 
+  it('names each backend of an app in its own host and instance headers, and sends a configured Host once', async () => {
+    const seen: string[][] = [];
+    const a = await serve((req, res) => {
+      seen.push(req.rawHeaders);
+      res.end('ok');
+    });
+    const b = await serve((req, res) => {
+      seen.push(req.rawHeaders);
+      res.end('ok');
+    });
+    const health = { headers: { Authorization: 'Bearer t0k' } };
+    await prober.probe(probeBackend(a.port, health));
+    await prober.probe(probeBackend(b.port, health));
+    await prober.probe(probeBackend(a.port, { headers: { Host: 'svc.internal' } }));
+    const names = (raw: string[]) => raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    const value = (raw: string[], name: string) => raw.filter((_, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === name);
+    expect(names(seen[0]!)).toEqual(['host', 'user-agent', 'authorization', 'x-health-check', 'x-app-name', 'x-instance-id']);
+    for (const [raw, port] of [[seen[0]!, a.port], [seen[1]!, b.port]] as const) {
+      expect(value(raw, 'host')).toEqual([`127.0.0.1:${port}`]);
+      expect(value(raw, 'x-instance-id')).toEqual([`127.0.0.1:${port}`]);
+      expect(value(raw, 'authorization')).toEqual(['Bearer t0k']);
+    }
+    expect(value(seen[2]!, 'host')).toEqual(['svc.internal']);
+    expect(value(seen[2]!, 'x-instance-id')).toEqual([`127.0.0.1:${a.port}`]);
+    expect(value(seen[2]!, 'authorization')).toEqual([]);
+  });
+
   it('keeps the first 1000 characters of the body', async () => {
     const s = await serve((_req, res) => res.end('a'.repeat(3000)));
     const r = await prober.probe(probeBackend(s.port));
@@ -275,6 +302,14 @@ describe('http prober', () => {
     it('passes against a self-signed certificate when verify_ssl is off', async () => {
       const r = await prober.probe(probeBackend(port, { scheme: 'https', verify_ssl: false }));
       expect(r).toMatchObject({ healthy: true, statusCode: 200, body: 'secure' });
+    });
+
+    it('never lends a connection opened without verification to a probe that verifies', async () => {
+      // The unverified probe leaves its keep-alive connection idle for this origin.
+      expect((await prober.probe(probeBackend(port, { scheme: 'https', verify_ssl: false }))).healthy).toBe(true);
+      const r = await prober.probe(probeBackend(port, { scheme: 'https' }));
+      expect(r).toMatchObject({ healthy: false, errorClass: 'tls' });
+      expect((await prober.probe(probeBackend(port, { scheme: 'https', verify_ssl: false }))).healthy).toBe(true);
     });
   });
 });
