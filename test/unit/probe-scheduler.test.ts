@@ -165,6 +165,44 @@ describe('probe scheduler', () => {
     expect(s.lateness).toEqual([3_000, 2_000, 1_500, 1_000]);
   });
 
+  it('frees the slot of a probe whose prober rejects (a bug) and keeps probing that backend', async () => {
+    const s = setup({ maxConcurrency: 1 });
+    const fake = fakeProber(() => s.clock.now() - 1_000_000);
+    let rejectNext = true;
+    const rejecting: Prober = {
+      probe: (backend) => {
+        if (backend.port !== 1 || !rejectNext) return fake.prober.probe(backend);
+        rejectNext = false;
+        return Promise.reject(new Error('prober bug'));
+      },
+    };
+    const scheduler = createProbeScheduler({
+      clock: s.clock,
+      maxConcurrency: 1,
+      jitterFraction: 0,
+      random: () => 0,
+      proberFor: () => rejecting,
+      onResult: (r) => s.results.push({ id: r.backendId, backend: fake.calls.find((c) => c.backend.id === r.backendId)!.backend }),
+    });
+    scheduler.setTargets([target(1), target(2)]);
+    scheduler.start();
+    await s.at(0);
+    // Backend 1's probe rejected at once; backend 2 got the one slot.
+    expect(fake.calls.map((c) => c.backend.port)).toEqual([2]);
+    expect(scheduler.stats()).toMatchObject({ inFlight: 1, completed: 1 });
+    fake.calls[0]!.finish();
+    await s.at(10_000);
+    expect(s.results.map((r) => r.id)).toEqual(['web/127.0.0.1:2']);
+    expect(fake.calls.map((c) => c.backend.port)).toEqual([2, 1]);
+    fake.calls[1]!.finish();
+    await s.at(10_000);
+    expect(s.results.map((r) => r.id)).toEqual(['web/127.0.0.1:2', 'web/127.0.0.1:1']);
+    // Backend 2, due at 10 s too, waited for the slot.
+    expect(fake.calls.map((c) => c.backend.port)).toEqual([2, 1, 2]);
+    fake.calls[2]!.finish();
+    await scheduler.stop();
+  });
+
   it('skips a tick when admit() refuses the backend (breaker open)', async () => {
     let open = true;
     const s = setup({ admit: () => !open });
