@@ -10,7 +10,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, guardConnections } from './admin-connections.js';
-import { readHeartbeat, readLimits, readStats, writeStats, type FromFront, type FrontInit, type Reply, type ToFront } from './admin-protocol.js';
+import { readHeartbeat, readLimits, readStats, writeStats, type FromFront, type FrontInit, type PostedReply, type Reply, type ToFront } from './admin-protocol.js';
 
 const init = workerData as FrontInit;
 const port = parentPort!;
@@ -44,11 +44,11 @@ function liveness(): Reply {
   return { status: stalled ? 503 : 200, contentType: 'application/json; charset=utf-8', body: `${JSON.stringify(body)}\n` };
 }
 
-function send(res: ServerResponse, reply: Reply): void {
+function send(res: ServerResponse, reply: PostedReply): void {
   if (res.destroyed) return;
   res.writeHead(reply.status, {
     'Content-Type': reply.contentType,
-    'Content-Length': Buffer.byteLength(reply.body),
+    'Content-Length': typeof reply.body === 'string' ? Buffer.byteLength(reply.body) : reply.body.byteLength,
     'Cache-Control': 'no-store',
     'X-Content-Type-Options': 'nosniff',
     ...reply.headers,

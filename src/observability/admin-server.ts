@@ -213,8 +213,14 @@ async function answer(opts: AdminServerOptions, worker: Worker, id: number, meth
     opts.logger.error({ err, method, url }, 'admin request failed');
     reply = json(500, { error: `internal error: ${describeError(err)}` });
   }
-  worker.postMessage({ type: 'reply', id, reply } satisfies ToFront);
+  if (reply.body.length < TRANSFER_FROM_CHARS) return worker.postMessage({ type: 'reply', id, reply } satisfies ToFront);
+  // Its own exactly sized ArrayBuffer (never Buffer's shared pool), which the transfer detaches.
+  const body = new TextEncoder().encode(reply.body);
+  worker.postMessage({ type: 'reply', id, reply: { ...reply, body } } satisfies ToFront, [body.buffer]);
 }
+
+/** Bodies from this size on are posted as transferred bytes (see PostedReply). */
+const TRANSFER_FROM_CHARS = 64 * 1024;
 
 async function respond(opts: AdminServerOptions, method: string, url: string): Promise<Reply> {
   // The raw path, not `new URL(url, base)`: that would read `//host/x` as another origin.

@@ -193,6 +193,24 @@ describe('admin server', () => {
     expect(await live.text()).toBe('');
   });
 
+  it('serves a large reply byte for byte, multi-byte characters and all, with its length in bytes', async () => {
+    // Over the size posted to the admin thread as transferred bytes, with characters of 2-4 bytes.
+    const backends = Array.from({ length: 4000 }, (_, i) => ({ address: `127.0.0.1:${10_000 + i}`, note: 'ünïcødé ✓ 🚀' }));
+    const { base, state } = await startAdmin();
+    state.apps.web = { name: 'web', backends };
+    const expected = `${JSON.stringify(state.apps.web)}\n`;
+    expect(expected.length).toBeGreaterThan(64 * 1024);
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${base}/api/v1/apps/web`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength(expected)));
+      expect(await res.text()).toBe(expected);
+    }
+    const head = await fetch(`${base}/api/v1/apps/web`, { method: 'HEAD' });
+    expect(head.headers.get('content-length')).toBe(String(Buffer.byteLength(expected)));
+    expect(await head.text()).toBe('');
+  });
+
   it('turns a throwing handler into a 500 logged as a JSON line and keeps serving', async () => {
     const { base, logLines } = await startAdmin({
       getApps: () => {
