@@ -54,6 +54,8 @@ export function createHttpProber(opts: HttpProberOptions): HttpProber {
   const matcher = createBodyMatcher({ clock });
   const pool: Pool = { verified: new Map(), unverified: new Map() };
   const open = new Set<Connection>();
+  // One for the prober: every connection keeps it (one made per probe was kept by each connection).
+  const sockets: Sockets = { pool, open };
 
   const targetOf = (backend: Backend): Target => {
     let target = targets.get(backend);
@@ -69,7 +71,7 @@ export function createHttpProber(opts: HttpProberOptions): HttpProber {
     const target = targetOf(backend);
     if (!target.ok) return Promise.resolve(failure('error', target.error));
     return new Promise((resolve) => {
-      new Exchange({ pool, open }, backend.health, target, clock, matcher, stalls, resolve).start();
+      new Exchange(sockets, backend.health, target, clock, matcher, stalls, resolve).start();
     });
   };
 
