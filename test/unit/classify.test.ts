@@ -392,7 +392,33 @@ describe('high_error_rate', () => {
     expect(restoreProbeCounts({ ...saved, total: [1, 2] })).toBeUndefined();
     expect(restoreProbeCounts({ ...saved, failed: saved.total.map((t: number) => t + 1) })).toBeUndefined();
     expect(restoreProbeCounts({ ...saved, sliceMs: 0 })).toBeUndefined();
+    expect(restoreProbeCounts({ ...saved, failed: [1] })).toBeUndefined();
     expect(restoreProbeCounts('x')).toBeUndefined();
+  });
+
+  it('keeps no ring of failed probes while the window holds none, and drops it once they age out', () => {
+    const healthy = run(30, () => false);
+    expect(healthy.history.probes!.failed).toBeUndefined();
+    expect(JSON.parse(JSON.stringify(healthy.history.probes))).not.toHaveProperty('failed');
+    const failing = run(3, () => true, { start: 30_000, from: healthy.history });
+    expect(failing.history.probes).toMatchObject({ sumFailed: 3 });
+    expect(failing.history.probes!.failed!.reduce((a, b) => a + b, 0)).toBe(3);
+    // One healthy probe per slice for a whole window: the failures leave it, and so does the ring.
+    const after = run(RATE_SLICES + 1, () => false, { start: 33_000 + SLICE_MS, stepMs: SLICE_MS, from: failing.history });
+    expect(after.history.probes).toMatchObject({ sumFailed: 0, above: false });
+    expect(after.history.probes!.failed).toBeUndefined();
+    // And it counts failures again from zero.
+    const again = run(2, () => true, { start: 33_000 + (RATE_SLICES + 2) * SLICE_MS, from: after.history });
+    expect(again.history.probes).toMatchObject({ sumFailed: 2 });
+  });
+
+  it('restores counts saved without a ring of failed probes (or an all-zero one) as none failed', () => {
+    const { history } = run(30, () => false);
+    const saved = JSON.parse(JSON.stringify(history.probes));
+    expect(restoreProbeCounts(saved)).toMatchObject({ sumTotal: 30, sumFailed: 0 });
+    const zeros = restoreProbeCounts({ ...saved, failed: new Array(RATE_SLICES).fill(0) });
+    expect(zeros).toMatchObject({ sumTotal: 30, sumFailed: 0 });
+    expect(zeros!.failed).toBeUndefined();
   });
 });
 
