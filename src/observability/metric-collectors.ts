@@ -2,7 +2,7 @@
  * Metrics whose values are read at scrape time rather than counted as events arrive: the
  * per-backend series, the state store's status and the alerting status.
  */
-import * as prom from 'prom-client';
+import * as prom from './prom.js';
 import type { BreakerStatus, HealthStatus } from '../model.js';
 import type { AdminConnectionStats } from './admin-connections.js';
 import type { AlertingMetricsStatus, StoreMetricsStatus } from './metrics.js';

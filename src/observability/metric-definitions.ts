@@ -2,7 +2,7 @@
  * The daemon's prom-client metrics: names, help texts, labels and buckets, one line each. The
  * per-backend series are not here: metric-collectors.ts writes them at scrape time.
  */
-import * as prom from 'prom-client';
+import * as prom from './prom.js';
 
 /** Probes take from under a millisecond (loopback TCP) up to their timeout (seconds). */
 const PROBE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

@@ -2,7 +2,7 @@
  * What each event the daemon reports does to the metrics: module-level functions over the
  * metrics' state (the prom-client metrics, their per-app label children, the per-backend series).
  */
-import type * as prom from 'prom-client';
+import type * as prom from './prom.js';
 import type { BackendView, FailureEvent, Transition } from '../health/types.js';
 import { formatAddress, type ProbeResult } from '../model.js';
 import { createChildCache } from './child-cache.js';

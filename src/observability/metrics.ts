@@ -5,7 +5,7 @@
  * The metrics are defined in metric-definitions.ts, the per-backend and status ones are read at
  * scrape time by metric-collectors.ts, and metric-handlers.ts turns each event into updates.
  */
-import * as prom from 'prom-client';
+import * as prom from './prom.js';
 import { VERSION } from '../version.js';
 import type { BackendView, FailureEvent, Transition } from '../health/types.js';
 import type { ProbeResult } from '../model.js';

@@ -5,7 +5,7 @@
  * http-response.ts says why not undici.
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import type * as Tls from 'node:tls';
 import { createSystemClock, type Clock } from '../clock.js';
 import type { Backend } from '../model.js';
 import type { HealthCheckConfig, HttpMethod } from '../config/types.js';
@@ -93,6 +93,16 @@ interface Sockets {
   open: Set<Connection>;
 }
 
+let tls: typeof Tls | undefined;
+
+/**
+ * node:tls once an https backend is probed, not at start: it brings OpenSSL's TLS code and
+ * node's TLS modules (~4 MB of RSS) that a plain-HTTP fleet never uses.
+ */
+function loadTls(): typeof Tls {
+  return (tls ??= process.getBuiltinModule('node:tls'));
+}
+
 /**
  * The socket's listeners are the same four functions for every connection, which they find on
  * the socket (an emitter calls its listeners with the socket as `this`): four closures and a
@@ -136,7 +146,7 @@ class Connection {
     verify: boolean,
   ) {
     this.socket = target.tls
-      ? tlsConnect({ host: target.host, port: target.port, servername: target.servername, rejectUnauthorized: verify, ALPNProtocols: ['http/1.1'] })
+      ? loadTls().connect({ host: target.host, port: target.port, servername: target.servername, rejectUnauthorized: verify, ALPNProtocols: ['http/1.1'] })
       : netConnect({ host: target.host, port: target.port, noDelay: true });
     (this.socket as ProbeSocket)[CONNECTION] = this;
     this.socket.on('data', onSocketData);

@@ -1,6 +1,6 @@
 /**
  * What the daemon loads: dockerode (and with it ssh2, protobufjs, grpc: +33 MB of RSS at start,
- * bench:scale) only when Docker is enabled. The built daemon starts in a child process of its
+ * bench:scale) only when Docker is enabled; node:tls (~4 MB) only for an https backend. The built daemon starts in a child process of its
  * own, which then lists the packages it has loaded.
  */
 import { execFile } from 'node:child_process';
@@ -21,6 +21,7 @@ for (const f of Object.keys(process.getBuiltinModule('module')._cache)) {
   const m = [...f.matchAll(/node_modules\\/((?:@[^/]+\\/)?[^/]+)/g)].at(-1);
   if (m) packages.add(m[1]);
 }
+for (const m of process.moduleLoadList) if (/^NativeModule (tls|https)$/.test(m)) packages.add(\`node:\${m.split(' ')[1]}\`);
 await sidecar.stop();
 console.log(JSON.stringify([...packages]));
 process.exit(0);
@@ -66,6 +67,11 @@ describe('modules the daemon loads', () => {
     expect(packages).toContain('prom-client');
     // undici only for a clear_cache call; the prober speaks HTTP itself.
     expect(packages.filter((p) => ['dockerode', 'docker-modem', 'ssh2', 'protobufjs', '@grpc/grpc-js', 'undici'].includes(p))).toEqual([]);
+  });
+
+  it('does not load node:tls or node:https for plain-HTTP backends (prom-client without its index)', async () => {
+    const packages = await loadedPackages(await configWith(false));
+    expect(packages.filter((p) => p.startsWith('node:'))).toEqual([]);
   });
 
   it('loads dockerode when Docker is enabled', async () => {
