@@ -89,17 +89,19 @@ export function setSeriesAddress(s: BackendSeries, backend: string): void {
 const PROBE_KINDS = new Map<string, Map<string, ProbeKind>>();
 
 /**
- * The kind of a probe result (protocol, result, error class: fixed words, a few dozen in all),
- * made once for the process so that 10,000 backends share its labels rather than each holding
- * a copy (1.6 MB of strings at 10,000 backends). Looked up without building a key: this runs
- * for every probe.
+ * The kind of a probe result by protocol and error class (`none` on success), with its result
+ * label worked out here: fixed words, a few dozen kinds in all, made once for the process so
+ * that 10,000 backends share their labels rather than each holding a copy (1.6 MB of strings at
+ * 10,000 backends). Looked up without building a key: this runs for every probe.
  */
-export function probeKind(protocol: string, result: string, errorClass: string): ProbeKind {
+export function probeKind(protocol: string, errorClass: string): ProbeKind {
   let byClass = PROBE_KINDS.get(protocol);
   if (!byClass) PROBE_KINDS.set(protocol, (byClass = new Map()));
-  // The error class decides the result (none: success; local_error: local_error; else failure).
   let kind = byClass.get(errorClass);
   if (!kind) {
+    // A local error is neither success nor failure: the sidecar could not probe (e.g. out of
+    // file descriptors).
+    const result = errorClass === 'none' ? 'success' : errorClass === 'local_error' ? 'local_error' : 'failure';
     kind = { labels: [',protocol="', protocol, '",result="', result, '",error_class="', errorClass, '"'].join('') };
     byClass.set(errorClass, kind);
   }

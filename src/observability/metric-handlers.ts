@@ -42,9 +42,7 @@ export function createAppCaches(probeDuration: ReturnType<typeof defineProbeDura
 
 export function onProbe(s: MetricsState, result: ProbeResult, protocol: 'http' | 'tcp'): void {
   const errorClass = result.healthy ? NONE : (result.errorClass ?? 'error');
-  // A local error is neither: the sidecar could not probe (e.g. out of file descriptors).
-  const outcome = result.healthy ? 'success' : errorClass === 'local_error' ? 'local_error' : 'failure';
-  countProbe(seriesOf(s.perBackend, result.backendId, result.app), probeKind(protocol, outcome, errorClass));
+  countProbe(seriesOf(s.perBackend, result.backendId, result.app), probeKind(protocol, errorClass));
   const durations = s.apps.durations;
   const histogram =
     durations.get(result.app, protocol) ?? durations.add(result.app, protocol, { app: result.app, protocol });

@@ -59,6 +59,15 @@ describe('metrics', () => {
     expect(value(text, 'orchestry_backend_up', { app: 'db', backend: '[::1]:5432' })).toBe(1);
   });
 
+  it('counts a probe the sidecar could not run (local_error) as neither success nor failure', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.onProbe(probe('web', '127.0.0.1:8001', { healthy: false, errorClass: 'local_error' }), 'http');
+    m.onProbe(probe('web', '127.0.0.1:8001', { healthy: false, errorClass: 'timeout' }), 'http');
+    const text = await m.render();
+    const results = find(text, 'orchestry_probes_total', { app: 'web' }).map((s) => `${s.labels.result}/${s.labels.error_class}`);
+    expect(results.sort()).toEqual(['failure/timeout', 'local_error/local_error']);
+  });
+
   it('labels a failed probe without an error class as "error"', async () => {
     const m = createMetrics({ collectDefault: false });
     m.onProbe(probe('web', '127.0.0.1:8001', { healthy: false, errorClass: null }), 'tcp');
