@@ -83,13 +83,14 @@ export function prepareTarget(backend: Backend, userAgent: string, shared: Map<s
   const middle = lines.join('');
   // One copy per distinct text (an app's header lines). Apps come and go over a daemon's life:
   // past a bound the map starts over, which only costs sharing with the targets made before.
-  if (!shared.has(middle)) {
+  let common = shared.get(middle);
+  if (common === undefined) {
     if (shared.size >= MAX_SHARED_HEADS) shared.clear();
-    shared.set(middle, middle);
+    shared.set(middle, (common = middle));
   }
   const head: RequestHead = {
     host: ['host: ', named.host!, '\r\n'].join(''),
-    shared: shared.get(middle)!,
+    shared: common,
     instance: ['x-instance-id: ', named['x-instance-id']!, '\r\n'].join(''),
   };
   let body: BodyCheck | null = null;
