@@ -265,6 +265,18 @@ describe('http prober', () => {
     expect(r.errorClass).toBe('connection_refused');
   });
 
+  it('reads a body framed by the backend closing its side, and does not wait for the deadline', async () => {
+    // No length, no chunks: the body ends with the backend's FIN. The backend only half-closes
+    // (end(), its socket stays open for reading), so the probe must end on that FIN alone; with
+    // the deadline at 5 s a probe that waited for more would report a timeout.
+    const s = await listenTcp((socket) => {
+      socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nstill ok'));
+    });
+    servers.push(s);
+    const backend = probeBackend(s.port, { timeout_seconds: 5 });
+    for (let i = 0; i < 2; i++) expect(await prober.probe(backend)).toMatchObject({ healthy: true, statusCode: 200, body: 'still ok', errorClass: null });
+  });
+
   it('retries once on a fresh connection when a kept-alive one turns out to be closed', async () => {
     // Answers the first request of each connection, resets on the second: what a server does
     // when its idle timeout fires just as the probe reuses the connection.
