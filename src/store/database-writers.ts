@@ -87,7 +87,7 @@ function writeEvent(h: DatabaseHandle, op: EventOp): void {
 }
 
 /** See StoreDatabase.writeRollups. */
-export function writeRollups(h: DatabaseHandle, entries: RollupEntry[], throughMinute: number): void {
+export function writeRollups(h: DatabaseHandle, entries: Iterable<RollupEntry>, throughMinute: number): void {
   transaction(h, () => {
     const prev = watermark(h);
     if (prev === null || throughMinute > prev) h.stmts.upsertState.run(ROLLUPS_THROUGH, JSON.stringify(throughMinute), throughMinute * MINUTE_MS);

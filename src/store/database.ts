@@ -43,7 +43,7 @@ export interface StoreDatabase {
    * Adds closed minutes to the rollup tables (merging with rows already there), one transaction,
    * and records that every minute up to `throughMinute` is rolled up.
    */
-  writeRollups(entries: RollupEntry[], throughMinute: number): void;
+  writeRollups(entries: Iterable<RollupEntry>, throughMinute: number): void;
   /**
    * After a crash, the minutes the previous process held in memory exist only as raw rows: rolls
    * up every raw row after the recorded watermark. Call once, when the worker first opens the

@@ -7,7 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openStoreDatabase, type RollupEntry, type StoreDatabase } from './database.js';
 import type { Batch, FromWorker, ToWorker, WorkerInit, WorkerStatus } from './protocol.js';
-import { addSample, mergeAgg, newAgg, reportMinutes, type MinuteAgg } from './report.js';
+import { aggOf, aggsOf, appendRow, createMinuteRows, type MinuteRows } from './minute-rows.js';
+import { mergeAgg, newAgg, reportMinutes, type MinuteAgg } from './report.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS } from './schema.js';
 
 /** A minute's rollups are written this long after it ends, so that late results still land in memory. */
@@ -31,8 +32,8 @@ let heldRows = 0;
 const held: Batch[] = [];
 /** Backend index (assigned by the main thread) → [key, app]. */
 const backends: [string, string][] = [];
-/** minute → backend index → aggregate, for minutes not yet written. */
-const openMinutes = new Map<number, Map<number, MinuteAgg>>();
+/** minute → its probe results, for minutes not yet written (aggregated when written or asked for). */
+const openMinutes = new Map<number, MinuteRows>();
 
 tryOpen(-Infinity);
 send({ type: 'status', status: status() });
@@ -122,11 +123,9 @@ function work(now: number): void {
         const at = p.at[i]!;
         if (at < rollupCutoff) continue;
         const minute = Math.floor(at / MINUTE_MS);
-        let aggs = openMinutes.get(minute);
-        if (!aggs) openMinutes.set(minute, (aggs = new Map()));
-        let agg = aggs.get(p.b[i]!);
-        if (!agg) aggs.set(p.b[i]!, (agg = newAgg()));
-        addSample(agg, p.us[i]!, p.e[i]!);
+        let rows = openMinutes.get(minute);
+        if (!rows) openMinutes.set(minute, (rows = createMinuteRows()));
+        appendRow(rows, p.b[i]!, p.us[i]!, p.e[i]!);
       }
     }
   }
@@ -146,15 +145,17 @@ function work(now: number): void {
 function writeMinutes(until: number): void {
   const due = [...openMinutes.keys()].filter((m) => (m + 1) * MINUTE_MS <= until);
   if (!db || due.length === 0) return;
-  const entries: RollupEntry[] = [];
-  for (const minute of due) {
-    for (const [index, agg] of openMinutes.get(minute)!) {
-      const [key, app] = backends[index]!;
-      entries.push({ minute, key, app, agg });
+  // Made one backend at a time as the writer takes them (see minute-rows.ts).
+  function* entries(): Generator<RollupEntry> {
+    for (const minute of due) {
+      for (const [index, agg] of aggsOf(openMinutes.get(minute)!)) {
+        const [key, app] = backends[index]!;
+        yield { minute, key, app, agg };
+      }
     }
   }
   try {
-    db.writeRollups(entries, Math.max(...due));
+    db.writeRollups(entries(), Math.max(...due));
   } catch (err) {
     fail(err);
     return;
@@ -165,12 +166,13 @@ function writeMinutes(until: number): void {
 /** One backend's minutes still in memory, merged (the report adds them to the rollup rows). */
 function openAggOf(key: string): MinuteAgg | null {
   let out: MinuteAgg | null = null;
-  for (const aggs of openMinutes.values()) {
-    for (const [index, agg] of aggs) {
-      if (backends[index]![0] !== key) continue;
-      mergeAgg((out ??= newAgg()), agg);
+  backends.forEach(([k], index) => {
+    if (k !== key) return;
+    for (const rows of openMinutes.values()) {
+      const agg = aggOf(rows, index);
+      if (agg) mergeAgg((out ??= newAgg()), agg);
     }
-  }
+  });
   return out;
 }
 
