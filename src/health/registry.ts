@@ -94,7 +94,16 @@ interface Entry {
   health: HealthState;
   breaker: BreakerState;
   failures: FailureHistory;
-  lastProbe: ProbeResult | null;
+  /**
+   * The latest probe: its verdict, replaced only when it differs (healthy backends with the same
+   * status share one, see verdictOf), and its times, updated in place. Keeping each result made
+   * ~200 bytes a probe that lived a whole period: promoted by the young generation's collector,
+   * then old-space garbage, at 10,000 probes a second (bench:scale's GC trace).
+   */
+  probe: ProbeVerdict | null;
+  probeStartedAt: number;
+  probeFinishedAt: number;
+  probeMs: number;
   lastFailure: FailureEvent | null;
   since: number;
   /** When the first probe of the current run of timeouts began; null outside one. */
@@ -198,7 +207,10 @@ function sync(s: RegistryState, backends: Backend[]): { added: string[]; removed
       health: saved?.health ?? thresholds.initialHealth(),
       breaker: saved?.breaker ?? breaker.initialBreaker(now),
       failures: saved?.failures ?? {},
-      lastProbe: null,
+      probe: null,
+      probeStartedAt: 0,
+      probeFinishedAt: 0,
+      probeMs: 0,
       lastFailure: saved?.lastFailure ?? null,
       since: saved?.since ?? now,
       timeoutSince: null,
@@ -232,6 +244,21 @@ function stepBreaker(s: RegistryState, backendId: string, event: (e: Entry) => b
   entry.since = now;
   s.dirty.add(backendId);
   return [breakerTransition(entry.backend, r.transition)];
+}
+
+type ProbeVerdict = Pick<ProbeResult, 'healthy' | 'statusCode' | 'errorClass' | 'error'>;
+
+/** One verdict object per status of a passing probe, shared by every backend (a few at most). */
+const PASSED = new Map<number | null, ProbeVerdict>();
+
+/** `prev` when `r` says the same; else the shared verdict of a pass, or a new one. */
+function verdictOf(prev: ProbeVerdict | null, r: ProbeResult): ProbeVerdict {
+  if (prev && prev.healthy === r.healthy && prev.statusCode === r.statusCode && prev.errorClass === r.errorClass && prev.error === r.error) return prev;
+  const verdict = { healthy: r.healthy, statusCode: r.statusCode, errorClass: r.errorClass, error: r.error };
+  if (!r.healthy || r.errorClass !== null || r.error !== null) return verdict;
+  let passed = PASSED.get(r.statusCode);
+  if (!passed) PASSED.set(r.statusCode, (passed = Object.freeze(verdict)));
+  return passed;
 }
 
 function record(s: RegistryState, result: ProbeResult): { transitions: Transition[]; failures: FailureEvent[] } {
@@ -268,11 +295,14 @@ function record(s: RegistryState, result: ProbeResult): { transitions: Transitio
   // Worth saving: counts that matter after a restart moved. A run of healthy probes only
   // grows consecutiveSuccesses past the threshold, which nothing reads, so it is not saved
   // on every probe (at 2,000 probes/s that would be 2,000 rewrites a second).
-  if (transitions.length > 0 || !result.healthy || entry.lastProbe?.healthy === false || f.history !== entry.failures) {
+  if (transitions.length > 0 || !result.healthy || entry.probe?.healthy === false || f.history !== entry.failures) {
     s.dirty.add(result.backendId);
   }
   entry.failures = f.history;
-  entry.lastProbe = result;
+  entry.probe = verdictOf(entry.probe, result);
+  entry.probeStartedAt = result.startedAt;
+  entry.probeFinishedAt = result.finishedAt;
+  entry.probeMs = result.responseTimeMs;
   if (f.events.length > 0) entry.lastFailure = f.events[0]!;
   if (transitions.length > 0) entry.since = now;
   return { transitions, failures: f.events };
@@ -362,7 +392,7 @@ function toView(s: RegistryState, e: Entry): BackendView {
     ...(e.backend.task ? { task: e.backend.task } : {}),
     consecutiveFailures: e.health.consecutiveFailures,
     consecutiveSuccesses: e.health.consecutiveSuccesses,
-    lastProbe: e.lastProbe,
+    lastProbe: e.probe && { ...e.probe, startedAt: e.probeStartedAt, finishedAt: e.probeFinishedAt, responseTimeMs: e.probeMs },
     lastFailure: e.lastFailure,
     since: e.since,
   };

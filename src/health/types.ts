@@ -5,6 +5,9 @@
 import type { SEVERITIES } from '../config/defaults.js';
 import type { BreakerStatus, ContainerRef, HealthStatus, ProbeResult, TaskRef } from '../model.js';
 
+/** What a view tells of a backend's latest probe: the fields routing, recovery, alerts and the API read. */
+export type LastProbe = Pick<ProbeResult, 'healthy' | 'statusCode' | 'errorClass' | 'error' | 'startedAt' | 'finishedAt' | 'responseTimeMs'>;
+
 /**
  * The seed's FailureType values, listed once: the type, the set below and the config's
  * `alerting.routes[].failure_types` check all come from this list.
@@ -103,7 +106,7 @@ export interface BackendView {
   task?: TaskRef;
   consecutiveFailures: number;
   consecutiveSuccesses: number;
-  lastProbe: ProbeResult | null;
+  lastProbe: LastProbe | null;
   lastFailure: FailureEvent | null;
   /** Epoch ms of the last health or breaker change. */
   since: number;

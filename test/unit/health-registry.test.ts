@@ -249,6 +249,33 @@ describe('health registry', () => {
     expect(view.lastFailure?.failureType).toBe('port_not_listening');
   });
 
+  it("shows each probe's verdict and times as the last probe, however often the verdict repeats", () => {
+    const { registry, run } = setup();
+    const b = backend('web', 8001);
+    const other = backend('web', 8002);
+    registry.sync([b, other]);
+    const last = (id: string) => registry.view(id)!.lastProbe;
+    run(b, true, { startedAt: 10, finishedAt: 14, responseTimeMs: 4 });
+    run(b, true, { startedAt: 20, finishedAt: 23.5, responseTimeMs: 3.5 });
+    expect(last(b.id)).toEqual({ healthy: true, statusCode: 200, errorClass: null, error: null, startedAt: 20, finishedAt: 23.5, responseTimeMs: 3.5 });
+    run(b, false, { startedAt: 30, finishedAt: 31, responseTimeMs: 1 });
+    expect(last(b.id)).toEqual({
+      healthy: false,
+      statusCode: null,
+      errorClass: 'connection_refused',
+      error: 'connect ECONNREFUSED 127.0.0.1:8001',
+      startedAt: 30,
+      finishedAt: 31,
+      responseTimeMs: 1,
+    });
+    run(b, false, { startedAt: 40, finishedAt: 41, responseTimeMs: 1, errorClass: 'timeout', error: 'timeout after 2000 ms' });
+    expect(last(b.id)).toMatchObject({ healthy: false, errorClass: 'timeout', error: 'timeout after 2000 ms', startedAt: 40 });
+    run(b, true, { startedAt: 50, finishedAt: 52, responseTimeMs: 2, statusCode: 204 });
+    run(other, true, { startedAt: 51, finishedAt: 52, responseTimeMs: 1 });
+    expect(last(b.id)).toMatchObject({ healthy: true, statusCode: 204, errorClass: null, startedAt: 50 });
+    expect(last(other.id)).toMatchObject({ healthy: true, statusCode: 200, startedAt: 51, finishedAt: 52 });
+  });
+
   it('counts no probe that failed for a local reason: no streak, breaker, failure window or last probe moves', () => {
     const { registry, run, clock } = setup();
     const b = backend('web', 8001);
