@@ -8,10 +8,11 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { superviseChild } from './child.mjs';
 import { errorLogCounts } from './nginx.mjs';
+import { sidecarNodeFlags } from '../scale/sidecar.mjs';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
-/** The same flags as `npm start`. */
-const NODE_FLAGS = ['--max-semi-space-size=8', '--heap-growing-percent=50', '--enable-experimental-regexp-engine'];
+/** The node flags of the built CLI's shebang (what `npm start` and the image pass too). */
+const NODE_FLAGS = sidecarNodeFlags().flags;
 
 /** Probe settings like HAProxy's `inter 1s fall 3 rise 2` (the shipped default is period 2 s, timeout 1 s). */
 export const TUNED_HEALTH = { period_seconds: 1, timeout_seconds: 0.5, failure_threshold: 3, success_threshold: 2 };
