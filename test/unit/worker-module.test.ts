@@ -3,7 +3,7 @@ import { workerExecArgv } from '../../src/worker-module.js';
 
 describe('worker node options', () => {
   it('are inherited, V8 options included, when the process runs a script', () => {
-    expect(workerExecArgv(['--max-semi-space-size=8', '--heap-growing-percent=50', '--enable-experimental-regexp-engine'])).toBeUndefined();
+    expect(workerExecArgv(['--max-semi-space-size=8', '--heap-growing-percent=30', '--no-allocation-site-pretenuring', '--enable-experimental-regexp-engine'])).toBeUndefined();
     expect(workerExecArgv([])).toBeUndefined();
   });
 
