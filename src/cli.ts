@@ -12,7 +12,7 @@
  * once; at 10,000 backends that was ~6 MB/s of old-generation garbage and a full GC a second.
  * Without it (and with nothing kept per probe, see the registry), full GCs are rare, V8's GC
  * threads went from 7-8 % to 2 % of a core, and the tighter factor costs no CPU: RSS at 10,000
- * backends 237-244 -> 214-221 MB (bench/scale.mjs; docs/benchmarks.md, "GC churn"). Before,
+ * backends 232-237 -> 219-221 MB (bench/scale.mjs; docs/benchmarks.md, "GC churn"). Before,
  * 1.5x (50 %) was the most that did not cost CPU (25 % caused GC storms).
  * --enable-experimental-regexp-engine gives `expected_body` patterns V8's linear-time engine
  * (src/config/expected-body.ts, which also turns it on when the command line did not).
